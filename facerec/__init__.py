@@ -1,0 +1,1 @@
+"""facerec: face verification and recognition."""

@@ -1,0 +1,3 @@
+from facerec.cli import main
+
+main()

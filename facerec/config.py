@@ -1,0 +1,42 @@
+"""Settings shared by the Python API and the CLI, and where the gallery lives by default.
+
+Thresholds resolve in one order everywhere: an explicit override, else the
+threshold calibrated into the gallery for its model (`facerec calibrate`), else
+the model's own default from the registry.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from facerec.detection import DetectorConfig
+from facerec.quality import QualityLimits
+
+ENV_DB = "FACEREC_DB"
+
+
+def default_db_path() -> Path:
+    """$FACEREC_DB, else `gallery.db` in the user data dir (e.g. ~/.local/share/facerec)."""
+    env = os.environ.get(ENV_DB)
+    if env:
+        return Path(env).expanduser()
+    return platformdirs.user_data_path("facerec", appauthor=False) / "gallery.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything tunable about a FaceRec session; the CLI maps its options onto these."""
+
+    model: str | None = None  # None: $FACEREC_MODEL, else the registry default
+    weights: Path | None = None  # None: $FACEREC_WEIGHTS, else the model's own file
+    threshold: float | None = None  # None: calibrated in the gallery, else the model's default
+    softmax_scale: float = 30.0
+    top_k: int = 5
+    flip: bool = False
+    batch_size: int = 32
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    quality: QualityLimits = field(default_factory=QualityLimits)

@@ -1,0 +1,1 @@
+"""Verification and identification metrics, and the pair protocols they are computed on."""

@@ -1,0 +1,43 @@
+"""Builders for the malformed inputs users feed us (shared by the image and CLI tests)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+from PIL import Image
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb_header(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A tiny PNG whose header claims a huge image (a decompression bomb)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (width * 3 + 1) * 4)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
+
+
+def write_bad_inputs(folder: Path, real_jpeg: Path) -> dict[str, Path]:
+    """Each kind of bad input as a file: name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    out["empty"] = folder / "empty.jpg"
+    out["empty"].write_bytes(b"")
+    out["text"] = folder / "notes.jpg"
+    out["text"].write_text("this is not an image\n")
+    data = real_jpeg.read_bytes()
+    out["truncated"] = folder / "truncated.jpg"
+    out["truncated"].write_bytes(data[: len(data) // 3])
+    out["tiny"] = folder / "tiny.png"
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (128, 128, 128)).save(buf, format="PNG")
+    out["tiny"].write_bytes(buf.getvalue())
+    out["bomb"] = folder / "bomb.png"
+    out["bomb"].write_bytes(png_bomb_header())
+    return out

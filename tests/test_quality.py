@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facerec.detection import DetectedFace
+from facerec.quality import QualityLimits, assess, blur_score, pose_from_landmarks
+
+FRONTAL = ((40.0, 50.0), (80.0, 50.0), (60.0, 70.0), (45.0, 90.0), (75.0, 90.0))
+
+
+def _face(landmarks=FRONTAL, box=(10.0, 10.0, 110.0, 130.0), score=0.999) -> DetectedFace:  # type: ignore[no-untyped-def]
+    return DetectedFace(box=box, score=score, landmarks=landmarks)
+
+
+@pytest.fixture()
+def sharp_chip() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (150, 150, 3), dtype=np.uint8)
+
+
+def test_frontal_pose() -> None:
+    roll, yaw, pitch = pose_from_landmarks(np.asarray(FRONTAL))
+    assert roll == pytest.approx(0.0) and yaw == pytest.approx(0.0) and pitch == pytest.approx(0.5)
+
+
+def test_roll_does_not_leak_into_yaw() -> None:
+    a = np.radians(30)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    roll, yaw, pitch = pose_from_landmarks(np.asarray(FRONTAL) @ rot.T)
+    assert roll == pytest.approx(30.0) and yaw == pytest.approx(0.0, abs=1e-9)
+    assert pitch == pytest.approx(0.5)
+
+
+def test_good_face_passes(sharp_chip: np.ndarray) -> None:
+    q = assess(_face(), sharp_chip, QualityLimits())
+    assert q.ok and q.reasons == ()
+
+
+def test_each_rejection_carries_its_reason(sharp_chip: np.ndarray) -> None:
+    blurred = cv2.GaussianBlur(sharp_chip, (0, 0), 6)
+    profile = ((40.0, 50.0), (80.0, 50.0), (82.0, 70.0), (45.0, 90.0), (75.0, 90.0))
+    cases = {
+        "too small": (_face(box=(0, 0, 12, 14)), sharp_chip),
+        "detector score": (_face(score=0.5), sharp_chip),
+        "blurry": (_face(), blurred),
+        "sideways": (_face(landmarks=profile), sharp_chip),
+    }
+    for words, (face, chip) in cases.items():
+        q = assess(face, chip, QualityLimits())
+        assert not q.ok
+        assert len(q.reasons) == 1 and words in q.reasons[0], (words, q.reasons)
+
+
+def test_blur_is_resolution_independent(sharp_chip: np.ndarray) -> None:
+    big = cv2.resize(sharp_chip, (300, 300), interpolation=cv2.INTER_NEAREST)
+    assert blur_score(big) == pytest.approx(blur_score(sharp_chip), rel=0.5)
+    assert blur_score(cv2.GaussianBlur(sharp_chip, (0, 0), 3)) < blur_score(sharp_chip) / 10
