@@ -89,6 +89,21 @@ def transform_points(matrix: npt.ArrayLike, points: npt.ArrayLike) -> FloatArray
     return p @ m[:, :2].T + m[:, 2]
 
 
+def alignment_matrix(landmarks: npt.ArrayLike, template: Template) -> FloatArray:
+    """The 2x3 map from image pixels to chip pixels for one face.
+
+    Least squares is not symmetric: fitting the landmarks onto the template
+    shrinks the face a little (the fitted scale carries the landmarks'
+    correlation with the template), while fitting the template onto the
+    landmarks does not. dlib, whose network is our default, fits its mean
+    face onto the detected points and samples the chip through that map; we
+    do the same and invert it, so our chips match the crops the network was
+    trained on.
+    """
+    forward = np.vstack([similarity_transform(template.as_array(), landmarks), [0.0, 0.0, 1.0]])
+    return np.linalg.inv(forward)[:2]
+
+
 def warp_to_template(image: Image, landmarks: npt.ArrayLike, template: Template) -> Image:
     """Cut the aligned square chip for one face out of an RGB image.
 
@@ -97,14 +112,14 @@ def warp_to_template(image: Image, landmarks: npt.ArrayLike, template: Template)
     `extract_image_chip`, we first shrink the image with area averaging so the
     final warp never downsamples by more than 2x.
     """
-    matrix = similarity_transform(landmarks, template.as_array())
+    matrix = alignment_matrix(landmarks, template)
     scale = float(np.hypot(matrix[0, 0], matrix[0, 1]))
-    src = image
+    src: npt.NDArray[np.uint8] = image
     if scale < 0.5:
         factor = 0.5 / scale  # shrink the source so the remaining warp scales by ~0.5
         h, w = image.shape[:2]
         nw, nh = max(1, round(w / factor)), max(1, round(h / factor))
-        src = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        src = np.asarray(cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA), dtype=np.uint8)
         fx, fy = w / nw, h / nh
         # Pixel centres: x_small = (x + 0.5) / fx - 0.5.
         to_small = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5]])
@@ -126,6 +141,5 @@ def alignment_error(landmarks: npt.ArrayLike, template: Template) -> FloatArray:
     A similarity cannot hit five points exactly; large residuals flag a
     landmark set that is not a frontal-ish face (or a detector mistake).
     """
-    matrix = similarity_transform(landmarks, template.as_array())
-    warped = transform_points(matrix, landmarks)
+    warped = transform_points(alignment_matrix(landmarks, template), landmarks)
     return np.linalg.norm(warped - template.as_array(), axis=1)

@@ -111,8 +111,8 @@ def _decode(data: bytes, source: str, max_pixels: int) -> RGBImage:
             if min(width, height) < MIN_SIDE:
                 raise ImageError(source, f"image is {width}x{height}, too small to contain a face")
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb(img)
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
+            return _to_rgb(upright)
     except ImageError:
         raise
     except UnidentifiedImageError:

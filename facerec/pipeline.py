@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from facerec.alignment import Template, similarity_transform, transform_points, warp_to_template
+from facerec.alignment import Template, alignment_matrix, transform_points, warp_to_template
 from facerec.detection import DetectedFace, Detector
 from facerec.embedding import Embedder
 from facerec.errors import MultipleFacesError, NoFaceError
@@ -112,7 +112,7 @@ def storage_crop(image: LoadedImage, face: DetectedFace) -> StoredCrop:
     """The wide aligned crop the gallery stores, with the landmarks mapped into it."""
     lm = face.landmarks_array()
     crop = warp_to_template(image.pixels, lm, STORAGE_TEMPLATE)
-    inside = transform_points(similarity_transform(lm, STORAGE_TEMPLATE.as_array()), lm)
+    inside = transform_points(alignment_matrix(lm, STORAGE_TEMPLATE), lm)
     return StoredCrop(to_png(crop), tuple((float(x), float(y)) for x, y in inside))
 
 

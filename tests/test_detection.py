@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec.alignment import similarity_transform, transform_points, warp_to_template
+from facerec.alignment import alignment_matrix, transform_points, warp_to_template
 from facerec.detection import Detector
 from facerec.images import load_image
 from facerec.pipeline import STORAGE_TEMPLATE
@@ -96,7 +96,7 @@ def test_aligned_eyes_land_on_the_template(shared: Path, detector: Detector, rel
     face = detector.detect(image.pixels)[0]
     lm = face.landmarks_array()
     chip = warp_to_template(image.pixels, lm, STORAGE_TEMPLATE)
-    predicted = transform_points(similarity_transform(lm, STORAGE_TEMPLATE.as_array()), lm)
+    predicted = transform_points(alignment_matrix(lm, STORAGE_TEMPLATE), lm)
     again = detector.detect(chip)
     assert len(again) >= 1
     eyes = np.asarray(max(again, key=lambda f: f.area).landmarks[:2])
