@@ -81,7 +81,7 @@ def test_round_trip(shared: Path, cli_env: dict[str, str], db: Path) -> None:
     assert r.returncode == 0, r.stderr
     faces = json.loads(r.stdout)[0]["faces"]
     by_x = sorted(faces, key=lambda f: f["box"][0])
-    assert [f["identification"]["name"] for f in by_x] == ["Joe Biden", "Barack Obama"]
+    assert [f["identification"]["name"] for f in by_x] == ["Barack Obama", "Joe Biden"]
 
     r = facerec(["people", "--json"], cli_env, db)
     assert [p["name"] for p in json.loads(r.stdout)] == ["Barack Obama", "Joe Biden"]

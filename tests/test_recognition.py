@@ -59,7 +59,7 @@ def test_two_people_identified_after_one_photo_each(
             for f in sorted(res.faces, key=lambda f: f.box[0])
             if f.identification
         ]
-        assert names == ["biden", "obama"]
+        assert names == ["obama", "biden"]  # Obama stands on the left
 
 
 def test_unknown_face_is_unknown(shared: Path, pipeline: Pipeline, tmp_path: Path) -> None:

@@ -1,0 +1,61 @@
+"""The gallery: SQLite (SQLAlchemy + Alembic) as the source of truth, FAISS as a derived cache.
+
+The public names are re-exported here but imported on first use (PEP 562):
+`facerec.gallery.records` pulls in `facerec.models.base` and with it torch,
+several seconds of start-up, while the Alembic CLI only needs
+`facerec.gallery.schema`, which should not pay for that.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from facerec.gallery.index import IndexStamp, PrototypeIndex
+    from facerec.gallery.records import (
+        EnrollResult,
+        GalleryInfo,
+        Hit,
+        NewSample,
+        Person,
+        StoredSample,
+    )
+    from facerec.gallery.store import Gallery
+
+_EXPORTS = {
+    "EnrollResult": "facerec.gallery.records",
+    "Gallery": "facerec.gallery.store",
+    "GalleryInfo": "facerec.gallery.records",
+    "Hit": "facerec.gallery.records",
+    "IndexStamp": "facerec.gallery.index",
+    "NewSample": "facerec.gallery.records",
+    "Person": "facerec.gallery.records",
+    "PrototypeIndex": "facerec.gallery.index",
+    "StoredSample": "facerec.gallery.records",
+}
+
+__all__ = [
+    "EnrollResult",
+    "Gallery",
+    "GalleryInfo",
+    "Hit",
+    "IndexStamp",
+    "NewSample",
+    "Person",
+    "PrototypeIndex",
+    "StoredSample",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
