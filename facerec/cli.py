@@ -8,20 +8,31 @@ one-line reason on stderr. `--json` prints machine-readable results on stdout.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import numpy as np
 import typer
 
-from facerec.api import FaceRec, ImageIdentification
+from facerec.api import ImageIdentification
+from facerec.cli_common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REJECTED,
+    DbOpt,
+    JsonOpt,
+    LargestOpt,
+    MinFaceOpt,
+    ModelOpt,
+    ThresholdOpt,
+    WeightsOpt,
+    emit,
+    make_settings,
+    progress,
+    session,
+)
 from facerec.config import Settings
-from facerec.errors import FacerecError
 
 app = typer.Typer(
     name="facerec",
@@ -30,50 +41,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
-
-DbOpt = Annotated[
-    Path | None,
-    typer.Option("--db", help="Gallery database file [default: $FACEREC_DB or the user data dir]."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", help="Embedding model [default: $FACEREC_MODEL or dlib-resnet-v1]."),
-]
-WeightsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--weights", help="Weights/checkpoint file for the model [default: $FACEREC_WEIGHTS]."
-    ),
-]
-ThresholdOpt = Annotated[
-    float | None,
-    typer.Option("--threshold", help="Cosine threshold [default: calibrated, else the model's]."),
-]
-LargestOpt = Annotated[
-    bool, typer.Option("--largest", help="Use the largest face when a photo shows several.")
-]
-MinFaceOpt = Annotated[
-    int, typer.Option("--min-face-size", help="Smallest face the detector looks for, in pixels.")
-]
-
-
-def _settings(
-    model: str | None = None,
-    weights: Path | None = None,
-    threshold: float | None = None,
-    min_face_size: int = 20,
-) -> Settings:
-    from facerec.detection import DetectorConfig
-
-    return Settings(
-        model=model,
-        weights=weights,
-        threshold=threshold,
-        detector=DetectorConfig(min_face_size=min_face_size),
-    )
 
 
 @app.callback()
@@ -85,58 +52,6 @@ def _main(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-@contextmanager
-def _session(db: Path | None, settings: Settings) -> Iterator[FaceRec]:
-    """Open the API, turning anticipated failures into one line on stderr and exit code 2."""
-    try:
-        with FaceRec(db, settings) as fr:
-            yield fr
-    except FacerecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.floating | np.integer):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    if isinstance(obj, bytes | np.ndarray):
-        return None
-    return obj
-
-
-def _print_json(obj: Any) -> None:
-    typer.echo(json.dumps(_jsonable(obj), indent=2))
-
-
-def _progress() -> bool:
-    return sys.stderr.isatty()
-
-
-T = TypeVar("T")
-
-
-def _emit(as_json: bool, result: T, human: Callable[[T], None]) -> None:
-    if as_json:
-        _print_json(result)
-    else:
-        human(result)
 
 
 @app.command()
@@ -151,9 +66,9 @@ def enroll(
     as_json: JsonOpt = False,
 ) -> None:
     """Enroll NAME from one face per photo (all photos or none)."""
-    with _session(db, _settings(model, weights, min_face_size=min_face_size)) as fr:
-        result = fr.enroll(name, images, largest=largest, progress=_progress())
-        _emit(
+    with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+        result = fr.enroll(name, images, largest=largest, progress=progress())
+        emit(
             as_json,
             result,
             lambda r: typer.echo(
@@ -176,9 +91,9 @@ def verify_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Is the face in IMAGE the enrolled NAME? Exit 0 accepted, 1 rejected."""
-    with _session(db, _settings(model, weights, threshold, min_face_size)) as fr:
+    with session(db, make_settings(model, weights, threshold, min_face_size)) as fr:
         result = fr.verify(name, image, largest=largest)
-        _emit(
+        emit(
             as_json,
             result,
             lambda r: typer.echo(
@@ -223,10 +138,12 @@ def identify_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Name every face in each IMAGE, or call it unknown."""
-    settings = dataclasses.replace(_settings(model, weights, threshold, min_face_size), top_k=top_k)
-    with _session(db, settings) as fr:
-        results = fr.identify_many(images, progress=_progress())
-        _emit(as_json, results, _print_identifications)
+    settings = dataclasses.replace(
+        make_settings(model, weights, threshold, min_face_size), top_k=top_k
+    )
+    with session(db, settings) as fr:
+        results = fr.identify_many(images, progress=progress())
+        emit(as_json, results, _print_identifications)
         if as_json:
             for res in results:
                 if res.error is not None:
@@ -238,7 +155,7 @@ def identify_cmd(
 @app.command()
 def people(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """List enrolled people."""
-    with _session(db, Settings()) as fr:
+    with session(db, Settings()) as fr:
         result = fr.people()
 
         def human(rows: list[Any]) -> None:
@@ -247,7 +164,7 @@ def people(db: DbOpt = None, as_json: JsonOpt = False) -> None:
             for p in rows:
                 typer.echo(f"{p.name}\t{p.n_samples} sample(s)")
 
-        _emit(as_json, result, human)
+        emit(as_json, result, human)
 
 
 @app.command()
@@ -257,9 +174,9 @@ def remove(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete NAME with every sample and prototype."""
-    with _session(db, Settings()) as fr:
+    with session(db, Settings()) as fr:
         n = fr.remove(name)
-        _emit(
+        emit(
             as_json,
             {"name": name, "samples_removed": n},
             lambda r: typer.echo(f"removed {name} ({n} sample(s))"),
@@ -269,7 +186,7 @@ def remove(
 @app.command()
 def info(db: DbOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
     """Gallery, model and threshold in use."""
-    with _session(db, _settings(model)) as fr:
+    with session(db, make_settings(model)) as fr:
         result = fr.info()
 
         def human(r: Any) -> None:
@@ -284,7 +201,7 @@ def info(db: DbOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> 
             typer.echo(f"licence:   {r.licence}")
             typer.echo(f"origin:    {r.origin}")
 
-        _emit(as_json, result, human)
+        emit(as_json, result, human)
 
 
 @app.command()
@@ -295,10 +212,10 @@ def reembed(
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute every sample with the chosen model from its stored aligned crop."""
-    with _session(db, _settings(model, weights)) as fr:
-        n = fr.reembed(progress=_progress())
+    with session(db, make_settings(model, weights)) as fr:
+        n = fr.reembed(progress=progress())
         ident = fr.pipeline.embedder.identity
-        _emit(
+        emit(
             as_json,
             {"samples": n, "model": ident.name, "weights_sha256": ident.weights_sha256},
             lambda r: typer.echo(f"re-embedded {n} sample(s) with {ident}"),
@@ -314,3 +231,17 @@ def main() -> None:
     except Exception:
         logging.getLogger("facerec").exception("unexpected error")
         sys.exit(EXIT_ERROR)
+
+
+def _register_apps() -> None:
+    """The apps on top of the core add their own commands (their heavy imports stay lazy)."""
+    from facerec.album.cli import album_app
+    from facerec.camera.cli import register as register_camera
+    from facerec.server.cli import register as register_server
+
+    app.add_typer(album_app, name="album")
+    register_camera(app)
+    register_server(app)
+
+
+_register_apps()

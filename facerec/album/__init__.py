@@ -1,0 +1,1 @@
+"""Album batch recognition: scan folders of photos, match faces, group unknown faces, report."""

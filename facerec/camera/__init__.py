@@ -1,0 +1,1 @@
+"""Door-camera verification over a video stream."""
