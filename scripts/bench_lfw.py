@@ -114,6 +114,7 @@ def run_facerec(paths: list[Path], min_face: int) -> SideResult:
 
 def run_dlib(paths: list[Path]) -> SideResult:
     import dlib
+
     from facerec.models.dlib_resnet import default_weights_path
 
     models = default_weights_path().parent
