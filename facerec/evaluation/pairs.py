@@ -10,7 +10,7 @@ assigned by identity for the same reason.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -76,7 +76,7 @@ def folder_identities(root: Path) -> dict[str, list[Path]]:
 
 
 def folder_pairs(
-    people: dict[str, Sequence[Path]],
+    people: Mapping[str, Sequence[Path]],
     *,
     negatives: int | None = None,
     folds: int = 10,

@@ -1,0 +1,181 @@
+"""`facerec evaluate` and `facerec calibrate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facerec.cli_common import (
+    DbOpt,
+    JsonOpt,
+    MinFaceOpt,
+    ModelOpt,
+    WeightsOpt,
+    make_settings,
+    print_json,
+    progress,
+    session,
+)
+from facerec.errors import FacerecError
+
+TargetArg = Annotated[
+    Path,
+    typer.Argument(
+        help="An LFW-style pairs.txt (images in images/ beside it) or a <person>/<photo> folder."
+    ),
+]
+
+
+def _pairs(target: Path, seed: int):  # type: ignore[no-untyped-def]
+    from facerec.evaluation.pairs import folder_identities, folder_pairs, read_lfw_pairs
+
+    if target.is_file():
+        return read_lfw_pairs(target), None
+    if target.is_dir():
+        people = folder_identities(target)
+        return folder_pairs(people, folds=min(10, len(people)), seed=seed), people
+    raise FacerecError(f"{target}: no such pairs file or folder")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def evaluate(
+        target: TargetArg,
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder for report.json and roc.png.")
+        ] = Path("evaluation"),
+        episodes: Annotated[
+            int, typer.Option("--episodes", help="Also run N 5-way 1/5-shot episodes (0: none).")
+        ] = 0,
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        db: DbOpt = None,
+        model: ModelOpt = None,
+        weights: WeightsOpt = None,
+        min_face_size: MinFaceOpt = 20,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Verification accuracy (k-fold), AUC, EER, TAR@FAR; one-shot identification; episodes."""
+        import dataclasses
+
+        import numpy as np
+
+        from facerec.evaluation.embed import embed_set
+        from facerec.evaluation.report import one_shot_identification, plot_roc, verification_report
+        from facerec.fewshot import run_episodes
+
+        with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+            pairs, people = _pairs(target, seed)
+            paths = sorted(
+                {p.a for p in pairs}
+                | {p.b for p in pairs}
+                | {x for ps in (people or {}).values() for x in ps}
+            )
+            embedded = embed_set(fr.pipeline, paths, progress=progress())
+            vectors = embedded.lookup()
+            ver, r = verification_report(pairs, vectors)
+            result: dict[str, object] = {
+                "target": str(target),
+                "model": fr.pipeline.embedder.spec.name,
+                "images": len(paths),
+                "missed_faces": len(embedded.missed),
+                "verification": dataclasses.asdict(ver),
+            }
+            if people is not None:
+                result["identification"] = dataclasses.asdict(
+                    one_shot_identification(people, vectors, seed=seed)
+                )
+                if episodes:
+                    labels = {n: i for i, n in enumerate(sorted(people))}
+                    rows = [(vectors[p], labels[n]) for n, ps in people.items() for p in ps]
+                    emb = np.stack([v for v, _ in rows])
+                    lab = np.array([y for _, y in rows])
+                    result["episodes"] = [
+                        dataclasses.asdict(
+                            run_episodes(
+                                emb,
+                                lab,
+                                n_way=5,
+                                k_shot=k,
+                                episodes=episodes,
+                                finetune=ft,
+                                seed=seed,
+                            )
+                        )
+                        for k in (1, 5)
+                        for ft in (False, True)
+                    ]
+            out.mkdir(parents=True, exist_ok=True)
+            plot_roc(r, out / "roc.png", f"{target.name}: {result['model']}, AUC {ver.auc:.4f}")
+            (out / "report.json").write_text(json.dumps(result, indent=2))
+        if as_json:
+            print_json(result)
+            return
+        typer.echo(
+            f"{target}: {len(paths)} images, {len(embedded.missed)} without a detected face (fallback crop)"
+        )
+        typer.echo(
+            f"{'pairs':>8}{'accuracy':>18}{'AUC':>9}{'EER':>8}"
+            + "".join(f"{'TAR@' + k:>12}" for k in ver.tar_at_far)
+        )
+        typer.echo(
+            f"{ver.pairs:>8}{ver.accuracy * 100:>10.2f} ± {ver.accuracy_std * 100:4.2f}{ver.auc:>9.4f}{ver.eer * 100:>7.2f}%"
+            + "".join(f"{v * 100:>11.2f}%" for v in ver.tar_at_far.values())
+        )
+        typer.echo(f"threshold (mean of {ver.folds} folds): {ver.threshold:.4f}")
+        if "identification" in result:
+            ident = result["identification"]
+            assert isinstance(ident, dict)
+            typer.echo(
+                f"one-shot identification: {ident['people']} people, {ident['probes']} probes, "
+                f"rank-1 {ident['rank1'] * 100:.2f}%, rank-5 {ident['rank5'] * 100:.2f}%, "
+                + ", ".join(f"DIR@FAR={k} {v * 100:.2f}%" for k, v in ident["dir_at_far"].items())
+            )
+        for ep in result.get("episodes", []):  # type: ignore[attr-defined]
+            typer.echo(
+                f"{ep['n_way']}-way {ep['k_shot']}-shot {'fine-tuned' if ep['finetune'] else 'prototypes'}: "
+                f"{ep['mean_accuracy'] * 100:.2f}% ± {ep['ci95'] * 100:.2f} ({ep['episodes']} episodes)"
+            )
+        typer.echo(f"wrote {out / 'report.json'} and {out / 'roc.png'}")
+
+    @app.command()
+    def calibrate(
+        target: TargetArg,
+        far: Annotated[float, typer.Option("--far", help="Target false accept rate.")] = 1e-3,
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        db: DbOpt = None,
+        model: ModelOpt = None,
+        weights: WeightsOpt = None,
+        min_face_size: MinFaceOpt = 20,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Choose the threshold for a target FAR on a labelled set; store it in the gallery."""
+        from facerec.evaluation.embed import embed_set
+        from facerec.evaluation.metrics import roc, tar_at_far
+
+        with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+            pairs, _ = _pairs(target, seed)
+            negatives = sum(not p.same for p in pairs)
+            if negatives * far < 1:
+                raise typer.BadParameter(f"{negatives} negative pairs cannot measure FAR {far:g}")
+            paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
+            vectors = embed_set(fr.pipeline, paths, progress=progress()).lookup()
+            scores = [float(vectors[p.a] @ vectors[p.b]) for p in pairs]
+            tar, threshold = tar_at_far(roc(scores, [p.same for p in pairs]), far)
+            name = fr.pipeline.embedder.spec.name
+            fr.gallery.set_threshold(name, threshold, target_far=far)
+            result = {
+                "model": name,
+                "threshold": threshold,
+                "far": far,
+                "tar": tar,
+                "pairs": len(pairs),
+            }
+        if as_json:
+            print_json(result)
+        else:
+            typer.echo(
+                f"{name}: threshold {threshold:.4f} for FAR {far:g} (TAR {tar * 100:.2f}% on {len(pairs)} pairs), stored in the gallery"
+            )
