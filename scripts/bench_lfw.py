@@ -84,32 +84,18 @@ def central(boxes: list[tuple[float, float, float, float]], w: int, h: int) -> i
 
 
 def run_facerec(paths: list[Path], min_face: int) -> SideResult:
-    from facerec.alignment import warp_to_template
     from facerec.detection import Detector, DetectorConfig
     from facerec.embedding import Embedder
+    from facerec.evaluation.embed import embed_set
     from facerec.models.registry import load_model
+    from facerec.pipeline import Pipeline
 
-    det = Detector(DetectorConfig(min_face_size=min_face))
-    emb = Embedder(load_model("dlib-resnet-v1"))
+    pipeline = Pipeline(
+        Detector(DetectorConfig(min_face_size=min_face)), Embedder(load_model("dlib-resnet-v1"))
+    )
     t0 = time.perf_counter()
-    lms: dict[Path, np.ndarray] = {}
-    images = {}
-    for p in tqdm(paths, desc="facerec detect", leave=False):
-        img = load_image(p).pixels
-        faces = det.detect(img)
-        images[p] = img
-        if faces:
-            i = central([f.box for f in faces], img.shape[1], img.shape[0])
-            lms[p] = faces[i].landmarks_array() / [img.shape[1], img.shape[0]]
-    missed = {p for p in paths if p not in lms}
-    mean_lm = np.mean(list(lms.values()), axis=0) if lms else None
-    chips = []
-    for p in paths:
-        img = images[p]
-        rel = lms.get(p, mean_lm)
-        chips.append(warp_to_template(img, rel * [img.shape[1], img.shape[0]], emb.spec.template))
-    vecs = emb.embed(chips)
-    return SideResult(dict(zip(paths, vecs, strict=True)), missed, time.perf_counter() - t0)
+    res = embed_set(pipeline, paths, progress=True)
+    return SideResult(res.lookup(), set(res.missed), time.perf_counter() - t0)
 
 
 def run_dlib(paths: list[Path]) -> SideResult:
@@ -177,7 +163,9 @@ def main() -> None:
         choices=["lfw", "att", "yale", "face_recognition", "openface"],
     )
     ap.add_argument("--json", type=Path, default=Path("bench-results/lfw.json"))
-    ap.add_argument("--limit", type=int, default=0, help="use about N pairs spread over the folds (smoke runs)")
+    ap.add_argument(
+        "--limit", type=int, default=0, help="use about N pairs spread over the folds (smoke runs)"
+    )
     args = ap.parse_args()
     report = {}
     for name in args.sets:
