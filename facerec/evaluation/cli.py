@@ -92,6 +92,7 @@ def register(app: typer.Typer) -> None:
                     rows = [(vectors[p], labels[n]) for n, ps in people.items() for p in ps]
                     emb = np.stack([v for v, _ in rows])
                     lab = np.array([y for _, y in rows])
+                    counts = np.bincount(lab)
                     result["episodes"] = [
                         dataclasses.asdict(
                             run_episodes(
@@ -105,6 +106,7 @@ def register(app: typer.Typer) -> None:
                             )
                         )
                         for k in (1, 5)
+                        if (counts >= k + 1).sum() >= 5  # 5-way needs 5 people with k + 1 photos
                         for ft in (False, True)
                     ]
             out.mkdir(parents=True, exist_ok=True)
