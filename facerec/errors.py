@@ -67,3 +67,7 @@ class UnknownPersonError(FacerecError):
 
 class GalleryError(FacerecError):
     """The gallery database cannot be opened or is inconsistent."""
+
+
+class InvalidNameError(FacerecError, ValueError):
+    """A person's name that cannot be stored (empty, too long, control characters)."""

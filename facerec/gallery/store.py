@@ -51,7 +51,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facerec.errors import GalleryError, ModelMismatchError, UnknownPersonError
+from facerec.errors import GalleryError, InvalidNameError, ModelMismatchError, UnknownPersonError
 from facerec.gallery.index import IndexStamp, PrototypeIndex
 from facerec.gallery.records import (
     EnrollResult,
@@ -755,18 +755,18 @@ def _name_key(name: str) -> str:
 
 def _validate_name(name: str) -> str:
     if not isinstance(name, str):
-        raise ValueError(f"a person's name must be a string, got {type(name).__name__}")
+        raise InvalidNameError(f"a person's name must be a string, got {type(name).__name__}")
     key = _name_key(name)
     if not key:
-        raise ValueError("a person's name must not be empty")
+        raise InvalidNameError("a person's name must not be empty")
     if len(key) > MAX_NAME_LENGTH:
-        raise ValueError(
+        raise InvalidNameError(
             f"a person's name may have at most {MAX_NAME_LENGTH} characters, got {len(key)}"
         )
     bad = sorted({ch for ch in key if unicodedata.category(ch) in _BAD_NAME_CATEGORIES})
     if bad:
         codes = ", ".join(f"U+{ord(ch):04X}" for ch in bad)
-        raise ValueError(f"name {key!r} contains control or line-break characters ({codes})")
+        raise InvalidNameError(f"name {key!r} contains control or line-break characters ({codes})")
     return key
 
 
