@@ -118,6 +118,7 @@ def test_bad_inputs_exit_2_and_change_nothing(
             (["enroll", "mountain", str(shared_file(shared, "nonface/pilatus800.jpg"))], "no face"),
             (["enroll", "two", str(shared_file(shared, f"{EX}/two_people.jpg"))], "2 faces"),
             (["enroll", "carol", str(obama), str(bad["text"])], "not an image"),  # all or nothing
+            (["enroll", " ", str(obama)], "must not be empty"),
         ]
     )
     for args, words in cases:
