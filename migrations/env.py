@@ -31,6 +31,7 @@ from pathlib import Path
 from alembic import context
 from sqlalchemy import Connection
 
+from facerec.gallery import album_schema, ops_schema  # noqa: F401  (their tables join Base.metadata)
 from facerec.gallery.schema import BEGIN_OPTION, Base, create_sqlite_engine
 
 config = context.config

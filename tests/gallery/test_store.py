@@ -511,7 +511,11 @@ def test_info(gallery: Gallery, db: Path, rng: np.random.Generator) -> None:
     info = gallery.info()
     assert (info.path, info.index_path) == (db, db.with_name("gallery.db.faiss"))
     assert (info.model, info.revision, info.n_people, info.n_samples) == (None, 0, 0, 0)
-    assert info.schema_revision == "0001"
+    from alembic.script import ScriptDirectory
+
+    from facerec.gallery.store import alembic_config
+
+    assert info.schema_revision == ScriptDirectory.from_config(alembic_config()).get_current_head()
     enroll_people(gallery, rng, n_people=2, per=3)
     info = gallery.info()
     assert (info.model, info.revision, info.n_people, info.n_samples) == (MODEL, 2, 2, 6)
