@@ -139,31 +139,52 @@ class FaceRec:
         largest: bool = False,
         progress: bool = False,
     ) -> EnrollResult:
-        """Add one face from each image to `name`'s samples; all or nothing.
-
-        Every image is decoded, detected and embedded before anything is
-        written, so one bad photo in ten leaves the gallery as it was.
-        """
+        """Add one face from each photo file to `name`'s samples; all or nothing."""
         if not images:
             raise ValueError("enroll needs at least one image")
         loaded = [load_image(p) for p in images]  # bad files fail before any model loads
-        pipeline = self.pipeline
-        self.gallery.check_model(pipeline.embedder.identity)
+        return self.enroll_images(name, loaded, largest=largest, progress=progress)
+
+    def enroll_images(
+        self,
+        name: str,
+        images: Sequence[LoadedImage],
+        *,
+        largest: bool = False,
+        progress: bool = False,
+    ) -> EnrollResult:
+        """Add one face from each decoded image to `name`'s samples; all or nothing.
+
+        Every image is detected and embedded before anything is written, so
+        one bad photo in ten leaves the gallery as it was.
+        """
+        if not images:
+            raise ValueError("enroll needs at least one image")
+        identity = self.pipeline.embedder.identity
+        self.gallery.check_model(identity)
         samples = []
-        for image in tqdm(loaded, desc=f"enrolling {name}", unit="photo", disable=not progress):
-            face = select_one(pipeline.faces(image), image.source, largest=largest)
+        for image in tqdm(images, desc=f"enrolling {name}", unit="photo", disable=not progress):
+            face = select_one(self.faces(image), image.source, largest=largest)
             samples.append(_new_sample(image, face))
-        return self.gallery.enroll(name, samples, pipeline.embedder.identity)
+        return self.gallery.enroll(name, samples, identity)
 
     def verify(self, name: str, image: str | Path, *, largest: bool = False) -> Verification:
-        """1:1: is the (single) face in `image` the enrolled person `name`?"""
+        """1:1: is the (single) face in the photo file the enrolled person `name`?"""
+        if not self.gallery.has(name):
+            raise UnknownPersonError(name)  # fails before the photo is even read
+        return self.verify_image(name, load_image(image), largest=largest)
+
+    def verify_image(self, name: str, image: LoadedImage, *, largest: bool = False) -> Verification:
+        """1:1 on a decoded image."""
         if not self.gallery.has(name):
             raise UnknownPersonError(name)
-        loaded = load_image(image)
-        pipeline = self.pipeline
-        self.gallery.check_model(pipeline.embedder.identity)
-        face = select_one(pipeline.faces(loaded), loaded.source, largest=largest)
+        self.gallery.check_model(self.pipeline.embedder.identity)
+        face = select_one(self.faces(image), image.source, largest=largest)
         return verify(name, face.embedding, self.gallery.prototype(name), self.threshold())
+
+    def faces(self, image: LoadedImage) -> list[Face]:
+        """Every face of one image through the pipeline."""
+        return self.pipeline.faces(image)
 
     def identify(self, image: str | Path) -> ImageIdentification:
         """1:N for every face in one image."""
@@ -172,8 +193,7 @@ class FaceRec:
     def identify_many(
         self, images: Iterable[str | Path], *, progress: bool = False
     ) -> list[ImageIdentification]:
-        pipeline = self.pipeline
-        self.gallery.check_model(pipeline.embedder.identity)
+        self.gallery.check_model(self.pipeline.embedder.identity)
         threshold = self.threshold()
         paths = list(images)
         results = []
@@ -183,11 +203,16 @@ class FaceRec:
             except ImageError as exc:
                 results.append(ImageIdentification(str(path), (), error=exc.reason))
                 continue
-            faces = pipeline.faces(loaded)
-            results.append(
-                ImageIdentification(loaded.source, self._identify_faces(faces, threshold))
-            )
+            results.append(self._identify_loaded(loaded, threshold))
         return results
+
+    def identify_image(self, image: LoadedImage) -> ImageIdentification:
+        """1:N for every face of a decoded image."""
+        self.gallery.check_model(self.pipeline.embedder.identity)
+        return self._identify_loaded(image, self.threshold())
+
+    def _identify_loaded(self, image: LoadedImage, threshold: float) -> ImageIdentification:
+        return ImageIdentification(image.source, self._identify_faces(self.faces(image), threshold))
 
     def _identify_faces(
         self, faces: Sequence[Face], threshold: float
