@@ -1,9 +1,170 @@
-"""`facerec camera` command."""
+"""`facerec camera`: verify a claim, or watch for enrolled people, on a video stream.
+
+Exit codes follow `facerec verify`, because a door script acts on them:
+claim mode exits 0 when the claim is accepted and 1 when it is rejected or no
+decision was reached in time; watch mode exits 0 when the stream ends (with
+`--once`: 0 for a recognised person, 1 for an unknown face or no decision);
+any error exits 2 with one line on stderr.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from contextlib import ExitStack
+from typing import Annotated
+
 import typer
+
+from facerec.camera.audit import AuditLog
+from facerec.camera.door import DoorCamera, run
+from facerec.camera.events import POSITIVE, DecisionEvent, Webhook
+from facerec.camera.stream import FrameSource, parse_source
+from facerec.camera.window import WindowRule
+from facerec.cli_common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REJECTED,
+    DbOpt,
+    JsonOpt,
+    MinFaceOpt,
+    ModelOpt,
+    ThresholdOpt,
+    WeightsOpt,
+    make_settings,
+    session,
+)
+
+log = logging.getLogger(__name__)
+
+#: Claim mode gives up after this much stream time unless --timeout-s says otherwise.
+DEFAULT_CLAIM_TIMEOUT_S = 30.0
+
+
+def camera(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="Camera device index (0, 1, ...), a video file, or a stream URL (rtsp://...).",
+        ),
+    ],
+    claim: Annotated[
+        str | None, typer.Option("--claim", help="Verify this enrolled person (1:1).")
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Recognise anyone enrolled (1:N), or call it unknown.")
+    ] = False,
+    k: Annotated[int, typer.Option("--k", help="Agreeing frames needed to decide.", min=1)] = 3,
+    n: Annotated[int, typer.Option("--n", help="Out of the last N voting frames.", min=1)] = 5,
+    window_s: Annotated[
+        float, typer.Option("--window-s", help="Those frames lie within this many seconds.")
+    ] = 10.0,
+    fps: Annotated[
+        float, typer.Option("--fps", help="Frames processed per second of stream time, at most.")
+    ] = 5.0,
+    timeout_s: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout-s",
+            help="Give up after this much stream time [claim: 30; watch: until the stream ends].",
+        ),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Watch mode: stop after the first decision.")
+    ] = False,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime",
+            help="Play a video file at its own speed, dropping frames like a live camera.",
+        ),
+    ] = False,
+    max_side: Annotated[
+        int, typer.Option("--max-side", help="Downscale frames to this longer side (0: never).")
+    ] = 1280,
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", help="POST each decision as JSON to this URL.")
+    ] = None,
+    webhook_timeout_s: Annotated[
+        float, typer.Option("--webhook-timeout-s", help="Give a webhook POST this long.")
+    ] = 2.0,
+    save_images: Annotated[
+        bool,
+        typer.Option("--save-images", help="Keep a JPEG of the best face in the audit table."),
+    ] = False,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    min_face_size: MinFaceOpt = 40,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decide who is at the door from a video stream: --claim NAME or --watch.
+
+    Each decision is printed (one JSON line with --json), POSTed to --webhook
+    and recorded in the gallery's audit table. Claim: exit 0 accepted, 1
+    rejected or timed out.
+    """
+    if (claim is None) == (not watch):
+        typer.echo("error: give exactly one of --claim NAME and --watch", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    try:
+        rule = WindowRule(k=k, n=n, window_s=window_s)
+        if not fps > 0:
+            raise ValueError(f"--fps must be positive, got {fps}")
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"--timeout-s must be positive, got {timeout_s}")
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    if claim is not None and timeout_s is None:
+        timeout_s = DEFAULT_CLAIM_TIMEOUT_S
+
+    events: list[DecisionEvent] = []
+    settings = make_settings(model, weights, threshold, min_face_size)
+    with session(db, settings) as fr, ExitStack() as stack:
+        hook = Webhook(webhook, timeout_s=webhook_timeout_s) if webhook else None
+        if hook is not None:
+            stack.callback(hook.close)
+        frames = stack.enter_context(
+            FrameSource(parse_source(source), fps=fps, realtime=realtime or None, max_side=max_side)
+        )
+        door = DoorCamera(fr, frames.name, claim=claim, rule=rule, save_images=save_images)
+        audit = stack.enter_context(AuditLog(fr.gallery.path))
+
+        def deliver(event: DecisionEvent, image: bytes | None) -> None:
+            event = dataclasses.replace(event, audit_id=audit.record(event, image))
+            typer.echo(event.to_line() if as_json else _human(event))
+            if hook is not None:
+                hook.post(event)
+
+        log.info(
+            "%s: %s, %d of %d frames within %g s, %g fps, threshold %.4f",
+            frames.name,
+            f"claim {door.claim!r}" if door.claim else "watching",
+            rule.k,
+            rule.n,
+            rule.window_s,
+            fps,
+            door.threshold,
+        )
+        events = run(door, frames, deliver, timeout_s=timeout_s, once=once)
+    if claim is None and not once:
+        raise typer.Exit(EXIT_OK)
+    decided = events[-1].decision if events else None
+    raise typer.Exit(EXIT_OK if decided in POSITIVE else EXIT_REJECTED)
+
+
+def _human(event: DecisionEvent) -> str:
+    who = event.name or "unknown face"
+    best = f"best cos {event.best_score:.4f}" if event.best_score is not None else "no face seen"
+    return (
+        f"{event.decision.upper()} {who}: {best} (threshold {event.threshold:.4f}), "
+        f"{event.votes} vote(s), {event.frames} frame(s), at {event.stream_time_s:.1f} s"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add the camera command to the main CLI."""
+    app.command(name="camera")(camera)

@@ -1,9 +1,172 @@
-"""`facerec serve` and `facerec keys` commands."""
+"""`facerec serve` and `facerec keys` commands.
+
+FastAPI and uvicorn are imported inside `serve` only: every other command of
+the CLI loads this module too, and should not pay for a web stack it never uses.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from facerec.cli_common import (
+    EXIT_ERROR,
+    DbOpt,
+    JsonOpt,
+    MinFaceOpt,
+    ModelOpt,
+    ThresholdOpt,
+    WeightsOpt,
+    emit,
+    make_settings,
+    session,
+)
+from facerec.config import default_db_path
+from facerec.errors import FacerecError
+from facerec.server.auth import ApiKeyInfo, KeyStore
+
+log = logging.getLogger(__name__)
+
+keys_app = typer.Typer(
+    help="API keys for `facerec serve`: create (the token is shown once), list, revoke.",
+    no_args_is_help=True,
+)
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (keep 127.0.0.1 behind a proxy).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.", min=0, max=65535)] = 8000,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Largest request body, in MiB (413 above).")
+    ] = 10.0,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    min_face_size: MinFaceOpt = 20,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="uvicorn log level (info: one line per request).")
+    ] = "info",
+) -> None:
+    """Serve the gallery over HTTP (FastAPI + uvicorn); see /docs for the API."""
+    import uvicorn
+
+    from facerec.server.app import ServerConfig, create_app
+    from facerec.server.service import FaceService
+
+    if not max_upload_mb > 0:
+        typer.echo(f"error: --max-upload-mb must be positive, got {max_upload_mb}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if not _is_loopback(host):
+        log.warning(
+            "listening on %s: API keys and photos travel in clear over plain HTTP; "
+            "put a TLS-terminating proxy in front",
+            host,
+        )
+    config = ServerConfig(
+        db=db or default_db_path(),
+        settings=make_settings(model, weights, threshold, min_face_size),
+        max_upload_bytes=int(max_upload_mb * 2**20),
+    )
+    # Open the gallery and load the model before listening: a bad gallery or missing
+    # weights is then one line on stderr and exit code 2, as in every other command.
+    with session(config.db, config.settings) as fr:
+        service = FaceService(fr, max_pixels=config.max_pixels)
+        uvicorn.run(
+            create_app(config, service),
+            host=host,
+            port=port,
+            log_level=log_level,
+            workers=1,  # one process: the model lock and the in-memory index are per process
+            timeout_graceful_shutdown=10,
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextmanager
+def _key_store(db: Path | None) -> Iterator[KeyStore]:
+    """The key store of a migrated gallery; anticipated failures exit 2 with one line, as `session`."""
+    from facerec.gallery import Gallery
+
+    path = db or default_db_path()
+    try:
+        Gallery.open(path).close()  # creates and migrates the database if needed
+        with KeyStore(path) as store:
+            yield store
+    except FacerecError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what the key is for, e.g. 'door-1'.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a key; its token is printed once and cannot be shown again."""
+    with _key_store(db) as store:
+        new = store.create(name)
+    emit(
+        as_json,
+        {
+            "name": new.info.name,
+            "prefix": new.info.prefix,
+            "token": new.token,
+            "created_at": new.info.created_at,
+        },
+        lambda r: typer.echo(
+            f"created API key {new.info.name!r} (prefix {new.info.prefix}). "
+            f"Store this token now; it is not shown again:\n{new.token}"
+        ),
+    )
+
+
+@keys_app.command("list")
+def keys_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """List keys (names, prefixes, dates; never tokens)."""
+    with _key_store(db) as store:
+        rows = store.all_keys()
+
+    def human(items: list[ApiKeyInfo]) -> None:
+        if not items:
+            typer.echo("no API keys")
+        for k in items:
+            state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+            typer.echo(f"{k.name}\t{k.prefix}\tcreated {k.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+    emit(as_json, list(rows), human)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="The key to revoke.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a key; requests with it get 401 from the next one on."""
+    with _key_store(db) as store:
+        info = store.revoke(name)
+    emit(as_json, info, lambda r: typer.echo(f"revoked API key {info.name!r}"))
 
 
 def register(app: typer.Typer) -> None:
     """Add the serve and keys commands to the main CLI."""
+    app.command(name="serve")(serve)
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,317 @@
+"""The door camera: frames in, decisions out.
+
+Per frame, the pipeline finds every face; the best face is the largest one
+that passes the quality gate (the person at the door is the one closest to the
+camera, and a blurred or turned-away face is no evidence either way). Its
+embedding is compared with the claimed person's prototype (claim mode, 1:1,
+`decision.verify`) or searched in the gallery (watch mode, 1:N,
+`decision.identify`, with unknown rejection), and the result is one vote in a
+`SlidingWindow`. A frame without a usable face casts no vote.
+
+Decisions: claim mode ends with `accepted`, `rejected` (k frames said "not
+them") or `timeout` (no decision within the time limit, or the stream ended).
+Watch mode reports `identified` or `unknown` each time the window agrees, then
+starts a fresh window, until the stream ends (or after the first decision with
+`once`).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import cv2
+import numpy as np
+
+from facerec.api import SOFTMAX_POOL, FaceRec
+from facerec.camera.events import (
+    ACCEPTED,
+    IDENTIFIED,
+    REJECTED,
+    TIMEOUT,
+    UNKNOWN,
+    DecisionEvent,
+    FrameLatency,
+)
+from facerec.camera.stream import Frame
+from facerec.camera.window import SlidingWindow, Vote, WindowDecision, WindowRule
+from facerec.decision import identify, verify
+from facerec.errors import FacerecError, UnknownPersonError
+from facerec.images import LoadedImage, RGBImage
+from facerec.pipeline import Face
+
+log = logging.getLogger(__name__)
+
+#: Frames whose latency feeds an event's median (bounded: watch mode may run for days).
+LATENCY_HISTORY = 256
+#: Margin around the detector box in a saved audit image, as a fraction of the box size.
+IMAGE_MARGIN = 0.25
+JPEG_QUALITY = 90
+
+
+class CameraError(FacerecError):
+    """The door camera cannot start: nothing to compare with, a bad option."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """What one frame contributed: a vote (`voted`), or why not (`reason`)."""
+
+    frame: int
+    t: float
+    latency_ms: float
+    faces: int
+    voted: bool
+    label: str | None
+    score: float | None
+    box: tuple[float, float, float, float] | None
+    reason: str | None
+
+
+class DoorCamera:
+    """Turns frames into votes and votes into `DecisionEvent`s, for one claim or for watching."""
+
+    def __init__(
+        self,
+        fr: FaceRec,
+        source: str,
+        *,
+        claim: str | None = None,
+        rule: WindowRule | None = None,
+        save_images: bool = False,
+    ) -> None:
+        """Loads the model and checks the gallery up front, so a bad setup fails before any frame."""
+        self.source = source
+        self.rule = rule or WindowRule()
+        self.save_images = save_images
+        self.claim = unicodedata.normalize("NFC", claim.strip()) if claim is not None else None
+        self.mode = "claim" if self.claim is not None else "watch"
+        self._fr = fr
+        gallery = fr.gallery
+        if self.claim is not None and not gallery.has(self.claim):
+            raise UnknownPersonError(self.claim)
+        if self.claim is None and not gallery.people():
+            raise CameraError(
+                f"{gallery.path}: no one is enrolled; watch mode has no one to recognise"
+            )
+        self._pipeline = fr.pipeline
+        gallery.check_model(self._pipeline.embedder.identity)
+        self.threshold = fr.threshold()
+        self._prototype = gallery.prototype(self.claim) if self.claim is not None else None
+        self._window = SlidingWindow(self.rule)
+        self._crops: dict[int, RGBImage] = {}
+        self._latencies: deque[FrameLatency] = deque(maxlen=LATENCY_HISTORY)
+        self._frames = 0
+        self._last_t = 0.0
+        self._pending_image: bytes | None = None
+
+    # -- per frame ------------------------------------------------------------------------------
+    def observe(self, frame: Frame) -> tuple[FrameResult, DecisionEvent | None]:
+        """Process one frame; the event if this frame completed a decision."""
+        start = time.perf_counter()
+        image = LoadedImage(source=f"{self.source}@{frame.t:.3f}s", pixels=frame.pixels, sha256="")
+        faces = self._pipeline.faces(image)
+        usable = [f for f in faces if f.quality.ok]
+        vote: Vote | None = None
+        reason: str | None = None
+        best: Face | None = None
+        if not faces:
+            reason = "no face"
+        elif not usable:
+            reason = "refused: " + "; ".join(", ".join(f.quality.reasons) for f in faces)
+        else:
+            best = max(usable, key=lambda f: f.detection.area)
+            label, score = self._judge(best)
+            vote = Vote(frame.t, label, score, frame.index)
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        self._frames += 1
+        self._last_t = frame.t
+        self._latencies.append(FrameLatency(frame.index, frame.t, latency_ms))
+        result = FrameResult(
+            frame=frame.index,
+            t=frame.t,
+            latency_ms=latency_ms,
+            faces=len(faces),
+            voted=vote is not None,
+            label=vote.label if vote else None,
+            score=vote.score if vote else None,
+            box=best.detection.box if best is not None else None,
+            reason=reason,
+        )
+        _log_frame(self.source, result)
+        if vote is None:
+            self._window.expire(frame.t)
+            return result, None
+        if self.save_images and best is not None:
+            self._crops[frame.index] = _crop(frame.pixels, best.detection.box)
+        decided = self._window.push(vote)
+        kept = {v.frame for v in self._window.votes}
+        self._crops = {i: c for i, c in self._crops.items() if i in kept}
+        if decided is None:
+            return result, None
+        return result, self._decide(decided, frame.t)
+
+    def _judge(self, face: Face) -> tuple[str | None, float]:
+        """(label, similarity) of one face: the claim if it matches, the identified name, or None."""
+        if self.claim is not None:
+            assert self._prototype is not None
+            v = verify(self.claim, face.embedding, self._prototype, self.threshold)
+            return (self.claim if v.accepted else None), v.similarity
+        hits = self._fr.gallery.search(face.embedding[None, :], SOFTMAX_POOL)[0]
+        ident = identify(
+            [h.name for h in hits],
+            [h.similarity for h in hits],
+            self.threshold,
+            scale=self._fr.settings.softmax_scale,
+            top_k=1,
+        )
+        return ident.name, ident.similarity
+
+    # -- decisions ------------------------------------------------------------------------------
+    def _decide(self, decided: WindowDecision, t: float) -> DecisionEvent:
+        if self.mode == "claim":
+            decision = ACCEPTED if decided.label is not None else REJECTED
+            name = self.claim
+            best_score = max(v.score for v in decided.votes)
+        else:
+            decision = IDENTIFIED if decided.label is not None else UNKNOWN
+            name = decided.label
+            best_score = max(v.score for v in decided.supporting)
+        event = self._event(decision, name, best_score, decided.votes, t)
+        image = None
+        if self.save_images:
+            top = max(decided.supporting, key=lambda v: v.score)
+            crop = self._crops.get(top.frame)
+            image = encode_jpeg(crop) if crop is not None else None
+        self._pending_image = image
+        self._window.reset()
+        self._crops = {}
+        return event
+
+    def timeout(self, reason: str) -> DecisionEvent:
+        """The decision when time ran out or the stream ended before the window agreed."""
+        log.info("%s: no decision (%s)", self.source, reason)
+        votes = self._window.votes
+        scores = [v.score for v in votes]
+        event = self._event(
+            TIMEOUT, self.claim, max(scores) if scores else None, votes, self._last_t
+        )
+        self._pending_image = None
+        self._window.reset()
+        self._crops = {}
+        return event
+
+    def take_image(self) -> bytes | None:
+        """The JPEG saved with the last decision (only with `save_images`), handed out once."""
+        image, self._pending_image = self._pending_image, None
+        return image
+
+    def _event(
+        self,
+        decision: str,
+        name: str | None,
+        best_score: float | None,
+        votes: tuple[Vote, ...],
+        t: float,
+    ) -> DecisionEvent:
+        voting = {v.frame for v in votes}
+        latencies = [f.ms for f in self._latencies]
+        event = DecisionEvent(
+            time=datetime.now(UTC),
+            source=self.source,
+            mode=self.mode,
+            claim=self.claim,
+            decision=decision,
+            name=name,
+            best_score=best_score,
+            threshold=self.threshold,
+            scores=tuple(v.score for v in votes),
+            votes=len(votes),
+            frames=self._frames,
+            stream_time_s=t,
+            latency_ms=statistics.median(latencies) if latencies else None,
+            frame_latencies=tuple(f for f in self._latencies if f.frame in voting),
+        )
+        self._frames = 0
+        self._latencies.clear()
+        return event
+
+
+Deliver = Callable[[DecisionEvent, bytes | None], None]
+
+
+def run(
+    camera: DoorCamera,
+    frames: Iterable[Frame],
+    deliver: Deliver,
+    *,
+    timeout_s: float | None = None,
+    once: bool = False,
+) -> list[DecisionEvent]:
+    """Feed `frames` to `camera` and `deliver` each decision as it happens; returns them all.
+
+    Claim mode stops at its decision, or delivers `timeout` once `timeout_s`
+    of stream time has passed since the first frame, or the stream ended.
+    Watch mode stops after the first decision with `once` (which also makes
+    an undecided end a `timeout` event), after `timeout_s`, or at the end of
+    the stream; Ctrl-C ends watching quietly.
+    """
+    single = camera.mode == "claim" or once
+    events: list[DecisionEvent] = []
+    start: float | None = None
+    try:
+        for frame in frames:
+            start = frame.t if start is None else start
+            _, event = camera.observe(frame)
+            if event is not None:
+                deliver(event, camera.take_image())
+                events.append(event)
+                if single:
+                    return events
+            if timeout_s is not None and frame.t - start >= timeout_s:
+                if single:
+                    event = camera.timeout(f"no decision within {timeout_s:g} s")
+                    deliver(event, None)
+                    events.append(event)
+                return events
+    except KeyboardInterrupt:
+        if single:
+            raise
+        log.info("%s: watching stopped", camera.source)
+        return events
+    if single:
+        event = camera.timeout("the stream ended")
+        deliver(event, None)
+        events.append(event)
+    return events
+
+
+def _log_frame(source: str, r: FrameResult) -> None:
+    what = f"{r.label or 'no match'} (cos {r.score:.3f})" if r.voted else r.reason or "no vote"
+    log.info("%s frame %d at %.2f s: %s; %.0f ms", source, r.frame, r.t, what, r.latency_ms)
+
+
+def _crop(pixels: RGBImage, box: tuple[float, float, float, float]) -> RGBImage:
+    """The face with a margin, clipped to the frame (a copy: the frame buffer is not kept)."""
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * IMAGE_MARGIN, (y2 - y1) * IMAGE_MARGIN
+    h, w = pixels.shape[:2]
+    left, top = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    right, bottom = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+    return np.ascontiguousarray(pixels[top:bottom, left:right]).copy()
+
+
+def encode_jpeg(pixels: RGBImage) -> bytes | None:
+    """JPEG bytes of an RGB image, or None for an empty crop."""
+    if pixels.size == 0:
+        return None
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    )
+    return bytes(buf) if ok else None

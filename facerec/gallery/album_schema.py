@@ -1,0 +1,130 @@
+"""The album tables (Alembic revision 0002): scanned photos, their faces, clusters, negatives.
+
+They live in the gallery database, next to the people they are matched to, so
+a face's match can point at an identity with a real foreign key: removing a
+person turns their album matches back into unknown faces (ON DELETE SET NULL)
+instead of leaving dangling names, and removing a photo takes its faces with
+it (ON DELETE CASCADE).
+
+Two UNIQUE constraints make an interrupted scan safe to rerun: a photo is
+keyed by the SHA-256 of its content, and a face by (photo, position in the
+photo), so a batch committed twice cannot create a second copy of anything.
+
+Like `schema.py`, nothing here imports torch or FAISS.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from facerec.gallery.schema import Base
+
+#: `AlbumPhoto.status` values.
+PHOTO_OK = "ok"
+PHOTO_ERROR = "error"
+
+#: `AlbumFace.match_kind` values: 'auto' was decided by matching and is redone
+#: on every refresh; 'confirmed' was said by a person (naming a cluster) and is kept.
+MATCH_AUTO = "auto"
+MATCH_CONFIRMED = "confirmed"
+
+
+class AlbumPhoto(Base):
+    """One scanned file, keyed by the SHA-256 of its bytes (the photo itself is never copied).
+
+    `size_bytes` and `mtime_ns` let a rerun skip an unchanged path without
+    reading it; `model_name`/`model_sha256` name the model that embedded the
+    faces, so a rerun after `facerec reembed` redoes photos of the old model.
+    A photo that could not be read has status 'error' and the reason in `error`.
+    """
+
+    __tablename__ = "album_photos"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, index=True)
+    content_sha256: Mapped[str] = mapped_column(Text, unique=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    model_name: Mapped[str | None] = mapped_column(Text)
+    model_sha256: Mapped[str | None] = mapped_column(Text)
+    scanned_at: Mapped[datetime]
+
+
+class AlbumCluster(Base):
+    """A group of unknown faces that look alike. AUTOINCREMENT: ids are what users type in
+    `facerec album name CLUSTER NAME`, so an id must never come back for another group."""
+
+    __tablename__ = "album_clusters"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class AlbumFace(Base):
+    """One detected face of a scanned photo, in the photo's own pixel coordinates.
+
+    AUTOINCREMENT: face ids are what users type in `facerec album not FACE NAME`.
+    `folded` marks an automatic match whose embedding is folded into the
+    person's prototype for album matching (`scan --fold-confident`), undone by
+    `facerec album unfold NAME`.
+    """
+
+    __tablename__ = "album_faces"
+    __table_args__ = (
+        UniqueConstraint("photo_id", "face_index"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("album_photos.id", ondelete="CASCADE"), index=True
+    )
+    face_index: Mapped[int] = mapped_column(Integer)
+    box: Mapped[str] = mapped_column(Text)  # JSON [x1, y1, x2, y2]
+    landmarks: Mapped[str] = mapped_column(Text)  # JSON [[x, y] * 5]
+    det_score: Mapped[float] = mapped_column(Float)
+    quality: Mapped[str] = mapped_column(Text)  # JSON {metric: value}
+    quality_reasons: Mapped[str | None] = mapped_column(Text)  # "; "-joined; NULL: accepted
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG
+    identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("identities.id", ondelete="SET NULL"), index=True
+    )
+    similarity: Mapped[float | None] = mapped_column(Float)
+    match_kind: Mapped[str | None] = mapped_column(Text)
+    folded: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    cluster_id: Mapped[int | None] = mapped_column(
+        ForeignKey("album_clusters.id", ondelete="SET NULL"), index=True
+    )
+
+
+class AlbumNegative(Base):
+    """ "This face is not that person" (`facerec album not FACE NAME`): matching never pairs them."""
+
+    __tablename__ = "album_negatives"
+
+    face_id: Mapped[int] = mapped_column(
+        ForeignKey("album_faces.id", ondelete="CASCADE"), primary_key=True
+    )
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime]

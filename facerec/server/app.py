@@ -1,0 +1,291 @@
+"""The FastAPI application: routes, API-key auth, error mapping, upload limits.
+
+Every route but `/v1/health` and the OpenAPI schema needs an API key
+(`Authorization: Bearer <token>` or `X-API-Key: <token>`); a missing, unknown
+or revoked key gets 401. Anticipated failures (`FacerecError`) become 4xx with
+a one-line reason, the same reason the CLI prints: 400 for an upload that is
+not a usable image, 404 for an unknown person, 409 for a model mismatch, 422
+for a photo without exactly one usable face; 413 for a body over the limit.
+
+Model inference runs in the threadpool (handlers never block the event loop)
+behind the service's model lock; see `facerec.server.service` for why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from facerec.api import FaceRec
+from facerec.config import Settings
+from facerec.errors import (
+    FacerecError,
+    GalleryError,
+    ImageError,
+    ModelMismatchError,
+    MultipleFacesError,
+    NoFaceError,
+    UnknownPersonError,
+)
+from facerec.server.auth import ApiKeyInfo, KeyStore
+from facerec.server.limits import BodySizeLimit
+from facerec.server.schemas import (
+    EnrollOut,
+    ErrorOut,
+    FaceOut,
+    HealthOut,
+    IdentifyOut,
+    PeopleOut,
+    PersonOut,
+    RemovedOut,
+    VerifyOut,
+)
+from facerec.server.service import DEFAULT_MAX_PIXELS, FaceService, Upload
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_MB = 10.0
+
+#: HTTP status per anticipated error, most specific first.
+ERROR_STATUS: tuple[tuple[type[FacerecError], int], ...] = (
+    (ImageError, 400),
+    (UnknownPersonError, 404),
+    (ModelMismatchError, 409),
+    (NoFaceError, 422),
+    (MultipleFacesError, 422),
+    (GalleryError, 503),
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing, unknown or revoked API key"},
+    413: {"model": ErrorOut, "description": "request body over the upload limit"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything `create_app` needs; `facerec serve` fills it from its options."""
+
+    db: Path
+    settings: Settings = field(default_factory=Settings)
+    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def status_for(exc: FacerecError) -> int:
+    """The HTTP status of an anticipated error (400 when nothing more specific applies)."""
+    for kind, status in ERROR_STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def _version() -> str:
+    try:
+        return version("facerec")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+
+
+def _service(request: Request) -> FaceService:
+    svc = getattr(request.app.state, "service", None)
+    if svc is None:
+        raise HTTPException(503, "the service is starting or stopping")
+    assert isinstance(svc, FaceService)
+    return svc
+
+
+def require_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_header_key)],
+) -> ApiKeyInfo:
+    """The caller's active API key, else 401.
+
+    Synchronous on purpose: FastAPI runs it in the threadpool, since it reads SQLite.
+    """
+    token = credentials.credentials if credentials is not None else api_key
+    keys = getattr(request.app.state, "keys", None)
+    info = keys.check(token) if isinstance(keys, KeyStore) and token else None
+    if info is None:
+        raise HTTPException(
+            status_code=401,
+            detail="invalid or revoked API key" if token else "missing API key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return info
+
+
+Service = Annotated[FaceService, Depends(_service)]
+_AUTHORISED = [Depends(require_key)]
+
+
+def create_app(config: ServerConfig, service: FaceService | None = None) -> FastAPI:
+    """The application; the model loads and the gallery opens at startup (lifespan).
+
+    A ready `service` (whose owner closes it) skips that: `facerec serve` builds
+    it first, so a bad gallery or missing weights is one line and exit code 2
+    rather than a failed ASGI startup.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = None
+        svc = service
+        if svc is None:
+            owned = FaceRec(config.db, config.settings)
+            try:
+                svc = await run_in_threadpool(FaceService, owned, max_pixels=config.max_pixels)
+            except BaseException:
+                owned.close()
+                raise
+        keys = KeyStore(svc.gallery.path)
+        app.state.service, app.state.keys = svc, keys
+        if not keys.has_active():
+            log.warning(
+                "no active API key in %s: every request will get 401; "
+                "create one with `facerec keys create NAME`",
+                svc.gallery.path,
+            )
+        log.info("serving gallery %s with model %s", svc.gallery.path, svc.model_name)
+        try:
+            yield
+        finally:
+            app.state.service = app.state.keys = None
+            keys.close()
+            if owned is not None:
+                owned.close()
+
+    app = FastAPI(
+        title="facerec",
+        version=_version(),
+        description="Face verification and recognition over HTTP: enroll, verify (1:1), "
+        "identify (1:N), list and delete people. Send the API key as "
+        "`Authorization: Bearer <token>` or `X-API-Key: <token>`.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+
+    @app.exception_handler(FacerecError)
+    async def _facerec_error(request: Request, exc: FacerecError) -> JSONResponse:
+        status = status_for(exc)
+        detail = exc.reason if isinstance(exc, ImageError) else str(exc)
+        log.info("%s %s -> %d: %s", request.method, request.url.path, status, exc)
+        return JSONResponse(
+            {"detail": detail, "error": type(exc).__name__},
+            status_code=status,
+            headers={"Retry-After": "1"} if status == 503 else None,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc.detail), "error": "HTTPError"},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.get("/v1/health", response_model=HealthOut, tags=["service"])
+    async def health(svc: Service) -> HealthOut:
+        """Up, with the model loaded. Needs no key (for load balancers and probes)."""
+        return HealthOut(status="ok", model=svc.model_name, version=_version())
+
+    @app.post(
+        "/v1/enroll",
+        response_model=EnrollOut,
+        dependencies=_AUTHORISED,
+        responses={**_ERRORS, 400: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        tags=["people"],
+    )
+    async def enroll(
+        svc: Service,
+        name: Annotated[str, Form(description="The person's name.")],
+        image: Annotated[list[UploadFile], File(description="One or more photos, one face each.")],
+        largest: Annotated[
+            bool, Form(description="Take the largest face of a group photo.")
+        ] = False,
+    ) -> EnrollOut:
+        """Add one face from each photo to NAME (created if new); all photos or none."""
+        uploads = [await _read(f) for f in image]
+        try:
+            result = await run_in_threadpool(svc.enroll, name, uploads, largest=largest)
+        except ValueError as exc:  # an invalid name, from the gallery's validation
+            raise HTTPException(400, str(exc)) from None
+        return EnrollOut.from_result(result)
+
+    @app.post(
+        "/v1/verify",
+        response_model=VerifyOut,
+        dependencies=_AUTHORISED,
+        responses={**_ERRORS, 400: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+        tags=["recognition"],
+    )
+    async def verify(
+        svc: Service,
+        name: Annotated[str, Form(description="The claimed identity.")],
+        image: Annotated[UploadFile, File(description="A photo showing one face.")],
+        largest: Annotated[bool, Form()] = False,
+    ) -> VerifyOut:
+        """1:1: is the face in the photo NAME? Answered with 200 either way; see `accepted`."""
+        upload = await _read(image)
+        return VerifyOut.from_verification(
+            await run_in_threadpool(svc.verify, name, upload, largest=largest)
+        )
+
+    @app.post(
+        "/v1/identify",
+        response_model=IdentifyOut,
+        dependencies=_AUTHORISED,
+        responses={**_ERRORS, 400: {"model": ErrorOut}},
+        tags=["recognition"],
+    )
+    async def identify(
+        svc: Service,
+        image: Annotated[UploadFile, File(description="A photo; every face is identified.")],
+    ) -> IdentifyOut:
+        """1:N for every face: the nearest people, or unknown under the threshold."""
+        upload = await _read(image)
+        faces = await run_in_threadpool(svc.identify, upload)
+        return IdentifyOut(faces=[FaceOut.from_face(f) for f in faces])
+
+    @app.get("/v1/people", response_model=PeopleOut, dependencies=_AUTHORISED, tags=["people"])
+    async def people(svc: Service) -> PeopleOut:
+        """Everyone enrolled, by name."""
+        rows = await run_in_threadpool(svc.people)
+        return PeopleOut(people=[PersonOut.from_person(p) for p in rows])
+
+    @app.delete(
+        "/v1/people/{name:path}",
+        response_model=RemovedOut,
+        dependencies=_AUTHORISED,
+        responses={**_ERRORS, 404: {"model": ErrorOut}},
+        tags=["people"],
+    )
+    async def remove(svc: Service, name: str) -> RemovedOut:
+        """Delete NAME: every sample, the prototype, the index entry and their audit events."""
+        n = await run_in_threadpool(svc.remove, name)
+        return RemovedOut(name=name, samples_removed=n)
+
+    return app
+
+
+async def _read(upload: UploadFile) -> Upload:
+    """The uploaded bytes (already bounded by the body size limit)."""
+    try:
+        return Upload(upload.filename or "image", await upload.read())
+    finally:
+        await upload.close()

@@ -1,0 +1,264 @@
+"""The HTTP service as clients meet it: `facerec serve` in a subprocess on 127.0.0.1, httpx.
+
+One server serves the whole module (starting it loads the model). Uploads are
+the shared photos; the round trip checks that deleting a person leaves nothing
+of them in the database (samples, prototype, audit events and images) or in
+the FAISS index.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from facerec.camera.audit import AuditLog
+from facerec.camera.events import DecisionEvent
+from facerec.gallery import Gallery, PrototypeIndex
+from facerec.server.auth import KeyStore
+
+from ..conftest import shared_file
+
+EX = "face_recognition/examples"
+OBAMA = "Barack Obama"
+MAX_UPLOAD_MB = 1
+STARTUP_S = 180
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    token: str
+    db: Path
+    keys: KeyStore
+
+    def client(self, token: str | None = "default") -> httpx.Client:
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("server")
+    db = tmp / "gallery.db"
+    Gallery.open(db).close()
+    keys = KeyStore(db)
+    token = keys.create("tests").token
+    port = free_port()
+    env = dict(os.environ, FACEREC_OFFLINE="1", FACEREC_DB=str(tmp / "unused.db"))
+    env.pop("FACEREC_MODEL", None)
+    env.pop("FACEREC_WEIGHTS", None)
+    log = (tmp / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facerec", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--db", str(db), "--max-upload-mb", str(MAX_UPLOAD_MB)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited {proc.returncode}:\n{(tmp / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not up in {STARTUP_S} s")
+            time.sleep(0.3)
+        yield Server(url, token, db, keys)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        keys.close()
+
+
+def photo(shared: Path, name: str) -> tuple[str, bytes, str]:
+    path = shared_file(shared, f"{EX}/{name}")
+    return (name, path.read_bytes(), "image/jpeg")
+
+
+def test_health_and_openapi_need_no_key(server: Server) -> None:
+    with server.client(token=None) as c:
+        health = c.get("/v1/health")
+        assert health.status_code == 200 and health.json()["model"] == "dlib-resnet-v1"
+        schema = c.get("/openapi.json").json()
+    assert {"/v1/enroll", "/v1/verify", "/v1/identify", "/v1/people", "/v1/people/{name}",
+            "/v1/health"} <= set(schema["paths"])  # fmt: skip
+
+
+def test_auth_failures(server: Server, shared: Path) -> None:
+    files = {"image": photo(shared, "obama2.jpg")}
+    with server.client(token=None) as c:
+        r = c.get("/v1/people")
+        assert r.status_code == 401 and r.json()["detail"] == "missing API key"
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert c.post("/v1/identify", files=files).status_code == 401
+        assert c.get("/v1/people", headers={"X-API-Key": server.token}).status_code == 200
+    for wrong in ("nonsense", "frk_aaaaaaaa_" + "b" * 43, server.token[:-1] + "x"):
+        with server.client(token=wrong) as c:
+            assert c.get("/v1/people").status_code == 401, wrong
+            assert c.delete(f"/v1/people/{OBAMA}").status_code == 401
+    revoked = server.keys.create("soon-revoked").token
+    with server.client(token=revoked) as c:
+        assert c.get("/v1/people").status_code == 200
+        server.keys.revoke("soon-revoked")
+        assert c.get("/v1/people").status_code == 401  # at once: nothing is cached
+
+
+def test_round_trip_leaves_nothing_of_the_person(server: Server, shared: Path) -> None:
+    with server.client() as c:
+        r = c.post("/v1/enroll", data={"name": OBAMA}, files={"image": photo(shared, "obama.jpg")})
+        assert r.status_code == 200, r.text
+        assert r.json()["added"] == 1 and r.json()["person"]["n_samples"] == 1
+
+        r = c.post("/v1/verify", data={"name": OBAMA}, files={"image": photo(shared, "obama2.jpg")})
+        assert r.status_code == 200 and r.json()["accepted"] is True, r.text
+        r = c.post("/v1/verify", data={"name": OBAMA}, files={"image": photo(shared, "biden.jpg")})
+        assert r.status_code == 200 and r.json()["accepted"] is False, r.text
+
+        r = c.post("/v1/identify", files={"image": photo(shared, "two_people.jpg")})
+        assert r.status_code == 200, r.text
+        names = sorted(str(f["name"]) for f in r.json()["faces"])
+        assert names == [OBAMA, "None"]  # Biden is not enrolled: unknown
+
+        # A door-camera attempt about him, with an image, as `facerec camera` records it.
+        with AuditLog(server.db) as audit:
+            audit.record(_attempt(), b"\xff\xd8\xff-face-of-obama")
+        assert _count(server.db, "SELECT count(*) FROM audit_events") == 1
+
+        r = c.delete(f"/v1/people/{OBAMA}")
+        assert r.status_code == 200 and r.json() == {"name": OBAMA, "samples_removed": 1}
+        assert c.get("/v1/people").json() == {"people": []}
+        r = c.post("/v1/verify", data={"name": OBAMA}, files={"image": photo(shared, "obama2.jpg")})
+        assert r.status_code == 404 and r.json()["error"] == "UnknownPersonError"
+        assert c.delete(f"/v1/people/{OBAMA}").status_code == 404
+
+    for table in ("identities", "samples", "prototypes", "audit_events"):
+        assert _count(server.db, f"SELECT count(*) FROM {table}") == 0, table
+    assert OBAMA not in _dump(server.db) and "face-of-obama" not in _dump(server.db)
+    index = PrototypeIndex.read(Path(str(server.db) + ".faiss"))
+    assert index is None or index.count == 0
+
+
+def test_oversized_requests_get_413(server: Server) -> None:
+    big = os.urandom(MAX_UPLOAD_MB * 2**20 + 50_000)
+    with server.client() as c:
+        r = c.post("/v1/identify", files={"image": ("big.jpg", big, "image/jpeg")})
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must hold while reading
+        boundary = b"--xyz\r\n"
+        yield boundary + b'Content-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+        for _ in range(MAX_UPLOAD_MB * 4 + 2):
+            yield os.urandom(2**18)
+        yield b"\r\n--xyz--\r\n"
+
+    with server.client() as c:
+        r = c.post(
+            "/v1/identify",
+            content=chunks(),
+            headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+        )
+        assert r.status_code == 413, r.text
+        assert c.get("/v1/health").status_code == 200  # and the server carries on
+
+
+def test_non_images_get_400_with_the_reason(server: Server, shared: Path) -> None:
+    jpeg = shared_file(shared, f"{EX}/obama.jpg").read_bytes()
+    cases = {
+        "notes.txt": (b"hello, this is not a photo", "not an image"),
+        "cut.jpg": (jpeg[: len(jpeg) // 3], "truncated"),
+    }
+    with server.client() as c:
+        for name, (data, reason) in cases.items():
+            r = c.post("/v1/identify", files={"image": (name, data, "image/jpeg")})
+            assert r.status_code == 400, r.text
+            assert reason in r.json()["detail"] and r.json()["error"] == "ImageError"
+        empty = shared_file(shared, "nonface/pilatus800.jpg").read_bytes()
+        r = c.post("/v1/enroll", data={"name": "Nobody"}, files={"image": ("p.jpg", empty)})
+        assert r.status_code == 422 and r.json()["error"] == "NoFaceError", r.text
+        r = c.post("/v1/enroll", data={"name": "  "}, files={"image": photo(shared, "biden.jpg")})
+        assert r.status_code == 400 and "empty" in r.json()["detail"], r.text
+
+
+def test_concurrent_enrolments_are_all_kept(server: Server, shared: Path) -> None:
+    names = [f"client {i}" for i in range(4)]
+    image = photo(shared, "biden.jpg")
+
+    def enroll(name: str) -> int:
+        with server.client() as c:
+            return c.post("/v1/enroll", data={"name": name}, files={"image": image}).status_code
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        assert list(pool.map(enroll, names)) == [200] * len(names)
+    with server.client() as c:
+        listed = {p["name"] for p in c.get("/v1/people").json()["people"]}
+        assert set(names) <= listed
+        for name in names:
+            assert c.delete(f"/v1/people/{name}").status_code == 200
+    with Gallery.open(server.db) as g:
+        assert g.info().n_people == len(listed) - len(names)
+
+
+def _attempt() -> DecisionEvent:
+    return DecisionEvent(
+        time=datetime.now(UTC),
+        source="camera:0",
+        mode="claim",
+        claim=OBAMA,
+        decision="accepted",
+        name=OBAMA,
+        best_score=0.96,
+        threshold=0.9,
+        scores=(0.95, 0.96, 0.96),
+        votes=3,
+        frames=4,
+        stream_time_s=1.0,
+        latency_ms=150.0,
+        frame_latencies=(),
+    )
+
+
+def _count(db: Path, sql: str) -> int:
+    con = sqlite3.connect(db)
+    try:
+        return int(con.execute(sql).fetchone()[0])
+    finally:
+        con.close()
+
+
+def _dump(db: Path) -> str:
+    """Every row of every table, as text: nothing of a removed person may be found in it."""
+    con = sqlite3.connect(db)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return repr({t: list(con.execute(f'SELECT * FROM "{t}"')) for t in names})
+    finally:
+        con.close()
