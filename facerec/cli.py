@@ -239,11 +239,13 @@ def _register_apps() -> None:
     from facerec.camera.cli import register as register_camera
     from facerec.evaluation.cli import register as register_evaluation
     from facerec.server.cli import register as register_server
+    from facerec.training.cli import register as register_training
 
     app.add_typer(album_app, name="album")
     register_evaluation(app)
     register_camera(app)
     register_server(app)
+    register_training(app)
 
 
 _register_apps()

@@ -389,11 +389,17 @@ def default_weights_path() -> Path:
 
 
 def load_dlib_resnet(path: Path | None = None) -> LoadedModel:
-    """Parse dlib's .dat file (default: the packaged one) into an eval-mode float32 DlibResNet."""
+    """Parse dlib's .dat file (default: the packaged one) into an eval-mode float32 DlibResNet.
+
+    A PyTorch file instead (``.pt``/``.pth``, or torch's zip container) holds
+    fine-tuned weights, e.g. a ``facerec train`` checkpoint: see `_load_finetuned`.
+    """
     if path is None:
         path = default_weights_path()
     elif not path.is_file():
         raise WeightsNotFoundError(f"weights file {path} does not exist")
+    if _is_torch_file(path):
+        return _load_finetuned(path)
     network = read_dlib_network(path)
     if network.input.rows != DLIB_CHIP_SIZE or network.input.cols != DLIB_CHIP_SIZE:
         raise ModelError(
@@ -408,3 +414,37 @@ def load_dlib_resnet(path: Path | None = None) -> LoadedModel:
     module = DlibResNet(network).float().eval()
     log.debug("loaded %s (%d parameters)", path, sum(p.numel() for p in module.parameters()))
     return LoadedModel(DLIB_SPEC, module, sha256_file(path))
+
+
+def _is_torch_file(path: Path) -> bool:
+    """By suffix, or by content: torch.save writes a zip archive, a dlib .dat never starts with PK."""
+    if path.suffix.lower() in (".pt", ".pth"):
+        return True
+    with path.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def _load_finetuned(path: Path) -> LoadedModel:
+    """The architecture from the packaged .dat, the weights from a PyTorch state dict.
+
+    Accepts a ``facerec train`` checkpoint (a dict with ``state_dict`` and
+    ``meta``) or a bare state dict. The model's identity is the hash of this
+    file, so a gallery pinned to the original weights refuses it.
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    if isinstance(meta, dict) and meta.get("model", DLIB_SPEC.name) != DLIB_SPEC.name:
+        raise ModelError(f"{path}: a checkpoint of {meta['model']!r}, not of {DLIB_SPEC.name}")
+    state = obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: expected a state dict, found {type(state).__name__}")
+    module = load_dlib_resnet().module
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise ModelError(f"{path}: does not fit {DLIB_SPEC.name} ({reason})") from None
+    return LoadedModel(DLIB_SPEC, module.float().eval(), sha256_file(path))
