@@ -1,9 +1,264 @@
-"""`facerec album ...` commands."""
+"""`facerec album ...` commands: scan, name, not, unfold, report.
+
+Thin wrappers over `facerec.album.api.Album`; the album's modules (and with
+them torch) are imported inside the commands so `facerec --help` stays fast.
+A photo that cannot be read does not fail a scan: it is recorded with its
+reason, counted in the summary and listed in the report, and the exit code
+stays 0 (rerunning would not fix it). Anticipated failures (no such cluster,
+unknown person, model mismatch) exit 2 with one line on stderr.
+
+Every command that changes a decision (scan, name, not, unfold) ends with a
+refresh of all matches and clusters, so `--threshold` and
+`--cluster-threshold` are accepted by each of them: pass the same values you
+scanned with, or the refresh re-decides with the defaults.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
-album_app = typer.Typer(
-    help="Batch-recognise photo albums: scan, name clusters, report.", no_args_is_help=True
+from facerec.cli_common import (
+    EXIT_ERROR,
+    DbOpt,
+    JsonOpt,
+    MinFaceOpt,
+    ModelOpt,
+    ThresholdOpt,
+    WeightsOpt,
+    emit,
+    make_settings,
+    progress,
+    session,
 )
+from facerec.config import Settings
+
+if TYPE_CHECKING:
+    from facerec.album.api import Album
+    from facerec.album.records import (
+        NameResult,
+        NotResult,
+        RefreshResult,
+        ScanSummary,
+        UnfoldResult,
+    )
+
+album_app = typer.Typer(
+    help="Batch-recognise photo albums: scan, name clusters, report.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+ClusterThresholdOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--cluster-threshold",
+        help="Cosine at which unknown faces are grouped [default: match threshold + 0.02].",
+    ),
+]
+
+
+@contextmanager
+def _album(
+    db: Path | None,
+    settings: Settings,
+    cluster_threshold: float | None = None,
+    fold_threshold: float | None = None,
+) -> Iterator[Album]:
+    """The session wrapper of every album command: errors become one line and exit code 2."""
+    from facerec.album.api import Album, AlbumSettings
+
+    with session(db, settings) as fr:
+        try:
+            with Album(fr, AlbumSettings(cluster_threshold, fold_threshold)) as album:
+                yield album
+        except ValueError as exc:  # e.g. an invalid person name
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+def _refresh_line(r: RefreshResult) -> str:
+    return f"{r.matched} face(s) matched, {r.unknown} unknown in {r.clusters} cluster(s)" + (
+        f", {r.folded} folded" if r.folded else ""
+    )
+
+
+@album_app.command()
+def scan(
+    folder: Annotated[Path, typer.Argument(help="Folder of photos, searched recursively.")],
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Decoder threads; 0 decodes inline [default: cores - 1]."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="Photos per detection batch and commit [default: 8]."),
+    ] = None,
+    max_side: Annotated[
+        int | None,
+        typer.Option(
+            "--max-side",
+            help="Shrink larger photos to this many pixels before detection; 0 keeps them "
+            "whole [default: 1600].",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", help="Torch threads for detection and embedding [default: cores / 2]."
+        ),
+    ] = None,
+    thumbnails: Annotated[
+        bool,
+        typer.Option("--thumbnails/--no-thumbnails", help="Store small face JPEGs for reports."),
+    ] = True,
+    fold_confident: Annotated[
+        bool,
+        typer.Option(
+            "--fold-confident",
+            help="Fold matches above --fold-threshold into the person's album prototype "
+            "(undo with `facerec album unfold NAME`).",
+        ),
+    ] = False,
+    fold_threshold: Annotated[
+        float | None,
+        typer.Option("--fold-threshold", help="[default: match threshold + 0.05]."),
+    ] = None,
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    min_face_size: MinFaceOpt = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Scan FOLDER: new and changed photos are detected, embedded, matched and clustered."""
+    from facerec.album import scan as scan_mod
+
+    scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
+    settings = make_settings(model, weights, threshold, min_face_size)
+    with _album(db, settings, cluster_threshold, fold_threshold) as album:
+        result = album.scan(
+            folder,
+            workers=workers,
+            batch_size=batch_size or scan_mod.DEFAULT_BATCH_SIZE,
+            max_side=scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None),
+            thumbnails=thumbnails,
+            threads=threads,
+            fold=fold_confident,
+            progress=progress(),
+        )
+
+        def human(r: ScanSummary) -> None:
+            typer.echo(
+                f"{r.root}: {r.found} photo(s) found, {r.unchanged} unchanged, "
+                f"{r.duplicates} already known, {r.processed} processed ({r.faces} face(s)), "
+                f"{r.errors} unreadable; {r.seconds:.1f} s, {r.photos_per_second:.2f} photos/s, "
+                f"{r.faces_per_second:.2f} faces/s"
+            )
+            typer.echo(_refresh_line(r.refresh))
+
+        emit(as_json, result, human)
+
+
+@album_app.command(name="name")
+def name_cmd(
+    cluster: Annotated[int, typer.Argument(help="Cluster id (from `facerec album report`).")],
+    name: Annotated[str, typer.Argument(help="The person's name (new or already enrolled).")],
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enrol unknown-face cluster CLUSTER as NAME, with a prototype from all its faces."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold) as album:
+        result = album.name(cluster, name)
+
+        def human(r: NameResult) -> None:
+            typer.echo(
+                f"cluster {r.cluster} is {r.name}: {r.added} sample(s) enrolled, "
+                f"{r.skipped} already there, {r.confirmed} face(s) confirmed"
+            )
+            if r.missing:
+                typer.echo(f"  not enrolled (photo gone or changed): faces {list(r.missing)}")
+            if r.excluded:
+                typer.echo(f"  left out (marked not {r.name}): faces {list(r.excluded)}")
+            typer.echo(_refresh_line(r.refresh))
+
+        emit(as_json, result, human)
+
+
+@album_app.command(name="not")
+def not_cmd(
+    face: Annotated[int, typer.Argument(help="Album face id (from `facerec album report`).")],
+    name: Annotated[str, typer.Argument(help="The enrolled person this face is not.")],
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record that album face FACE is not NAME; matching respects it from now on."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold) as album:
+        result = album.not_(face, name)
+
+        def human(r: NotResult) -> None:
+            undone = " (its match was undone)" if r.was_matched else ""
+            typer.echo(f"face {r.face} is not {r.name}{undone}")
+            typer.echo(_refresh_line(r.refresh))
+
+        emit(as_json, result, human)
+
+
+@album_app.command()
+def unfold(
+    name: Annotated[str, typer.Argument(help="The person whose folded matches to undo.")],
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take NAME's folded album matches out of their album prototype."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold) as album:
+        result = album.unfold(name)
+
+        def human(r: UnfoldResult) -> None:
+            typer.echo(f"{r.unfolded} folded match(es) of {r.name} undone")
+            typer.echo(_refresh_line(r.refresh))
+
+        emit(as_json, result, human)
+
+
+@album_app.command()
+def report(
+    html_dir: Annotated[
+        Path | None, typer.Option("--html", help="Write a static report into this folder.")
+    ] = None,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write one row per face ('-': stdout).")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write photos, people, clusters ('-': stdout).")
+    ] = None,
+    title: Annotated[str, typer.Option("--title", help="Title of the HTML page.")] = "Album",
+    db: DbOpt = None,
+) -> None:
+    """Write the album as HTML (people, unknown clusters, photos), CSV and/or JSON."""
+    from facerec.album import report as rep
+
+    if html_dir is None and csv_file is None and json_file is None:
+        typer.echo("error: give --html DIR, --csv FILE and/or --json FILE", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    with _album(db, Settings()) as album:
+        view = album.view()
+        if csv_file is not None:
+            rep.write_csv(view, sys.stdout if str(csv_file) == "-" else csv_file)
+        if json_file is not None:
+            rep.write_json(view, sys.stdout if str(json_file) == "-" else json_file)
+        if html_dir is not None:
+            page = rep.write_html(view, album.store, html_dir, title=title)
+            typer.echo(f"report: {page}", err=True)

@@ -1,0 +1,412 @@
+"""The album's Python API: scan, refresh, name, not, unfold, view, over one `FaceRec`.
+
+`Album` borrows the `FaceRec`'s gallery (people, prototypes, the FAISS
+index, the model pin and the threshold) and pipeline, and keeps its own rows
+through `AlbumStore`. Everything that decides something about a face is a
+*refresh* over the whole album, run at the end of every scan and after every
+user decision:
+
+1. match: every usable face is searched in the gallery's FAISS prototype
+   index, "not this person" pairs are struck out, and each photo's faces are
+   assigned jointly (`matching.py`) so nobody appears twice in one photo;
+   faces a person confirmed keep their name;
+2. fold (optional): automatic matches above a stricter threshold are marked
+   `folded` and from then on count in that person's *album* prototype, the
+   normalised mean of their enrolled samples' and folded faces' embeddings;
+3. cluster: the faces left unknown are grouped (`clustering.py`), keeping
+   the ids of groups that did not change.
+
+Refreshing reads only stored embeddings, never photos, so it takes seconds
+even for a large album; enrolling someone new and rescanning therefore
+re-matches old photos too.
+
+Folding changes the prototype album matching uses, never the gallery's
+enrolled samples: `facerec verify` at a door keeps deciding on what a person
+enrolled on purpose, and `unfold` restores the album exactly.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+
+from facerec.album.clustering import carry_ids, cluster
+from facerec.album.errors import AlbumError
+from facerec.album.matching import Assignment, match_photo
+from facerec.album.records import (
+    AlbumView,
+    NameResult,
+    NotResult,
+    RefreshResult,
+    ScanSummary,
+    UnfoldResult,
+)
+from facerec.album.scan import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_SIDE,
+    default_threads,
+    scan_folder,
+    torch_threads,
+)
+from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate
+from facerec.api import FaceRec
+from facerec.detection import DetectedFace
+from facerec.errors import ImageError, UnknownPersonError
+from facerec.gallery import NewSample
+from facerec.gallery.album_schema import MATCH_AUTO, MATCH_CONFIRMED
+from facerec.images import load_image
+from facerec.models.base import ModelIdentity
+from facerec.pipeline import storage_crop
+
+#: Clusters link faces at the match threshold plus this: a wrong merge (two
+#: strangers in one cluster, then enrolled as one person) costs more than a
+#: split a user fixes by naming both halves the same.
+CLUSTER_MARGIN = 0.02
+#: Folding needs the match threshold plus this: only matches well clear of
+#: the threshold may move a prototype, or one borderline stranger drags it.
+FOLD_MARGIN = 0.05
+#: Nearest people per face taken from the index into the joint assignment.
+CANDIDATES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumSettings:
+    """Album-only thresholds; None means the match threshold plus the margin above."""
+
+    cluster_threshold: float | None = None
+    fold_threshold: float | None = None
+
+
+class Album:
+    """An album of scanned photos kept in the gallery database of `facerec`."""
+
+    def __init__(self, facerec: FaceRec, settings: AlbumSettings | None = None) -> None:
+        """`facerec` supplies the gallery, the pipeline and the match threshold."""
+        self._fr = facerec
+        self.settings = settings or AlbumSettings()
+        self._store: AlbumStore | None = None
+
+    def __enter__(self) -> Album:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the album's connections (the FaceRec is the caller's to close)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> AlbumStore:
+        if self._store is None:
+            self._store = AlbumStore(self._fr.gallery.path)  # the gallery migrated it first
+        return self._store
+
+    def thresholds(self) -> tuple[float, float, float]:
+        """(match, cluster, fold) cosine thresholds in force."""
+        t = self._fr.threshold()
+        c = self.settings.cluster_threshold
+        f = self.settings.fold_threshold
+        return (
+            t,
+            c if c is not None else t + CLUSTER_MARGIN,
+            f if f is not None else t + FOLD_MARGIN,
+        )
+
+    # -- verbs ----------------------------------------------------------------------------------
+    def scan(
+        self,
+        root: str | Path,
+        *,
+        workers: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        thumbnails: bool = True,
+        threads: int | None = None,
+        fold: bool = False,
+        progress: bool = False,
+    ) -> ScanSummary:
+        """Add new and changed photos under `root`, then refresh matches and clusters.
+
+        `workers` decoder threads (None: cores - 1; 0: decode inline) feed
+        batches of `batch_size` photos to detection and embedding, which run
+        with `threads` torch threads (None: `default_threads()`; the caller's
+        setting is restored afterwards). A long-running process that scans
+        large albums should also call `scan.limit_heap_fragmentation()` once,
+        as `facerec album scan` does, to keep its peak memory flat.
+        """
+        pipeline = self._fr.pipeline
+        self._fr.gallery.check_model(pipeline.embedder.identity)
+        with torch_threads(default_threads() if threads is None else threads):
+            counts = scan_folder(
+                Path(root),
+                self.store,
+                pipeline,
+                workers=workers,
+                batch_size=batch_size,
+                max_side=max_side,
+                thumbnails=thumbnails,
+                progress=progress,
+            )
+        refresh = self.refresh(fold=fold)
+        return ScanSummary(
+            root=str(Path(root).expanduser().resolve()),
+            found=counts.found,
+            unchanged=counts.unchanged,
+            duplicates=counts.duplicates,
+            processed=counts.processed,
+            errors=counts.errors,
+            faces=counts.faces,
+            seconds=counts.seconds,
+            refresh=refresh,
+        )
+
+    def refresh(self, *, fold: bool = False) -> RefreshResult:
+        """Re-match every usable face, optionally fold confident matches, re-cluster the unknown."""
+        gallery = self._fr.gallery
+        store = self.store
+        model = gallery.model or store.latest_model()
+        faces = store.usable_faces(model)
+        threshold, cluster_threshold, fold_threshold = self.thresholds()
+        candidates = self._candidates(faces)
+
+        rows_by_photo: dict[int, list[int]] = defaultdict(list)
+        for row, photo in enumerate(faces.photo_ids.tolist()):
+            rows_by_photo[photo].append(row)
+        decided: list[Assignment] = [Assignment(None, None)] * len(faces)
+        for rows in rows_by_photo.values():
+            fixed = {
+                pos: ident
+                for pos, row in enumerate(rows)
+                if (ident := faces.identities[row]) is not None
+                and faces.kinds[row] == MATCH_CONFIRMED
+            }
+            for row, a in zip(
+                rows, match_photo([candidates[r] for r in rows], threshold, fixed), strict=True
+            ):
+                decided[row] = a
+
+        unknown = [r for r, a in enumerate(decided) if a.identity is None]
+        groups = cluster(
+            faces.embeddings[unknown], faces.photo_ids[unknown].tolist(), cluster_threshold
+        )
+        face_ids = faces.face_ids.tolist()
+        previous = {face_ids[r]: c for r, c in enumerate(faces.clusters) if c is not None}
+        group_ids = carry_ids(previous, [[face_ids[unknown[i]] for i in g] for g in groups])
+        group_of = {unknown[i]: g for g, members in enumerate(groups) for i in members}
+
+        updates = []
+        n_folded = 0
+        for row, a in enumerate(decided):
+            confirmed = faces.kinds[row] == MATCH_CONFIRMED and a.identity == faces.identities[row]
+            kind = None if a.identity is None else MATCH_CONFIRMED if confirmed else MATCH_AUTO
+            keeps_fold = (
+                faces.folded[row] and kind == MATCH_AUTO and a.identity == faces.identities[row]
+            )
+            folds = (
+                fold
+                and kind == MATCH_AUTO
+                and a.similarity is not None
+                and a.similarity >= fold_threshold
+            )
+            is_folded = bool(keeps_fold or folds)
+            n_folded += is_folded
+            updates.append(
+                FaceUpdate(
+                    face_id=face_ids[row],
+                    identity=a.identity,
+                    similarity=a.similarity,
+                    kind=kind,
+                    folded=is_folded,
+                    cluster=group_of.get(row),
+                )
+            )
+        changed = store.apply(updates, group_ids)
+        return RefreshResult(
+            matched=len(decided) - len(unknown),
+            unknown=len(unknown),
+            clusters=len(groups),
+            folded=n_folded,
+            changed=changed,
+        )
+
+    def name(self, cluster_id: int, name: str) -> NameResult:
+        """Enrol cluster `cluster_id` as `name` (new, or more samples of an existing person).
+
+        Each face becomes a gallery sample with its stored embedding and an
+        aligned crop cut from the photo on disk now (the album never copies
+        photos); faces whose photo is gone or changed are confirmed but not
+        enrolled, and faces marked "not `name`" are left out altogether.
+        """
+        store = self.store
+        faces = store.cluster_faces(cluster_id)
+        if not faces:
+            raise AlbumError(
+                f"no album cluster {cluster_id} (cluster ids are listed by "
+                "`facerec album report`; naming or rescanning may have changed them)"
+            )
+        key = _name_key(name)
+        existing = store.identities().get(key)
+        negatives = store.negatives() if existing is not None else set()
+        excluded = tuple(f.face_id for f in faces if (f.face_id, existing) in negatives)
+        keep = [f for f in faces if f.face_id not in excluded]
+        if not keep:
+            raise AlbumError(f"every face of cluster {cluster_id} is marked as not {key}")
+        model = _one_model(keep, cluster_id)
+        samples, missing = _samples(keep)
+        if not samples:
+            raise AlbumError(
+                f"cannot enrol cluster {cluster_id}: none of its photos is on disk unchanged "
+                f"({', '.join(sorted({f.photo_path for f in keep})[:3])} ...)"
+            )
+        result = self._fr.gallery.enroll(key, samples, model)
+        identity = store.identities()[result.person.name]
+        confirmed = store.confirm([f.face_id for f in keep], identity)
+        return NameResult(
+            cluster=cluster_id,
+            name=result.person.name,
+            added=result.added,
+            skipped=result.skipped,
+            confirmed=confirmed,
+            missing=missing,
+            excluded=excluded,
+            refresh=self.refresh(),
+        )
+
+    def not_(self, face_id: int, name: str) -> NotResult:
+        """Record that album face `face_id` is not `name`; matching never pairs them again."""
+        store = self.store
+        if not store.has_face(face_id):
+            raise AlbumError(
+                f"no album face {face_id} (face ids are listed by `facerec album report`)"
+            )
+        key = _name_key(name)
+        identity = store.identities().get(key)
+        if identity is None:
+            raise UnknownPersonError(key)
+        was = store.add_negative(face_id, identity)
+        return NotResult(face=face_id, name=key, was_matched=was, refresh=self.refresh())
+
+    def unfold(self, name: str) -> UnfoldResult:
+        """Take `name`'s folded album matches out of their album prototype again."""
+        key = _name_key(name)
+        identity = self.store.identities().get(key)
+        if identity is None:
+            raise UnknownPersonError(key)
+        n = self.store.unfold(identity)
+        return UnfoldResult(name=key, unfolded=n, refresh=self.refresh())
+
+    def view(self) -> AlbumView:
+        """Photos, faces, people and clusters, for reports."""
+        return self.store.view()
+
+    # -- matching helpers -----------------------------------------------------------------------
+    def _candidates(self, faces: FaceTable) -> list[dict[int, float]]:
+        """Per face: identity id -> cosine for its nearest people, negatives struck out.
+
+        The gallery's FAISS index gives the nearest prototypes; people with
+        folded album faces are scored against their album prototype instead,
+        for every face, so a fold can never hide a person from the search.
+        """
+        out: list[dict[int, float]] = [{} for _ in range(len(faces))]
+        ids = self.store.identities()
+        if not len(faces) or not ids:
+            return out
+        hits = self._fr.gallery.search(faces.embeddings, min(len(ids), CANDIDATES))
+        for cands, face_hits in zip(out, hits, strict=True):
+            cands.update({ids[h.name]: h.similarity for h in face_hits if h.name in ids})
+        album_protos = self._album_prototypes(ids)
+        if album_protos:
+            people = list(album_protos)
+            sims = faces.embeddings @ np.stack([album_protos[p] for p in people]).T
+            for cands, row in zip(out, sims.tolist(), strict=True):
+                cands.update(zip(people, row, strict=True))
+        negatives = self.store.negatives()
+        if negatives:
+            for cands, face_id in zip(out, faces.face_ids.tolist(), strict=True):
+                for p in [p for p in cands if (face_id, p) in negatives]:
+                    del cands[p]
+        return out
+
+    def _album_prototypes(self, ids: dict[str, int]) -> dict[int, npt.NDArray[np.float32]]:
+        """Identity id -> normalised mean of enrolled samples and folded faces (unit rows)."""
+        folded = self.store.folded_embeddings()
+        if not folded:
+            return {}
+        names = {i: n for n, i in ids.items()}
+        wanted = {names[i] for i in folded if i in names}
+        sums = {i: _unit(v).sum(axis=0, dtype=np.float64) for i, v in folded.items()}
+        for sample in self._fr.gallery.samples():
+            if sample.name in wanted:
+                sums[ids[sample.name]] += _unit(sample.embedding[None, :])[0]
+        return {
+            i: (s / np.linalg.norm(s)).astype(np.float32)
+            for i, s in sums.items()
+            if np.linalg.norm(s) > 1e-12
+        }
+
+
+def _name_key(name: str) -> str:
+    """Names as the gallery stores them: trimmed, Unicode NFC."""
+    return unicodedata.normalize("NFC", name.strip())
+
+
+def _unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    v = x.astype(np.float64)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def _one_model(faces: Sequence[ClusterFace], cluster_id: int) -> ModelIdentity:
+    models = {f.model for f in faces}
+    if len(models) != 1 or None in models:
+        raise AlbumError(
+            f"cluster {cluster_id} mixes faces of different models; rescan the album first"
+        )
+    model = models.pop()
+    assert model is not None
+    return model
+
+
+def _samples(faces: Sequence[ClusterFace]) -> tuple[list[NewSample], tuple[int, ...]]:
+    """Gallery samples for faces whose photo is still on disk unchanged, and the ids of the rest."""
+    by_photo: dict[str, list[ClusterFace]] = defaultdict(list)
+    for f in faces:
+        by_photo[f.photo_path].append(f)
+    samples: list[NewSample] = []
+    missing: list[int] = []
+    for path, group in by_photo.items():
+        try:
+            image = load_image(path)
+        except ImageError:
+            missing.extend(f.face_id for f in group)
+            continue
+        for f in group:
+            if image.sha256 != f.content_sha256:
+                missing.append(f.face_id)
+                continue
+            detection = DetectedFace(f.box, f.det_score, f.landmarks)  # type: ignore[arg-type]
+            crop = storage_crop(image, detection)
+            samples.append(
+                NewSample(
+                    embedding=f.embedding,
+                    crop_png=crop.png,
+                    crop_landmarks=crop.landmarks,
+                    source=path,
+                    content_sha256=f.content_sha256,
+                    box=f.box,
+                    det_score=f.det_score,
+                    quality=f.quality,
+                )
+            )
+    return samples, tuple(sorted(missing))

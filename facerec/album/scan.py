@@ -1,0 +1,511 @@
+"""Scanning a folder: walk, hash, decode in parallel, detect and embed in batches, commit per batch.
+
+The stages overlap: worker threads read, hash and decode the next photos
+while the main thread runs detection and embedding on the current batch.
+Threads rather than processes because the expensive parts of decoding (PIL's
+JPEG/PNG decoders, OpenCV's resize) and hashing release the GIL, and a
+thread hands the decoded pixels over without pickling tens of megabytes per
+photo; `scripts/bench_album.py` measured both on this project's machine
+(README, "Albums"). At most `window` photos are in flight, so memory stays
+flat however large the folder.
+
+A rerun is cheap and safe. A path whose size and modification time match the
+album is skipped without being read; any other file is read and hashed, and
+content already in the album (a copy, a moved or merely touched file) is not
+decoded again. Each batch of photos is written with its faces in one
+transaction, and photos are keyed by content hash, so a scan killed at any
+moment and started again finishes the job without a duplicate row.
+
+Photos larger than `max_side` are shrunk (area interpolation) before
+detection: MTCNN's image pyramid on a 12-megapixel photo costs seconds and
+hundreds of megabytes, and faces small enough to vanish at 1600 px are below
+the quality gate anyway. Boxes and landmarks are mapped back, so the album
+stores them in the photo's own pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import io
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from facerec.album.store import AlbumStore, NewFace, NewPhoto, Relocation
+from facerec.errors import ImageError
+from facerec.images import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    LoadedImage,
+    RGBImage,
+    decode_image,
+)
+from facerec.pipeline import Face, Pipeline
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Longest side photos are shrunk to before detection.
+DEFAULT_MAX_SIDE = 1600
+#: Photos per detection/embedding batch, and per committed transaction.
+DEFAULT_BATCH_SIZE = 8
+#: Thumbnail side in pixels, and the margin around the face box (fraction of its size).
+THUMB_SIZE = 112
+THUMB_MARGIN = 0.25
+THUMB_QUALITY = 85
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Decoder threads: the cores minus one for detection, at least one, at most eight."""
+    return max(1, min(8, _cores() - 1))
+
+
+def default_threads() -> int:
+    """Torch intra-op threads while scanning: half the cores, at least one.
+
+    Not torch's default (every core): the decoder threads need cores too, and
+    an oversubscribed OpenMP pool is catastrophically slow for MTCNN, which
+    runs thousands of tiny ops (one resize per candidate box) that each wait
+    on every pool thread. On the 2-core development machine, shared with other
+    jobs, 16 example photos took 38 s with 2 threads and 4.7 s with 1.
+    """
+    return max(1, _cores() // 2)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch intra-op threads (None: leave as is), then restore."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ValueError(f"threads must be at least 1, got {n}")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFile:
+    """A candidate file: absolute path plus the stat facts a rerun compares."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Fetched:
+    """A file after a worker read it.
+
+    `sha256` is None only when the file could not be read at all (there is no
+    content to key a record on). `known` means its content is already in the
+    album, so it was not decoded. `scale` is (x, y) photo pixels per pixel of
+    `image`, which may have been shrunk.
+    """
+
+    file: PhotoFile
+    sha256: str | None
+    image: LoadedImage | None
+    original_size: tuple[int, int] | None
+    scale: tuple[float, float]
+    error: str | None
+    known: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScanCounts:
+    """What one pass over a folder did (see `ScanSummary` for the meaning of each count)."""
+
+    found: int
+    unchanged: int
+    duplicates: int
+    processed: int
+    errors: int
+    faces: int
+    seconds: float
+
+
+def find_photos(root: Path) -> list[PhotoFile]:
+    """Every image file under `root` (recursive, by suffix, hidden entries skipped), sorted.
+
+    Sorted so that two runs visit files in the same order; hidden folders are
+    skipped because they hold thumbnails caches (.thumbnails, .@__thumb) that
+    would double every photo.
+    """
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise ImageError(root, "is not a folder")
+    out: list[PhotoFile] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(folder) / name
+            try:
+                st = path.stat()
+            except OSError as exc:
+                log.warning("%s: cannot stat: %s", path, exc)
+                continue
+            out.append(PhotoFile(path, st.st_size, st.st_mtime_ns))
+    return out
+
+
+class Fetcher:
+    """Reads, hashes and decodes one file; runs in a worker thread, never raises for bad files."""
+
+    def __init__(
+        self,
+        known: frozenset[str],
+        *,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self.known = known
+        self.max_side = max_side
+        self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
+
+    def __call__(self, file: PhotoFile) -> Fetched:
+        """Read and decode `file`, or say why not."""
+        try:
+            if file.path.stat().st_size > self.max_bytes:
+                sha = _hash_file(file.path)
+                limit = self.max_bytes / 2**20
+                return self._failed(file, sha, f"file is over the {limit:.0f} MiB limit")
+            data = file.path.read_bytes()
+        except OSError as exc:
+            return self._failed(file, None, f"cannot read: {exc.strerror or exc}")
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in self.known:
+            return Fetched(file, sha, None, None, (1.0, 1.0), None, known=True)
+        try:
+            image = decode_image(data, source=str(file.path), max_pixels=self.max_pixels)
+        except ImageError as exc:
+            return self._failed(file, sha, exc.reason)
+        small, scale = shrink(image, self.max_side)
+        return Fetched(file, sha, small, image.size, scale, None, known=False)
+
+    @staticmethod
+    def _failed(file: PhotoFile, sha: str | None, reason: str) -> Fetched:
+        return Fetched(file, sha, None, None, (1.0, 1.0), reason, known=False)
+
+
+def shrink(image: LoadedImage, max_side: int | None) -> tuple[LoadedImage, tuple[float, float]]:
+    """`image` with its longest side at most `max_side`, and the (x, y) scale back to it."""
+    h, w = image.pixels.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return image, (1.0, 1.0)
+    f = max_side / max(h, w)
+    nw, nh = max(1, round(w * f)), max(1, round(h * f))
+    pixels = cv2.resize(image.pixels, (nw, nh), interpolation=cv2.INTER_AREA)
+    return LoadedImage(image.source, np.ascontiguousarray(pixels), image.sha256), (w / nw, h / nh)
+
+
+def thumbnail(pixels: RGBImage, box: Sequence[float], size: int = THUMB_SIZE) -> bytes:
+    """A small square JPEG around a face box (with margin), for reports."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * THUMB_MARGIN)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    h, w = pixels.shape[:2]
+    left, top = max(0, round(cx - side / 2)), max(0, round(cy - side / 2))
+    right, bottom = min(w, round(cx + side / 2)), min(h, round(cy + side / 2))
+    if right <= left or bottom <= top:
+        left, top, right, bottom = 0, 0, w, h
+    crop = Image.fromarray(pixels[top:bottom, left:right])
+    crop.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    crop.save(buf, format="JPEG", quality=THUMB_QUALITY)
+    return buf.getvalue()
+
+
+def to_new_faces(
+    faces: Sequence[Face], image: LoadedImage, scale: tuple[float, float], *, thumbnails: bool
+) -> tuple[NewFace, ...]:
+    """Pipeline faces as album rows, mapped back to the photo's own pixel coordinates."""
+    sx, sy = scale
+    out = []
+    for i, face in enumerate(faces):
+        d = face.detection
+        x1, y1, x2, y2 = d.box
+        out.append(
+            NewFace(
+                face_index=i,
+                box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy),
+                landmarks=tuple((x * sx, y * sy) for x, y in d.landmarks),
+                det_score=d.score,
+                quality=face.quality.as_dict(),
+                quality_reasons=face.quality.reasons,
+                embedding=face.embedding,
+                thumbnail=thumbnail(image.pixels, d.box) if thumbnails else None,
+            )
+        )
+    return tuple(out)
+
+
+def bounded_map(
+    pool: ThreadPoolExecutor | None, fn: Callable[[T], R], items: Iterable[T], window: int
+) -> Iterator[R]:
+    """`map` over a pool with at most `window` items in flight, results in input order.
+
+    `Executor.map` submits everything at once and would hold every decoded
+    photo of a large folder in memory. With no pool, runs inline.
+    """
+    if pool is None:
+        yield from map(fn, items)
+        return
+    it = iter(items)
+    pending: deque[Future[R]] = deque(
+        pool.submit(fn, x) for _, x in zip(range(window), it, strict=False)
+    )
+    while pending:
+        result = pending.popleft().result()
+        for x in it:  # refill only after a slot is free: never more than `window` in flight
+            pending.append(pool.submit(fn, x))
+            break
+        yield result
+
+
+def scan_folder(
+    root: Path,
+    store: AlbumStore,
+    pipeline: Pipeline,
+    *,
+    workers: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    thumbnails: bool = True,
+    progress: bool = False,
+) -> ScanCounts:
+    """Bring the album up to date with the photos under `root`; see the module docstring."""
+    start = time.perf_counter()
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    workers = default_workers() if workers is None else workers
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    model = pipeline.embedder.identity
+    files = find_photos(root)
+    known = store.known()
+    by_path = {k.path: k for k in known}
+    # Content that needs no new pass: errors stay errors; faces count only from this model.
+    current = frozenset(k.content_sha256 for k in known if not k.ok or k.model == model)
+    where = {k.content_sha256: k.path for k in known}
+    todo: list[PhotoFile] = []
+    for f in files:
+        k = by_path.get(str(f.path))
+        if (
+            k is not None
+            and k.size_bytes == f.size
+            and k.mtime_ns == f.mtime_ns
+            and k.content_sha256 in current
+        ):
+            continue
+        todo.append(f)
+    unchanged = len(files) - len(todo)
+
+    duplicates = processed = errors = n_faces = 0
+    photos: list[NewPhoto] = []
+    relocations: list[Relocation] = []
+    batch: list[Fetched] = []
+    seen: set[str] = set()
+    bar = tqdm(total=len(todo), desc="scanning", unit="photo", disable=not progress)
+
+    def flush() -> None:
+        nonlocal processed, errors, n_faces
+        for fetched, faces in zip(batch, _faces(pipeline, batch), strict=True):
+            assert fetched.sha256 is not None and fetched.image is not None
+            if isinstance(faces, str):
+                errors += 1
+                photos.append(_error_photo(fetched, faces))
+                continue
+            rows = to_new_faces(faces, fetched.image, fetched.scale, thumbnails=thumbnails)
+            w, h = fetched.original_size or fetched.image.size
+            photos.append(
+                NewPhoto(
+                    str(fetched.file.path),
+                    fetched.sha256,
+                    fetched.file.size,
+                    fetched.file.mtime_ns,
+                    w,
+                    h,
+                    None,
+                    model,
+                    rows,
+                )
+            )
+            processed += 1
+            n_faces += len(rows)
+        if photos or relocations:
+            store.write(photos, relocations)
+        bar.update(len(batch))
+        photos.clear()
+        relocations.clear()
+        batch.clear()
+        release_memory()
+
+    fetcher = Fetcher(current, max_side=max_side)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="album-decode") if workers else None
+    try:
+        for fetched in bounded_map(pool, fetcher, todo, window=2 * max(workers, 1) + batch_size):
+            sha = fetched.sha256
+            if sha is None:
+                errors += 1  # unreadable: no content to key a record on; retried next scan
+                log.warning("%s: %s", fetched.file.path, fetched.error)
+                bar.update(1)
+            elif sha in seen:
+                duplicates += 1  # a second copy met in this very scan
+                bar.update(1)
+            elif fetched.known:
+                duplicates += 1
+                old = where.get(sha)
+                if old is None or old == str(fetched.file.path) or not Path(old).exists():
+                    relocations.append(_relocation(fetched.file, sha))  # touched or moved
+                seen.add(sha)
+                bar.update(1)
+            elif fetched.error is not None:
+                errors += 1
+                seen.add(sha)
+                photos.append(_error_photo(fetched, fetched.error))
+                log.warning("%s: %s", fetched.file.path, fetched.error)
+                bar.update(1)
+            else:
+                seen.add(sha)
+                batch.append(fetched)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return ScanCounts(
+        found=len(files),
+        unchanged=unchanged,
+        duplicates=duplicates,
+        processed=processed,
+        errors=errors,
+        faces=n_faces,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc only; elsewhere a no-op).
+
+    Every photo size makes torch allocate differently sized buffers, and
+    glibc keeps freed ones in its arenas: without this the scan's RSS climbed
+    from 1.06 to 1.40 GB over 200 mixed-size photos; with it, it stays at
+    about 0.9 GB between batches. The call costs a few milliseconds per batch.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+#: glibc's mallopt parameter number for the mmap threshold, and the value the scan uses.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 2 << 20
+
+
+def limit_heap_fragmentation() -> bool:
+    """Serve allocations of 2 MiB and more with mmap, so they go back to the OS when freed.
+
+    glibc raises its mmap threshold each time a large block is freed (up to
+    32 MiB), after which the image-sized tensors of every differently sized
+    photo come from the heap and fragment it: over a 2,000-photo scan the
+    in-batch peak RSS climbed from 1.3 to 1.9 GB, while a fixed 2 MiB
+    threshold kept it at 1.06-1.11 GB (`scripts/bench_album.py`). It costs
+    about 15 % of throughput (fresh pages for big tensors), so it is a choice
+    for a process that scans, made by `facerec album scan`; it is
+    process-wide and cannot be undone, so the library never makes it on its
+    own. Returns False where the C library is not glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def _faces(pipeline: Pipeline, batch: Sequence[Fetched]) -> list[list[Face] | str]:
+    """Faces per photo; one photo the detector chokes on costs that photo, not the batch."""
+    images = [f.image for f in batch if f.image is not None]
+    if not images:
+        return []
+    try:
+        return list(pipeline.faces_batch(images))
+    except Exception:
+        log.warning("batch of %d photos failed; retrying one by one", len(images), exc_info=True)
+    out: list[list[Face] | str] = []
+    for image in images:
+        try:
+            out.append(pipeline.faces(image))
+        except Exception as exc:
+            log.warning("%s: face detection failed", image.source, exc_info=True)
+            out.append(f"face detection failed: {type(exc).__name__}: {exc}")
+    return out
+
+
+def _error_photo(fetched: Fetched, reason: str) -> NewPhoto:
+    assert fetched.sha256 is not None
+    size = fetched.original_size
+    return NewPhoto(
+        str(fetched.file.path),
+        fetched.sha256,
+        fetched.file.size,
+        fetched.file.mtime_ns,
+        size[0] if size else None,
+        size[1] if size else None,
+        reason,
+        None,
+    )
+
+
+def _relocation(file: PhotoFile, sha: str) -> Relocation:
+    return Relocation(sha, str(file.path), file.size, file.mtime_ns)
+
+
+def _hash_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

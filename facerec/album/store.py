@@ -1,0 +1,649 @@
+"""Album rows in the gallery database: the only module that reads or writes the album tables.
+
+The album shares the gallery's SQLite file (so a face's match is a real
+foreign key to a person) but not the `Gallery` object's session: the Gallery
+owns people, samples and prototypes and its revision counter stamps the FAISS
+index, which album writes must not move. `AlbumStore` therefore opens its own
+engine on the same file with the same pragmas and transaction handling
+(`create_sqlite_engine`), reads `identities` only to translate names and ids,
+and never writes a gallery table.
+
+Every write is one transaction (BEGIN IMMEDIATE: a second scanner waits for
+the lock instead of failing). A scan commits each batch of photos together
+with their faces, so a scan killed at any point leaves whole photos or none,
+and the UNIQUE keys (content hash; photo + face position) make a rerun unable
+to add a second copy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from facerec.album.records import (
+    AlbumView,
+    ClusterView,
+    FaceView,
+    PersonView,
+    PhotoView,
+)
+from facerec.errors import GalleryError
+from facerec.gallery.album_schema import (
+    MATCH_AUTO,
+    MATCH_CONFIRMED,
+    PHOTO_ERROR,
+    PHOTO_OK,
+    AlbumCluster,
+    AlbumFace,
+    AlbumNegative,
+    AlbumPhoto,
+)
+from facerec.gallery.schema import BEGIN_OPTION, Identity, create_sqlite_engine
+from facerec.models.base import ModelIdentity
+
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPhoto:
+    """What a rerun needs to know about a photo already in the album to decide to skip it."""
+
+    path: str
+    content_sha256: str
+    size_bytes: int
+    mtime_ns: int
+    ok: bool
+    model: ModelIdentity | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NewFace:
+    """A detected face to store, in the photo's own pixel coordinates."""
+
+    face_index: int
+    box: tuple[float, float, float, float]
+    landmarks: tuple[tuple[float, float], ...]
+    det_score: float
+    quality: Mapping[str, float]
+    quality_reasons: tuple[str, ...]
+    embedding: Vectors
+    thumbnail: bytes | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NewPhoto:
+    """A scanned file with its faces; `error` set (and no faces) when it could not be used."""
+
+    path: str
+    content_sha256: str
+    size_bytes: int
+    mtime_ns: int
+    width: int | None
+    height: int | None
+    error: str | None
+    model: ModelIdentity | None
+    faces: tuple[NewFace, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Relocation:
+    """Content already in the album found at a new path, or with a new mtime: refresh the key."""
+
+    content_sha256: str
+    path: str
+    size_bytes: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FaceTable:
+    """The album's usable faces (quality gate passed, embedded by one model) as arrays.
+
+    Row i describes face `face_ids[i]`; `kinds[i]` is the match kind or None.
+    """
+
+    face_ids: npt.NDArray[np.int64]
+    photo_ids: npt.NDArray[np.int64]
+    embeddings: Vectors
+    identities: tuple[int | None, ...]
+    kinds: tuple[str | None, ...]
+    folded: tuple[bool, ...]
+    clusters: tuple[int | None, ...]
+    similarities: tuple[float | None, ...]
+
+    def __len__(self) -> int:
+        return len(self.face_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceUpdate:
+    """A refresh's decision for one face; `cluster` is an index into the new groups or None."""
+
+    face_id: int
+    identity: int | None
+    similarity: float | None
+    kind: str | None
+    folded: bool
+    cluster: int | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClusterFace:
+    """A face of a cluster with what enrolment needs: where the photo is and where the face is."""
+
+    face_id: int
+    photo_path: str
+    content_sha256: str
+    box: tuple[float, float, float, float]
+    landmarks: tuple[tuple[float, float], ...]
+    det_score: float
+    quality: Mapping[str, float]
+    embedding: Vectors
+    model: ModelIdentity | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FaceImage:
+    """A face's stored thumbnail, or where to cut one from when none was stored."""
+
+    face_id: int
+    thumbnail: bytes | None
+    photo_path: str
+    content_sha256: str
+    box: tuple[float, float, float, float]
+
+
+class AlbumStore:
+    """The album tables of one gallery database. Open after `Gallery.open` has migrated it."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._engine = create_sqlite_engine(f"sqlite:///{self._path}")
+        self._reads = sessionmaker(bind=self._engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            bind=self._engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}),
+            expire_on_commit=False,
+        )
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> AlbumStore:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        try:
+            with self._reads() as s, s.begin():
+                yield s
+        except OperationalError as exc:
+            raise GalleryError(f"{self._path}: {exc.orig}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        try:
+            with self._writes.begin() as s:
+                yield s
+        except OperationalError as exc:
+            raise GalleryError(f"{self._path}: {exc.orig}") from exc
+
+    # -- scanning -------------------------------------------------------------------------------
+    def known(self) -> list[KnownPhoto]:
+        """Every photo's key facts, for a rerun to skip what it has seen."""
+        stmt = select(
+            AlbumPhoto.path,
+            AlbumPhoto.content_sha256,
+            AlbumPhoto.size_bytes,
+            AlbumPhoto.mtime_ns,
+            AlbumPhoto.status,
+            AlbumPhoto.model_name,
+            AlbumPhoto.model_sha256,
+        )
+        with self._read() as s:
+            return [
+                KnownPhoto(
+                    path=p,
+                    content_sha256=sha,
+                    size_bytes=size,
+                    mtime_ns=mtime,
+                    ok=status == PHOTO_OK,
+                    model=ModelIdentity(mn, ms) if mn is not None and ms is not None else None,
+                )
+                for p, sha, size, mtime, status, mn, ms in s.execute(stmt)
+            ]
+
+    def write(self, photos: Sequence[NewPhoto], relocations: Sequence[Relocation] = ()) -> None:
+        """Store a batch of scanned photos and their faces in ONE transaction.
+
+        A photo replaces any row with the same content (a rescan after a model
+        change) and any row at the same path with other content (the file was
+        edited or replaced), so a path or a content hash is never in the album twice.
+        """
+        now = datetime.now(UTC)
+        with self._write() as s:
+            for p in photos:
+                s.execute(
+                    delete(AlbumPhoto).where(
+                        or_(
+                            AlbumPhoto.content_sha256 == p.content_sha256,
+                            AlbumPhoto.path == p.path,
+                        )
+                    )
+                )
+                photo_id = s.execute(
+                    insert(AlbumPhoto)
+                    .values(
+                        path=p.path,
+                        content_sha256=p.content_sha256,
+                        size_bytes=p.size_bytes,
+                        mtime_ns=p.mtime_ns,
+                        width=p.width,
+                        height=p.height,
+                        status=PHOTO_OK if p.error is None else PHOTO_ERROR,
+                        error=p.error,
+                        model_name=p.model.name if p.model else None,
+                        model_sha256=p.model.weights_sha256 if p.model else None,
+                        scanned_at=now,
+                    )
+                    .returning(AlbumPhoto.id)
+                ).scalar_one()
+                if p.faces:
+                    s.execute(
+                        insert(AlbumFace),
+                        [
+                            {
+                                "photo_id": photo_id,
+                                "face_index": f.face_index,
+                                "box": json.dumps([float(v) for v in f.box]),
+                                "landmarks": json.dumps(
+                                    [[float(x), float(y)] for x, y in f.landmarks]
+                                ),
+                                "det_score": float(f.det_score),
+                                "quality": json.dumps(
+                                    {str(k): float(v) for k, v in f.quality.items()}, sort_keys=True
+                                ),
+                                "quality_reasons": "; ".join(f.quality_reasons) or None,
+                                "embedding": encode(f.embedding),
+                                "thumbnail": f.thumbnail,
+                                "folded": False,
+                            }
+                            for f in p.faces
+                        ],
+                    )
+            for r in relocations:
+                s.execute(
+                    delete(AlbumPhoto).where(
+                        AlbumPhoto.path == r.path, AlbumPhoto.content_sha256 != r.content_sha256
+                    )
+                )
+                s.execute(
+                    update(AlbumPhoto)
+                    .where(AlbumPhoto.content_sha256 == r.content_sha256)
+                    .values(path=r.path, size_bytes=r.size_bytes, mtime_ns=r.mtime_ns)
+                )
+
+    # -- matching and clustering ----------------------------------------------------------------
+    def usable_faces(self, model: ModelIdentity | None) -> FaceTable:
+        """Faces that passed the quality gate in readable photos embedded by `model`."""
+        stmt = (
+            select(
+                AlbumFace.id,
+                AlbumFace.photo_id,
+                AlbumFace.embedding,
+                AlbumFace.identity_id,
+                AlbumFace.match_kind,
+                AlbumFace.folded,
+                AlbumFace.cluster_id,
+                AlbumFace.similarity,
+            )
+            .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
+            .where(AlbumFace.quality_reasons.is_(None), AlbumPhoto.status == PHOTO_OK)
+            .order_by(AlbumFace.id)
+        )
+        if model is not None:
+            stmt = stmt.where(
+                AlbumPhoto.model_name == model.name, AlbumPhoto.model_sha256 == model.weights_sha256
+            )
+        with self._read() as s:
+            rows = s.execute(stmt).all()
+        if not rows:
+            return FaceTable(
+                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32),
+                (), (), (), (), (),
+            )  # fmt: skip
+        embeddings = decode_rows([r[2] for r in rows])
+        return FaceTable(
+            face_ids=np.array([r[0] for r in rows], dtype=np.int64),
+            photo_ids=np.array([r[1] for r in rows], dtype=np.int64),
+            embeddings=embeddings,
+            identities=tuple(r[3] for r in rows),
+            kinds=tuple(r[4] for r in rows),
+            folded=tuple(bool(r[5]) for r in rows),
+            clusters=tuple(r[6] for r in rows),
+            similarities=tuple(r[7] for r in rows),
+        )
+
+    def latest_model(self) -> ModelIdentity | None:
+        """The model of the most recently scanned photo (what to match with before anyone is enrolled)."""
+        stmt = (
+            select(AlbumPhoto.model_name, AlbumPhoto.model_sha256)
+            .where(AlbumPhoto.model_name.is_not(None), AlbumPhoto.model_sha256.is_not(None))
+            .order_by(AlbumPhoto.scanned_at.desc(), AlbumPhoto.id.desc())
+            .limit(1)
+        )
+        with self._read() as s:
+            row = s.execute(stmt).first()
+        if row is None or row[0] is None or row[1] is None:
+            return None
+        return ModelIdentity(row[0], row[1])
+
+    def negatives(self) -> set[tuple[int, int]]:
+        """Every (face id, identity id) pair a user said does not match."""
+        with self._read() as s:
+            return {
+                (f, i)
+                for f, i in s.execute(select(AlbumNegative.face_id, AlbumNegative.identity_id))
+            }
+
+    def identities(self) -> dict[str, int]:
+        """Enrolled names -> identity ids (read-only use of the gallery's table)."""
+        with self._read() as s:
+            return {n: i for i, n in s.execute(select(Identity.id, Identity.name))}
+
+    def folded_embeddings(self) -> dict[int, Vectors]:
+        """Identity id -> embeddings of the album faces folded into that person's prototype."""
+        stmt = (
+            select(AlbumFace.identity_id, AlbumFace.embedding)
+            .where(AlbumFace.folded.is_(True), AlbumFace.identity_id.is_not(None))
+            .order_by(AlbumFace.id)
+        )
+        groups: dict[int, list[bytes]] = {}
+        with self._read() as s:
+            for identity_id, blob in s.execute(stmt):
+                if identity_id is not None:
+                    groups.setdefault(identity_id, []).append(blob)
+        return {k: decode_rows(v) for k, v in groups.items()}
+
+    def apply(self, updates: Sequence[FaceUpdate], group_ids: Sequence[int | None]) -> int:
+        """Write a refresh in one transaction; returns how many faces changed.
+
+        `group_ids[g]` is the cluster id group g keeps, or None for a new one;
+        new clusters are created here and clusters left without faces deleted.
+        Only rows that differ are written.
+        """
+        now = datetime.now(UTC)
+        with self._write() as s:
+            ids: list[int] = []
+            for gid in group_ids:
+                if gid is None:
+                    gid = s.execute(
+                        insert(AlbumCluster).values(created_at=now).returning(AlbumCluster.id)
+                    ).scalar_one()
+                ids.append(int(gid))
+            wanted = {
+                u.face_id: (
+                    u.identity,
+                    u.similarity,
+                    u.kind,
+                    u.folded,
+                    ids[u.cluster] if u.cluster is not None else None,
+                )
+                for u in updates
+            }
+            current = {
+                int(fid): (ident, sim, kind, bool(folded), cl)
+                for fid, ident, sim, kind, folded, cl in s.execute(
+                    select(
+                        AlbumFace.id,
+                        AlbumFace.identity_id,
+                        AlbumFace.similarity,
+                        AlbumFace.match_kind,
+                        AlbumFace.folded,
+                        AlbumFace.cluster_id,
+                    )
+                )
+            }
+            changed = {fid: v for fid, v in wanted.items() if fid in current and current[fid] != v}
+            if changed:
+                s.execute(
+                    update(AlbumFace),
+                    [
+                        {
+                            "id": fid,
+                            "identity_id": v[0],
+                            "similarity": v[1],
+                            "match_kind": v[2],
+                            "folded": v[3],
+                            "cluster_id": v[4],
+                        }
+                        for fid, v in changed.items()
+                    ],
+                )
+            n_changed = sum(
+                1
+                for fid, v in changed.items()
+                if current[fid][0] != v[0] or current[fid][4] != v[4]
+            )
+            s.execute(
+                delete(AlbumCluster).where(
+                    ~select(AlbumFace.id).where(AlbumFace.cluster_id == AlbumCluster.id).exists()
+                )
+            )
+            return n_changed
+
+    # -- user decisions -------------------------------------------------------------------------
+    def cluster_faces(self, cluster_id: int) -> list[ClusterFace]:
+        """The faces of one cluster with their photos, in face id order."""
+        stmt = (
+            select(AlbumFace, AlbumPhoto)
+            .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
+            .where(AlbumFace.cluster_id == cluster_id)
+            .order_by(AlbumFace.id)
+        )
+        with self._read() as s:
+            return [
+                ClusterFace(
+                    face_id=f.id,
+                    photo_path=p.path,
+                    content_sha256=p.content_sha256,
+                    box=_box(json.loads(f.box)),
+                    landmarks=tuple((float(x), float(y)) for x, y in json.loads(f.landmarks)),
+                    det_score=f.det_score,
+                    quality={str(k): float(v) for k, v in json.loads(f.quality).items()},
+                    embedding=decode_rows([f.embedding])[0],
+                    model=ModelIdentity(p.model_name, p.model_sha256)
+                    if p.model_name is not None and p.model_sha256 is not None
+                    else None,
+                )
+                for f, p in s.execute(stmt)
+            ]
+
+    def has_face(self, face_id: int) -> bool:
+        with self._read() as s:
+            return s.scalar(select(AlbumFace.id).where(AlbumFace.id == face_id)) is not None
+
+    def confirm(self, face_ids: Sequence[int], identity_id: int) -> int:
+        """Mark faces as confirmed to be `identity_id` (a named cluster); they leave their cluster."""
+        if not face_ids:
+            return 0
+        with self._write() as s:
+            result = s.execute(
+                update(AlbumFace)
+                .where(AlbumFace.id.in_(list(face_ids)))
+                .values(
+                    identity_id=identity_id,
+                    match_kind=MATCH_CONFIRMED,
+                    folded=False,
+                    cluster_id=None,
+                )
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def add_negative(self, face_id: int, identity_id: int) -> bool:
+        """Record "face is not identity"; undo a current match to it. True if one was undone."""
+        with self._write() as s:
+            stmt = sqlite_insert(AlbumNegative).values(
+                face_id=face_id, identity_id=identity_id, created_at=datetime.now(UTC)
+            )
+            s.execute(stmt.on_conflict_do_nothing())
+            result = s.execute(
+                update(AlbumFace)
+                .where(AlbumFace.id == face_id, AlbumFace.identity_id == identity_id)
+                .values(identity_id=None, match_kind=None, folded=False, similarity=None)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def unfold(self, identity_id: int) -> int:
+        """Take every folded face of `identity_id` back out of the album prototype."""
+        with self._write() as s:
+            result = s.execute(
+                update(AlbumFace)
+                .where(AlbumFace.identity_id == identity_id, AlbumFace.folded.is_(True))
+                .values(folded=False)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- reports --------------------------------------------------------------------------------
+    def view(self) -> AlbumView:
+        """Photos, faces, people and clusters from one snapshot, photos in path order."""
+        with self._read() as s:
+            photos = (
+                s.execute(select(AlbumPhoto).order_by(AlbumPhoto.path, AlbumPhoto.id))
+                .scalars()
+                .all()
+            )
+            face_rows = s.execute(
+                select(AlbumFace.id, AlbumFace.photo_id, AlbumFace.face_index, AlbumFace.box,
+                       AlbumFace.det_score, AlbumFace.quality_reasons, Identity.name,
+                       AlbumFace.similarity, AlbumFace.match_kind, AlbumFace.folded,
+                       AlbumFace.cluster_id)
+                .outerjoin(Identity, Identity.id == AlbumFace.identity_id)
+                .order_by(AlbumFace.photo_id, AlbumFace.face_index)
+            ).all()  # fmt: skip
+        faces_by_photo: dict[int, list[FaceView]] = {}
+        for fid, pid, idx, box, score, reasons, name, sim, kind, folded, cl in face_rows:
+            faces_by_photo.setdefault(pid, []).append(
+                FaceView(
+                    id=fid,
+                    photo_id=pid,
+                    face_index=idx,
+                    box=_box(json.loads(box)),
+                    det_score=score,
+                    quality_reasons=tuple(reasons.split("; ")) if reasons else (),
+                    person=name,
+                    similarity=sim,
+                    match_kind=kind if name is not None else None,
+                    folded=bool(folded) and name is not None,
+                    cluster=cl if name is None else None,
+                )
+            )
+        photo_views = tuple(
+            PhotoView(
+                id=p.id,
+                path=p.path,
+                content_sha256=p.content_sha256,
+                status=p.status,
+                error=p.error,
+                width=p.width,
+                height=p.height,
+                scanned_at=p.scanned_at,
+                faces=tuple(faces_by_photo.get(p.id, ())),
+            )
+            for p in photos
+        )
+        people: dict[str, list[FaceView]] = {}
+        clusters: dict[int, list[FaceView]] = {}
+        for photo in photo_views:
+            for f in photo.faces:
+                if f.person is not None:
+                    people.setdefault(f.person, []).append(f)
+                elif f.cluster is not None:
+                    clusters.setdefault(f.cluster, []).append(f)
+        return AlbumView(
+            photos=photo_views,
+            people=tuple(
+                PersonView(name, len({f.photo_id for f in fs}), tuple(f.id for f in fs))
+                for name, fs in sorted(people.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+            ),
+            clusters=tuple(
+                ClusterView(cid, len({f.photo_id for f in fs}), tuple(f.id for f in fs))
+                for cid, fs in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+            ),
+        )
+
+    def face_images(self, face_ids: Sequence[int]) -> Iterator[FaceImage]:
+        """Thumbnails (or where to cut them) for the given faces, streamed in id order."""
+        wanted = sorted(set(face_ids))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            with self._read() as s:
+                rows = s.execute(
+                    select(AlbumFace.id, AlbumFace.thumbnail, AlbumPhoto.path,
+                           AlbumPhoto.content_sha256, AlbumFace.box)
+                    .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
+                    .where(AlbumFace.id.in_(chunk))
+                    .order_by(AlbumFace.id)
+                ).all()  # fmt: skip
+            for fid, thumb, path, sha, box in rows:
+                yield FaceImage(fid, thumb, path, sha, _box(json.loads(box)))
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per album table (for `info`-style summaries and tests)."""
+        with self._read() as s:
+            return {
+                "photos": int(s.scalar(select(func.count()).select_from(AlbumPhoto)) or 0),
+                "faces": int(s.scalar(select(func.count()).select_from(AlbumFace)) or 0),
+                "clusters": int(s.scalar(select(func.count()).select_from(AlbumCluster)) or 0),
+                "negatives": int(s.scalar(select(func.count()).select_from(AlbumNegative)) or 0),
+                "auto": int(
+                    s.scalar(
+                        select(func.count())
+                        .select_from(AlbumFace)
+                        .where(
+                            and_(
+                                AlbumFace.match_kind == MATCH_AUTO,
+                                AlbumFace.identity_id.is_not(None),
+                            )
+                        )
+                    )
+                    or 0
+                ),
+            }
+
+
+def encode(v: npt.ArrayLike) -> bytes:
+    """float32 little-endian, as the gallery stores vectors."""
+    return np.asarray(v, dtype="<f4").tobytes()
+
+
+def decode_rows(blobs: Sequence[bytes]) -> Vectors:
+    """Stack equal-length float32 blobs into an (N, D) array in one copy."""
+    if not blobs:
+        return np.zeros((0, 0), np.float32)
+    dim = len(blobs[0]) // 4
+    if any(len(b) != dim * 4 for b in blobs):
+        raise GalleryError("album face embeddings of different lengths in one table")
+    return np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32).reshape(len(blobs), dim)
+
+
+def _box(values: Sequence[float]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2

@@ -1,0 +1,111 @@
+"""Alembic 0002: the album tables as the ORM describes them, keys that stop duplicates, clean downgrade."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+import facerec.gallery.album_schema as album_schema
+from facerec.gallery.schema import Base, create_sqlite_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+ALBUM_TABLES = {"album_photos", "album_faces", "album_clusters", "album_negatives"}
+GALLERY_TABLES = {"meta", "thresholds", "identities", "samples", "prototypes"}
+
+
+def config(db: Path) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{db}")
+    return cfg
+
+
+def tables(db: Path) -> set[str]:
+    con = sqlite3.connect(db)
+    try:
+        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        con.close()
+
+
+def test_0002_revises_0001() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(config(Path("unused.db"))).get_revision("0002")
+    assert script is not None and script.down_revision == "0001"
+
+
+def test_album_tables_match_the_orm(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    command.upgrade(config(db), "0002")
+    assert tables(db) >= ALBUM_TABLES
+    engine = create_sqlite_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+    finally:
+        engine.dispose()
+    # Only the album tables are compared here (later revisions add tables of their own).
+    ours = [d for d in diff if any(t in repr(d) for t in ALBUM_TABLES)]
+    assert ours == []
+    assert album_schema.AlbumFace.__tablename__ == "album_faces"
+
+
+def test_keys_and_cascades(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    command.upgrade(config(db), "0002")
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA foreign_keys=ON")
+        con.execute("INSERT INTO identities VALUES (1, 'Ada', '2026-01-01', '2026-01-01')")
+        photo = "INSERT INTO album_photos (path, content_sha256, size_bytes, mtime_ns, status, scanned_at) VALUES (?, ?, 1, 1, 'ok', '2026-01-01')"
+        con.execute(photo, ("/a.jpg", "abc"))
+        with pytest.raises(sqlite3.IntegrityError):
+            con.execute(photo, ("/b.jpg", "abc"))  # one row per content
+        con.execute("INSERT INTO album_clusters (id, created_at) VALUES (5, '2026-01-01')")
+        face = "INSERT INTO album_faces (photo_id, face_index, box, landmarks, det_score, quality, embedding, identity_id, cluster_id) VALUES (1, ?, '[]', '[]', 1.0, '{}', x'00', ?, ?)"
+        con.execute(face, (0, 1, None))
+        con.execute(face, (1, None, 5))
+        with pytest.raises(sqlite3.IntegrityError):
+            con.execute(face, (0, None, None))  # one row per face of a photo
+        con.execute("INSERT INTO album_negatives VALUES (2, 1, '2026-01-01')")
+        assert con.execute("SELECT folded FROM album_faces").fetchall() == [(0,), (0,)]
+        con.execute("DELETE FROM album_clusters")  # cluster gone: the face stays, unclustered
+        assert con.execute("SELECT cluster_id FROM album_faces WHERE id = 2").fetchone() == (None,)
+        con.execute("DELETE FROM identities")  # person gone: match cleared, negative gone
+        assert con.execute("SELECT identity_id FROM album_faces WHERE id = 1").fetchone() == (None,)
+        assert con.execute("SELECT COUNT(*) FROM album_negatives").fetchone() == (0,)
+        con.execute("DELETE FROM album_photos")  # photo gone: its faces go with it
+        assert con.execute("SELECT COUNT(*) FROM album_faces").fetchone() == (0,)
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_downgrade_to_0001_keeps_the_gallery(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    command.upgrade(config(db), "0002")
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO identities VALUES (1, 'Ada', '2026-01-01', '2026-01-01')")
+    con.commit()
+    con.close()
+    command.downgrade(config(db), "0001")
+    assert tables(db) & ALBUM_TABLES == set()
+    assert tables(db) >= GALLERY_TABLES
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert con.execute("SELECT name FROM identities").fetchall() == [("Ada",)]
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        con.close()
+    command.upgrade(config(db), "0002")  # and back up again
+    assert tables(db) >= ALBUM_TABLES
