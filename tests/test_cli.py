@@ -158,3 +158,26 @@ def test_usage_errors_exit_2(cli_env: dict[str, str], db: Path) -> None:
     assert r.returncode == 2
     r = facerec(["enroll", "x", "a.jpg", "--model", "no-such-model"], cli_env, db)
     assert r.returncode == 2 and "unknown model" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "default"),
+    [
+        (["album", "scan"], "[default: cores - 1]"),
+        (["train"], "[default: 3, or the resumed run's]"),
+        (["verify"], "[default: $FACEREC_DB or the user data dir]"),
+    ],
+)
+def test_help_shows_computed_defaults(
+    command: list[str], default: str, cli_env: dict[str, str]
+) -> None:
+    """Defaults computed at run time are written into the help text; rich markup must not eat them."""
+    out = subprocess.run(
+        [sys.executable, "-m", "facerec", *command, "--help"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert default in " ".join(out.stdout.split())  # help is wrapped at 80 columns

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 keys_app = typer.Typer(
     help="API keys for `facerec serve`: create (the token is shown once), list, revoke.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
