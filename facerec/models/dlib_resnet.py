@@ -40,6 +40,7 @@ network was trained and evaluated on.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from collections.abc import Sequence
@@ -447,4 +448,26 @@ def _load_finetuned(path: Path) -> LoadedModel:
     except RuntimeError as exc:
         reason = " ".join(str(exc).split())[:300]
         raise ModelError(f"{path}: does not fit {DLIB_SPEC.name} ({reason})") from None
-    return LoadedModel(DLIB_SPEC, module.float().eval(), sha256_file(path))
+    return LoadedModel(_finetuned_spec(path, meta), module.float().eval(), sha256_file(path))
+
+
+def _finetuned_spec(path: Path, meta: object) -> ModelSpec:
+    """DLIB_SPEC with the threshold the checkpoint's own validation chose, when it has one.
+
+    Fine-tuning moves the cosine scale (on LFW the optimum fell from 0.91 to
+    about 0.45), so the original model's 0.905 would reject nearly everyone.
+    Without a validated threshold the default stays and a warning says to
+    calibrate (`facerec calibrate ... --weights`), which overrides it per gallery.
+    """
+    metrics = meta.get("metrics") if isinstance(meta, dict) else None
+    threshold = metrics.get("val_threshold") if isinstance(metrics, dict) else None
+    if isinstance(threshold, int | float) and -1.0 <= threshold <= 1.0:
+        return dataclasses.replace(DLIB_SPEC, threshold=float(threshold))
+    log.warning(
+        "%s carries no validated threshold (train with --val-pairs); the original model's "
+        "%.3f may not suit it: run `facerec calibrate DATA --weights %s`",
+        path,
+        DLIB_SPEC.threshold,
+        path,
+    )
+    return DLIB_SPEC

@@ -431,6 +431,10 @@ class PairMetrics:
             f"{prefix}accuracy": self.accuracy,
             f"{prefix}auc": self.auc,
             f"{prefix}eer": self.eer,
+            # The decision threshold moves with fine-tuning (triplet training spreads the
+            # embeddings: LFW's optimum went from cosine 0.91 to about 0.45), so a checkpoint
+            # carries the one its validation pairs chose; the model loader applies it.
+            f"{prefix}threshold": self.threshold,
         }
         out.update({f"{prefix}tar@far={k}": v for k, v in self.tar_at_far.items()})
         return out

@@ -185,6 +185,13 @@ def test_checkpoint_loads_through_registry_and_gallery_refuses_it(
     emb = Embedder(tuned).embed(chips.chips[:5])
     assert emb.shape == (5, 128) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     assert not np.allclose(emb, Embedder(original).embed(chips.chips[:5]))
+    # The threshold its validation pairs chose comes with it; a bare state dict keeps the default.
+    val_threshold = load_checkpoint(ckpt).meta.metrics["val_threshold"]
+    assert tuned.spec.threshold == pytest.approx(val_threshold) and -1 <= val_threshold <= 1
+    assert original.spec.threshold == DLIB_SPEC.threshold
+    bare = tmp_path / "bare.pt"
+    torch.save(load_checkpoint(ckpt).state_dict, bare)
+    assert load_model("dlib-resnet-v1", weights=bare).spec.threshold == DLIB_SPEC.threshold
     # By content too, whatever the suffix.
     renamed = tmp_path / "tuned.weights"
     shutil.copyfile(ckpt, renamed)
