@@ -84,15 +84,18 @@ def default_workers() -> int:
 
 
 def default_threads() -> int:
-    """Torch intra-op threads while scanning: half the cores, at least one.
+    """Torch intra-op threads while scanning: every core, as torch itself would use.
 
-    Not torch's default (every core): the decoder threads need cores too, and
-    an oversubscribed OpenMP pool is catastrophically slow for MTCNN, which
-    runs thousands of tiny ops (one resize per candidate box) that each wait
-    on every pool thread. On the 2-core development machine, shared with other
-    jobs, 16 example photos took 38 s with 2 threads and 4.7 s with 1.
+    Decoding costs little beside detection (the reader alone does about 270
+    photos/s here, the scan about 5), so the decoder threads need no cores of
+    their own. On the idle 2-core development machine, 200 bench photos
+    scanned at 5.3 photos/s with 2 threads and 4.5 with 1
+    (`scripts/bench_album.py`, README "Albums"). On a machine busy with other
+    work, pass fewer (`--threads 1`): an oversubscribed OpenMP pool is very
+    slow for MTCNN, whose thousands of tiny ops each wait on every pool thread
+    (16 photos took 38 s with 2 threads and 4.7 s with 1 under a load of 6).
     """
-    return max(1, _cores() // 2)
+    return _cores()
 
 
 @contextmanager
@@ -442,21 +445,26 @@ _malloc_trim: Any = None
 
 #: glibc's mallopt parameter number for the mmap threshold, and the value the scan uses.
 _M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 2 << 20
+MMAP_THRESHOLD = 8 << 20
 
 
 def limit_heap_fragmentation() -> bool:
-    """Serve allocations of 2 MiB and more with mmap, so they go back to the OS when freed.
+    """Serve allocations of 8 MiB and more with mmap, so they go back to the OS when freed.
 
     glibc raises its mmap threshold each time a large block is freed (up to
     32 MiB), after which the image-sized tensors of every differently sized
     photo come from the heap and fragment it: over a 2,000-photo scan the
-    in-batch peak RSS climbed from 1.3 to 1.9 GB, while a fixed 2 MiB
-    threshold kept it at 1.06-1.11 GB (`scripts/bench_album.py`). It costs
-    about 15 % of throughput (fresh pages for big tensors), so it is a choice
-    for a process that scans, made by `facerec album scan`; it is
-    process-wide and cannot be undone, so the library never makes it on its
-    own. Returns False where the C library is not glibc.
+    in-batch peak RSS climbed from 1.3 to 1.9 GB. A fixed threshold stops
+    that. 2 MiB kept the peak lowest but cost 30 % of throughput (fresh
+    zeroed pages for every mid-sized tensor); 8 MiB costs nothing measurable
+    (200 photos: 5.31 photos/s, peak 1,184 MiB, against 5.30 and 1,324 MiB
+    with glibc's default). Over 2,000 photos at 8 MiB the RSS between batches
+    stays at 919-932 MiB and the in-batch peak per quarter of the run goes
+    1,386 / 1,467 / 1,511 / 1,545 MiB, each step smaller (at 2 MiB: 1,145 to
+    1,229). It is process-wide and cannot be undone, so it is a choice for a
+    process that scans, made by `facerec album scan`; the
+    library never makes it on its own. Returns False where the C library is
+    not glibc.
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
