@@ -455,7 +455,7 @@ def _finetuned_spec(path: Path, meta: object) -> ModelSpec:
     """DLIB_SPEC with the threshold the checkpoint's own validation chose, when it has one.
 
     Fine-tuning moves the cosine scale (on LFW the optimum fell from 0.91 to
-    about 0.45), so the original model's 0.905 would reject nearly everyone.
+    0.43-0.56), so the original model's 0.905 would reject nearly everyone.
     Without a validated threshold the default stays and a warning says to
     calibrate (`facerec calibrate ... --weights`), which overrides it per gallery.
     """
