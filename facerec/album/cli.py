@@ -110,7 +110,8 @@ def scan(
     threads: Annotated[
         int | None,
         typer.Option(
-            "--threads", help="Torch threads for detection and embedding [default: cores / 2]."
+            "--threads",
+            help="Torch threads for detection and embedding [default: every core; 1 on a busy machine].",
         ),
     ] = None,
     thumbnails: Annotated[
