@@ -89,8 +89,8 @@ def default_threads() -> int:
     Decoding costs little beside detection (the reader alone does about 270
     photos/s here, the scan about 5), so the decoder threads need no cores of
     their own. On the idle 2-core development machine, 200 bench photos
-    scanned at 5.3 photos/s with 2 threads and 4.5 with 1
-    (`scripts/bench_album.py`, README "Albums"). On a machine busy with other
+    scanned at 4.6 photos/s with 2 threads and 3.8 with 1
+    (`scripts/bench_scan_settings.py`, README "Albums"). On a machine busy with other
     work, pass fewer (`--threads 1`): an oversubscribed OpenMP pool is very
     slow for MTCNN, whose thousands of tiny ops each wait on every pool thread
     (16 photos took 38 s with 2 threads and 4.7 s with 1 under a load of 6).
@@ -457,8 +457,8 @@ def limit_heap_fragmentation() -> bool:
     in-batch peak RSS climbed from 1.3 to 1.9 GB. A fixed threshold stops
     that. 2 MiB kept the peak lowest but cost 30 % of throughput (fresh
     zeroed pages for every mid-sized tensor); 8 MiB costs nothing measurable
-    (200 photos: 5.31 photos/s, peak 1,184 MiB, against 5.30 and 1,324 MiB
-    with glibc's default). Over 2,000 photos at 8 MiB the RSS between batches
+    (200 photos: 4.51 photos/s, peak 1,184 MiB, against 4.60 and 1,358 MiB
+    with glibc's default; `scripts/bench_scan_settings.py`). Over 2,000 photos at 8 MiB the RSS between batches
     stays at 919-932 MiB and the in-batch peak per quarter of the run goes
     1,386 / 1,467 / 1,511 / 1,545 MiB, each step smaller (at 2 MiB: 1,145 to
     1,229). It is process-wide and cannot be undone, so it is a choice for a
