@@ -19,18 +19,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from facerec.album.records import (
     AlbumView,
@@ -50,7 +45,8 @@ from facerec.gallery.album_schema import (
     AlbumNegative,
     AlbumPhoto,
 )
-from facerec.gallery.schema import BEGIN_OPTION, Identity, create_sqlite_engine
+from facerec.gallery.schema import Identity
+from facerec.gallery.tables import SqliteTables
 from facerec.models.base import ModelIdentity
 
 Vectors = npt.NDArray[np.float32]
@@ -165,45 +161,8 @@ class FaceImage:
     box: tuple[float, float, float, float]
 
 
-class AlbumStore:
+class AlbumStore(SqliteTables):
     """The album tables of one gallery database. Open after `Gallery.open` has migrated it."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = Path(path)
-        self._engine = create_sqlite_engine(f"sqlite:///{self._path}")
-        self._reads = sessionmaker(bind=self._engine, expire_on_commit=False)
-        self._writes = sessionmaker(
-            bind=self._engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}),
-            expire_on_commit=False,
-        )
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> AlbumStore:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    # -- transactions ---------------------------------------------------------------------------
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        try:
-            with self._reads() as s, s.begin():
-                yield s
-        except OperationalError as exc:
-            raise GalleryError(f"{self._path}: {exc.orig}") from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        try:
-            with self._writes.begin() as s:
-                yield s
-        except OperationalError as exc:
-            raise GalleryError(f"{self._path}: {exc.orig}") from exc
 
     # -- scanning -------------------------------------------------------------------------------
     def known(self) -> list[KnownPhoto]:

@@ -23,17 +23,15 @@ import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import sessionmaker
 
 from facerec.camera.events import DecisionEvent
 from facerec.errors import GalleryError
 from facerec.gallery.ops_schema import AuditEvent
-from facerec.gallery.schema import BEGIN_OPTION, Identity, create_sqlite_engine
+from facerec.gallery.schema import Identity
+from facerec.gallery.tables import SqliteTables
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,29 +52,8 @@ class AuditRecord:
     has_image: bool
 
 
-class AuditLog:
+class AuditLog(SqliteTables):
     """Writes and reads `audit_events` of one gallery database (already migrated)."""
-
-    def __init__(self, db_path: Path) -> None:
-        """`db_path` must have been opened once with `Gallery.open`, which migrates it."""
-        self.path = Path(db_path)
-        self._engine: Engine = create_sqlite_engine(f"sqlite:///{self.path}")
-        self._reads = sessionmaker(bind=self._engine, expire_on_commit=False)
-        self._writes = sessionmaker(
-            bind=self._engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}),
-            expire_on_commit=False,
-        )
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._engine.dispose()
 
     def record(self, event: DecisionEvent, image: bytes | None = None) -> int:
         """Store one decision (and, if given, the JPEG of the best face); returns the row id."""

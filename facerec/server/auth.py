@@ -24,16 +24,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import sessionmaker
 
 from facerec.errors import FacerecError, GalleryError
 from facerec.gallery.ops_schema import ApiKey
-from facerec.gallery.schema import BEGIN_OPTION, create_sqlite_engine
+from facerec.gallery.tables import SqliteTables
 
 TOKEN_PREFIX = "frk"
 PREFIX_CHARS = 8
@@ -80,29 +77,8 @@ def new_token() -> tuple[str, str]:
     return prefix, f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
 
 
-class KeyStore:
+class KeyStore(SqliteTables):
     """Creates, lists, revokes and checks API keys in `api_keys` of a (migrated) gallery file."""
-
-    def __init__(self, db_path: Path) -> None:
-        """`db_path` must have been opened once with `Gallery.open`, which migrates it."""
-        self.path = Path(db_path)
-        self._engine: Engine = create_sqlite_engine(f"sqlite:///{self.path}")
-        self._reads = sessionmaker(bind=self._engine, expire_on_commit=False)
-        self._writes = sessionmaker(
-            bind=self._engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}),
-            expire_on_commit=False,
-        )
-
-    def __enter__(self) -> KeyStore:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._engine.dispose()
 
     def create(self, name: str) -> NewApiKey:
         """A new key called `name`; a revoked key of that name is replaced, an active one is not."""
