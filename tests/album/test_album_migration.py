@@ -8,30 +8,15 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 import facerec.gallery.album_schema as album_schema
 from facerec.gallery.schema import Base, create_sqlite_engine
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..migrations_support import config, tables
+
 ALBUM_TABLES = {"album_photos", "album_faces", "album_clusters", "album_negatives"}
 GALLERY_TABLES = {"meta", "thresholds", "identities", "samples", "prototypes"}
-
-
-def config(db: Path) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{db}")
-    return cfg
-
-
-def tables(db: Path) -> set[str]:
-    con = sqlite3.connect(db)
-    try:
-        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    finally:
-        con.close()
 
 
 def test_0002_revises_0001() -> None:

@@ -17,17 +17,11 @@ from alembic.script import ScriptDirectory
 from facerec.gallery import album_schema, ops_schema  # noqa: F401  (their tables join Base.metadata)
 from facerec.gallery.schema import Base, create_sqlite_engine
 
-ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS = ROOT / "migrations"
+from ..migrations_support import MIGRATIONS, config, tables
+
+ROOT = MIGRATIONS.parent
+
 GALLERY_TABLES = {"meta", "thresholds", "identities", "samples", "prototypes"}
-
-
-def tables(db: Path) -> set[str]:
-    con = sqlite3.connect(db)
-    try:
-        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    finally:
-        con.close()
 
 
 def version(db: Path) -> list[str]:
@@ -36,13 +30,6 @@ def version(db: Path) -> list[str]:
         return [r[0] for r in con.execute("SELECT version_num FROM alembic_version")]
     finally:
         con.close()
-
-
-def config(db: Path) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{db}")
-    return cfg
 
 
 def head() -> str:

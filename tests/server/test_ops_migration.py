@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 import facerec.gallery.ops_schema as ops
@@ -20,23 +19,9 @@ from facerec.gallery.schema import Base, create_sqlite_engine
 from facerec.images import to_png
 from facerec.models.base import ModelIdentity
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..migrations_support import config, tables
+
 OPS_TABLES = {"audit_events", "api_keys"}
-
-
-def config(db: Path) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{db}")
-    return cfg
-
-
-def tables(db: Path) -> set[str]:
-    con = sqlite3.connect(db)
-    try:
-        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    finally:
-        con.close()
 
 
 def test_0003_matches_the_orm_and_downgrades(tmp_path: Path) -> None:
