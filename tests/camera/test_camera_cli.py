@@ -8,14 +8,11 @@ falls on is known in advance and the assertions can be exact about it.
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -111,31 +108,6 @@ def audit_rows(db: Path) -> list[dict[str, object]]:
         return [dict(r) for r in con.execute("SELECT * FROM audit_events ORDER BY id")]
     finally:
         con.close()
-
-
-@pytest.fixture()
-def receiver() -> Iterator[tuple[str, list[dict[str, object]]]]:
-    """A local webhook endpoint recording the JSON it is sent."""
-    received: list[dict[str, object]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/door", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_claim_accepted_despite_one_bad_frame(

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,32 +149,6 @@ def test_event_json_line() -> None:
     assert data["decision"] == "accepted" and data["name"] == OBAMA
     assert data["scores"] == [0.95, None, 0.97]  # NaN is not JSON
     assert data["frame_latencies_ms"] == [{"frame": 3, "t": 0.6, "ms": 118.0}]
-
-
-@pytest.fixture()
-def receiver() -> Iterator[tuple[str, list[dict[str, object]]]]:
-    """A local HTTP endpoint that records JSON POSTs."""
-    received: list[dict[str, object]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_webhook_delivers(receiver: tuple[str, list[dict[str, object]]]) -> None:
