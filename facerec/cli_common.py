@@ -68,17 +68,23 @@ def make_settings(
 
 
 @contextmanager
-def session(db: Path | None, settings: Settings) -> Iterator[FaceRec]:
-    """Open the API, turning anticipated failures into one line on stderr and exit code 2."""
+def reported_errors() -> Iterator[None]:
+    """Anticipated failures and Ctrl-C become one line on stderr and exit code 2, not a traceback."""
     try:
-        with FaceRec(db, settings) as fr:
-            yield fr
+        yield
     except FacerecError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(EXIT_ERROR) from None
+
+
+@contextmanager
+def session(db: Path | None, settings: Settings) -> Iterator[FaceRec]:
+    """Open the API inside `reported_errors`."""
+    with reported_errors(), FaceRec(db, settings) as fr:
+        yield fr
 
 
 def jsonable(obj: Any) -> Any:

@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from facerec.cli_common import EXIT_ERROR, JsonOpt, WeightsOpt, print_json, progress
-from facerec.errors import FacerecError
+from facerec.cli_common import JsonOpt, WeightsOpt, print_json, progress, reported_errors
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +143,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Metric-learning training on DATA_DIR (faces detected and aligned once, then cached)."""
-        try:
+        with reported_errors():
             result = _run(locals())
-        except FacerecError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(EXIT_ERROR) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(EXIT_ERROR) from None
         if as_json:
             print_json(result)
             return
