@@ -116,6 +116,48 @@ class AlbumFace(Base):
     )
 
 
+class AlbumPhotoPath(Base):
+    """Every path at which a photo's content was found (revision 0004).
+
+    A photo is one row per content, but the same file may sit in several
+    folders (a copy in `misc/`, an export, a backup): each path gets a row
+    here, with the stat facts a rerun compares, so every copy is listed in the
+    reports and skipped unread by the next scan. `AlbumPhoto.path` is the one
+    the album reads the photo from (cutting crops, thumbnails); it is always
+    one of these.
+    """
+
+    __tablename__ = "album_photo_paths"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("album_photos.id", ondelete="CASCADE"), index=True
+    )
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+
+
+class AlbumForgottenFace(Base):
+    """Where a forgotten person's face was in a photo, so that no rescan brings it back (0004).
+
+    `facerec remove NAME` deletes the album faces of that person (embedding,
+    thumbnail, landmarks) but keeps the photo, which may show other people.
+    The photo's content hash and the face's box are all that is kept: no
+    name, no pixels, no embedding. A rescan that detects the photo again (after
+    a model change) drops a face overlapping one of these boxes before it is
+    stored. Keyed by content, not by photo row, so it survives the photo row
+    being rewritten and covers every copy of the file.
+    """
+
+    __tablename__ = "album_forgotten_faces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_sha256: Mapped[str] = mapped_column(Text, index=True)
+    box: Mapped[str] = mapped_column(Text)  # JSON [x1, y1, x2, y2], photo pixels
+    forgotten_at: Mapped[datetime]
+
+
 class AlbumNegative(Base):
     """ "This face is not that person" (`facerec album not FACE NAME`): matching never pairs them."""
 
