@@ -1,10 +1,12 @@
-"""The album tables (Alembic revision 0002): scanned photos, their faces, clusters, negatives.
+"""The album tables (Alembic revisions 0002, 0004): photos and their paths, faces, clusters,
+negatives, and where forgotten faces were.
 
 They live in the gallery database, next to the people they are matched to, so
-a face's match can point at an identity with a real foreign key: removing a
-person turns their album matches back into unknown faces (ON DELETE SET NULL)
-instead of leaving dangling names, and removing a photo takes its faces with
-it (ON DELETE CASCADE).
+a face's match can point at an identity with a real foreign key, and so that
+forgetting a person (`FaceRec.remove`) deletes their album faces in the same
+transaction as the person. A person deleted without that (`--keep-album`)
+leaves their album matches as unknown faces (ON DELETE SET NULL) instead of
+dangling names; removing a photo takes its faces with it (ON DELETE CASCADE).
 
 Two UNIQUE constraints make an interrupted scan safe to rerun: a photo is
 keyed by the SHA-256 of its content, and a face by (photo, position in the

@@ -41,6 +41,7 @@ def one(db: Path, sql: str) -> object:
         con.close()
 
 
+@pytest.mark.slow  # ~33 s here: CLI scans in subprocesses, one of them killed mid-way
 def test_killed_scan_reruns_without_duplicates(
     shared: Path, pipeline: Pipeline, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -149,6 +149,7 @@ def biden_rows(db: Path, proto: np.ndarray, threshold: float) -> dict[str, list[
     }
 
 
+@pytest.mark.slow  # the CLI in a subprocess, then every stored image re-embedded
 def test_remove_forgets_a_face_everywhere(
     scene: tuple[Path, dict[str, Any]], pipeline: Pipeline, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:

@@ -281,6 +281,7 @@ def test_cli_choices_match_trainer() -> None:
     assert get_args(train_cli.ScheduleChoice) == SCHEDULES
 
 
+@pytest.mark.slow  # ~30 s here: `facerec train` in a subprocess (start-up and model load)
 def test_train_command(
     att_dir: Path, cache_dir: Path, chips: ChipSet, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
