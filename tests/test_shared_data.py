@@ -16,5 +16,5 @@ def test_skips_locally(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("value", ["true", "TRUE", "1"])
 def test_fails_in_ci(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("CI", value)
-    with pytest.raises(pytest.fail.Exception, match="att_faces not present.*CI=true"):
+    with pytest.raises(pytest.fail.Exception, match=r"att_faces not present.*CI=true"):
         missing_shared("att_faces not present")

@@ -12,10 +12,11 @@ flat however large the folder.
 A rerun is cheap and safe. A path whose size and modification time match the
 album is skipped without being read; any other file is read and hashed, and
 content already in the album (a copy, a moved or merely touched file) is not
-decoded again; its path is recorded beside the others of that content, so every
-copy is listed in the reports and skipped unread next time. Each batch of photos is written with its faces in one
-transaction, and photos are keyed by content hash, so a scan killed at any
-moment and started again finishes the job without a duplicate row.
+decoded again: its path is recorded beside the others of that content, so
+every copy is listed in the reports and skipped unread next time. Each batch
+of photos is written with its faces in one transaction, and photos are keyed
+by content hash, so a scan killed at any moment and started again finishes the
+job without a duplicate row.
 
 Photos larger than `max_side` are shrunk (area interpolation) before
 detection: MTCNN's image pyramid on a 12-megapixel photo costs seconds and

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from facerec.album.api import Album
 from facerec.api import FaceRec
 from facerec.pipeline import Pipeline
