@@ -1,14 +1,24 @@
 """The Python API: the same verbs as the CLI (enroll, verify, identify, people, remove, info, reembed).
 
 `FaceRec` wires the pipeline to one gallery. It loads the detector and the
-embedding model only when a verb needs pixels, so `people`, `remove` and
-`info` answer instantly, and it checks the gallery's model pin before any
-comparison so embeddings of two different models are never compared.
+embedding model only when a verb needs pixels, so `people` and `info` answer
+instantly, and it checks the gallery's model pin before any comparison so
+embeddings of two different models are never compared.
+
+`remove` forgets a person everywhere their face is stored in the gallery
+file, not only their enrolment: the album's and the door camera's tables live
+there too (`gallery/album_schema.py`, `gallery/ops_schema.py`), so this is the
+one place that knows every store holding faces and calls each one's `forget`
+inside the one transaction that deletes the person. Completeness of a deletion
+must not depend on which app happens to be imported, hence the imports of
+the album's and the camera's table modules here.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +26,19 @@ from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from facerec.album.store import AlbumForgotten, AlbumStore
+from facerec.camera.audit import AuditForgotten, AuditLog
 from facerec.config import Settings, default_db_path
 from facerec.decision import Identification, Verification, identify, verify
 from facerec.detection import Detector
 from facerec.embedding import Embedder
 from facerec.errors import FacerecError, ImageError, UnknownPersonError
 from facerec.gallery import EnrollResult, Gallery, GalleryInfo, NewSample, Person
-from facerec.images import LoadedImage, load_image
+from facerec.gallery.forget import ForgetTarget
+from facerec.images import LoadedImage, decode_image, load_image
 from facerec.models.base import ModelSpec
 from facerec.models.registry import DEFAULT_MODEL, load_model, model_spec
 from facerec.pipeline import Face, Pipeline, StoredCrop, select_one, storage_crop
@@ -53,6 +67,24 @@ class ImageIdentification:
     source: str
     faces: tuple[IdentifiedFace, ...]
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What `FaceRec.remove` deleted of a person, per store.
+
+    `compacted` says the database file was rewritten and its write-ahead log
+    emptied afterwards, so no deleted byte is left in either file (False
+    when another process kept the log busy; SQLite finishes that when the
+    last connection closes). `album_kept`: the album was left alone on request.
+    """
+
+    name: str
+    samples: int
+    album: AlbumForgotten
+    audit: AuditForgotten
+    album_kept: bool
+    compacted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +269,68 @@ class FaceRec:
     def people(self) -> list[Person]:
         return self.gallery.people()
 
-    def remove(self, name: str) -> int:
-        return self.gallery.remove(name)
+    def remove(self, name: str, *, keep_album: bool = False) -> Forgotten:
+        """Forget `name`: their enrolment and every stored face that is theirs, in one transaction.
+
+        A stored face is theirs when it was matched or assigned to them, or
+        when it reaches the verification threshold (`threshold()`) against
+        their prototype. Goes: their samples, prototype and FAISS index entry;
+        their album faces (embeddings, thumbnails; the photos stay, and a
+        rescan does not add the faces back), album prototype folds and "not
+        NAME" records; door-camera events about them, and images of their face
+        filed under someone else. `keep_album` leaves the album as it is (their
+        faces become unknown faces there). Saved door-camera images are
+        re-embedded first, which loads the model if there are any.
+        """
+        if not self.gallery.has(name):
+            raise UnknownPersonError(name)
+        threshold = self.threshold()
+        audit_faces = self._audit_faces(name)
+
+        def erase(s: Session, target: ForgetTarget) -> tuple[AlbumForgotten, AuditForgotten]:
+            album = AlbumForgotten() if keep_album else AlbumStore.forget(s, target)
+            return album, AuditLog.forget(s, target, audit_faces)
+
+        samples, (album, audit) = self.gallery.forget(name, threshold, erase)
+        compacted = self.gallery.compact()
+        return Forgotten(
+            name=_name_key(name),
+            samples=samples,
+            album=album,
+            audit=audit,
+            album_kept=keep_album,
+            compacted=compacted,
+        )
+
+    def _audit_faces(self, name: str) -> dict[int, npt.NDArray[np.float32]]:
+        """Embeddings of the faces in every saved door-camera image not about `name`, by event id.
+
+        An image whose faces cannot be computed (undecodable, or the
+        gallery's model is not the one loaded) is left out, and `forget`
+        reports it as unchecked rather than guessing.
+        """
+        out: dict[int, npt.NDArray[np.float32]] = {}
+        with AuditLog(self.gallery.path) as audit:
+            images = audit.images_about_others(name)
+            first = next(images, None)
+            if first is None:
+                return out
+            try:
+                pipeline = self.pipeline
+                self.gallery.check_model(pipeline.embedder.identity)
+            except FacerecError as exc:
+                log.warning("door-camera images cannot be checked for %s: %s", name, exc)
+                return out
+            for event_id, jpeg in itertools.chain([first], images):
+                try:
+                    image = decode_image(jpeg, source=f"audit event {event_id}")
+                except ImageError as exc:
+                    log.warning("%s", exc)
+                    continue
+                faces = pipeline.faces(image)
+                if faces:
+                    out[event_id] = _stack(faces)
+        return out
 
     def info(self) -> Info:
         spec = self.spec
@@ -266,6 +358,11 @@ class FaceRec:
         return len(new)
 
 
+def _name_key(name: str) -> str:
+    """Names as the gallery stores them: trimmed, Unicode NFC."""
+    return unicodedata.normalize("NFC", name.strip())
+
+
 def _stack(faces: Sequence[Face]) -> npt.NDArray[np.float32]:
     return np.stack([f.embedding for f in faces]).astype(np.float32)
 
@@ -284,4 +381,11 @@ def _new_sample(image: LoadedImage, face: Face) -> NewSample:
     )
 
 
-__all__ = ["FaceRec", "FacerecError", "IdentifiedFace", "ImageIdentification", "Info"]
+__all__ = [
+    "FaceRec",
+    "FacerecError",
+    "Forgotten",
+    "IdentifiedFace",
+    "ImageIdentification",
+    "Info",
+]

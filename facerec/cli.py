@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facerec.api import ImageIdentification
+from facerec.api import Forgotten, ImageIdentification
 from facerec.cli_common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -170,18 +170,52 @@ def people(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def remove(
-    name: Annotated[str, typer.Argument(help="The person to delete.")],
+    name: Annotated[str, typer.Argument(help="The person to forget.")],
+    keep_album: Annotated[
+        bool,
+        typer.Option(
+            "--keep-album",
+            help="Delete only the enrolment and door-camera records: their album faces stay, "
+            "as unknown faces (clustered by the next album scan).",
+        ),
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete NAME with every sample and prototype."""
+    """Forget NAME: samples, prototype, album faces and thumbnails, door-camera events and images.
+
+    Every stored face matched to NAME or reaching the verification threshold
+    against their prototype goes, in one transaction; album photos stay
+    (without the face, which a rescan does not add back).
+    """
     with session(db, Settings()) as fr:
-        n = fr.remove(name)
-        emit(
-            as_json,
-            {"name": name, "samples_removed": n},
-            lambda r: typer.echo(f"removed {name} ({n} sample(s))"),
-        )
+        result = fr.remove(name, keep_album=keep_album)
+
+        def human(r: Forgotten) -> None:
+            album = (
+                "album left as it is"
+                if r.album_kept
+                else f"{r.album.faces} album face(s) in {r.album.photos} photo(s), "
+                f"{r.album.negatives} 'not' record(s)"
+            )
+            typer.echo(
+                f"forgot {r.name}: {r.samples} sample(s), {album}, {r.audit.events} door-camera "
+                f"event(s), {r.audit.images} door-camera image(s) of them in other events"
+            )
+            if r.audit.unchecked:
+                typer.echo(
+                    f"warning: {r.audit.unchecked} door-camera image(s) could not be checked "
+                    "(no face found, or another model)",
+                    err=True,
+                )
+            if r.album.unchecked:
+                typer.echo(
+                    f"warning: {r.album.unchecked} album face(s) of another model could not be "
+                    "checked; rescan the album and remove again",
+                    err=True,
+                )
+
+        emit(as_json, result, human)
 
 
 @app.command()

@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def missing_shared(reason: str) -> NoReturn:
+    """Skip a test whose shared data is absent, saying why; fail it in CI (env CI=true).
+
+    Locally a checkout without ../shared/data should still run what it can;
+    in CI a skipped test is a test that silently did not run, so the data
+    going missing there must turn the run red.
+    """
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"{reason} (CI=true: the shared test data is required)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """The shared photo sets; tests that need them skip (with the reason) when absent."""
     if not SHARED.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED}")
+        missing_shared(f"shared test data not found at {SHARED}")
     return SHARED
 
 
 def shared_file(shared: Path, rel: str) -> Path:
+    """`shared / rel`, a file or folder; skip (in CI: fail) when it is not there."""
     p = shared / rel
     if not p.exists():
-        pytest.skip(f"shared file {rel} not present")
+        missing_shared(f"shared file {rel} not present")
     return p
 
 

@@ -6,7 +6,6 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from facerec.api import FaceRec
 from facerec.pipeline import Pipeline, select_one
@@ -98,9 +97,7 @@ def test_facenet_test_people_told_apart(shared: Path, pipeline: Pipeline) -> Non
 
 def test_knn_people_nearest_prototype(shared: Path, pipeline: Pipeline, tmp_path: Path) -> None:
     """face_recognition's knn example: train folders enrolled, test photos identified."""
-    train = shared / f"{EX}/knn_examples/train"
-    if not train.is_dir():
-        pytest.skip("knn_examples not present")
+    train = shared_file(shared, f"{EX}/knn_examples/train")
     with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
         for person in sorted(train.iterdir()):
             fr.enroll(person.name, sorted(person.iterdir()))

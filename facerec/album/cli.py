@@ -246,6 +246,14 @@ def report(
         Path | None, typer.Option("--json", help="Write photos, people, clusters ('-': stdout).")
     ] = None,
     title: Annotated[str, typer.Option("--title", help="Title of the HTML page.")] = "Album",
+    copy_photos: Annotated[
+        bool,
+        typer.Option(
+            "--copy-photos",
+            help="Copy resized previews of the photos into the HTML report, so the folder "
+            "works wherever it is moved (else photos are linked relative to it).",
+        ),
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """Write the album as HTML (people, unknown clusters, photos), CSV and/or JSON."""
@@ -261,5 +269,5 @@ def report(
         if json_file is not None:
             rep.write_json(view, sys.stdout if str(json_file) == "-" else json_file)
         if html_dir is not None:
-            page = rep.write_html(view, album.store, html_dir, title=title)
+            page = rep.write_html(view, album.store, html_dir, title=title, copy_photos=copy_photos)
             typer.echo(f"report: {page}", err=True)

@@ -121,7 +121,12 @@ class FaceView:
 
 @dataclass(frozen=True, slots=True)
 class PhotoView:
-    """One scanned photo with its faces (none for a photo that could not be read)."""
+    """One scanned photo with its faces (none for a photo that could not be read).
+
+    `path` is where the album reads it from; `paths` is every path its
+    content was found at (copies included), `path` first. `forgotten` counts
+    faces deleted from it by `facerec remove` (the photo stays for the others).
+    """
 
     id: int
     path: str
@@ -132,6 +137,8 @@ class PhotoView:
     height: int | None
     scanned_at: datetime
     faces: tuple[FaceView, ...]
+    paths: tuple[str, ...] = ()
+    forgotten: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,34 +11,58 @@ HTML-escaped.
 Thumbnails come from the album (stored at scan time) or, for albums scanned
 with `--no-thumbnails`, are cut from the photo on disk when it is still there
 unchanged.
+
+Photos are linked by paths relative to the report folder, so a report kept
+beside (or inside) the album keeps working when the two are moved or shared
+together. `copy_photos` makes the folder stand alone: each photo is copied in
+as a resized JPEG preview (metadata dropped, forgotten faces pixelated), so
+the report can be moved anywhere, zipped or sent. Files a previous report left
+in `faces/` and `photos/` are deleted, so a face forgotten since is not left
+behind by a rerun into the same folder.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import html
+import io
 import json
 import logging
+import os
+import re
+import urllib.parse
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import cv2
+import numpy as np
+from PIL import Image
+
 from facerec.album.records import AlbumView, FaceView, PhotoView
 from facerec.album.scan import thumbnail
 from facerec.album.store import AlbumStore, FaceImage
+from facerec.csvfiles import SafeWriter
 from facerec.errors import ImageError
-from facerec.images import load_image
+from facerec.images import RGBImage, load_image
 
 log = logging.getLogger(__name__)
 
 #: Thumbnails shown per person or cluster before "+N more".
 MAX_THUMBS_PER_GROUP = 48
+#: Longest side of a photo preview copied into a report (`copy_photos`), and its JPEG quality.
+PREVIEW_SIDE = 1600
+PREVIEW_QUALITY = 85
+#: Margin around a forgotten face's box pixelated in a preview (fraction of the box size).
+FORGOTTEN_MARGIN = 0.25
+#: Files a report writes into its own folders; only these are deleted as stale.
+_REPORT_FILE = re.compile(r"\d+\.jpg")
 
 CSV_COLUMNS = (
     "photo_path",
+    "photo_paths",
     "photo_sha256",
     "photo_status",
     "photo_error",
@@ -71,14 +95,33 @@ article.photo.error{border-color:#d66}.err{color:#b00}
 """
 
 
-def write_html(view: AlbumView, store: AlbumStore, out_dir: Path, *, title: str = "Album") -> Path:
-    """Write `out_dir/index.html` and `out_dir/faces/*.jpg`; returns the page's path."""
-    out_dir = Path(out_dir)
+def write_html(
+    view: AlbumView,
+    store: AlbumStore,
+    out_dir: Path,
+    *,
+    title: str = "Album",
+    copy_photos: bool = False,
+) -> Path:
+    """Write `out_dir/index.html` and `out_dir/faces/*.jpg` (and `photos/*.jpg`); the page's path.
+
+    `copy_photos` copies every readable photo in as a preview and links that
+    instead of the original, so the folder works wherever it is moved.
+    """
+    out_dir = Path(out_dir).absolute()
     faces_dir = out_dir / "faces"
     faces_dir.mkdir(parents=True, exist_ok=True)
     all_faces = [f for p in view.photos for f in p.faces]
     have = export_thumbnails(store, [f.id for f in all_faces], faces_dir)
+    _remove_stale(faces_dir, {f"{i}.jpg" for i in have})
+    photos_dir = out_dir / "photos"
+    previews: set[int] = set()
+    if copy_photos:
+        previews = export_previews(store, view, photos_dir)
+    if photos_dir.is_dir():
+        _remove_stale(photos_dir, {f"{i}.jpg" for i in previews})
     faces = {f.id: f for f in all_faces}
+    links = _Links(out_dir, previews)
 
     parts: list[str] = [
         "<!doctype html>",
@@ -112,7 +155,7 @@ def write_html(view: AlbumView, store: AlbumStore, out_dir: Path, *, title: str 
         )
     parts.append('<h2 id="photos">Photos</h2>')
     for p in view.photos:
-        parts.append(_photo(p, have))
+        parts.append(_photo(p, have, links))
     parts.append("</body></html>")
     page = out_dir / "index.html"
     page.write_text("\n".join(parts), encoding="utf-8")
@@ -140,6 +183,36 @@ def export_thumbnails(store: AlbumStore, face_ids: Sequence[int], folder: Path) 
             if image.sha256 == item.content_sha256:
                 (folder / f"{item.face_id}.jpg").write_bytes(thumbnail(image.pixels, item.box))
                 done.add(item.face_id)
+    return done
+
+
+def export_previews(store: AlbumStore, view: AlbumView, folder: Path) -> set[int]:
+    """Write `folder/<photo id>.jpg`, a preview of each photo still on disk unchanged; their ids.
+
+    Read from any of the photo's paths whose content still matches. The
+    preview is re-encoded from pixels, so EXIF (GPS, camera serial) is not
+    copied, and every face forgotten in the photo is pixelated beyond recognition.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    forgotten = store.forgotten_boxes()
+    done: set[int] = set()
+    for p in view.photos:
+        if p.status != "ok":
+            continue
+        for path in p.paths or (p.path,):
+            try:
+                image = load_image(path)
+            except ImageError as exc:
+                log.info("no preview from %s: %s", path, exc.reason)
+                continue
+            if image.sha256 != p.content_sha256:
+                continue
+            pixels = image.pixels
+            for box in forgotten.get(p.content_sha256, ()):
+                pixels = _pixelate(pixels, box)
+            (folder / f"{p.id}.jpg").write_bytes(_preview_jpeg(pixels))
+            done.add(p.id)
+            break
     return done
 
 
@@ -175,10 +248,10 @@ def as_jsonable(obj: Any) -> Any:
 
 
 def _csv(view: AlbumView, f: IO[str]) -> None:
-    w = csv.writer(f)
+    w = SafeWriter(f)
     w.writerow(CSV_COLUMNS)
     for p in view.photos:
-        head = [p.path, p.content_sha256, p.status, p.error or ""]
+        head = [p.path, json.dumps(list(p.paths)), p.content_sha256, p.status, p.error or ""]
         if not p.faces:
             w.writerow(head + [""] * (len(CSV_COLUMNS) - len(head)))
         for face in p.faces:
@@ -253,23 +326,85 @@ def _label(face: FaceView) -> str:
     return f'<span class="unknown">unknown{cluster}</span>'
 
 
-def _photo(p: PhotoView, have: set[int]) -> str:
-    try:
-        link = Path(p.path).as_uri()
-    except ValueError:
-        link = ""
+class _Links:
+    """Where the page links a photo: its preview in the report, or the file relative to the page."""
+
+    def __init__(self, out_dir: Path, previews: set[int]) -> None:
+        self.out_dir = out_dir
+        self.previews = previews
+
+    def photo(self, p: PhotoView) -> str:
+        return f"photos/{p.id}.jpg" if p.id in self.previews else self.file(p.path)
+
+    def file(self, path: str) -> str:
+        """A relative URL from the report folder to `path`; an absolute file URI only when there
+        is no relative way (another drive on Windows)."""
+        try:
+            rel = os.path.relpath(Path(path).absolute(), self.out_dir)
+        except ValueError:
+            try:
+                return Path(path).absolute().as_uri()
+            except ValueError:
+                return ""
+        return urllib.parse.quote(Path(rel).as_posix(), safe="/")
+
+
+def _photo(p: PhotoView, have: set[int], links: _Links) -> str:
+    link = links.photo(p)
     name = f'<a href="{_e(link)}">{_e(p.path)}</a>' if link else _e(p.path)
+    copies = [x for x in p.paths if x != p.path]
+    also = (
+        '<p class="meta">also at: '
+        + ", ".join(f'<a class="copy" href="{_e(links.file(x))}">{_e(x)}</a>' for x in copies)
+        + "</p>"
+        if copies
+        else ""
+    )
     if p.status != "ok":
         return (
-            f'<article class="photo error" data-photo="{p.id}"><h3>{name}</h3>'
+            f'<article class="photo error" data-photo="{p.id}"><h3>{name}</h3>{also}'
             f'<p class="err">could not be read: {_e(p.error or "")}</p></article>'
         )
     size = f"{p.width}x{p.height}" if p.width and p.height else ""
-    faces = (
-        "".join(_figure(f, have, f"#{f.id}<br>{_label(f)}") for f in p.faces)
-        or '<p class="meta">no face found</p>'
+    gone = f" · {p.forgotten} face(s) forgotten" if p.forgotten else ""
+    faces = "".join(_figure(f, have, f"#{f.id}<br>{_label(f)}") for f in p.faces) or (
+        '<p class="meta">no face found</p>' if not p.forgotten else ""
     )
     return (
-        f'<article class="photo" data-photo="{p.id}"><h3>{name}</h3>'
-        f'<p class="meta">{size} · {len(p.faces)} face(s)</p><div class="faces">{faces}</div></article>'
+        f'<article class="photo" data-photo="{p.id}"><h3>{name}</h3>{also}'
+        f'<p class="meta">{size} · {len(p.faces)} face(s){gone}</p>'
+        f'<div class="faces">{faces}</div></article>'
     )
+
+
+def _remove_stale(folder: Path, keep: set[str]) -> None:
+    """Delete report files of an earlier run (`<id>.jpg`) that this run did not write."""
+    for f in folder.iterdir():
+        if f.is_file() and _REPORT_FILE.fullmatch(f.name) and f.name not in keep:
+            f.unlink()
+
+
+def _pixelate(pixels: RGBImage, box: Sequence[float]) -> RGBImage:
+    """`pixels` with the face in `box` (plus a margin) reduced to 4x4 blocks."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    mx, my = (x2 - x1) * FORGOTTEN_MARGIN, (y2 - y1) * FORGOTTEN_MARGIN
+    h, w = pixels.shape[:2]
+    left, top = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    right, bottom = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+    if right <= left or bottom <= top:
+        return pixels
+    out = pixels.copy()
+    region = out[top:bottom, left:right]
+    small = cv2.resize(region, (4, 4), interpolation=cv2.INTER_AREA)
+    out[top:bottom, left:right] = cv2.resize(
+        small, (right - left, bottom - top), interpolation=cv2.INTER_NEAREST
+    )
+    return out
+
+
+def _preview_jpeg(pixels: RGBImage) -> bytes:
+    image = Image.fromarray(pixels)
+    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=PREVIEW_QUALITY)
+    return buf.getvalue()

@@ -12,9 +12,11 @@ flat however large the folder.
 A rerun is cheap and safe. A path whose size and modification time match the
 album is skipped without being read; any other file is read and hashed, and
 content already in the album (a copy, a moved or merely touched file) is not
-decoded again. Each batch of photos is written with its faces in one
-transaction, and photos are keyed by content hash, so a scan killed at any
-moment and started again finishes the job without a duplicate row.
+decoded again: its path is recorded beside the others of that content, so
+every copy is listed in the reports and skipped unread next time. Each batch
+of photos is written with its faces in one transaction, and photos are keyed
+by content hash, so a scan killed at any moment and started again finishes the
+job without a duplicate row.
 
 Photos larger than `max_side` are shrunk (area interpolation) before
 detection: MTCNN's image pyramid on a 12-megapixel photo costs seconds and
@@ -323,7 +325,9 @@ def scan_folder(
     by_path = {k.path: k for k in known}
     # Content that needs no new pass: errors stay errors; faces count only from this model.
     current = frozenset(k.content_sha256 for k in known if not k.ok or k.model == model)
-    where = {k.content_sha256: k.path for k in known}
+    paths_of: dict[str, list[str]] = {}
+    for entry in known:
+        paths_of.setdefault(entry.content_sha256, []).append(entry.path)
     todo: list[PhotoFile] = []
     for f in files:
         k = by_path.get(str(f.path))
@@ -387,13 +391,14 @@ def scan_folder(
                 log.warning("%s: %s", fetched.file.path, fetched.error)
                 bar.update(1)
             elif sha in seen:
-                duplicates += 1  # a second copy met in this very scan
+                duplicates += 1  # a second copy met in this very scan: keep its path too
+                relocations.append(_relocation(fetched.file, sha, ()))
                 bar.update(1)
             elif fetched.known:
-                duplicates += 1
-                old = where.get(sha)
-                if old is None or old == str(fetched.file.path) or not Path(old).exists():
-                    relocations.append(_relocation(fetched.file, sha))  # touched or moved
+                duplicates += 1  # a copy, a moved or a touched file: record where it is
+                here = str(fetched.file.path)
+                gone = tuple(p for p in paths_of.get(sha, ()) if p != here and not Path(p).exists())
+                relocations.append(_relocation(fetched.file, sha, gone))
                 seen.add(sha)
                 bar.update(1)
             elif fetched.error is not None:
@@ -507,8 +512,8 @@ def _error_photo(fetched: Fetched, reason: str) -> NewPhoto:
     )
 
 
-def _relocation(file: PhotoFile, sha: str) -> Relocation:
-    return Relocation(sha, str(file.path), file.size, file.mtime_ns)
+def _relocation(file: PhotoFile, sha: str, gone: tuple[str, ...]) -> Relocation:
+    return Relocation(sha, str(file.path), file.size, file.mtime_ns, gone)
 
 
 def _hash_file(path: Path, chunk: int = 1 << 20) -> str:

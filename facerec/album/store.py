@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from facerec.album.records import (
     AlbumView,
@@ -42,9 +43,12 @@ from facerec.gallery.album_schema import (
     PHOTO_OK,
     AlbumCluster,
     AlbumFace,
+    AlbumForgottenFace,
     AlbumNegative,
     AlbumPhoto,
+    AlbumPhotoPath,
 )
+from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.schema import Identity
 from facerec.gallery.tables import SqliteTables
 from facerec.models.base import ModelIdentity
@@ -54,7 +58,11 @@ Vectors = npt.NDArray[np.float32]
 
 @dataclass(frozen=True, slots=True)
 class KnownPhoto:
-    """What a rerun needs to know about a photo already in the album to decide to skip it."""
+    """What a rerun needs to know about a path already in the album to decide to skip it.
+
+    One per path: a photo found at several paths (copies) is known at each.
+    `primary` marks the path the album reads the photo from.
+    """
 
     path: str
     content_sha256: str
@@ -62,6 +70,7 @@ class KnownPhoto:
     mtime_ns: int
     ok: bool
     model: ModelIdentity | None
+    primary: bool = True
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,12 +104,35 @@ class NewPhoto:
 
 @dataclass(frozen=True, slots=True)
 class Relocation:
-    """Content already in the album found at a new path, or with a new mtime: refresh the key."""
+    """Content already in the album found at a path (new, or with a new mtime): record the path.
+
+    `gone` lists paths of the same content that no longer exist on disk (the
+    file was moved or the copy deleted); they are dropped, and if the album
+    read the photo from one of them it reads it from `path` from now on.
+    """
 
     content_sha256: str
     path: str
     size_bytes: int
     mtime_ns: int
+    gone: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumForgotten:
+    """What forgetting a person took out of the album.
+
+    `faces` were deleted (embedding, thumbnail, landmarks) and their boxes
+    recorded so rescans skip them; `photos` is how many photos they were in
+    (the photos stay: they may show other people); `negatives` counts "not
+    NAME" records; `unchecked` counts faces embedded by another model, which
+    cannot be compared with the person's prototype until a rescan.
+    """
+
+    faces: int = 0
+    photos: int = 0
+    negatives: int = 0
+    unchecked: int = 0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -166,16 +198,17 @@ class AlbumStore(SqliteTables):
 
     # -- scanning -------------------------------------------------------------------------------
     def known(self) -> list[KnownPhoto]:
-        """Every photo's key facts, for a rerun to skip what it has seen."""
+        """Every path's key facts, for a rerun to skip what it has seen."""
         stmt = select(
-            AlbumPhoto.path,
+            AlbumPhotoPath.path,
             AlbumPhoto.content_sha256,
-            AlbumPhoto.size_bytes,
-            AlbumPhoto.mtime_ns,
+            AlbumPhotoPath.size_bytes,
+            AlbumPhotoPath.mtime_ns,
             AlbumPhoto.status,
             AlbumPhoto.model_name,
             AlbumPhoto.model_sha256,
-        )
+            AlbumPhoto.path,
+        ).join(AlbumPhoto, AlbumPhoto.id == AlbumPhotoPath.photo_id)
         with self._read() as s:
             return [
                 KnownPhoto(
@@ -185,46 +218,53 @@ class AlbumStore(SqliteTables):
                     mtime_ns=mtime,
                     ok=status == PHOTO_OK,
                     model=ModelIdentity(mn, ms) if mn is not None and ms is not None else None,
+                    primary=p == primary,
                 )
-                for p, sha, size, mtime, status, mn, ms in s.execute(stmt)
+                for p, sha, size, mtime, status, mn, ms, primary in s.execute(stmt)
             ]
 
     def write(self, photos: Sequence[NewPhoto], relocations: Sequence[Relocation] = ()) -> None:
         """Store a batch of scanned photos and their faces in ONE transaction.
 
-        A photo replaces any row with the same content (a rescan after a model
-        change) and any row at the same path with other content (the file was
-        edited or replaced), so a path or a content hash is never in the album twice.
+        A photo whose content is already in the album (a rescan after a model
+        change) keeps its row and gets new faces; a path that held other
+        content (the file was edited or replaced) is taken from that content,
+        which leaves the album once no path of it is left. So a content hash is
+        in the album once and a path belongs to one content. Faces overlapping
+        a forgotten face's box (`forget`) are not stored again.
         """
         now = datetime.now(UTC)
         with self._write() as s:
             for p in photos:
-                s.execute(
-                    delete(AlbumPhoto).where(
-                        or_(
-                            AlbumPhoto.content_sha256 == p.content_sha256,
-                            AlbumPhoto.path == p.path,
-                        )
-                    )
+                _release_path(s, p.path, p.content_sha256)
+                values = {
+                    "path": p.path,
+                    "size_bytes": p.size_bytes,
+                    "mtime_ns": p.mtime_ns,
+                    "width": p.width,
+                    "height": p.height,
+                    "status": PHOTO_OK if p.error is None else PHOTO_ERROR,
+                    "error": p.error,
+                    "model_name": p.model.name if p.model else None,
+                    "model_sha256": p.model.weights_sha256 if p.model else None,
+                    "scanned_at": now,
+                }
+                photo_id = s.scalar(
+                    select(AlbumPhoto.id).where(AlbumPhoto.content_sha256 == p.content_sha256)
                 )
-                photo_id = s.execute(
-                    insert(AlbumPhoto)
-                    .values(
-                        path=p.path,
-                        content_sha256=p.content_sha256,
-                        size_bytes=p.size_bytes,
-                        mtime_ns=p.mtime_ns,
-                        width=p.width,
-                        height=p.height,
-                        status=PHOTO_OK if p.error is None else PHOTO_ERROR,
-                        error=p.error,
-                        model_name=p.model.name if p.model else None,
-                        model_sha256=p.model.weights_sha256 if p.model else None,
-                        scanned_at=now,
-                    )
-                    .returning(AlbumPhoto.id)
-                ).scalar_one()
-                if p.faces:
+                if photo_id is None:
+                    photo_id = s.execute(
+                        insert(AlbumPhoto)
+                        .values(content_sha256=p.content_sha256, **values)
+                        .returning(AlbumPhoto.id)
+                    ).scalar_one()
+                else:
+                    s.execute(delete(AlbumFace).where(AlbumFace.photo_id == photo_id))
+                    s.execute(update(AlbumPhoto).where(AlbumPhoto.id == photo_id).values(**values))
+                _set_path(s, photo_id, p.path, p.size_bytes, p.mtime_ns)
+                forgotten = _forgotten_boxes(s, p.content_sha256)
+                faces = [f for f in p.faces if not any(_same_face(f.box, b) for b in forgotten)]
+                if faces:
                     s.execute(
                         insert(AlbumFace),
                         [
@@ -244,20 +284,120 @@ class AlbumStore(SqliteTables):
                                 "thumbnail": f.thumbnail,
                                 "folded": False,
                             }
-                            for f in p.faces
+                            for f in faces
                         ],
                     )
             for r in relocations:
-                s.execute(
-                    delete(AlbumPhoto).where(
-                        AlbumPhoto.path == r.path, AlbumPhoto.content_sha256 != r.content_sha256
+                photo_id = s.scalar(
+                    select(AlbumPhoto.id).where(AlbumPhoto.content_sha256 == r.content_sha256)
+                )
+                if photo_id is None:
+                    continue
+                _release_path(s, r.path, r.content_sha256)
+                _set_path(s, photo_id, r.path, r.size_bytes, r.mtime_ns)
+                if r.gone:
+                    s.execute(
+                        delete(AlbumPhotoPath).where(
+                            AlbumPhotoPath.photo_id == photo_id, AlbumPhotoPath.path.in_(r.gone)
+                        )
                     )
+                    s.execute(
+                        update(AlbumPhoto)
+                        .where(AlbumPhoto.id == photo_id, AlbumPhoto.path.in_(r.gone))
+                        .values(path=r.path, size_bytes=r.size_bytes, mtime_ns=r.mtime_ns)
+                    )
+
+    # -- forgetting -----------------------------------------------------------------------------
+    @staticmethod
+    def forget(s: Session, target: ForgetTarget) -> AlbumForgotten:
+        """Delete every album face of `target` inside the caller's transaction `s`.
+
+        A face is theirs when it is matched or confirmed to them (folded
+        faces included, so their album prototype goes too) or when its
+        embedding reaches `target.threshold` against their prototype, whoever
+        it is matched to now and whatever the quality gate said. Each such
+        face's row (embedding, thumbnail, landmarks) is deleted and its box is
+        recorded against the photo's content, so a rescan of the photo does
+        not store the face again; the photo itself stays. Their "not NAME"
+        records go, and clusters left empty. `FaceRec.forget` calls this in
+        the transaction that deletes the person.
+        """
+        stmt = (
+            select(
+                AlbumFace.id,
+                AlbumFace.photo_id,
+                AlbumFace.box,
+                AlbumFace.embedding,
+                AlbumFace.identity_id,
+                AlbumPhoto.content_sha256,
+                AlbumPhoto.model_name,
+                AlbumPhoto.model_sha256,
+            )
+            .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
+            .order_by(AlbumFace.id)
+            .execution_options(yield_per=1024)
+        )
+        model = (target.model.name, target.model.weights_sha256)
+        doomed: list[tuple[int, int, str, str]] = []  # face id, photo id, content, box
+        unchecked = 0
+        chunk: list[tuple[int, int, str, bytes, int | None, str, str | None, str | None]] = []
+
+        def judge() -> None:
+            nonlocal unchecked
+            same = [r for r in chunk if (r[6], r[7]) == model]
+            unchecked += sum(
+                1 for r in chunk if (r[6], r[7]) != model and r[4] != target.identity_id
+            )
+            close = set()
+            if same:
+                blobs = [r[3] for r in same]
+                if len({len(b) for b in blobs}) == 1:
+                    hits = target.is_them(decode_rows(blobs))
+                    close = {r[0] for r, hit in zip(same, hits.tolist(), strict=True) if hit}
+            doomed.extend(
+                (r[0], r[1], r[5], r[2])
+                for r in chunk
+                if r[4] == target.identity_id or r[0] in close
+            )
+            chunk.clear()
+
+        for row in s.execute(stmt):
+            chunk.append(tuple(row))  # type: ignore[arg-type]
+            if len(chunk) >= 1024:
+                judge()
+        judge()
+        negatives = int(
+            s.scalar(
+                select(func.count())
+                .select_from(AlbumNegative)
+                .where(AlbumNegative.identity_id == target.identity_id)
+            )
+            or 0
+        )
+        s.execute(delete(AlbumNegative).where(AlbumNegative.identity_id == target.identity_id))
+        if doomed:
+            now = datetime.now(UTC)
+            s.execute(
+                insert(AlbumForgottenFace),
+                [
+                    {"content_sha256": sha, "box": box, "forgotten_at": now}
+                    for _, _, sha, box in doomed
+                ],
+            )
+            ids = [d[0] for d in doomed]
+            for start in range(0, len(ids), 500):
+                s.execute(delete(AlbumFace).where(AlbumFace.id.in_(ids[start : start + 500])))
+            s.execute(
+                delete(AlbumCluster).where(
+                    ~select(AlbumFace.id).where(AlbumFace.cluster_id == AlbumCluster.id).exists()
                 )
-                s.execute(
-                    update(AlbumPhoto)
-                    .where(AlbumPhoto.content_sha256 == r.content_sha256)
-                    .values(path=r.path, size_bytes=r.size_bytes, mtime_ns=r.mtime_ns)
-                )
+            )
+        return AlbumForgotten(
+            faces=len(doomed),
+            photos=len({d[1] for d in doomed}),
+            negatives=negatives,
+            unchecked=unchecked,
+        )
 
     # -- matching and clustering ----------------------------------------------------------------
     def usable_faces(self, model: ModelIdentity | None) -> FaceTable:
@@ -497,6 +637,18 @@ class AlbumStore(SqliteTables):
                 .outerjoin(Identity, Identity.id == AlbumFace.identity_id)
                 .order_by(AlbumFace.photo_id, AlbumFace.face_index)
             ).all()  # fmt: skip
+            paths_by_photo: dict[int, list[str]] = {}
+            for pid, path in s.execute(
+                select(AlbumPhotoPath.photo_id, AlbumPhotoPath.path).order_by(AlbumPhotoPath.path)
+            ):
+                paths_by_photo.setdefault(pid, []).append(path)
+            forgotten = dict(
+                s.execute(
+                    select(AlbumForgottenFace.content_sha256, func.count()).group_by(
+                        AlbumForgottenFace.content_sha256
+                    )
+                ).all()
+            )
         faces_by_photo: dict[int, list[FaceView]] = {}
         for fid, pid, idx, box, score, reasons, name, sim, kind, folded, cl in face_rows:
             faces_by_photo.setdefault(pid, []).append(
@@ -525,6 +677,8 @@ class AlbumStore(SqliteTables):
                 height=p.height,
                 scanned_at=p.scanned_at,
                 faces=tuple(faces_by_photo.get(p.id, ())),
+                paths=(p.path, *(x for x in paths_by_photo.get(p.id, ()) if x != p.path)),
+                forgotten=int(forgotten.get(p.content_sha256, 0)),
             )
             for p in photos
         )
@@ -564,6 +718,16 @@ class AlbumStore(SqliteTables):
             for fid, thumb, path, sha, box in rows:
                 yield FaceImage(fid, thumb, path, sha, _box(json.loads(box)))
 
+    def forgotten_boxes(self) -> dict[str, list[tuple[float, float, float, float]]]:
+        """Content hash -> boxes of the faces forgotten in that photo (to hide them in previews)."""
+        out: dict[str, list[tuple[float, float, float, float]]] = {}
+        with self._read() as s:
+            for sha, box in s.execute(
+                select(AlbumForgottenFace.content_sha256, AlbumForgottenFace.box)
+            ):
+                out.setdefault(sha, []).append(_box(json.loads(box)))
+        return out
+
     def counts(self) -> dict[str, int]:
         """Row counts per album table (for `info`-style summaries and tests)."""
         with self._read() as s:
@@ -572,6 +736,10 @@ class AlbumStore(SqliteTables):
                 "faces": int(s.scalar(select(func.count()).select_from(AlbumFace)) or 0),
                 "clusters": int(s.scalar(select(func.count()).select_from(AlbumCluster)) or 0),
                 "negatives": int(s.scalar(select(func.count()).select_from(AlbumNegative)) or 0),
+                "paths": int(s.scalar(select(func.count()).select_from(AlbumPhotoPath)) or 0),
+                "forgotten": int(
+                    s.scalar(select(func.count()).select_from(AlbumForgottenFace)) or 0
+                ),
                 "auto": int(
                     s.scalar(
                         select(func.count())
@@ -606,3 +774,75 @@ def decode_rows(blobs: Sequence[bytes]) -> Vectors:
 def _box(values: Sequence[float]) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = (float(v) for v in values)
     return x1, y1, x2, y2
+
+
+def _release_path(s: Session, path: str, content_sha256: str) -> None:
+    """`path` now holds `content_sha256`: take it from any other content.
+
+    Content left with no path leaves the album (its faces with it), as an
+    edited or replaced file always did; content still found elsewhere stays
+    and is read from one of its other paths.
+    """
+    rows = s.execute(
+        select(AlbumPhotoPath.id, AlbumPhotoPath.photo_id)
+        .join(AlbumPhoto, AlbumPhoto.id == AlbumPhotoPath.photo_id)
+        .where(AlbumPhotoPath.path == path, AlbumPhoto.content_sha256 != content_sha256)
+    ).all()
+    # A photo row whose own path is `path` but which lost its path row cannot exist, except
+    # in an album written before paths were kept; treat its `path` column as its path row.
+    stray = s.scalars(
+        select(AlbumPhoto.id).where(
+            AlbumPhoto.path == path, AlbumPhoto.content_sha256 != content_sha256
+        )
+    ).all()
+    s.execute(delete(AlbumPhotoPath).where(AlbumPhotoPath.id.in_([r[0] for r in rows])))
+    for photo_id in {r[1] for r in rows} | set(stray):
+        other = s.execute(
+            select(AlbumPhotoPath.path, AlbumPhotoPath.size_bytes, AlbumPhotoPath.mtime_ns)
+            .where(AlbumPhotoPath.photo_id == photo_id)
+            .order_by(AlbumPhotoPath.path)
+            .limit(1)
+        ).first()
+        if other is None:
+            s.execute(delete(AlbumPhoto).where(AlbumPhoto.id == photo_id))
+        else:
+            s.execute(
+                update(AlbumPhoto)
+                .where(AlbumPhoto.id == photo_id, AlbumPhoto.path == path)
+                .values(path=other[0], size_bytes=other[1], mtime_ns=other[2])
+            )
+
+
+def _set_path(s: Session, photo_id: int, path: str, size_bytes: int, mtime_ns: int) -> None:
+    """Record that `photo_id`'s content is at `path` (with these stat facts)."""
+    values = {"photo_id": photo_id, "size_bytes": size_bytes, "mtime_ns": mtime_ns}
+    stmt = sqlite_insert(AlbumPhotoPath).values(path=path, **values)
+    s.execute(stmt.on_conflict_do_update(index_elements=[AlbumPhotoPath.path], set_=values))
+    s.execute(
+        update(AlbumPhoto)
+        .where(AlbumPhoto.id == photo_id, AlbumPhoto.path == path)
+        .values(size_bytes=size_bytes, mtime_ns=mtime_ns)
+    )
+
+
+def _forgotten_boxes(s: Session, content_sha256: str) -> list[tuple[float, float, float, float]]:
+    boxes = s.scalars(
+        select(AlbumForgottenFace.box).where(AlbumForgottenFace.content_sha256 == content_sha256)
+    ).all()
+    return [_box(json.loads(b)) for b in boxes]
+
+
+def _same_face(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Two boxes of one photo show the same face: each one's centre lies inside the other.
+
+    Tolerant of a different detector or model drawing the box a little
+    larger or shifted, and still strict enough that a neighbour's face, whose
+    centre lies outside this face's box, is never taken for it.
+    """
+
+    def inside(p: tuple[float, float], box: Sequence[float]) -> bool:
+        return box[0] <= p[0] <= box[2] and box[1] <= p[1] <= box[3]
+
+    centre_a = ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)
+    centre_b = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    return inside(centre_a, b) and inside(centre_b, a)

@@ -7,8 +7,12 @@ trail of faces is personal data in its own right.
 
 Each row points at the person it is about with a foreign key that cascades on
 delete, so `facerec remove NAME` (or `DELETE /v1/people/NAME`) also removes
-every audit event and image of that person, through the same
-`Gallery.remove` transaction and without code here having to take part.
+every audit event and image of that person. An image can also show someone
+else than the person its event is about: whoever claimed to be Ada at her
+door. `FaceRec.forget` therefore re-embeds the saved images (the log keeps no
+embeddings) and `AuditLog.forget`, in the transaction that deletes the
+person, also deletes the image from any other event in which their face is
+found; that event stays, for it is still a fact about the claimed person.
 
 The log has its own SQLite engine on the gallery file, opened with the
 gallery's pragmas (`create_sqlite_engine`: foreign keys, WAL, busy timeout),
@@ -21,17 +25,25 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from facerec.camera.events import DecisionEvent
 from facerec.errors import GalleryError
+from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.ops_schema import AuditEvent
 from facerec.gallery.schema import Identity
 from facerec.gallery.tables import SqliteTables
+
+#: Saved images read per query while they are re-embedded for `forget`.
+_IMAGE_CHUNK = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +62,22 @@ class AuditRecord:
     frames: int
     latency_ms: float | None
     has_image: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditForgotten:
+    """What forgetting a person took out of the audit log.
+
+    `events` about them (claimed or recognised) were deleted with their
+    images; `images` of their face were deleted from events about someone
+    else (the events stay); `unchecked` images of other events could not be
+    compared with them (no face found in the image, or the model that would
+    embed it differs from the gallery's) and were left.
+    """
+
+    events: int = 0
+    images: int = 0
+    unchecked: int = 0
 
 
 class AuditLog(SqliteTables):
@@ -115,6 +143,74 @@ class AuditLog(SqliteTables):
         """The stored JPEG of an event, if one was saved."""
         with self._reads() as s, s.begin():
             return s.scalar(select(AuditEvent.image).where(AuditEvent.id == event_id))
+
+    def images_about_others(self, name: str) -> Iterator[tuple[int, bytes]]:
+        """(event id, JPEG) of every saved image of an event that is not about `name`, by id.
+
+        Read in small chunks, each its own snapshot: the log may be large, and
+        an image saved after its chunk was read is caught by `forget`, which
+        counts any image it was not given faces for as unchecked.
+        """
+        key = _name_key(name)
+        last = 0
+        while True:
+            stmt = (
+                select(AuditEvent.id, AuditEvent.image)
+                .outerjoin(Identity, Identity.id == AuditEvent.identity_id)
+                .where(
+                    AuditEvent.id > last,
+                    AuditEvent.image.is_not(None),
+                    or_(Identity.name.is_(None), Identity.name != key),
+                    or_(AuditEvent.claimed_name.is_(None), AuditEvent.claimed_name != key),
+                )
+                .order_by(AuditEvent.id)
+                .limit(_IMAGE_CHUNK)
+            )
+            with self._read() as s:
+                rows = s.execute(stmt).all()
+            if not rows:
+                return
+            for event_id, image in rows:
+                if image is not None:
+                    yield int(event_id), bytes(image)
+            last = int(rows[-1][0])
+
+    @staticmethod
+    def forget(
+        s: Session, target: ForgetTarget, faces: Mapping[int, npt.NDArray[np.float32]]
+    ) -> AuditForgotten:
+        """Delete `target`'s events and every image of their face, inside the caller's transaction.
+
+        Events about them (by identity, or claiming their name) are deleted,
+        image and all. `faces` maps event id to the embeddings of the faces
+        found in that event's image (`images_about_others`, embedded by the
+        caller): an image with a face reaching `target.threshold` against
+        their prototype is deleted from its event. An image with no entry, or
+        no face, is counted as unchecked.
+        """
+        about = or_(
+            AuditEvent.identity_id == target.identity_id,
+            AuditEvent.claimed_name == target.name,
+        )
+        events = int(s.scalar(select(func.count()).select_from(AuditEvent).where(about)) or 0)
+        s.execute(delete(AuditEvent).where(about))
+        theirs: list[int] = []
+        unchecked = 0
+        for (event_id,) in s.execute(
+            select(AuditEvent.id).where(AuditEvent.image.is_not(None)).order_by(AuditEvent.id)
+        ):
+            found = faces.get(int(event_id))
+            if found is None or len(found) == 0:
+                unchecked += 1
+            elif bool(target.is_them(found).any()):
+                theirs.append(int(event_id))
+        for start in range(0, len(theirs), 500):
+            s.execute(
+                update(AuditEvent)
+                .where(AuditEvent.id.in_(theirs[start : start + 500]))
+                .values(image=None)
+            )
+        return AuditForgotten(events=events, images=len(theirs), unchecked=unchecked)
 
 
 def _name_key(name: str) -> str:

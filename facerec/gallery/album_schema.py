@@ -1,10 +1,12 @@
-"""The album tables (Alembic revision 0002): scanned photos, their faces, clusters, negatives.
+"""The album tables (Alembic revisions 0002, 0004): photos and their paths, faces, clusters,
+negatives, and where forgotten faces were.
 
 They live in the gallery database, next to the people they are matched to, so
-a face's match can point at an identity with a real foreign key: removing a
-person turns their album matches back into unknown faces (ON DELETE SET NULL)
-instead of leaving dangling names, and removing a photo takes its faces with
-it (ON DELETE CASCADE).
+a face's match can point at an identity with a real foreign key, and so that
+forgetting a person (`FaceRec.remove`) deletes their album faces in the same
+transaction as the person. A person deleted without that (`--keep-album`)
+leaves their album matches as unknown faces (ON DELETE SET NULL) instead of
+dangling names; removing a photo takes its faces with it (ON DELETE CASCADE).
 
 Two UNIQUE constraints make an interrupted scan safe to rerun: a photo is
 keyed by the SHA-256 of its content, and a face by (photo, position in the
@@ -114,6 +116,48 @@ class AlbumFace(Base):
     cluster_id: Mapped[int | None] = mapped_column(
         ForeignKey("album_clusters.id", ondelete="SET NULL"), index=True
     )
+
+
+class AlbumPhotoPath(Base):
+    """Every path at which a photo's content was found (revision 0004).
+
+    A photo is one row per content, but the same file may sit in several
+    folders (a copy in `misc/`, an export, a backup): each path gets a row
+    here, with the stat facts a rerun compares, so every copy is listed in the
+    reports and skipped unread by the next scan. `AlbumPhoto.path` is the one
+    the album reads the photo from (cutting crops, thumbnails); it is always
+    one of these.
+    """
+
+    __tablename__ = "album_photo_paths"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("album_photos.id", ondelete="CASCADE"), index=True
+    )
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+
+
+class AlbumForgottenFace(Base):
+    """Where a forgotten person's face was in a photo, so that no rescan brings it back (0004).
+
+    `facerec remove NAME` deletes the album faces of that person (embedding,
+    thumbnail, landmarks) but keeps the photo, which may show other people.
+    The photo's content hash and the face's box are all that is kept: no
+    name, no pixels, no embedding. A rescan that detects the photo again (after
+    a model change) drops a face overlapping one of these boxes before it is
+    stored. Keyed by content, not by photo row, so it survives the photo row
+    being rewritten and covers every copy of the file.
+    """
+
+    __tablename__ = "album_forgotten_faces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_sha256: Mapped[str] = mapped_column(Text, index=True)
+    box: Mapped[str] = mapped_column(Text)  # JSON [x1, y1, x2, y2], photo pixels
+    forgotten_at: Mapped[datetime]
 
 
 class AlbumNegative(Base):

@@ -37,12 +37,15 @@ from sqlalchemy.types import TypeDecorator
 #: work (SQLite ignores foreign keys by default); WAL lets readers run while a
 #: writer commits; busy_timeout makes a second process wait for the write lock
 #: instead of failing at once; synchronous=NORMAL is durable across application
-#: crashes in WAL mode and much faster than FULL.
+#: crashes in WAL mode and much faster than FULL. secure_delete overwrites deleted
+#: rows with zeros: a removed person's embeddings, crops and thumbnails must not
+#: linger in free pages of the file (it costs writing the freed pages once).
 PRAGMAS: tuple[tuple[str, str], ...] = (
     ("foreign_keys", "ON"),
     ("journal_mode", "WAL"),
     ("busy_timeout", "10000"),
     ("synchronous", "NORMAL"),
+    ("secure_delete", "ON"),
 )
 
 #: Execution option read by the "begin" hook: "IMMEDIATE" for write transactions.

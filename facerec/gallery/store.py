@@ -52,6 +52,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from facerec.errors import GalleryError, InvalidNameError, ModelMismatchError, UnknownPersonError
+from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.index import IndexStamp, PrototypeIndex
 from facerec.gallery.records import (
     EnrollResult,
@@ -308,21 +309,100 @@ class Gallery:
         return self._commit(work)
 
     def remove(self, name: str) -> int:
-        """Delete `name` with all their samples and prototype; returns how many samples went."""
-        key = _name_key(name)
+        """Delete `name` with all their samples and prototype; returns how many samples went.
 
-        def work(s: Session, state: _State) -> tuple[int, _IndexChange]:
-            identity_id = s.scalar(select(Identity.id).where(Identity.name == key))
-            if identity_id is None:
+        Only the enrolment: `FaceRec.forget` also deletes their faces from
+        the album and the audit log, in the same transaction.
+        """
+        return self.forget(name, 1.0, _nothing_else)[0]
+
+    def forget(
+        self, name: str, threshold: float, erase: Callable[[Session, ForgetTarget], T]
+    ) -> tuple[int, T]:
+        """Delete `name` and, in the SAME transaction, whatever `erase` deletes of their faces.
+
+        `erase` gets this transaction's session and the person (their
+        prototype, the `threshold` at which a face is theirs) before their rows
+        go, so the other tables of this file can find faces matched to them or
+        like them; if it raises, nothing is deleted. Returns the number of
+        samples deleted and what `erase` returned.
+
+        The FAISS index file holds their prototype: it is deleted before the
+        transaction and rebuilt after it, so a process killed at any point
+        leaves no copy of the prototype beside a committed deletion (and a
+        failed one costs only a rebuild). Deleted rows are overwritten with
+        zeros (`secure_delete`); `compact` also clears the write-ahead log.
+        """
+        key = _name_key(name)
+        if not self.has(key):
+            raise UnknownPersonError(key)
+        with self._lock:
+            self._index = None
+            try:
+                self._index_path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise GalleryError(
+                    f"{self._index_path}: cannot delete the prototype index: {exc}"
+                ) from exc
+
+        def work(s: Session, state: _State) -> tuple[tuple[int, T], _IndexChange]:
+            row = s.execute(
+                select(Identity.id, Prototype.vector)
+                .outerjoin(Prototype, Prototype.identity_id == Identity.id)
+                .where(Identity.name == key)
+            ).first()
+            if row is None:
                 raise UnknownPersonError(key)
+            identity_id, blob = row
             n = s.scalar(
                 select(func.count()).select_from(Sample).where(Sample.identity_id == identity_id)
             )
+            if blob is None or state.model is None:
+                raise GalleryError(
+                    f"{self._path}: {key!r} has no prototype; the gallery is damaged"
+                )
+            prototype = _decode(blob, state.dim, f"prototype of {key!r}")
+            prototype = (prototype / np.linalg.norm(prototype)).astype(np.float32)
+            target = ForgetTarget(identity_id, key, state.model, prototype, float(threshold))
+            erased = erase(s, target)
             # Samples and the prototype go with it: ON DELETE CASCADE (foreign_keys=ON).
             s.execute(delete(Identity).where(Identity.id == identity_id))
-            return int(n or 0), _IndexChange(removed=(identity_id,))
+            return (int(n or 0), erased), _IndexChange(removed=(identity_id,))
 
         return self._commit(work)
+
+    def compact(self) -> bool:
+        """Rewrite the database without free pages and empty its write-ahead log; True if both did.
+
+        After a deletion, the old page versions may survive in the WAL file
+        until the next checkpoint, and pages freed before `secure_delete` was
+        on (older galleries) may still hold deleted rows. VACUUM rebuilds the
+        file from live rows only, and a TRUNCATE checkpoint copies the log back
+        and empties it. Another process reading an old snapshot can keep the
+        log from being emptied; that is reported (False), never an error: SQLite
+        checkpoints again when the last connection closes.
+        """
+        with self._lock:
+            if self._closed:
+                raise GalleryError(f"{self._path}: the gallery is closed")
+            raw = self._engine.raw_connection()  # autocommit: VACUUM refuses a transaction
+            try:
+                cursor = raw.cursor()
+                try:
+                    cursor.execute("VACUUM")
+                    cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    row = cursor.fetchone()
+                    busy = row[0] if row is not None else 1
+                finally:
+                    cursor.close()
+            except Exception as exc:  # sqlite3.OperationalError: busy, disk full
+                log.warning(
+                    "%s: could not compact the gallery after a deletion: %s", self._path, exc
+                )
+                return False
+            finally:
+                raw.close()
+            return busy == 0
 
     def reembed(self, model: ModelIdentity, embeddings: Mapping[int, npt.ArrayLike]) -> None:
         """Replace every sample's embedding with one from `model`, re-pin, recompute prototypes.
@@ -720,6 +800,10 @@ def _migrate(engine: Engine, path: Path) -> None:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+def _nothing_else(s: Session, target: ForgetTarget) -> None:
+    """`Gallery.remove`: the enrolment only."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 

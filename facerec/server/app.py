@@ -276,9 +276,9 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         tags=["people"],
     )
     async def remove(svc: Service, name: str) -> RemovedOut:
-        """Delete NAME: every sample, the prototype, the index entry and their audit events."""
-        n = await run_in_threadpool(svc.remove, name)
-        return RemovedOut(name=name, samples_removed=n)
+        """Forget NAME: samples, prototype, index entry, album faces, door-camera events and
+        images of their face, in one transaction; the body counts what went, per kind."""
+        return RemovedOut.from_forgotten(await run_in_threadpool(svc.remove, name))
 
     return app
 

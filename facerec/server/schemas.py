@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from facerec.api import IdentifiedFace
+from facerec.api import Forgotten, IdentifiedFace
 from facerec.decision import Verification
 from facerec.gallery import EnrollResult, Person
 
@@ -108,8 +108,31 @@ class PeopleOut(BaseModel):
 
 
 class RemovedOut(BaseModel):
+    """What was forgotten of a person, per kind (see `FaceRec.remove`)."""
+
     name: str
     samples_removed: int
+    album_faces_removed: int
+    album_photos_affected: int
+    album_negatives_removed: int
+    audit_events_removed: int
+    audit_images_removed: int
+    audit_images_unchecked: int
+    compacted: bool
+
+    @classmethod
+    def from_forgotten(cls, f: Forgotten) -> RemovedOut:
+        return cls(
+            name=f.name,
+            samples_removed=f.samples,
+            album_faces_removed=f.album.faces,
+            album_photos_affected=f.album.photos,
+            album_negatives_removed=f.album.negatives,
+            audit_events_removed=f.audit.events,
+            audit_images_removed=f.audit.images,
+            audit_images_unchecked=f.audit.unchecked,
+            compacted=f.compacted,
+        )
 
 
 class HealthOut(BaseModel):

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from facerec.api import FaceRec, IdentifiedFace
+from facerec.api import FaceRec, Forgotten, IdentifiedFace
 from facerec.decision import Verification
 from facerec.errors import UnknownPersonError
 from facerec.gallery import EnrollResult, Person
@@ -105,9 +105,11 @@ class FaceService:
     def people(self) -> list[Person]:
         return self.gallery.people()
 
-    def remove(self, name: str) -> int:
-        """Delete `name`: samples, prototype, index entry and audit events go in one transaction."""
-        return self.gallery.remove(name)
+    def remove(self, name: str) -> Forgotten:
+        """Forget `name` everywhere (`FaceRec.remove`), under the model lock: saved door-camera
+        images are re-embedded to find their face."""
+        with self._timed("remove"):
+            return self._fr.remove(name)
 
 
 def _ms(start: float) -> float:

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+from ..conftest import shared_file
+
 EX = "face_recognition/examples"
 OBAMA, BIDEN = "Barack Obama", "Joe Biden"
 
@@ -34,9 +36,7 @@ class Built:
 
 def make_photos(shared: Path, folder: Path) -> Path:
     """The album folder described in the module docstring."""
-    src = shared / EX
-    if not src.is_dir():
-        pytest.skip(f"shared photos {src} not present")
+    src = shared_file(shared, EX)
     folder.mkdir(parents=True)
     for p in sorted(src.iterdir()):
         if p.is_file():

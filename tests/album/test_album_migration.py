@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -17,6 +18,20 @@ from ..migrations_support import config, tables
 
 ALBUM_TABLES = {"album_photos", "album_faces", "album_clusters", "album_negatives"}
 GALLERY_TABLES = {"meta", "thresholds", "identities", "samples", "prototypes"}
+
+
+def table_of(diff: Any) -> str | None:
+    """The table an Alembic autogenerate difference is about."""
+    if isinstance(diff, list):  # modify_* operations come as a list of tuples
+        return table_of(diff[0])
+    op, *rest = diff
+    if op in ("add_table", "remove_table"):
+        return str(rest[0].name)
+    if op in ("add_index", "remove_index", "add_constraint", "remove_constraint"):
+        return str(rest[0].table.name)
+    if op in ("add_fk", "remove_fk"):
+        return str(rest[0].parent.name)
+    return str(rest[1]) if len(rest) > 1 else None  # (op, schema, table, ...)
 
 
 def test_0002_revises_0001() -> None:
@@ -39,7 +54,7 @@ def test_album_tables_match_the_orm(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     # Only the album tables are compared here (later revisions add tables of their own).
-    ours = [d for d in diff if any(t in repr(d) for t in ALBUM_TABLES)]
+    ours = [d for d in diff if table_of(d) in ALBUM_TABLES]
     assert ours == []
     assert album_schema.AlbumFace.__tablename__ == "album_faces"
 
@@ -94,3 +109,36 @@ def test_downgrade_to_0001_keeps_the_gallery(tmp_path: Path) -> None:
         con.close()
     command.upgrade(config(db), "0002")  # and back up again
     assert tables(db) >= ALBUM_TABLES
+
+
+def test_0004_keeps_every_photo_path_and_downgrades(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    command.upgrade(config(db), "0003")
+    con = sqlite3.connect(db)
+    con.execute(
+        "INSERT INTO album_photos (path, content_sha256, size_bytes, mtime_ns, status, scanned_at)"
+        " VALUES ('/album/a.jpg', 'abc', 10, 20, 'ok', '2026-01-01')"
+    )
+    con.commit()
+    con.close()
+    command.upgrade(config(db), "0004")
+    new = {"album_photo_paths", "album_forgotten_faces"}
+    assert tables(db) >= new
+    con = sqlite3.connect(db)
+    try:  # the photo's one path is carried over with its stat facts
+        assert con.execute(
+            "SELECT photo_id, path, size_bytes, mtime_ns FROM album_photo_paths"
+        ).fetchall() == [(1, "/album/a.jpg", 10, 20)]
+    finally:
+        con.close()
+    engine = create_sqlite_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+    finally:
+        engine.dispose()
+    assert [d for d in diff if table_of(d) in new] == []
+    command.downgrade(config(db), "0003")
+    assert tables(db) & new == set() and tables(db) >= ALBUM_TABLES

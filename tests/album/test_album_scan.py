@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from facerec.album.api import Album
 from facerec.api import FaceRec
 from facerec.pipeline import Pipeline
@@ -87,8 +89,6 @@ def test_rerun_processes_nothing(album_copy: tuple[Album, Any]) -> None:
 
 
 def test_copied_changed_and_moved_files(album_copy: tuple[Album, Any], tmp_path: Path) -> None:
-    from PIL import Image
-
     album, built = album_copy
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -97,21 +97,71 @@ def test_copied_changed_and_moved_files(album_copy: tuple[Album, Any], tmp_path:
     # Copies of photos already in the album: read and hashed, never decoded again.
     copies = album.scan(photos, workers=0)
     assert (copies.processed, copies.duplicates) == (0, 2)
-    # A file whose content changed is processed again.
+    # A file whose content changed is processed again; the copy's path is known now: skipped unread.
     Image.open(built.photos / "obama-240p.jpg").save(photos / "obama_small.jpg", quality=70)
     changed = album.scan(photos, workers=0)
-    assert (changed.processed, changed.duplicates) == (1, 1)
+    assert (changed.processed, changed.duplicates, changed.unchanged) == (1, 0, 1)
     # A moved file is not processed again; its record follows it, so the next run skips it.
     (photos / "obama_small.jpg").rename(photos / "moved.jpg")
     moved = album.scan(photos, workers=0)
-    assert (moved.processed, moved.duplicates) == (0, 2)
+    assert (moved.processed, moved.duplicates, moved.unchanged) == (0, 1, 1)
     again = album.scan(photos, workers=0)
-    assert (again.processed, again.unchanged, again.duplicates) == (0, 1, 1)
+    assert (again.processed, again.unchanged, again.duplicates) == (0, 2, 0)
     assert rows(built.db, "SELECT COUNT(*) FROM album_photos") == [(18,)]
     assert (
         rows(built.db, "SELECT COUNT(*) FROM album_photos GROUP BY path HAVING COUNT(*) > 1") == []
     )
     assert names(by_file(album)["moved.jpg"]) == [OBAMA]
+
+
+def test_every_copy_of_a_photo_is_kept_and_reported(
+    album_copy: tuple[Album, Any], tmp_path: Path
+) -> None:
+    from facerec.album import report
+
+    album, built = album_copy
+    misc = tmp_path / "misc"
+    misc.mkdir()
+    copy = misc / "obama2_copy.jpg"
+    copy.write_bytes((built.photos / "obama2.jpg").read_bytes())
+    first = album.scan(misc, workers=0)
+    assert (first.processed, first.duplicates) == (0, 1)  # "already known"...
+    (photo,) = [p for p in album.view().photos if str(copy) in p.paths]
+    assert photo.path == str(built.photos / "obama2.jpg") and photo.paths == (photo.path, str(copy))
+    # ...and found in every report.
+    out = tmp_path / "faces.csv"
+    report.write_csv(album.view(), out)
+    assert str(copy) in out.read_text()
+    page = report.write_html(album.view(), album.store, tmp_path / "report")
+    assert "obama2_copy.jpg" in page.read_text()
+    report.write_json(album.view(), tmp_path / "album.json")
+    assert str(copy) in (tmp_path / "album.json").read_text()
+    # The copy is known by its path now: the next scan skips it unread.
+    again = album.scan(misc, workers=0)
+    assert (again.unchanged, again.duplicates, again.processed) == (1, 0, 0)
+    # Moved: the album follows it, and drops the path it left.
+    copy.rename(misc / "moved.jpg")
+    album.scan(misc, workers=0)
+    (photo,) = [p for p in album.view().photos if p.id == photo.id]
+    assert photo.paths == (photo.path, str(misc / "moved.jpg"))
+    # A new photo and its copy in one scan: processed once, both paths kept. Then the file the
+    # album reads it from is overwritten: the photo stays, read from its copy.
+    new = tmp_path / "new"
+    new.mkdir()
+    Image.open(built.photos / "obama-240p.jpg").save(new / "a.jpg", quality=60)
+    (new / "b.jpg").write_bytes((new / "a.jpg").read_bytes())
+    both = album.scan(new, workers=0)
+    assert (both.processed, both.duplicates) == (1, 1)
+    (photo,) = [p for p in album.view().photos if str(new / "b.jpg") in p.paths]
+    assert photo.paths == (str(new / "a.jpg"), str(new / "b.jpg"))
+    (new / "a.jpg").write_bytes((built.photos / "obama2.jpg").read_bytes())
+    album.scan(new, workers=0)
+    (photo,) = [p for p in album.view().photos if p.id == photo.id]
+    assert photo.paths == (str(new / "b.jpg"),) and len(photo.faces) == 1
+    assert (
+        rows(built.db, "SELECT COUNT(*) FROM album_photo_paths GROUP BY path HAVING COUNT(*) > 1")
+        == []
+    )
 
 
 def test_unknown_faces_cluster_and_one_photo_never_shares_a_cluster(album_built: Any) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import shared_file
+
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -23,9 +25,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 @pytest.fixture()
 def small_att(shared: Path, tmp_path: Path) -> Path:
     """Eight AT&T people, seven photos each: enough for every metric (5-shot needs 6), quick to embed."""
-    src = shared / "att_faces"
-    if not src.is_dir():
-        pytest.skip("att_faces not present")
+    src = shared_file(shared, "att_faces")
     dst = tmp_path / "att"
     for person in sorted(src.iterdir())[:8]:
         (dst / person.name).mkdir(parents=True)

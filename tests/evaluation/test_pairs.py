@@ -7,6 +7,8 @@ import pytest
 from facerec.errors import FacerecError
 from facerec.evaluation.pairs import folder_pairs, read_lfw_pairs
 
+from ..conftest import shared_file
+
 
 def test_reads_the_standard_format(tmp_path: Path) -> None:
     f = tmp_path / "pairs.txt"
@@ -26,9 +28,7 @@ def test_rejects_malformed_files(tmp_path: Path, text: str) -> None:
 
 
 def test_shared_lfw_pairs(shared: Path) -> None:
-    f = shared / "lfw" / "pairs_dev.txt"
-    if not f.exists():
-        pytest.skip("lfw/pairs_dev.txt not present")
+    f = shared_file(shared, "lfw/pairs_dev.txt")
     pairs = read_lfw_pairs(f)
     assert len(pairs) == 3000 and sum(p.same for p in pairs) == 1500
     assert all(p.a.exists() and p.b.exists() for p in pairs)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from facerec.errors import GalleryError, ModelMismatchError, UnknownPersonError
 from facerec.gallery import Gallery, NewSample, PrototypeIndex
@@ -575,3 +576,56 @@ def test_concurrent_writers_queue_instead_of_failing(db: Path) -> None:
         hits = g2.search(np.stack([unit(np.random.default_rng(3))]), 100)[0]
         assert {h.name for h in hits} == names
     assert count(db, "prototypes") == 16
+
+
+# -- forget -----------------------------------------------------------------------------------------
+def test_forget_runs_the_erasure_in_the_same_transaction(
+    gallery: Gallery, db: Path, rng: np.random.Generator
+) -> None:
+    people = enroll_people(gallery, rng, n_people=2, per=2)
+    gallery.search(np.stack(people["person1"]), 1)  # the index file now holds both prototypes
+    seen: list[Any] = []
+
+    def erase(s: Any, target: Any) -> str:
+        # Inside the transaction, before the person's rows go: they are still there.
+        n = s.execute(
+            text("SELECT COUNT(*) FROM samples WHERE identity_id = :i"), {"i": target.identity_id}
+        ).scalar_one()
+        seen.append((target.name, target.threshold, n, target.prototype.copy()))
+        return "erased"
+
+    n, extra = gallery.forget(" person0 ", 0.5, erase)
+    assert (n, extra) == (2, "erased")
+    ((name, threshold, n_then, proto),) = seen
+    assert (name, threshold, n_then) == ("person0", 0.5, 2)
+    np.testing.assert_allclose(proto, normalised_mean(people["person0"]), atol=1e-6)
+    assert [p.name for p in gallery.people()] == ["person1"]
+    assert gallery.compact() is True
+
+    # Not a byte of their embeddings or prototype in any file: database, WAL, index.
+    theirs = [e.astype("<f4").tobytes() for e in people["person0"]]
+    theirs.append(proto.astype("<f4").tobytes())
+    files = [p for p in db.parent.iterdir() if p.is_file()]
+    assert {p.name for p in files} >= {"gallery.db", "gallery.db.faiss"}
+    for path in files:
+        data = path.read_bytes()
+        assert not any(blob in data for blob in theirs), path
+    hits = gallery.search(np.stack(people["person1"]), 2)
+    assert [h.name for h in hits[0]] == ["person1"]
+
+
+def test_forget_with_a_failing_erasure_deletes_nothing(
+    gallery: Gallery, db: Path, rng: np.random.Generator
+) -> None:
+    enroll_people(gallery, rng, n_people=2)
+    before = dump(db)
+
+    def erase(s: Any, target: Any) -> None:
+        raise RuntimeError("album store failed")
+
+    with pytest.raises(RuntimeError, match="album store failed"):
+        gallery.forget("person0", 0.5, erase)
+    assert dump(db) == before
+    with pytest.raises(UnknownPersonError):
+        gallery.forget("nobody", 0.5, erase)
+    assert len(gallery.search(np.stack([unit(rng)]), 5)[0]) == 2  # the index is rebuilt

@@ -31,6 +31,8 @@ from facerec.models.dlib_resnet import (
     load_dlib_resnet,
 )
 
+from ..conftest import missing_shared
+
 log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -95,7 +97,7 @@ class Face:
 def faces(dlib_mod: Any) -> list[Face]:
     """Every face dlib's HOG detector finds in the photos (decoded by dlib, RGB)."""
     if not DATA.is_dir():
-        pytest.skip(f"shared test data not found at {DATA}")
+        missing_shared(f"shared test data not found at {DATA}")
     detector = dlib_mod.get_frontal_face_detector()
     out = []
     for rel in NUMERIC_PHOTOS:

@@ -154,7 +154,18 @@ def test_round_trip_leaves_nothing_of_the_person(server: Server, shared: Path) -
         assert _count(server.db, "SELECT count(*) FROM audit_events") == 1
 
         r = c.delete(f"/v1/people/{OBAMA}")
-        assert r.status_code == 200 and r.json() == {"name": OBAMA, "samples_removed": 1}
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "name": OBAMA,
+            "samples_removed": 1,
+            "album_faces_removed": 0,
+            "album_photos_affected": 0,
+            "album_negatives_removed": 0,
+            "audit_events_removed": 1,
+            "audit_images_removed": 0,
+            "audit_images_unchecked": 0,
+            "compacted": True,
+        }
         assert c.get("/v1/people").json() == {"people": []}
         r = c.post("/v1/verify", data={"name": OBAMA}, files={"image": photo(shared, "obama2.jpg")})
         assert r.status_code == 404 and r.json()["error"] == "UnknownPersonError"

@@ -28,15 +28,15 @@ from facerec.training.data import (
     read_identity_list,
 )
 
+from ..conftest import shared_file
+
 PEOPLE, PHOTOS = 6, 6
 #: Shared with test_trainer.py: the chips built here are copied there, so a full run detects once.
 SESSION_CACHE = "facerec-chip-cache"
 
 
 def copy_att(shared: Path, dst: Path, people: int = PEOPLE, photos: int = PHOTOS) -> Path:
-    src = shared / "att_faces"
-    if not src.is_dir():
-        pytest.skip("att_faces not present")
+    src = shared_file(shared, "att_faces")
     for i in range(1, people + 1):
         (dst / f"s{i}").mkdir(parents=True)
         for j in range(1, photos + 1):

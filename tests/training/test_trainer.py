@@ -42,6 +42,8 @@ from facerec.training.trainer import (
     train,
 )
 
+from ..conftest import shared_file
+
 PEOPLE, PHOTOS = 6, 6
 SESSION_CACHE = "facerec-chip-cache"  # shared with test_data_cache.py
 #: Two steps of 3 identities x 2 photos, only the last block and the fc layer trained.
@@ -50,9 +52,7 @@ TINY = TrainConfig(p=3, k=2, epochs=1, steps_per_epoch=2, train_last=1, lr=1e-3,
 
 @pytest.fixture(scope="module")
 def att_dir(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = shared / "att_faces"
-    if not src.is_dir():
-        pytest.skip("att_faces not present")
+    src = shared_file(shared, "att_faces")
     dst = tmp_path_factory.mktemp("att-train")
     for i in range(1, PEOPLE + 1):
         (dst / f"s{i}").mkdir()
@@ -281,6 +281,7 @@ def test_cli_choices_match_trainer() -> None:
     assert get_args(train_cli.ScheduleChoice) == SCHEDULES
 
 
+@pytest.mark.slow  # ~30 s here: `facerec train` in a subprocess (start-up and model load)
 def test_train_command(
     att_dir: Path, cache_dir: Path, chips: ChipSet, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
