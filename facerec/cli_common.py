@@ -82,20 +82,13 @@ def error_envelope(message: str, kind: str, source: str | None = None) -> ErrorE
     return ErrorEnvelopeJSON(error=error_json(message, kind, source=source, exit_code=EXIT_ERROR))
 
 
-def report_error(
-    message: str, *, as_json: bool, kind: str = "Error", source: str | None = None
-) -> None:
-    """One line on stderr and, under --json, the error object on stdout (exit code 2 follows)."""
-    typer.echo(f"error: {message}", err=True)
-    if as_json:
-        print_json(error_envelope(message, kind, source))
-
-
 def fail(
     message: str, *, as_json: bool, kind: str = "Error", source: str | None = None
 ) -> NoReturn:
-    """End a command with exit code 2, reporting `message` as `report_error` does."""
-    report_error(message, as_json=as_json, kind=kind, source=source)
+    """End a command with exit code 2: one line on stderr and, under --json, the error on stdout."""
+    typer.echo(f"error: {message}", err=True)
+    if as_json:
+        print_json(error_envelope(message, kind, source))
     raise typer.Exit(EXIT_ERROR)
 
 
