@@ -2,7 +2,9 @@
 
 Exit codes are part of the interface, because door scripts and cron jobs act
 on them: 0 success (verify: accepted), 1 verify rejected, 2 any error, with a
-one-line reason on stderr. `--json` prints machine-readable results on stdout.
+one-line reason on stderr. `--json` prints machine-readable results on stdout
+(`facerec.schemas`, the HTTP API's shapes) and, on any error, usage errors
+included, `{"error": {...}}` there too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from facerec import schemas
 from facerec.api import Forgotten, ImageIdentification
 from facerec.cli_common import (
     EXIT_ERROR,
@@ -28,15 +31,24 @@ from facerec.cli_common import (
     ThresholdOpt,
     WeightsOpt,
     emit,
+    error_envelope,
     make_settings,
+    print_json,
     progress,
     session,
 )
 from facerec.config import Settings
+from facerec.gallery import Person
+
+#: Commands without the --json flag: `serve` prints a log, `album report --json FILE` writes a file.
+WITHOUT_JSON = ("serve", "album report")
 
 app = typer.Typer(
     name="facerec",
-    help="Face verification and recognition: enroll people, verify a claim, identify faces.",
+    help="Face verification and recognition: enroll people, verify a claim, identify faces. "
+    "Exit codes: 0 success (verify: accepted), 1 verify rejected, 2 any error. "
+    f"Every command but {' and '.join(WITHOUT_JSON)} takes --json: results as JSON on stdout, "
+    'and an error as {"error": {"message": ..., "exit_code": 2, ...}} there too.',
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -67,7 +79,8 @@ def enroll(
     as_json: JsonOpt = False,
 ) -> None:
     """Enroll NAME from one face per photo (all photos or none)."""
-    with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+    settings = make_settings(model, weights, min_face_size=min_face_size)
+    with session(db, settings, as_json=as_json) as fr:
         result = fr.enroll(name, images, largest=largest, progress=progress())
         emit(
             as_json,
@@ -76,6 +89,7 @@ def enroll(
                 f"enrolled {r.person.name}: {r.added} sample(s) added, {r.skipped} already there, "
                 f"{r.person.n_samples} in all"
             ),
+            schemas.enrollment_json,
         )
 
 
@@ -92,7 +106,8 @@ def verify_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Is the face in IMAGE the enrolled NAME? Exit 0 accepted, 1 rejected."""
-    with session(db, make_settings(model, weights, threshold, min_face_size)) as fr:
+    settings = make_settings(model, weights, threshold, min_face_size)
+    with session(db, settings, as_json=as_json) as fr:
         result = fr.verify(name, image, largest=largest)
         emit(
             as_json,
@@ -101,6 +116,7 @@ def verify_cmd(
                 f"{'ACCEPTED' if r.accepted else 'REJECTED'} {r.name}: "
                 f"similarity {r.similarity:.4f} (threshold {r.threshold:.4f})"
             ),
+            schemas.verification_json,
         )
     raise typer.Exit(EXIT_OK if result.accepted else EXIT_REJECTED)
 
@@ -117,13 +133,17 @@ def _print_identifications(results: list[ImageIdentification]) -> None:
             if ident is None:
                 typer.echo(f"  [{i}] box {box}: refused ({'; '.join(face.quality.reasons)})")
                 continue
-            label = ident.name if ident.known else "unknown"
             best = ident.candidates[0] if ident.candidates else None
-            detail = (
-                f"nearest {best.name} cos {best.similarity:.4f} p {best.probability:.3f}"
-                if best
-                else "gallery is empty"
-            )
+            if best is None:
+                detail = "gallery is empty"
+            elif ident.known:
+                detail = f"cos {best.similarity:.4f}, p {best.probability:.2f}"
+            else:
+                detail = (
+                    f"p {ident.p_unknown:.2f}; nearest {best.name} cos {best.similarity:.4f}, "
+                    f"p {best.probability:.2f}"
+                )
+            label = ident.name if ident.known else "unknown"
             typer.echo(f"  [{i}] box {box}: {label} ({detail}; threshold {ident.threshold:.4f})")
 
 
@@ -131,7 +151,7 @@ def _print_identifications(results: list[ImageIdentification]) -> None:
 def identify_cmd(
     images: Annotated[list[Path], typer.Argument(help="Photos to identify every face in.")],
     threshold: ThresholdOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="Candidates listed per face.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", help="Candidates listed per face.", min=1)] = 5,
     db: DbOpt = None,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
@@ -142,9 +162,11 @@ def identify_cmd(
     settings = dataclasses.replace(
         make_settings(model, weights, threshold, min_face_size), top_k=top_k
     )
-    with session(db, settings) as fr:
+    with session(db, settings, as_json=as_json) as fr:
         results = fr.identify_many(images, progress=progress())
-        emit(as_json, results, _print_identifications)
+        emit(
+            as_json, results, _print_identifications, lambda rs: [schemas.image_json(r) for r in rs]
+        )
         if as_json:
             for res in results:
                 if res.error is not None:
@@ -155,17 +177,22 @@ def identify_cmd(
 
 @app.command()
 def people(db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """List enrolled people."""
-    with session(db, Settings()) as fr:
+    """List enrolled people (tab-separated under a header; --json: a list)."""
+    with session(db, Settings(), as_json=as_json) as fr:
         result = fr.people()
 
-        def human(rows: list[Any]) -> None:
+        def human(rows: list[Person]) -> None:
             if not rows:
                 typer.echo("no one is enrolled")
+                return
+            typer.echo("name\tsamples\tenrolled (UTC)\tchanged (UTC)")
             for p in rows:
-                typer.echo(f"{p.name}\t{p.n_samples} sample(s)")
+                typer.echo(
+                    f"{p.name}\t{p.n_samples}\t{p.created_at:%Y-%m-%d %H:%M}"
+                    f"\t{p.updated_at:%Y-%m-%d %H:%M}"
+                )
 
-        emit(as_json, result, human)
+        emit(as_json, result, human, lambda rows: [schemas.person_json(p) for p in rows])
 
 
 @app.command()
@@ -188,7 +215,7 @@ def remove(
     against their prototype goes, in one transaction; album photos stay
     (without the face, which a rescan does not add back).
     """
-    with session(db, Settings()) as fr:
+    with session(db, Settings(), as_json=as_json) as fr:
         result = fr.remove(name, keep_album=keep_album)
 
         def human(r: Forgotten) -> None:
@@ -215,13 +242,13 @@ def remove(
                     err=True,
                 )
 
-        emit(as_json, result, human)
+        emit(as_json, result, human, schemas.removal_json)
 
 
 @app.command()
 def info(db: DbOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
     """Gallery, model and threshold in use."""
-    with session(db, make_settings(model)) as fr:
+    with session(db, make_settings(model), as_json=as_json) as fr:
         result = fr.info()
 
         def human(r: Any) -> None:
@@ -247,7 +274,7 @@ def reembed(
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute every sample with the chosen model from its stored aligned crop."""
-    with session(db, make_settings(model, weights)) as fr:
+    with session(db, make_settings(model, weights), as_json=as_json) as fr:
         n = fr.reembed(progress=progress())
         ident = fr.pipeline.embedder.identity
         emit(
@@ -257,15 +284,50 @@ def reembed(
         )
 
 
+#: Click's error base class. Typer 0.26+ vendors click in a private module, so it is
+#: reached through the public `typer.BadParameter`, which derives from it in every version.
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
 def main() -> None:
-    """Console entry point: an unanticipated crash still exits 2, never 1 ("rejected")."""
+    """Console entry point: an unanticipated crash still exits 2, never 1 ("rejected").
+
+    Click runs without its own error handling here so that a usage error (a
+    missing argument, `--workers -1`) of a command run with --json is answered
+    with JSON on stdout, as every other error of that command is.
+    """
     try:
-        app()
+        rc = app(standalone_mode=False)
+    except _ClickException as exc:
+        exc.show()  # type: ignore[attr-defined]  # usage and reason on stderr, as click would
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and _takes_json_flag(ctx.command) and "--json" in sys.argv[1:]:
+            message = exc.format_message()  # type: ignore[attr-defined]
+            print_json(error_envelope(message, "UsageError"))
+        sys.exit(EXIT_ERROR)  # click's code for a usage error too
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(EXIT_ERROR)
     except SystemExit:
         raise
     except Exception:
         logging.getLogger("facerec").exception("unexpected error")
         sys.exit(EXIT_ERROR)
+    sys.exit(rc if isinstance(rc, int) else EXIT_OK)
+
+
+def _takes_json_flag(command: object) -> bool:
+    """Has `command` the --json flag (not a value option such as `album report --json FILE`)?
+
+    The argument list decides whether it was given, not the parsed options:
+    parsing stopped at the error.
+    """
+    return any(
+        getattr(p, "is_flag", False) and "--json" in getattr(p, "opts", ())
+        for p in getattr(command, "params", ())
+    )
 
 
 def _register_apps() -> None:

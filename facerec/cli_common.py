@@ -2,7 +2,9 @@
 
 The core commands (`facerec.cli`) and the apps' commands (album, camera, serve) all
 use these, so every command takes `--db` and `--json` the same way and maps
-anticipated failures to exit code 2 with one line on stderr.
+anticipated failures to exit code 2 with one line on stderr; under `--json`
+the failure is also a JSON object on stdout (`facerec.schemas.ErrorEnvelopeJSON`),
+so a script reading stdout always gets JSON.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import numpy as np
 import typer
 
 from facerec.api import FaceRec
 from facerec.config import Settings
-from facerec.errors import FacerecError
+from facerec.errors import FacerecError, ModelMismatchError, MultipleFacesError
+from facerec.models.registry import weights_file
+from facerec.schemas import ErrorEnvelopeJSON, error_json
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
 
@@ -41,13 +45,19 @@ WeightsOpt = Annotated[
 ]
 ThresholdOpt = Annotated[
     float | None,
-    typer.Option("--threshold", help="Cosine threshold [default: calibrated, else the model's]."),
+    typer.Option(
+        "--threshold",
+        help="Cosine threshold, -1 to 1 [default: calibrated, else the model's].",
+        min=-1.0,
+        max=1.0,
+    ),
 ]
 LargestOpt = Annotated[
     bool, typer.Option("--largest", help="Use the largest face when a photo shows several.")
 ]
 MinFaceOpt = Annotated[
-    int, typer.Option("--min-face-size", help="Smallest face the detector looks for, in pixels.")
+    int,
+    typer.Option("--min-face-size", help="Smallest face the detector looks for, in pixels.", min=1),
 ]
 
 
@@ -67,23 +77,82 @@ def make_settings(
     )
 
 
+def error_envelope(message: str, kind: str, source: str | None = None) -> ErrorEnvelopeJSON:
+    """What a failed command prints on stdout under --json."""
+    return ErrorEnvelopeJSON(error=error_json(message, kind, source=source, exit_code=EXIT_ERROR))
+
+
+def fail(
+    message: str, *, as_json: bool, kind: str = "Error", source: str | None = None
+) -> NoReturn:
+    """End a command with exit code 2: one line on stderr and, under --json, the error on stdout."""
+    typer.echo(f"error: {message}", err=True)
+    if as_json:
+        print_json(error_envelope(message, kind, source))
+    raise typer.Exit(EXIT_ERROR)
+
+
+def describe(exc: FacerecError, weights: Path | None = None) -> str:
+    """The error's message with the remedy in CLI terms (the core's messages name no options).
+
+    `weights` is the weights file this command loaded (--weights or
+    $FACEREC_WEIGHTS), None for the model's original weights.
+    """
+    if isinstance(exc, MultipleFacesError):
+        return f"{exc} (use --largest to take the largest face)"
+    if isinstance(exc, ModelMismatchError):
+        return f"{exc}. {_mismatch_remedy(exc, weights)}"
+    return str(exc)
+
+
+def _mismatch_remedy(exc: ModelMismatchError, weights: Path | None) -> str:
+    """How to get the pinned model back: the pin stores the weights' SHA-256, not their path."""
+    pinned, given = exc.pinned, exc.given
+    sha = f"its sha256 is {pinned.weights_sha256} (`sha256sum FILE` prints a file's)"
+    if pinned.name != given.name:
+        return (
+            f"Pass --model {pinned.name}, with --weights FILE if the gallery was filled from a "
+            f"checkpoint ({sha}); or run `facerec reembed --model {given.name}` to convert the "
+            f"gallery to {given.name}"
+        )
+    if weights is None:
+        return (
+            f"The gallery was filled with other {pinned.name} weights than the original ones "
+            f"(e.g. a `facerec train` checkpoint): pass that file with --weights FILE; {sha}. "
+            "Or run `facerec reembed` to convert the gallery to the original weights"
+        )
+    return (
+        f"The gallery was not filled with --weights {weights}: pass the file it was filled "
+        f"with instead ({sha}), or no --weights if that was the model's original weights. "
+        f"Or run `facerec reembed --weights {weights}` to convert the gallery to {weights.name}"
+    )
+
+
 @contextmanager
-def reported_errors() -> Iterator[None]:
-    """Anticipated failures and Ctrl-C become one line on stderr and exit code 2, not a traceback."""
+def reported_errors(*, as_json: bool = False, weights: Path | None = None) -> Iterator[None]:
+    """Anticipated failures and Ctrl-C become one line on stderr and exit code 2, not a traceback.
+
+    `weights` (the file the command loaded, if any) lets a model mismatch say what to pass.
+    """
     try:
         yield
     except FacerecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
+        source = getattr(exc, "source", None)
+        fail(
+            describe(exc, weights),
+            as_json=as_json,
+            kind=type(exc).__name__,
+            source=source if isinstance(source, str) else None,
+        )
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
+        fail("interrupted", as_json=as_json, kind="KeyboardInterrupt")
 
 
 @contextmanager
-def session(db: Path | None, settings: Settings) -> Iterator[FaceRec]:
+def session(db: Path | None, settings: Settings, *, as_json: bool = False) -> Iterator[FaceRec]:
     """Open the API inside `reported_errors`."""
-    with reported_errors(), FaceRec(db, settings) as fr:
+    weights = weights_file(settings.weights)
+    with reported_errors(as_json=as_json, weights=weights), FaceRec(db, settings) as fr:
         yield fr
 
 
@@ -118,8 +187,14 @@ def progress() -> bool:
 T = TypeVar("T")
 
 
-def emit(as_json: bool, result: T, human: Callable[[T], None]) -> None:
+def emit(
+    as_json: bool,
+    result: T,
+    human: Callable[[T], None],
+    wire: Callable[[T], object] | None = None,
+) -> None:
+    """Print `result` for a person, or as JSON: in its `facerec.schemas` form when `wire` gives one."""
     if as_json:
-        print_json(result)
+        print_json(wire(result) if wire is not None else result)
     else:
         human(result)

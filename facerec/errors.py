@@ -4,11 +4,20 @@ One root (`FacerecError`) lets the CLI and the HTTP service map any failure we
 anticipated to exit code 2 / HTTP 4xx with a one-line reason, while genuine
 bugs still surface as tracebacks. Each message names the thing at fault (the
 file, the person, the model) because the user has to act on it.
+
+A message says what is wrong, never which option fixes it: the CLI's remedy
+is a flag (`--largest`), the HTTP API's a form field (`largest=true`). Errors
+with a remedy carry the facts it needs as attributes, and each front end words
+it (`facerec.cli_common.describe`, `facerec.server.app`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from facerec.models.base import ModelIdentity
 
 
 class FacerecError(Exception):
@@ -34,15 +43,12 @@ class NoFaceError(FacerecError):
 
 
 class MultipleFacesError(FacerecError):
-    """An image with several faces where exactly one was expected."""
+    """An image with several faces where exactly one was expected (remedy: take the largest)."""
 
     def __init__(self, source: str | Path, count: int) -> None:
         self.source = str(source)
         self.count = count
-        super().__init__(
-            f"{self.source}: {count} faces found where one was expected "
-            "(use --largest to take the largest face)"
-        )
+        super().__init__(f"{self.source}: {count} faces found where one was expected")
 
 
 class ModelError(FacerecError):
@@ -54,7 +60,20 @@ class WeightsNotFoundError(ModelError):
 
 
 class ModelMismatchError(FacerecError):
-    """Embeddings from one model compared with a gallery pinned to another."""
+    """Embeddings from one model compared with a gallery pinned to another.
+
+    The pin is a name and the SHA-256 of the weights file, not its path, so the
+    remedy has to name the hash: `pinned.weights_sha256` is the file to pass back.
+    """
+
+    def __init__(self, gallery: str | Path, pinned: ModelIdentity, given: ModelIdentity) -> None:
+        self.gallery = str(gallery)
+        self.pinned = pinned
+        self.given = given
+        super().__init__(
+            f"gallery {self.gallery} is pinned to model {pinned}, but these embeddings come "
+            f"from {given}; embeddings of different models cannot be compared"
+        )
 
 
 class UnknownPersonError(FacerecError):

@@ -106,16 +106,42 @@ def assess(face: DetectedFace, chip: RGBImage, limits: QualityLimits) -> Quality
     roll, yaw, pitch = pose_from_landmarks(face.landmarks_array())
     reasons = []
     if face_px < limits.min_face_px:
-        reasons.append(f"face too small ({face_px:.0f} px < {limits.min_face_px:.0f} px)")
+        v, lim = _apart(face_px, limits.min_face_px, 0)
+        reasons.append(f"face too small ({v} px < {lim} px)")
     if face.score < limits.min_score:
-        reasons.append(f"low detector score ({face.score:.3f} < {limits.min_score:.3f})")
+        v, lim = _apart(face.score, limits.min_score, 3)
+        reasons.append(f"low detector score ({v} < {lim})")
     if blur < limits.min_blur:
-        reasons.append(f"too blurry (sharpness {blur:.1f} < {limits.min_blur:.1f})")
+        v, lim = _apart(blur, limits.min_blur, 1)
+        reasons.append(f"too blurry (sharpness {v} < {lim})")
     if abs(roll) > limits.max_abs_roll_deg:
-        reasons.append(f"head tilted too far ({roll:.0f} deg)")
+        v, lim = _apart(abs(roll), limits.max_abs_roll_deg, 0)
+        reasons.append(f"head tilted too far (roll {_sign(roll)}{v} deg, limit ±{lim} deg)")
     if abs(yaw) > limits.max_abs_yaw:
-        reasons.append(f"face turned too far sideways (yaw {yaw:+.2f})")
+        v, lim = _apart(abs(yaw), limits.max_abs_yaw, 2)
+        reasons.append(f"face turned too far sideways (yaw {_sign(yaw)}{v}, limit ±{lim})")
     lo, hi = limits.pitch_range
-    if not lo <= pitch <= hi:
-        reasons.append(f"face tilted too far up or down (pitch {pitch:.2f})")
+    if pitch < lo:
+        v, lim = _apart(pitch, lo, 2)
+        reasons.append(f"face tilted too far up or down (pitch {v} < {lim})")
+    elif not pitch <= hi:  # NaN too
+        v, lim = _apart(pitch, hi, 2)
+        reasons.append(f"face tilted too far up or down (pitch {v} > {lim})")
     return Quality(face_px, face.score, blur, roll, yaw, pitch, tuple(reasons))
+
+
+def _apart(value: float, limit: float, decimals: int) -> tuple[str, str]:
+    """`value` and `limit` written with the fewest decimals (at least `decimals`) that tell them apart.
+
+    A refusal that reads "24 px < 24 px" (23.6 rounded) looks like a bug; rounding
+    is monotone, so enough decimals always show the true order.
+    """
+    for d in range(decimals, decimals + 7):
+        a, b = f"{value:.{d}f}", f"{limit:.{d}f}"
+        if a != b:
+            return a, b
+    return repr(value), repr(limit)
+
+
+def _sign(x: float) -> str:
+    return "-" if x < 0 else "+"

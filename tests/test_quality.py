@@ -57,3 +57,26 @@ def test_blur_is_resolution_independent(sharp_chip: np.ndarray) -> None:
     big = cv2.resize(sharp_chip, (300, 300), interpolation=cv2.INTER_NEAREST)
     assert blur_score(big) == pytest.approx(blur_score(sharp_chip), rel=0.5)
     assert blur_score(cv2.GaussianBlur(sharp_chip, (0, 0), 3)) < blur_score(sharp_chip) / 10
+
+
+@pytest.mark.parametrize(
+    ("face", "expected"),
+    [
+        (_face(box=(0.0, 0.0, 23.6, 30.0)), "face too small (23.6 px < 24.0 px)"),
+        (_face(box=(0.0, 0.0, 23.996, 30.0)), "face too small (23.996 px < 24.000 px)"),
+        (_face(box=(0.0, 0.0, 12.0, 30.0)), "face too small (12 px < 24 px)"),
+        (_face(score=0.9496), "low detector score (0.9496 < 0.9500)"),
+    ],
+)
+def test_a_refusal_never_reads_as_equal_to_its_limit(
+    face: DetectedFace, expected: str, sharp_chip: np.ndarray
+) -> None:
+    """Rounded for display, 23.6 px read '24 px < 24 px': enough decimals show the true order."""
+    assert assess(face, sharp_chip, QualityLimits()).reasons == (expected,)
+
+
+def test_pose_refusals_state_the_limit(sharp_chip: np.ndarray) -> None:
+    profile = ((40.0, 50.0), (80.0, 50.0), (56.2, 70.0), (45.0, 90.0), (75.0, 90.0))  # yaw -0.095
+    limits = QualityLimits(max_abs_yaw=0.09)
+    (reason,) = assess(_face(landmarks=profile), sharp_chip, limits).reasons
+    assert reason == "face turned too far sideways (yaw -0.095, limit ±0.090)"

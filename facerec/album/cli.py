@@ -32,6 +32,7 @@ from facerec.cli_common import (
     ThresholdOpt,
     WeightsOpt,
     emit,
+    fail,
     make_settings,
     progress,
     session,
@@ -59,6 +60,8 @@ ClusterThresholdOpt = Annotated[
     typer.Option(
         "--cluster-threshold",
         help="Cosine at which unknown faces are grouped [default: match threshold + 0.02].",
+        min=-1.0,
+        max=1.0,
     ),
 ]
 
@@ -69,17 +72,18 @@ def _album(
     settings: Settings,
     cluster_threshold: float | None = None,
     fold_threshold: float | None = None,
+    *,
+    as_json: bool = False,
 ) -> Iterator[Album]:
     """The session wrapper of every album command: errors become one line and exit code 2."""
     from facerec.album.api import Album, AlbumSettings
 
-    with session(db, settings) as fr:
+    with session(db, settings, as_json=as_json) as fr:
         try:
             with Album(fr, AlbumSettings(cluster_threshold, fold_threshold)) as album:
                 yield album
         except ValueError as exc:  # e.g. an invalid person name
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(EXIT_ERROR) from None
+            fail(str(exc), as_json=as_json, kind=type(exc).__name__)
 
 
 def _refresh_line(r: RefreshResult) -> str:
@@ -93,11 +97,15 @@ def scan(
     folder: Annotated[Path, typer.Argument(help="Folder of photos, searched recursively.")],
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Decoder threads; 0 decodes inline [default: cores - 1]."),
+        typer.Option(
+            "--workers", help="Decoder threads; 0 decodes inline [default: cores - 1].", min=0
+        ),
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", help="Photos per detection batch and commit [default: 8]."),
+        typer.Option(
+            "--batch-size", help="Photos per detection batch and commit [default: 8].", min=1
+        ),
     ] = None,
     max_side: Annotated[
         int | None,
@@ -105,6 +113,7 @@ def scan(
             "--max-side",
             help="Shrink larger photos to this many pixels before detection; 0 keeps them "
             "whole [default: 1600].",
+            min=0,
         ),
     ] = None,
     threads: Annotated[
@@ -112,6 +121,7 @@ def scan(
         typer.Option(
             "--threads",
             help="Torch threads for detection and embedding [default: every core; 1 on a busy machine].",
+            min=1,
         ),
     ] = None,
     thumbnails: Annotated[
@@ -128,7 +138,9 @@ def scan(
     ] = False,
     fold_threshold: Annotated[
         float | None,
-        typer.Option("--fold-threshold", help="[default: match threshold + 0.05]."),
+        typer.Option(
+            "--fold-threshold", help="[default: match threshold + 0.05].", min=-1.0, max=1.0
+        ),
     ] = None,
     cluster_threshold: ClusterThresholdOpt = None,
     threshold: ThresholdOpt = None,
@@ -143,7 +155,7 @@ def scan(
 
     scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
     settings = make_settings(model, weights, threshold, min_face_size)
-    with _album(db, settings, cluster_threshold, fold_threshold) as album:
+    with _album(db, settings, cluster_threshold, fold_threshold, as_json=as_json) as album:
         result = album.scan(
             folder,
             workers=workers,
@@ -177,7 +189,7 @@ def name_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Enrol unknown-face cluster CLUSTER as NAME, with a prototype from all its faces."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold) as album:
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
         result = album.name(cluster, name)
 
         def human(r: NameResult) -> None:
@@ -204,7 +216,7 @@ def not_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Record that album face FACE is not NAME; matching respects it from now on."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold) as album:
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
         result = album.not_(face, name)
 
         def human(r: NotResult) -> None:
@@ -224,7 +236,7 @@ def unfold(
     as_json: JsonOpt = False,
 ) -> None:
     """Take NAME's folded album matches out of their album prototype."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold) as album:
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
         result = album.unfold(name)
 
         def human(r: UnfoldResult) -> None:

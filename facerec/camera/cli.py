@@ -22,7 +22,6 @@ from facerec.camera.events import POSITIVE, DecisionEvent, Webhook
 from facerec.camera.stream import FrameSource, parse_source
 from facerec.camera.window import WindowRule
 from facerec.cli_common import (
-    EXIT_ERROR,
     EXIT_OK,
     EXIT_REJECTED,
     DbOpt,
@@ -31,6 +30,7 @@ from facerec.cli_common import (
     ModelOpt,
     ThresholdOpt,
     WeightsOpt,
+    fail,
     make_settings,
     session,
 )
@@ -81,7 +81,8 @@ def camera(
         ),
     ] = False,
     max_side: Annotated[
-        int, typer.Option("--max-side", help="Downscale frames to this longer side (0: never).")
+        int,
+        typer.Option("--max-side", help="Downscale frames to this longer side (0: never).", min=0),
     ] = 1280,
     webhook: Annotated[
         str | None, typer.Option("--webhook", help="POST each decision as JSON to this URL.")
@@ -107,23 +108,23 @@ def camera(
     rejected or timed out.
     """
     if (claim is None) == (not watch):
-        typer.echo("error: give exactly one of --claim NAME and --watch", err=True)
-        raise typer.Exit(EXIT_ERROR)
+        fail("give exactly one of --claim NAME and --watch", as_json=as_json, kind="UsageError")
     try:
         rule = WindowRule(k=k, n=n, window_s=window_s)
         if not fps > 0:
             raise ValueError(f"--fps must be positive, got {fps}")
         if timeout_s is not None and not timeout_s > 0:
             raise ValueError(f"--timeout-s must be positive, got {timeout_s}")
+        if not webhook_timeout_s > 0:
+            raise ValueError(f"--webhook-timeout-s must be positive, got {webhook_timeout_s}")
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
+        fail(str(exc), as_json=as_json, kind="UsageError")
     if claim is not None and timeout_s is None:
         timeout_s = DEFAULT_CLAIM_TIMEOUT_S
 
     events: list[DecisionEvent] = []
     settings = make_settings(model, weights, threshold, min_face_size)
-    with session(db, settings) as fr, ExitStack() as stack:
+    with session(db, settings, as_json=as_json) as fr, ExitStack() as stack:
         hook = Webhook(webhook, timeout_s=webhook_timeout_s) if webhook else None
         if hook is not None:
             stack.callback(hook.close)

@@ -14,6 +14,7 @@ from facerec.cli_common import (
     MinFaceOpt,
     ModelOpt,
     WeightsOpt,
+    fail,
     make_settings,
     print_json,
     progress,
@@ -48,7 +49,8 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option("--out", help="Folder for report.json and roc.png.")
         ] = Path("evaluation"),
         episodes: Annotated[
-            int, typer.Option("--episodes", help="Also run N 5-way 1/5-shot episodes (0: none).")
+            int,
+            typer.Option("--episodes", help="Also run N 5-way 1/5-shot episodes (0: none).", min=0),
         ] = 0,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         db: DbOpt = None,
@@ -66,7 +68,8 @@ def register(app: typer.Typer) -> None:
         from facerec.evaluation.report import one_shot_identification, plot_roc, verification_report
         from facerec.fewshot import run_episodes
 
-        with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+        settings = make_settings(model, weights, min_face_size=min_face_size)
+        with session(db, settings, as_json=as_json) as fr:
             pairs, people = _pairs(target, seed)
             paths = sorted(
                 {p.a for p in pairs}
@@ -145,7 +148,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def calibrate(
         target: TargetArg,
-        far: Annotated[float, typer.Option("--far", help="Target false accept rate.")] = 1e-3,
+        far: Annotated[
+            float, typer.Option("--far", help="Target false accept rate, 0 to 1.", min=0.0, max=1.0)
+        ] = 1e-3,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         db: DbOpt = None,
         model: ModelOpt = None,
@@ -157,11 +162,16 @@ def register(app: typer.Typer) -> None:
         from facerec.evaluation.embed import embed_set
         from facerec.evaluation.metrics import roc, tar_at_far
 
-        with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+        settings = make_settings(model, weights, min_face_size=min_face_size)
+        with session(db, settings, as_json=as_json) as fr:
             pairs, _ = _pairs(target, seed)
             negatives = sum(not p.same for p in pairs)
             if negatives * far < 1:
-                raise typer.BadParameter(f"{negatives} negative pairs cannot measure FAR {far:g}")
+                fail(
+                    f"{negatives} negative pairs cannot measure FAR {far:g}",
+                    as_json=as_json,
+                    kind="UsageError",
+                )
             paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
             vectors = embed_set(fr.pipeline, paths, progress=progress()).lookup()
             scores = [float(vectors[p.a] @ vectors[p.b]) for p in pairs]

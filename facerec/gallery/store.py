@@ -232,7 +232,7 @@ class Gallery:
         """
         pinned = self.model
         if pinned is not None and pinned != model:
-            raise _mismatch(self._path, pinned, model)
+            raise ModelMismatchError(self._path, pinned, model)
 
     # -- writes ---------------------------------------------------------------------------------
     def enroll(self, name: str, samples: Sequence[NewSample], model: ModelIdentity) -> EnrollResult:
@@ -254,7 +254,7 @@ class Gallery:
                 _set_meta(s, META_MODEL_NAME, model.name)
                 _set_meta(s, META_MODEL_SHA256, model.weights_sha256)
             elif state.model != model:
-                raise _mismatch(self._path, state.model, model)
+                raise ModelMismatchError(self._path, state.model, model)
             dim = state.dim
             if dim is None:
                 dim = int(prepared[0].embedding.shape[0])
@@ -822,14 +822,6 @@ def _state(s: Session) -> _State:
 def _set_meta(s: Session, key: str, value: str) -> None:
     stmt = sqlite_insert(Meta).values(key=key, value=value)
     s.execute(stmt.on_conflict_do_update(index_elements=[Meta.key], set_={"value": value}))
-
-
-def _mismatch(path: Path, pinned: ModelIdentity, given: ModelIdentity) -> ModelMismatchError:
-    return ModelMismatchError(
-        f"gallery {path} is pinned to model {pinned}, but these embeddings come from {given}; "
-        f"embeddings of different models cannot be compared. Use {pinned.name} with its "
-        f"original weights, or run `facerec reembed` to convert the gallery to {given.name}"
-    )
 
 
 def _name_key(name: str) -> str:

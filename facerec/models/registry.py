@@ -35,11 +35,17 @@ def model_spec(name: str) -> ModelSpec:
     return specs[name]
 
 
+def weights_file(weights: Path | None = None) -> Path | None:
+    """The weights file a load uses: `weights`, else $FACEREC_WEIGHTS, else None (the model's own)."""
+    if weights is None and os.environ.get("FACEREC_WEIGHTS"):
+        return Path(os.environ["FACEREC_WEIGHTS"])
+    return weights
+
+
 def load_model(name: str | None = None, weights: Path | None = None) -> LoadedModel:
     """Load a backbone by name; `weights` (or FACEREC_WEIGHTS) replaces the default file."""
     name = name or os.environ.get("FACEREC_MODEL") or DEFAULT_MODEL
-    if weights is None and os.environ.get("FACEREC_WEIGHTS"):
-        weights = Path(os.environ["FACEREC_WEIGHTS"])
+    weights = weights_file(weights)
     model_spec(name)  # validates the name with a helpful message
     if name == DEFAULT_MODEL:
         from facerec.models.dlib_resnet import load_dlib_resnet

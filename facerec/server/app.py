@@ -3,9 +3,10 @@
 Every route but `/v1/health` and the OpenAPI schema needs an API key
 (`Authorization: Bearer <token>` or `X-API-Key: <token>`); a missing, unknown
 or revoked key gets 401. Anticipated failures (`FacerecError`) become 4xx with
-a one-line reason, the same reason the CLI prints: 400 for an upload that is
-not a usable image, 404 for an unknown person, 409 for a model mismatch, 422
-for a photo without exactly one usable face; 413 for a body over the limit.
+a one-line reason, the CLI's, with any remedy worded for HTTP (`describe`): 400
+for an upload that is not a usable image, 404 for an unknown person, 409 for a
+model mismatch, 422 for a photo without exactly one usable face; 413 for a
+body over the limit. Results are `facerec.schemas`, the CLI's --json shapes.
 
 Model inference runs in the threadpool (handlers never block the event loop)
 behind the service's model lock; see `facerec.server.service` for why.
@@ -37,19 +38,20 @@ from facerec.errors import (
     NoFaceError,
     UnknownPersonError,
 )
+from facerec.schemas import (
+    EnrollmentJSON,
+    ImageJSON,
+    RemovalJSON,
+    VerificationJSON,
+    enrollment_json,
+    image_json,
+    person_json,
+    removal_json,
+    verification_json,
+)
 from facerec.server.auth import ApiKeyInfo, KeyStore
 from facerec.server.limits import BodySizeLimit
-from facerec.server.schemas import (
-    EnrollOut,
-    ErrorOut,
-    FaceOut,
-    HealthOut,
-    IdentifyOut,
-    PeopleOut,
-    PersonOut,
-    RemovedOut,
-    VerifyOut,
-)
+from facerec.server.schemas import ErrorOut, HealthOut, PeopleOut
 from facerec.server.service import DEFAULT_MAX_PIXELS, FaceService, Upload
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,20 @@ def status_for(exc: FacerecError) -> int:
         if isinstance(exc, kind):
             return status
     return 400
+
+
+def describe(exc: FacerecError) -> str:
+    """The error's reason with the remedy in HTTP terms (the core's messages name no CLI options)."""
+    if isinstance(exc, ImageError):
+        return exc.reason  # the client knows which upload it sent
+    if isinstance(exc, MultipleFacesError):
+        return f"{exc} (send the form field largest=true to take the largest face)"
+    if isinstance(exc, ModelMismatchError):
+        return (
+            f"{exc}. The server's model does not match its gallery: its operator must restart it "
+            f"with the weights whose sha256 is {exc.pinned.weights_sha256}, or convert the gallery"
+        )
+    return str(exc)
 
 
 def _version() -> str:
@@ -183,7 +199,7 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     @app.exception_handler(FacerecError)
     async def _facerec_error(request: Request, exc: FacerecError) -> JSONResponse:
         status = status_for(exc)
-        detail = exc.reason if isinstance(exc, ImageError) else str(exc)
+        detail = describe(exc)
         log.info("%s %s -> %d: %s", request.method, request.url.path, status, exc)
         return JSONResponse(
             {"detail": detail, "error": type(exc).__name__},
@@ -206,7 +222,7 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
 
     @app.post(
         "/v1/enroll",
-        response_model=EnrollOut,
+        response_model=EnrollmentJSON,
         dependencies=_AUTHORISED,
         responses={**_ERRORS, 400: {"model": ErrorOut}, 422: {"model": ErrorOut}},
         tags=["people"],
@@ -218,18 +234,18 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         largest: Annotated[
             bool, Form(description="Take the largest face of a group photo.")
         ] = False,
-    ) -> EnrollOut:
+    ) -> EnrollmentJSON:
         """Add one face from each photo to NAME (created if new); all photos or none."""
         uploads = [await _read(f) for f in image]
         try:
             result = await run_in_threadpool(svc.enroll, name, uploads, largest=largest)
         except ValueError as exc:  # an invalid name, from the gallery's validation
             raise HTTPException(400, str(exc)) from None
-        return EnrollOut.from_result(result)
+        return enrollment_json(result)
 
     @app.post(
         "/v1/verify",
-        response_model=VerifyOut,
+        response_model=VerificationJSON,
         dependencies=_AUTHORISED,
         responses={**_ERRORS, 400: {"model": ErrorOut}, 404: {"model": ErrorOut}},
         tags=["recognition"],
@@ -239,16 +255,14 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         name: Annotated[str, Form(description="The claimed identity.")],
         image: Annotated[UploadFile, File(description="A photo showing one face.")],
         largest: Annotated[bool, Form()] = False,
-    ) -> VerifyOut:
+    ) -> VerificationJSON:
         """1:1: is the face in the photo NAME? Answered with 200 either way; see `accepted`."""
         upload = await _read(image)
-        return VerifyOut.from_verification(
-            await run_in_threadpool(svc.verify, name, upload, largest=largest)
-        )
+        return verification_json(await run_in_threadpool(svc.verify, name, upload, largest=largest))
 
     @app.post(
         "/v1/identify",
-        response_model=IdentifyOut,
+        response_model=ImageJSON,
         dependencies=_AUTHORISED,
         responses={**_ERRORS, 400: {"model": ErrorOut}},
         tags=["recognition"],
@@ -256,29 +270,28 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     async def identify(
         svc: Service,
         image: Annotated[UploadFile, File(description="A photo; every face is identified.")],
-    ) -> IdentifyOut:
+    ) -> ImageJSON:
         """1:N for every face: the nearest people, or unknown under the threshold."""
         upload = await _read(image)
-        faces = await run_in_threadpool(svc.identify, upload)
-        return IdentifyOut(faces=[FaceOut.from_face(f) for f in faces])
+        return image_json(await run_in_threadpool(svc.identify, upload))
 
     @app.get("/v1/people", response_model=PeopleOut, dependencies=_AUTHORISED, tags=["people"])
     async def people(svc: Service) -> PeopleOut:
         """Everyone enrolled, by name."""
         rows = await run_in_threadpool(svc.people)
-        return PeopleOut(people=[PersonOut.from_person(p) for p in rows])
+        return PeopleOut(people=[person_json(p) for p in rows])
 
     @app.delete(
         "/v1/people/{name:path}",
-        response_model=RemovedOut,
+        response_model=RemovalJSON,
         dependencies=_AUTHORISED,
         responses={**_ERRORS, 404: {"model": ErrorOut}},
         tags=["people"],
     )
-    async def remove(svc: Service, name: str) -> RemovedOut:
+    async def remove(svc: Service, name: str) -> RemovalJSON:
         """Forget NAME: samples, prototype, index entry, album faces, door-camera events and
         images of their face, in one transaction; the body counts what went, per kind."""
-        return RemovedOut.from_forgotten(await run_in_threadpool(svc.remove, name))
+        return removal_json(await run_in_threadpool(svc.remove, name))
 
     return app
 

@@ -25,10 +25,10 @@ from facerec.cli_common import (
     WeightsOpt,
     emit,
     make_settings,
+    reported_errors,
     session,
 )
 from facerec.config import default_db_path
-from facerec.errors import FacerecError
 from facerec.server.auth import ApiKeyInfo, KeyStore
 
 log = logging.getLogger(__name__)
@@ -101,18 +101,15 @@ def _is_loopback(host: str) -> bool:
 
 
 @contextmanager
-def _key_store(db: Path | None) -> Iterator[KeyStore]:
+def _key_store(db: Path | None, *, as_json: bool = False) -> Iterator[KeyStore]:
     """The key store of a migrated gallery; anticipated failures exit 2 with one line, as `session`."""
     from facerec.gallery import Gallery
 
     path = db or default_db_path()
-    try:
+    with reported_errors(as_json=as_json):
         Gallery.open(path).close()  # creates and migrates the database if needed
         with KeyStore(path) as store:
             yield store
-    except FacerecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
 
 
 @keys_app.command("create")
@@ -122,7 +119,7 @@ def keys_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a key; its token is printed once and cannot be shown again."""
-    with _key_store(db) as store:
+    with _key_store(db, as_json=as_json) as store:
         new = store.create(name)
     emit(
         as_json,
@@ -142,7 +139,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """List keys (names, prefixes, dates; never tokens)."""
-    with _key_store(db) as store:
+    with _key_store(db, as_json=as_json) as store:
         rows = store.all_keys()
 
     def human(items: list[ApiKeyInfo]) -> None:
@@ -162,7 +159,7 @@ def keys_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a key; requests with it get 401 from the next one on."""
-    with _key_store(db) as store:
+    with _key_store(db, as_json=as_json) as store:
         info = store.revoke(name)
     emit(as_json, info, lambda r: typer.echo(f"revoked API key {info.name!r}"))
 

@@ -1,25 +1,17 @@
-"""The HTTP API's response bodies (pydantic models: they are the OpenAPI schema).
+"""The HTTP API's own bodies: errors, health, the people list.
 
-These are the wire format only; they are filled from the core's frozen
-records by the `from_*` constructors, so the core never depends on pydantic.
-Non-finite similarities (an empty gallery has no best match) become null,
-because JSON has no infinity.
+Results (enrolment, verification, identification, removal) are not defined
+here: they are `facerec.schemas`, the one JSON form the CLI's --json prints
+too, and FastAPI documents those TypedDicts in the OpenAPI schema as they are.
+What is left is what only HTTP has: the error body and the health probe, and
+the object the people list is wrapped in.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
-
 from pydantic import BaseModel
 
-from facerec.api import Forgotten, IdentifiedFace
-from facerec.decision import Verification
-from facerec.gallery import EnrollResult, Person
-
-
-def _finite(x: float | None) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
+from facerec.schemas import PersonJSON
 
 
 class ErrorOut(BaseModel):
@@ -29,110 +21,8 @@ class ErrorOut(BaseModel):
     error: str
 
 
-class PersonOut(BaseModel):
-    name: str
-    n_samples: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_person(cls, p: Person) -> PersonOut:
-        return cls(
-            name=p.name, n_samples=p.n_samples, created_at=p.created_at, updated_at=p.updated_at
-        )
-
-
-class EnrollOut(BaseModel):
-    person: PersonOut
-    added: int
-    skipped: int
-
-    @classmethod
-    def from_result(cls, r: EnrollResult) -> EnrollOut:
-        return cls(person=PersonOut.from_person(r.person), added=r.added, skipped=r.skipped)
-
-
-class VerifyOut(BaseModel):
-    name: str
-    accepted: bool
-    similarity: float
-    threshold: float
-
-    @classmethod
-    def from_verification(cls, v: Verification) -> VerifyOut:
-        return cls(name=v.name, accepted=v.accepted, similarity=v.similarity, threshold=v.threshold)
-
-
-class CandidateOut(BaseModel):
-    name: str
-    similarity: float
-    probability: float
-
-
-class FaceOut(BaseModel):
-    """One face: `name` null means unknown (or refused by the quality gate: see `reasons`)."""
-
-    box: list[float]
-    score: float
-    usable: bool
-    reasons: list[str]
-    name: str | None
-    similarity: float | None
-    threshold: float | None
-    candidates: list[CandidateOut]
-
-    @classmethod
-    def from_face(cls, f: IdentifiedFace) -> FaceOut:
-        ident = f.identification
-        return cls(
-            box=[float(v) for v in f.box],
-            score=float(f.score),
-            usable=f.quality.ok,
-            reasons=list(f.quality.reasons),
-            name=ident.name if ident else None,
-            similarity=_finite(ident.similarity) if ident else None,
-            threshold=ident.threshold if ident else None,
-            candidates=[
-                CandidateOut(name=c.name, similarity=c.similarity, probability=c.probability)
-                for c in (ident.candidates if ident else ())
-            ],
-        )
-
-
-class IdentifyOut(BaseModel):
-    faces: list[FaceOut]
-
-
 class PeopleOut(BaseModel):
-    people: list[PersonOut]
-
-
-class RemovedOut(BaseModel):
-    """What was forgotten of a person, per kind (see `FaceRec.remove`)."""
-
-    name: str
-    samples_removed: int
-    album_faces_removed: int
-    album_photos_affected: int
-    album_negatives_removed: int
-    audit_events_removed: int
-    audit_images_removed: int
-    audit_images_unchecked: int
-    compacted: bool
-
-    @classmethod
-    def from_forgotten(cls, f: Forgotten) -> RemovedOut:
-        return cls(
-            name=f.name,
-            samples_removed=f.samples,
-            album_faces_removed=f.album.faces,
-            album_photos_affected=f.album.photos,
-            album_negatives_removed=f.album.negatives,
-            audit_events_removed=f.audit.events,
-            audit_images_removed=f.audit.images,
-            audit_images_unchecked=f.audit.unchecked,
-            compacted=f.compacted,
-        )
+    people: list[PersonJSON]
 
 
 class HealthOut(BaseModel):

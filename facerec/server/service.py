@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from facerec.api import FaceRec, Forgotten, IdentifiedFace
+from facerec.api import FaceRec, Forgotten, ImageIdentification
 from facerec.decision import Verification
 from facerec.errors import UnknownPersonError
 from facerec.gallery import EnrollResult, Person
@@ -88,11 +88,11 @@ class FaceService:
         with self._timed("verify"):
             return self._fr.verify_image(name, image, largest=largest)
 
-    def identify(self, upload: Upload) -> list[IdentifiedFace]:
+    def identify(self, upload: Upload) -> ImageIdentification:
         """1:N for every face of one photo; faces refused by the quality gate are listed, unnamed."""
         image = self._decode(upload)
         with self._timed("identify"):
-            return list(self._fr.identify_image(image).faces)
+            return self._fr.identify_image(image)
 
     @contextmanager
     def _timed(self, verb: str) -> Iterator[None]:

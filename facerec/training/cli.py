@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from facerec.cli_common import JsonOpt, WeightsOpt, print_json, progress, reported_errors
+from facerec.cli_common import (
+    JsonOpt,
+    MinFaceOpt,
+    WeightsOpt,
+    print_json,
+    progress,
+    reported_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +50,31 @@ def register(app: typer.Typer) -> None:
         loss: Annotated[LossChoice, typer.Option("--loss", help="Metric loss.")] = "batch-hard",
         margin: Annotated[float, typer.Option("--margin")] = 0.2,
         distance: Annotated[DistanceChoice, typer.Option("--distance")] = "euclidean",
-        p: Annotated[int, typer.Option("--p", help="Identities per batch.")] = 16,
-        k: Annotated[int, typer.Option("--k", help="Photos per identity per batch.")] = 4,
+        p: Annotated[int, typer.Option("--p", help="Identities per batch.", min=2)] = 16,
+        k: Annotated[int, typer.Option("--k", help="Photos per identity per batch.", min=2)] = 4,
         epochs: Annotated[
-            int | None, typer.Option("--epochs", help="Epochs [default: 3, or the resumed run's].")
+            int | None,
+            typer.Option("--epochs", help="Epochs [default: 3, or the resumed run's].", min=1),
         ] = None,
         steps_per_epoch: Annotated[
-            int | None, typer.Option("--steps-per-epoch", help="Cap the steps of an epoch.")
+            int | None, typer.Option("--steps-per-epoch", help="Cap the steps of an epoch.", min=1)
         ] = None,
         lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-4,
-        weight_decay: Annotated[float, typer.Option("--weight-decay")] = 5e-4,
+        weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0)] = 5e-4,
         optimizer: Annotated[OptimizerChoice, typer.Option("--optimizer")] = "adamw",
         schedule: Annotated[ScheduleChoice, typer.Option("--schedule")] = "cosine",
         warmup: Annotated[
             int | None,
-            typer.Option("--warmup", help="Warm-up steps [default: 10% of the run, at most 100]."),
+            typer.Option(
+                "--warmup", help="Warm-up steps [default: 10% of the run, at most 100].", min=0
+            ),
         ] = None,
         train_last: Annotated[
             int | None,
             typer.Option(
                 "--train-last",
                 help="Train only the last N blocks plus the embedding layer (0: that layer only).",
+                min=0,
             ),
         ] = None,
         freeze_until: Annotated[
@@ -82,7 +93,7 @@ def register(app: typer.Typer) -> None:
                 help="Fine-tune dlib's parametrisation as is (tiny conv weights, large affine scales).",
             ),
         ] = False,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
         resume: Annotated[
             Path | None,
             typer.Option(
@@ -96,7 +107,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         fold: Annotated[
-            int | None, typer.Option("--fold", help="1-based fold of --exclude-pairs to leave out.")
+            int | None,
+            typer.Option("--fold", help="1-based fold of --exclude-pairs to leave out.", min=1),
         ] = None,
         exclude_list: Annotated[
             Path | None,
@@ -105,11 +117,11 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         min_images: Annotated[
-            int, typer.Option("--min-images", help="Skip identities with fewer photos.")
+            int, typer.Option("--min-images", help="Skip identities with fewer photos.", min=1)
         ] = 2,
         max_per_identity: Annotated[
             int | None,
-            typer.Option("--max-per-identity", help="Use at most N photos per identity."),
+            typer.Option("--max-per-identity", help="Use at most N photos per identity.", min=1),
         ] = None,
         val_pairs: Annotated[
             Path | None,
@@ -123,18 +135,21 @@ def register(app: typer.Typer) -> None:
                 "--val-fold",
                 help="Validate on this 1-based fold only [default: --fold when --val-pairs is "
                 "--exclude-pairs, else all pairs].",
+                min=1,
             ),
         ] = None,
         cache: Annotated[
             Path | None,
             typer.Option("--cache", help="Chip cache folder [default: the user cache dir]."),
         ] = None,
-        min_face_size: Annotated[int, typer.Option("--min-face-size")] = 20,
+        min_face_size: MinFaceOpt = 20,
         save_every: Annotated[
-            int | None, typer.Option("--save-every", help="Also checkpoint every N steps.")
+            int | None,
+            typer.Option("--save-every", help="Also checkpoint every N steps (0: never).", min=0),
         ] = None,
         workers: Annotated[
-            int | None, typer.Option("--workers", help="DataLoader worker processes [default: 0].")
+            int | None,
+            typer.Option("--workers", help="DataLoader worker processes [default: 0].", min=0),
         ] = None,
         device: Annotated[
             str | None,
@@ -143,7 +158,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Metric-learning training on DATA_DIR (faces detected and aligned once, then cached)."""
-        with reported_errors():
+        with reported_errors(as_json=as_json):
             result = _run(locals())
         if as_json:
             print_json(result)

@@ -26,9 +26,11 @@ import pytest
 from facerec.camera.audit import AuditLog
 from facerec.camera.events import DecisionEvent
 from facerec.gallery import Gallery, PrototypeIndex
+from facerec.schemas import EnrollmentJSON, ImageJSON, VerificationJSON
 from facerec.server.auth import KeyStore
 
 from ..conftest import shared_file
+from ..schema_shape import assert_shape
 
 EX = "face_recognition/examples"
 OBAMA = "Barack Obama"
@@ -137,16 +139,22 @@ def test_round_trip_leaves_nothing_of_the_person(server: Server, shared: Path) -
         r = c.post("/v1/enroll", data={"name": OBAMA}, files={"image": photo(shared, "obama.jpg")})
         assert r.status_code == 200, r.text
         assert r.json()["added"] == 1 and r.json()["person"]["n_samples"] == 1
+        assert_shape(r.json(), EnrollmentJSON)  # the CLI's `enroll --json` shape
 
         r = c.post("/v1/verify", data={"name": OBAMA}, files={"image": photo(shared, "obama2.jpg")})
         assert r.status_code == 200 and r.json()["accepted"] is True, r.text
+        assert_shape(r.json(), VerificationJSON)
         r = c.post("/v1/verify", data={"name": OBAMA}, files={"image": photo(shared, "biden.jpg")})
         assert r.status_code == 200 and r.json()["accepted"] is False, r.text
 
         r = c.post("/v1/identify", files={"image": photo(shared, "two_people.jpg")})
         assert r.status_code == 200, r.text
+        assert_shape(r.json(), ImageJSON)  # one element of the CLI's `identify --json` list
+        assert r.json()["source"] == "upload:two_people.jpg" and r.json()["error"] is None
         names = sorted(str(f["name"]) for f in r.json()["faces"])
         assert names == [OBAMA, "None"]  # Biden is not enrolled: unknown
+        for face in r.json()["faces"]:
+            assert (face["p_unknown"] < 0.5) == (face["name"] == OBAMA), face
 
         # A door-camera attempt about him, with an image, as `facerec camera` records it.
         with AuditLog(server.db) as audit:
@@ -158,9 +166,11 @@ def test_round_trip_leaves_nothing_of_the_person(server: Server, shared: Path) -
         assert r.json() == {
             "name": OBAMA,
             "samples_removed": 1,
+            "album_kept": False,
             "album_faces_removed": 0,
             "album_photos_affected": 0,
             "album_negatives_removed": 0,
+            "album_faces_unchecked": 0,
             "audit_events_removed": 1,
             "audit_images_removed": 0,
             "audit_images_unchecked": 0,
@@ -217,6 +227,18 @@ def test_non_images_get_400_with_the_reason(server: Server, shared: Path) -> Non
         assert r.status_code == 422 and r.json()["error"] == "NoFaceError", r.text
         r = c.post("/v1/enroll", data={"name": "  "}, files={"image": photo(shared, "biden.jpg")})
         assert r.status_code == 400 and "empty" in r.json()["detail"], r.text
+
+
+def test_two_faces_get_the_http_remedy(server: Server, shared: Path) -> None:
+    """The hint names the form field, not the CLI's --largest."""
+    group = {"image": photo(shared, "two_people.jpg")}
+    with server.client() as c:
+        r = c.post("/v1/enroll", data={"name": "Group"}, files=group)
+        assert r.status_code == 422 and r.json()["error"] == "MultipleFacesError", r.text
+        assert "largest=true" in r.json()["detail"] and "--" not in r.json()["detail"]
+        r = c.post("/v1/enroll", data={"name": "Group", "largest": "true"}, files=group)
+        assert r.status_code == 200, r.text
+        assert c.delete("/v1/people/Group").status_code == 200
 
 
 def test_concurrent_enrolments_are_all_kept(server: Server, shared: Path) -> None:
