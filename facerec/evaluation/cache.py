@@ -151,14 +151,14 @@ class EvaluationCache:
     def detection(self, det_key: str, sha: str) -> Detection | None:
         path = self._detection_path(det_key, sha)
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             log.warning("%s: unreadable cache entry (%s); detecting again", path, exc)
             return None
         try:
-            return Detection.from_json(text)
+            return Detection.from_json(data.decode())
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             log.warning("%s: unusable cache entry (%s); detecting again", path, exc)
             return None
