@@ -69,14 +69,15 @@ class DecisionThreshold:
         return f"{text}, FAR estimated on {self.evidence}" if self.evidence else text
 
 
-def format_rate(rate: float) -> str:
-    """A rate the way people read it: 1e-4, 2.3e-5, 0.012."""
+def format_rate(rate: float, digits: int = 2) -> str:
+    """A rate the way people read it, to `digits` significant digits: 1e-4, 2.3e-5, 0.012."""
     if rate == 0:
         return "0"
     if rate >= 0.01:
-        return f"{rate:.3g}"
-    mantissa, exponent = f"{rate:.1e}".split("e")
-    mantissa = mantissa.removesuffix(".0")
+        return f"{rate:.{digits + 1}g}"
+    mantissa, exponent = f"{rate:.{digits - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa}e{int(exponent)}"
 
 

@@ -95,7 +95,7 @@ def fmt_point(label: str, p: OperatingPoint) -> str:
         if p.target_far is not None and p.target_far * p.impostor_pairs < MIN_FALSE_ACCEPTS
         else " "
     )
-    ci = f"[{format_rate(p.far_low)}, {format_rate(p.far_high)}]"
+    ci = f"[{format_rate(p.far_low, 3)}, {format_rate(p.far_high, 3)}]"
     return (
         f"  {label:<24}{star}{p.threshold:>9.4f}{format_rate(p.far):>10} {ci:<22}"
         f"{p.false_accepts:>9,} / {p.impostor_pairs:<12,}{p.tar * 100:>8.2f}%"
@@ -221,7 +221,7 @@ def main() -> int:
             f"wrote {path.relative_to(ROOT)}: {len(curve.false_accepts)} thresholds "
             f"{curve.first:.4f}..{curve.threshold(len(curve.false_accepts) - 1):.4f}; door "
             f"(FAR <= {format_rate(DOOR_FAR)}) {door.threshold:.4f}, measured "
-            f"{format_rate(door.far)} (95% CI up to {format_rate(door.far_high)}), "
+            f"{format_rate(door.far)} (95% CI up to {format_rate(door.far_high, 3)}), "
             f"TAR {door.tar * 100:.2f}%"
         )
     return 0
