@@ -25,6 +25,13 @@ thresholds shipped now (the model's registry default, and the shipped
 operating points). `*` marks targets the set cannot resolve (fewer than 10
 expected false accepts). JSON goes to bench-results/far_<model>.json.
 
+A door does not compare two photos: it compares a probe photo with the
+person's prototype (the normalised mean of their enrolment photos), which is
+closer to strangers as well. So a second table per set enrols everyone with
+more than k photos from their first k (k = 1, 3, 5) and scores every photo of
+everyone else against those prototypes (genuine: their own other photos), at
+the same thresholds, and gives the threshold that holds FAR <= 1e-4 there.
+
 `--write-package-data` also writes facerec/models/operating_points/<model>.json
 (the LFW curve `facerec.operating` ships), stamped with the weights' SHA-256,
 the pair counts, the date and this command.
@@ -50,7 +57,7 @@ from facerec.detection import Detector
 from facerec.embedding import Embedder
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set
-from facerec.evaluation.far import PairCounts, pair_counts
+from facerec.evaluation.far import PairCounts, pair_counts, prototype_counts
 from facerec.evaluation.pairs import folder_identities
 from facerec.models.registry import DEFAULT_MODEL, available_models, load_model
 from facerec.operating import (
@@ -71,6 +78,8 @@ NAMES = {"lfw": "LFW", "att": "AT&T", "yale": "Yale"}
 TARGETS = (1e-3, 1e-4, 1e-5)
 #: 1:N gallery sizes at which the shipped identification threshold is shown.
 GALLERY_SIZES = (10, 100, 1000)
+#: Enrolment photos per prototype in the prototype table.
+ENROL = (1, 3, 5)
 PACKAGE_DATA = ROOT / "facerec" / "models" / "operating_points"
 
 log = logging.getLogger("bench_far")
@@ -177,6 +186,29 @@ def main() -> int:
                 at_shipped[f"shipped 1:N, N={n}"] = counts.at(t)
         for label, p in at_shipped.items():
             print(fmt_point(label, p))
+        thresholds = {
+            k: p.threshold for k, p in at_shipped.items() if not k.startswith("shipped 1:N")
+        }
+        protos: dict[str, dict[str, object]] = {}
+        for k in ENROL:
+            try:
+                pc = prototype_counts(embedded.embeddings, labels, k)
+            except ValueError:
+                continue
+            rows = {"FAR <= 1e-4": pc.for_far(1e-4)} | {
+                label: pc.at(t) for label, t in thresholds.items()
+            }
+            print(
+                f"  probe vs prototype of {k} photo(s): {pc.impostor_pairs:,} impostor and "
+                f"{pc.genuine_pairs:,} genuine comparisons"
+            )
+            for label, p in rows.items():
+                print(fmt_point(label, p))
+            protos[str(k)] = {
+                "impostor_comparisons": pc.impostor_pairs,
+                "genuine_comparisons": pc.genuine_pairs,
+                "points": {label: point_row(p) for label, p in rows.items()},
+            }
         results["sets"][key] = {  # type: ignore[index]
             "root": str(root),
             "photos": len(paths),
@@ -187,6 +219,7 @@ def main() -> int:
             "resolution": counts.resolution,
             "at_target_far": {k: point_row(p) for k, p in points.items()},
             "at_shipped_thresholds": {k: point_row(p) for k, p in at_shipped.items()},
+            "probe_vs_prototype": protos,
         }
         if key == "lfw":
             lfw_counts, lfw_shape = counts, (len(paths), len(names))

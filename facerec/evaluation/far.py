@@ -12,6 +12,12 @@ float64, so memory stays at a few tens of MB whatever the set size.
 A grid threshold t accepts the scores in its own bin and every bin above:
 `accepted(t) = sum(counts[bin(t):])`, exact up to scores within float
 rounding of a bin edge.
+
+Photo pairs are not quite what a door compares: it scores a probe photo
+against a person's *prototype*, the normalised mean of their enrolment
+photos. A mean sits nearer the centre of face space than any one photo, so
+it is more similar to strangers as well as to its own person;
+`prototype_counts` measures that comparison directly.
 """
 
 from __future__ import annotations
@@ -156,4 +162,53 @@ def pair_counts(
         np.clip(idx, 0, bins - 1, out=idx)
         impostor += np.bincount(idx[upper & ~same], minlength=bins)
         genuine += np.bincount(idx[upper & same], minlength=bins)
+    return PairCounts(resolution, impostor, genuine)
+
+
+def prototype_counts(
+    embeddings: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    enrol: int,
+    *,
+    resolution: float = RESOLUTION,
+    chunk: int = 256,
+) -> PairCounts:
+    """Histograms of probe-photo vs prototype cosines, the way the gallery decides.
+
+    Every person with more than `enrol` photos is enrolled from their first
+    `enrol` photos (in the given order) as a normalised mean, like the
+    gallery's prototype. Impostor comparisons: each prototype against every
+    photo of everyone else (enrolled or not). Genuine: each prototype against
+    its own person's photos that were not enrolled.
+    """
+    if enrol < 1:
+        raise ValueError(f"enrol at least one photo, got {enrol}")
+    e = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(labels)
+    if e.ndim != 2 or len(e) != len(y):
+        raise ValueError("need (N, D) embeddings and N labels")
+    enrolled = np.zeros(len(e), dtype=bool)
+    protos, owners = [], []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        if len(rows) > enrol:
+            chosen = rows[:enrol]
+            enrolled[chosen] = True
+            m = e[chosen].mean(axis=0)
+            protos.append(m / np.linalg.norm(m))
+            owners.append(label)
+    if not protos:
+        raise ValueError(f"no person has more than {enrol} photos")
+    p = np.stack(protos)
+    owner = np.asarray(owners)
+    bins = round(2.0 / resolution) + 1
+    impostor = np.zeros(bins, dtype=np.int64)
+    genuine = np.zeros(bins, dtype=np.int64)
+    for a in range(0, len(p), chunk):
+        sims = p[a : a + chunk] @ e.T
+        same = owner[a : a + chunk, None] == y[None, :]
+        idx = np.floor((np.clip(sims, -1.0, 1.0) + 1.0) / resolution).astype(np.int64)
+        np.clip(idx, 0, bins - 1, out=idx)
+        impostor += np.bincount(idx[~same], minlength=bins)
+        genuine += np.bincount(idx[same & ~enrolled[None, :]], minlength=bins)
     return PairCounts(resolution, impostor, genuine)

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from facerec.evaluation.far import pair_counts
+from facerec.evaluation.far import pair_counts, prototype_counts
 from facerec.operating import CurveProvenance, clopper_pearson
 
 
@@ -81,3 +81,26 @@ def test_pair_counts_refuses_bad_input() -> None:
         pair_counts(np.ones((3, 2)), [0, 1])
     with pytest.raises(ValueError):
         pair_counts(np.ones((1, 2)), [0])
+
+
+def test_prototype_counts_against_brute_force() -> None:
+    rng = np.random.default_rng(11)
+    e = rng.normal(size=(40, 5))
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(10), [1, 2, 3, 4, 5, 6, 5, 4, 6, 4])
+    c = prototype_counts(e, labels, enrol=3, chunk=2)
+    imp, gen = [], []
+    for person in np.unique(labels):
+        rows = np.flatnonzero(labels == person)
+        if len(rows) <= 3:
+            continue
+        m = e[rows[:3]].mean(axis=0)
+        m /= np.linalg.norm(m)
+        imp += [float(m @ e[j]) for j in np.flatnonzero(labels != person)]
+        gen += [float(m @ e[j]) for j in rows[3:]]
+    assert c.impostor_pairs == len(imp) and c.genuine_pairs == len(gen)
+    for t in (-0.2, 0.0, 0.3, 0.6):
+        assert c.at(t).false_accepts == sum(s >= t for s in imp)
+        assert c.at(t).tar == pytest.approx(np.mean([s >= t for s in gen]))
+    with pytest.raises(ValueError, match="more than 6"):
+        prototype_counts(e, labels, enrol=6)
