@@ -155,7 +155,7 @@ class FaceRec:
 
     def operating_curve(self) -> OperatingCurve | None:
         """The shipped curve of the active model if it was measured for the active weights."""
-        return curve_for(self.spec.name, self._weights_sha256())
+        return curve_for(self.spec.name, self._weights_sha256(), self.settings.flip)
 
     def _weights_sha256(self) -> str | None:
         """The active weights' digest, without loading the model; None: the default weights."""
@@ -166,7 +166,7 @@ class FaceRec:
             try:
                 return sha256_file(Path(custom))
             except OSError:
-                return "unreadable"  # loading will fail with the reason; no curve meanwhile
+                return ""  # unreadable: loading will say why; no curve matches meanwhile
         pinned = self.gallery.model
         return pinned.weights_sha256 if pinned and pinned.name == self.spec.name else None
 

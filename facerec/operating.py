@@ -127,6 +127,7 @@ class OperatingCurve:
 
     model: str
     weights_sha256: str
+    flip: bool  # embeddings averaged with the mirror image's (Settings.flip) when measured
     provenance: CurveProvenance
     first: float
     resolution: float
@@ -238,6 +239,7 @@ class OperatingCurve:
             "format": CURVE_FORMAT,
             "model": self.model,
             "weights_sha256": self.weights_sha256,
+            "flip": self.flip,
             "provenance": {
                 "dataset": self.provenance.dataset,
                 "description": self.provenance.description,
@@ -273,6 +275,7 @@ class OperatingCurve:
             return cls(
                 model=_str(data["model"]),
                 weights_sha256=_str(data["weights_sha256"]),
+                flip=_bool(data["flip"]),
                 provenance=prov,
                 first=float(data["grid"]["first"]),
                 resolution=float(data["grid"]["resolution"]),
@@ -287,6 +290,12 @@ class OperatingCurve:
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise TypeError(f"expected a string, got {v!r}")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f"expected true or false, got {v!r}")
     return v
 
 
@@ -394,15 +403,16 @@ def _described(
     )
 
 
-def curve_for(model: str, weights_sha256: str | None) -> OperatingCurve | None:
-    """The shipped curve if it was measured for these weights.
+def curve_for(model: str, weights_sha256: str | None, flip: bool = False) -> OperatingCurve | None:
+    """The shipped curve if it was measured for these weights and this flip setting.
 
     `weights_sha256` None means "the model's own default weights, not loaded
     yet": the shipped curve applies. Any other weights (a fine-tuned
-    checkpoint) have their own error rates, so no curve applies to them.
+    checkpoint) or flip averaging give other scores and other error rates,
+    so no curve applies to them.
     """
     curve = shipped_curve(model)
-    if curve is None:
+    if curve is None or curve.flip != flip:
         return None
     if weights_sha256 is not None and weights_sha256 != curve.weights_sha256:
         return None

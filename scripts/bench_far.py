@@ -55,6 +55,7 @@ from facerec.config import Settings
 from facerec.decision import format_rate
 from facerec.detection import Detector
 from facerec.embedding import Embedder
+from facerec.errors import ModelError
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set
 from facerec.evaluation.far import PairCounts, pair_counts, prototype_counts
@@ -134,7 +135,12 @@ def main() -> int:
     identity = pipeline.embedder.identity
     spec = pipeline.embedder.spec
     cache = EvaluationCache(args.cache_dir)
-    shipped = curve_for(identity.name, identity.weights_sha256)
+    flip = pipeline.embedder.flip
+    try:
+        shipped = curve_for(identity.name, identity.weights_sha256, flip)
+    except ModelError as exc:  # an outdated file, about to be replaced with --write-package-data
+        print(f"shipped curve ignored: {exc}")
+        shipped = None
     print(f"{identity}; cache {cache.root}")
     print(
         "FAR = false accepts / impostor pairs (all different-person pairs of the set), "
@@ -245,7 +251,7 @@ def main() -> int:
             date=datetime.date.today().isoformat(),
             command=command,
         )
-        curve = lfw_counts.curve(identity.name, identity.weights_sha256, provenance)
+        curve = lfw_counts.curve(identity.name, identity.weights_sha256, provenance, flip=flip)
         path = PACKAGE_DATA / curve_file(identity.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(curve.to_json(), separators=(",", ":")) + "\n")

@@ -71,6 +71,7 @@ def make_curve(
     return OperatingCurve(
         model="test-model",
         weights_sha256="ab" * 32,
+        flip=False,
         provenance=CurveProvenance(
             dataset="TESTSET",
             description="synthetic",
@@ -239,6 +240,7 @@ def test_a_curve_applies_only_to_its_weights() -> None:
     assert curve_for(DEFAULT_MODEL, c.weights_sha256) is c
     assert curve_for(DEFAULT_MODEL, None) is c  # the default weights, not loaded yet
     assert curve_for(DEFAULT_MODEL, "0" * 64) is None  # e.g. a fine-tuned checkpoint
+    assert curve_for(DEFAULT_MODEL, c.weights_sha256, flip=True) is None  # other embeddings
 
 
 def test_models_without_a_curve_and_bad_names() -> None:

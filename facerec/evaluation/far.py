@@ -104,6 +104,7 @@ class PairCounts:
         weights_sha256: str,
         provenance: CurveProvenance,
         ceiling: float = 0.1,
+        flip: bool = False,
     ) -> OperatingCurve:
         """The shippable table: from the first threshold with FAR <= `ceiling` to the first
         threshold no impostor pair reaches."""
@@ -119,6 +120,7 @@ class PairCounts:
         return OperatingCurve(
             model=model,
             weights_sha256=weights_sha256,
+            flip=flip,
             provenance=provenance,
             first=self.threshold(first),
             resolution=self.resolution,
