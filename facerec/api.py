@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,15 +33,16 @@ from tqdm import tqdm
 from facerec.album.store import AlbumForgotten, AlbumStore
 from facerec.camera.audit import AuditForgotten, AuditLog
 from facerec.config import Settings, default_db_path
-from facerec.decision import Identification, Verification, identify, verify
+from facerec.decision import DecisionThreshold, Identification, Verification, identify, verify
 from facerec.detection import Detector
 from facerec.embedding import Embedder
 from facerec.errors import FacerecError, ImageError, UnknownPersonError
 from facerec.gallery import EnrollResult, Gallery, GalleryInfo, NewSample, Person
 from facerec.gallery.forget import ForgetTarget
 from facerec.images import LoadedImage, decode_image, load_image
-from facerec.models.base import ModelSpec
+from facerec.models.base import ModelSpec, sha256_file
 from facerec.models.registry import DEFAULT_MODEL, load_model, model_spec
+from facerec.operating import CurveProvenance, OperatingCurve, curve_for, resolve_threshold
 from facerec.pipeline import Face, Pipeline, StoredCrop, select_one, storage_crop
 from facerec.quality import Quality
 
@@ -89,6 +91,10 @@ class Forgotten:
 
 @dataclass(frozen=True, slots=True)
 class Info:
+    """`threshold` is the 1:1 threshold in force; `verification` and `identification` say
+    where the 1:1 and 1:N (for this gallery's size) thresholds come from and their error
+    rates; `operating_points` is the provenance of the shipped curve, if one applies."""
+
     gallery: GalleryInfo
     model: str
     threshold: float
@@ -96,6 +102,9 @@ class Info:
     input_size: int
     licence: str
     origin: str
+    verification: DecisionThreshold
+    identification: DecisionThreshold
+    operating_points: CurveProvenance | None
 
 
 class FaceRec:
@@ -155,12 +164,43 @@ class FaceRec:
         return model_spec(self.settings.model or (pinned.name if pinned else None) or DEFAULT_MODEL)
 
     def threshold(self) -> float:
-        """Explicit override, else calibrated in the gallery, else the model default."""
-        if self.settings.threshold is not None:
-            return self.settings.threshold
+        """The 1:1 threshold in force (see `decision_threshold`)."""
+        return self.decision_threshold().value
+
+    def decision_threshold(self, gallery_size: int | None = None) -> DecisionThreshold:
+        """The threshold in force, where it came from and its estimated FAR (1:N: FPIR).
+
+        Explicit override, else calibrated in the gallery, else the operating
+        point shipped for the active weights (`facerec.operating`), else the
+        model default. `gallery_size` None: 1:1; a number: 1:N over that many people.
+        """
         spec = self.spec
-        stored = self.gallery.threshold(spec.name)
-        return stored if stored is not None else spec.threshold
+        return resolve_threshold(
+            explicit=self.settings.threshold,
+            calibrated=self.gallery.threshold(spec.name),
+            curve=self.operating_curve(),
+            default=spec.threshold,
+            gallery_size=gallery_size,
+            door_far=self.settings.target_far,
+            fpir=self.settings.target_fpir,
+        )
+
+    def operating_curve(self) -> OperatingCurve | None:
+        """The shipped curve of the active model if it was measured for the active weights."""
+        return curve_for(self.spec.name, self._weights_sha256(), self.settings.flip)
+
+    def _weights_sha256(self) -> str | None:
+        """The active weights' digest, without loading the model; None: the default weights."""
+        if self._pipeline is not None:
+            return self._pipeline.embedder.identity.weights_sha256
+        custom = self.settings.weights or os.environ.get("FACEREC_WEIGHTS")
+        if custom:
+            try:
+                return sha256_file(Path(custom))
+            except OSError:
+                return ""  # unreadable: loading will say why; no curve matches meanwhile
+        pinned = self.gallery.model
+        return pinned.weights_sha256 if pinned and pinned.name == self.spec.name else None
 
     # -- verbs ---------------------------------------------------------------------------------
     def enroll(
@@ -212,7 +252,8 @@ class FaceRec:
             raise UnknownPersonError(name)
         self.gallery.check_model(self.pipeline.embedder.identity)
         face = select_one(self.faces(image), image.source, largest=largest)
-        return verify(name, face.embedding, self.gallery.prototype(name), self.threshold())
+        threshold = self.decision_threshold()
+        return verify(name, face.embedding, self.gallery.prototype(name), threshold)
 
     def faces(self, image: LoadedImage) -> list[Face]:
         """Every face of one image through the pipeline."""
@@ -226,7 +267,7 @@ class FaceRec:
         self, images: Iterable[str | Path], *, progress: bool = False
     ) -> list[ImageIdentification]:
         self.gallery.check_model(self.pipeline.embedder.identity)
-        threshold = self.threshold()
+        threshold = self._identification_threshold()
         paths = list(images)
         results = []
         for path in tqdm(paths, desc="identifying", unit="photo", disable=not progress):
@@ -241,13 +282,19 @@ class FaceRec:
     def identify_image(self, image: LoadedImage) -> ImageIdentification:
         """1:N for every face of a decoded image."""
         self.gallery.check_model(self.pipeline.embedder.identity)
-        return self._identify_loaded(image, self.threshold())
+        return self._identify_loaded(image, self._identification_threshold())
 
-    def _identify_loaded(self, image: LoadedImage, threshold: float) -> ImageIdentification:
+    def _identification_threshold(self) -> DecisionThreshold:
+        """1:N: the threshold for this gallery's number of people (FPIR scaling)."""
+        return self.decision_threshold(gallery_size=self.gallery.info().n_people)
+
+    def _identify_loaded(
+        self, image: LoadedImage, threshold: DecisionThreshold
+    ) -> ImageIdentification:
         return ImageIdentification(image.source, self._identify_faces(self.faces(image), threshold))
 
     def _identify_faces(
-        self, faces: Sequence[Face], threshold: float
+        self, faces: Sequence[Face], threshold: DecisionThreshold
     ) -> tuple[IdentifiedFace, ...]:
         usable = [f for f in faces if f.quality.ok]
         hits = self.gallery.search(_stack(usable), SOFTMAX_POOL) if usable else []
@@ -334,14 +381,20 @@ class FaceRec:
 
     def info(self) -> Info:
         spec = self.spec
+        gallery = self.gallery.info()
+        one_to_one = self.decision_threshold()
+        curve = self.operating_curve()
         return Info(
-            gallery=self.gallery.info(),
+            gallery=gallery,
             model=spec.name,
-            threshold=self.threshold(),
+            threshold=one_to_one.value,
             embedding_dim=spec.embedding_dim,
             input_size=spec.input_size,
             licence=spec.licence,
             origin=spec.origin,
+            verification=one_to_one,
+            identification=self.decision_threshold(gallery_size=gallery.n_people),
+            operating_points=curve.provenance if curve is not None else None,
         )
 
     def reembed(self, *, progress: bool = False) -> int:

@@ -38,7 +38,9 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import Settings
+from facerec.decision import format_rate
 from facerec.gallery import Person
+from facerec.operating import DEFAULT_FPIR
 
 #: Commands without the --json flag: `serve` prints a log, `album report --json FILE` writes a file.
 WITHOUT_JSON = ("serve", "album report")
@@ -114,14 +116,28 @@ def verify_cmd(
             result,
             lambda r: typer.echo(
                 f"{'ACCEPTED' if r.accepted else 'REJECTED'} {r.name}: "
-                f"similarity {r.similarity:.4f} (threshold {r.threshold:.4f})"
+                f"similarity {r.similarity:.4f} ({_threshold_note(r.threshold, r.far, r.source)})"
             ),
             schemas.verification_json,
         )
     raise typer.Exit(EXIT_OK if result.accepted else EXIT_REJECTED)
 
 
+def _threshold_note(threshold: float, far: float | None, source: str) -> str:
+    """E.g. `threshold 0.9301, FAR 9.8e-5: operating point FAR<=1e-4 on LFW (...)`: a
+    decision that can open a door states the false-accept rate it was set for."""
+    rate = f", FAR {format_rate(far)}" if far is not None else ""
+    return f"threshold {threshold:.4f}{rate}: {source}"
+
+
 def _print_identifications(results: list[ImageIdentification]) -> None:
+    used = next(
+        (f.identification for r in results for f in r.faces if f.identification is not None),
+        None,
+    )
+    if used is not None:
+        fpir = f", FPIR {format_rate(used.fpir)}" if used.fpir is not None else ""
+        typer.echo(f"{_threshold_note(used.threshold, used.far, used.source)}{fpir}")
     for res in results:
         if res.error is not None:
             typer.echo(f"error: {res.source}: {res.error}", err=True)
@@ -152,6 +168,17 @@ def identify_cmd(
     images: Annotated[list[Path], typer.Argument(help="Photos to identify every face in.")],
     threshold: ThresholdOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Candidates listed per face.", min=1)] = 5,
+    fpir: Annotated[
+        float,
+        typer.Option(
+            "--fpir",
+            min=1e-9,
+            max=0.5,
+            help="Target false-positive identification rate (a stranger given a name); the "
+            "shipped threshold rises with the number of people (FAR = FPIR / N, never above "
+            "the 1:1 door's FAR).",
+        ),
+    ] = DEFAULT_FPIR,
     db: DbOpt = None,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
@@ -160,7 +187,7 @@ def identify_cmd(
 ) -> None:
     """Name every face in each IMAGE, or call it unknown."""
     settings = dataclasses.replace(
-        make_settings(model, weights, threshold, min_face_size), top_k=top_k
+        make_settings(model, weights, threshold, min_face_size), top_k=top_k, target_fpir=fpir
     )
     with session(db, settings, as_json=as_json) as fr:
         results = fr.identify_many(images, progress=progress())
@@ -260,6 +287,18 @@ def info(db: DbOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> 
             typer.echo(f"pinned to: {g.model or 'no model yet'}")
             typer.echo(f"model:     {r.model} ({r.embedding_dim}-d, {r.input_size}px chips)")
             typer.echo(f"threshold: {r.threshold:.4f} (cosine)")
+            v, i = r.verification, r.identification
+            typer.echo(f"  1:1:     {_threshold_note(v.value, v.far, v.describe())}")
+            fpir = f", FPIR {format_rate(i.fpir)}" if i.fpir is not None else ""
+            typer.echo(f"  1:N:     {_threshold_note(i.value, i.far, i.describe())}{fpir}")
+            op = r.operating_points
+            if op is None:
+                typer.echo("operating points: none measured for these weights")
+            else:
+                typer.echo(
+                    f"operating points: {op.dataset}, {op.description}; {op.impostor_pairs:,} "
+                    f"impostor / {op.genuine_pairs:,} genuine pairs; {op.date}; {op.command}"
+                )
             typer.echo(f"licence:   {r.licence}")
             typer.echo(f"origin:    {r.origin}")
 

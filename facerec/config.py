@@ -2,7 +2,8 @@
 
 Thresholds resolve in one order everywhere: an explicit override, else the
 threshold calibrated into the gallery for its model (`facerec calibrate`), else
-the model's own default from the registry.
+the operating point shipped for the model's weights at `target_far` (1:1) or
+`target_fpir` (1:N, see `facerec.operating`), else the model's registry default.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from facerec.detection import DetectorConfig
+from facerec.operating import DEFAULT_FPIR, DOOR_FAR
 from facerec.quality import QualityLimits
 
 ENV_DB = "FACEREC_DB"
@@ -33,7 +35,9 @@ class Settings:
 
     model: str | None = None  # None: $FACEREC_MODEL, else the registry default
     weights: Path | None = None  # None: $FACEREC_WEIGHTS, else the model's own file
-    threshold: float | None = None  # None: calibrated in the gallery, else the model's default
+    threshold: float | None = None  # None: calibrated, else the operating point, else the default
+    target_far: float = DOOR_FAR  # 1:1: the false-accept rate the shipped operating point is at
+    target_fpir: float = DEFAULT_FPIR  # 1:N: false-positive identification rate for the gallery
     softmax_scale: float = 30.0
     top_k: int = 5
     flip: bool = False

@@ -8,23 +8,92 @@ softmax over the gallery alone sums to one even for a stranger, so with one
 person enrolled every face would be that person with probability 1. The
 *decision* to say "unknown" still rests on the best cosine against the
 threshold, the rule whose false-accept rate was measured.
+
+Every decision carries the threshold it used *and what is known about it*:
+where it came from and the false-accept rate it was set for (1:1) or the
+false-positive identification rate it implies for this gallery (1:N), so a
+door that opens can always say how likely a stranger was to open it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 
 
+class ThresholdSource(StrEnum):
+    """Where a threshold came from, in the order they take precedence."""
+
+    EXPLICIT = "explicit"  # the caller's (--threshold, Settings.threshold)
+    CALIBRATED = "calibrated"  # `facerec calibrate` on the user's own labelled photos
+    OPERATING_POINT = "operating point"  # shipped with the model, measured at a target FAR
+    MODEL_DEFAULT = "model default"  # the registry's value: no measured FAR behind it
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionThreshold:
+    """A cosine threshold with what is known about its error rates.
+
+    `far` is the estimated false-accept rate of *one* comparison at `value`
+    (a stranger's photo against one person), measured on `evidence` (e.g.
+    "LFW (23,951,128 impostor pairs)"); None when nothing was measured for
+    these weights (or the threshold lies below the measured table, which
+    `evidence` then says). `target_far` is the FAR an operating point was chosen for.
+    For 1:N, `gallery_size` is the number of people a face is compared with
+    and `fpir` the estimated chance that a stranger is given a name:
+    N x FAR, the union bound, which errs on the side of more false names.
+    """
+
+    value: float
+    source: ThresholdSource = ThresholdSource.EXPLICIT
+    far: float | None = None
+    evidence: str = ""
+    target_far: float | None = None
+    gallery_size: int | None = None
+    fpir: float | None = None
+
+    def describe(self) -> str:
+        """One line for people: where the threshold came from and what its FAR rests on."""
+        if self.source is ThresholdSource.OPERATING_POINT and self.target_far is not None:
+            text = f"operating point FAR<={format_rate(self.target_far)}"
+            if self.gallery_size is not None:
+                text += f" (1:N, {self.gallery_size} people)"
+            return f"{text} on {self.evidence}" if self.evidence else text
+        text = str(self.source)
+        if self.source is ThresholdSource.CALIBRATED:
+            text += " in the gallery"
+        if self.far is None:
+            return f"{text}, {self.evidence or 'FAR unknown'}"
+        return f"{text}, FAR estimated on {self.evidence}" if self.evidence else text
+
+
+def format_rate(rate: float, digits: int = 2) -> str:
+    """A rate the way people read it, to `digits` significant digits: 1e-4, 2.3e-5, 0.012."""
+    if rate == 0:
+        return "0"
+    if rate >= 0.01:
+        return f"{rate:.{digits + 1}g}"
+    mantissa, exponent = f"{rate:.{digits - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Verification:
+    """`far` is the estimated false-accept rate of `threshold` (None: unknown); `source`
+    says where the threshold came from and what that estimate rests on."""
+
     name: str
     accepted: bool
     similarity: float
     threshold: float
+    far: float | None = None
+    source: str = ThresholdSource.EXPLICIT.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +116,9 @@ class Identification:
     threshold: float
     candidates: tuple[Candidate, ...]
     p_unknown: float
+    far: float | None = None  # of one comparison at `threshold`
+    fpir: float | None = None  # for the gallery size the threshold was set for
+    source: str = ThresholdSource.EXPLICIT.value
 
     @property
     def known(self) -> bool:
@@ -60,12 +132,30 @@ def cosine(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     return float(x @ y / max(float(np.linalg.norm(x) * np.linalg.norm(y)), 1e-12))
 
 
+def _threshold(threshold: float | DecisionThreshold) -> DecisionThreshold:
+    """A bare number is the caller's own threshold, with nothing known about its FAR."""
+    if isinstance(threshold, DecisionThreshold):
+        return threshold
+    return DecisionThreshold(float(threshold))
+
+
 def verify(
-    name: str, query: npt.ArrayLike, prototype: npt.ArrayLike, threshold: float
+    name: str,
+    query: npt.ArrayLike,
+    prototype: npt.ArrayLike,
+    threshold: float | DecisionThreshold,
 ) -> Verification:
     """Accept when the cosine to the claimed person's prototype reaches the threshold."""
+    t = _threshold(threshold)
     s = cosine(query, prototype)
-    return Verification(name=name, accepted=s >= threshold, similarity=s, threshold=threshold)
+    return Verification(
+        name=name,
+        accepted=s >= t.value,
+        similarity=s,
+        threshold=t.value,
+        far=t.far,
+        source=t.describe(),
+    )
 
 
 def softmax(scores: npt.ArrayLike, scale: float) -> npt.NDArray[np.float64]:
@@ -78,7 +168,7 @@ def softmax(scores: npt.ArrayLike, scale: float) -> npt.NDArray[np.float64]:
 def identify(
     names: Sequence[str],
     similarities: npt.ArrayLike,
-    threshold: float,
+    threshold: float | DecisionThreshold,
     *,
     scale: float = 30.0,
     top_k: int = 5,
@@ -106,19 +196,26 @@ def identify(
     outweigh u; the face is still called unknown (no single person passed the
     threshold), and p_u under 1/2 says it is probably one of those few.
     """
+    t = _threshold(threshold)
     sims = np.asarray(similarities, dtype=np.float64)
     if sims.size == 0:
-        return Identification(None, float("-inf"), threshold, (), p_unknown=1.0)
+        return Identification(
+            None, float("-inf"), t.value, (), p_unknown=1.0, far=t.far, fpir=t.fpir,
+            source=t.describe(),
+        )
     order = np.argsort(-sims, kind="stable")
-    probs = softmax(np.append(sims, threshold), scale)  # the last term is "unknown"
+    probs = softmax(np.append(sims, t.value), scale)  # the last term is "unknown"
     cands = tuple(
         Candidate(names[i], float(sims[i]), float(probs[i])) for i in order[: max(1, top_k)]
     )
     best = cands[0]
     return Identification(
-        name=best.name if best.similarity >= threshold else None,
+        name=best.name if best.similarity >= t.value else None,
         similarity=best.similarity,
-        threshold=threshold,
+        threshold=t.value,
         candidates=cands,
         p_unknown=float(probs[-1]),
+        far=t.far,
+        fpir=t.fpir,
+        source=t.describe(),
     )

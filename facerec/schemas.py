@@ -82,6 +82,9 @@ class FaceJSON(TypedDict):
     name: str | None
     similarity: float | None
     threshold: float | None
+    far: float | None  # of one comparison at `threshold` (null when not measured)
+    fpir: float | None  # chance a stranger is given a name, for this gallery's size
+    threshold_source: str | None  # where the threshold came from
     p_unknown: float | None
     candidates: list[CandidateJSON]
 
@@ -99,6 +102,8 @@ class VerificationJSON(TypedDict):
     accepted: bool
     similarity: float
     threshold: float
+    far: float | None  # the false-accept rate the threshold was set for (null when not measured)
+    threshold_source: str  # where the threshold came from
 
 
 class PersonJSON(TypedDict):
@@ -168,6 +173,9 @@ def face_json(f: IdentifiedFace) -> FaceJSON:
         name=ident.name if ident else None,
         similarity=_finite(ident.similarity) if ident else None,
         threshold=ident.threshold if ident else None,
+        far=ident.far if ident else None,
+        fpir=ident.fpir if ident else None,
+        threshold_source=ident.source if ident else None,
         p_unknown=ident.p_unknown if ident else None,
         candidates=[candidate_json(c) for c in ident.candidates] if ident else [],
     )
@@ -184,7 +192,12 @@ def image_json(r: ImageIdentification) -> ImageJSON:
 
 def verification_json(v: Verification) -> VerificationJSON:
     return VerificationJSON(
-        name=v.name, accepted=v.accepted, similarity=float(v.similarity), threshold=v.threshold
+        name=v.name,
+        accepted=v.accepted,
+        similarity=float(v.similarity),
+        threshold=v.threshold,
+        far=v.far,
+        threshold_source=v.source,
     )
 
 

@@ -1,10 +1,15 @@
-"""`facerec evaluate` and `facerec calibrate`."""
+"""`facerec evaluate` and `facerec calibrate`.
+
+Both embed their set through `evaluation.embed` with the on-disk
+`EvaluationCache`, so calibrating a set that was just evaluated (or evaluating
+it with another protocol) detects nothing again.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,12 +27,44 @@ from facerec.cli_common import (
 )
 from facerec.errors import FacerecError
 
+if TYPE_CHECKING:  # the heavy modules load only when a command runs
+    from facerec.evaluation.cache import EvaluationCache
+    from facerec.evaluation.embed import EmbeddedSet
+
 TargetArg = Annotated[
     Path,
     typer.Argument(
         help="An LFW-style pairs.txt (images in images/ beside it) or a <person>/<photo> folder."
     ),
 ]
+
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="Where detections and embeddings of evaluation photos are cached "
+        "[default: evaluation/ in the user cache dir].",
+    ),
+]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Detect and embed every photo again; write no cache.")
+]
+
+
+def _cache(cache_dir: Path | None, no_cache: bool) -> EvaluationCache | None:
+    from facerec.evaluation.cache import EvaluationCache
+
+    return None if no_cache else EvaluationCache(cache_dir)
+
+
+def _cache_line(embedded: EmbeddedSet, cache: EvaluationCache | None) -> str:
+    n = len(embedded.paths)
+    if cache is None:
+        return f"{n} photos detected and embedded (no cache)"
+    return (
+        f"{n} photos: {embedded.detected} detected, {embedded.embedded} embedded, "
+        f"the rest from the cache ({cache.root})"
+    )
 
 
 def _pairs(target: Path, seed: int):  # type: ignore[no-untyped-def]
@@ -57,6 +94,8 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = None,
         weights: WeightsOpt = None,
         min_face_size: MinFaceOpt = 20,
+        cache_dir: CacheDirOpt = None,
+        no_cache: NoCacheOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Verification accuracy (k-fold), AUC, EER, TAR@FAR; one-shot identification; episodes."""
@@ -76,7 +115,8 @@ def register(app: typer.Typer) -> None:
                 | {p.b for p in pairs}
                 | {x for ps in (people or {}).values() for x in ps}
             )
-            embedded = embed_set(fr.pipeline, paths, progress=progress())
+            cache = _cache(cache_dir, no_cache)
+            embedded = embed_set(fr.pipeline, paths, progress=progress(), cache=cache)
             vectors = embedded.lookup()
             ver, r = verification_report(pairs, vectors)
             result: dict[str, object] = {
@@ -84,6 +124,8 @@ def register(app: typer.Typer) -> None:
                 "model": fr.pipeline.embedder.spec.name,
                 "images": len(paths),
                 "missed_faces": len(embedded.missed),
+                "detected": embedded.detected,
+                "embedded": embedded.embedded,
                 "verification": dataclasses.asdict(ver),
             }
             if people is not None:
@@ -121,6 +163,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"{target}: {len(paths)} images, {len(embedded.missed)} without a detected face (fallback crop)"
         )
+        typer.echo(_cache_line(embedded, cache))
         typer.echo(
             f"{'pairs':>8}{'accuracy':>18}{'AUC':>9}{'EER':>8}"
             + "".join(f"{'TAR@' + k:>12}" for k in ver.tar_at_far)
@@ -156,6 +199,8 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = None,
         weights: WeightsOpt = None,
         min_face_size: MinFaceOpt = 20,
+        cache_dir: CacheDirOpt = None,
+        no_cache: NoCacheOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Choose the threshold for a target FAR on a labelled set; store it in the gallery."""
@@ -173,7 +218,9 @@ def register(app: typer.Typer) -> None:
                     kind="UsageError",
                 )
             paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
-            vectors = embed_set(fr.pipeline, paths, progress=progress()).lookup()
+            cache = _cache(cache_dir, no_cache)
+            embedded = embed_set(fr.pipeline, paths, progress=progress(), cache=cache)
+            vectors = embedded.lookup()
             scores = [float(vectors[p.a] @ vectors[p.b]) for p in pairs]
             tar, threshold = tar_at_far(roc(scores, [p.same for p in pairs]), far)
             name = fr.pipeline.embedder.spec.name
@@ -184,10 +231,13 @@ def register(app: typer.Typer) -> None:
                 "far": far,
                 "tar": tar,
                 "pairs": len(pairs),
+                "detected": embedded.detected,
+                "embedded": embedded.embedded,
             }
         if as_json:
             print_json(result)
         else:
+            typer.echo(_cache_line(embedded, cache))
             typer.echo(
                 f"{name}: threshold {threshold:.4f} for FAR {far:g} (TAR {tar * 100:.2f}% on {len(pairs)} pairs), stored in the gallery"
             )

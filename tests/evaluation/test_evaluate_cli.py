@@ -46,6 +46,8 @@ def test_evaluate_folder_set(small_att: Path, tmp_path: Path, cli_env: dict[str,
             "20",
             "--db",
             str(tmp_path / "g.db"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
         ],
         cli_env,
     )
@@ -64,13 +66,42 @@ def test_calibrate_stores_threshold(
     small_att: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     db = tmp_path / "g.db"
-    r = run(["calibrate", str(small_att), "--far", "0.05", "--db", str(db), "--json"], cli_env)
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    r = run(
+        ["calibrate", str(small_att), "--far", "0.05", "--db", str(db), "--json", *cache], cli_env
+    )
     assert r.returncode == 0, r.stderr
     th = json.loads(r.stdout)["threshold"]
     info = json.loads(run(["info", "--db", str(db), "--json"], cli_env).stdout)
     assert info["threshold"] == pytest.approx(th)
-    r = run(["calibrate", str(small_att), "--far", "1e-6", "--db", str(db)], cli_env)
+    r = run(["calibrate", str(small_att), "--far", "1e-6", "--db", str(db), *cache], cli_env)
     assert r.returncode == 2  # too few negatives to measure that FAR
+
+
+def test_calibrate_reuses_what_evaluate_detected(
+    shared: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """The user complaint: calibrating right after evaluating the same set detected it all again."""
+    src = shared / "att_faces"
+    if not src.is_dir():
+        pytest.skip("att_faces not present")
+    data = tmp_path / "att"
+    for person in sorted(src.iterdir())[:4]:
+        (data / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:3]:
+            (data / person.name / photo.name).write_bytes(photo.read_bytes())
+    cache, db = tmp_path / "cache", str(tmp_path / "g.db")
+    common = ["--db", db, "--cache-dir", str(cache)]
+    r = run(["evaluate", str(data), "--out", str(tmp_path / "eval"), *common], cli_env)
+    assert r.returncode == 0, r.stderr
+    assert "12 photos: 12 detected, 12 embedded" in r.stdout
+    r = run(["calibrate", str(data), "--far", "0.1", "--json", *common], cli_env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["detected"], out["embedded"]) == (0, 0)
+    info = json.loads(run(["info", "--db", db, "--json"], cli_env).stdout)
+    assert info["verification"]["source"] == "calibrated"
+    assert info["threshold"] == pytest.approx(out["threshold"])
 
 
 def test_evaluate_missing_target(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -1,0 +1,419 @@
+"""Operating points: thresholds chosen for a stated false-accept rate, shipped per model.
+
+A threshold picked for the best accuracy on balanced pairs (LFW's 50/50
+protocol) sits near FAR 1e-2: one stranger in a hundred gets through a door.
+A door has to be set from the other end: the false-accept rate it may have.
+`scripts/bench_far.py` embeds every photo of a labelled set, compares *every*
+different-person pair (LFW: about 24 million) and records how many impostor
+and genuine pairs each threshold on a 1e-4 grid accepts. That table is an
+`OperatingCurve`, shipped as package data per model
+(`facerec/models/operating_points/<model>.json`), stamped with the weights it
+was measured for and its provenance (set, pair counts, date, command).
+
+From it:
+- 1:1 (a door): the smallest threshold whose measured FAR <= `DOOR_FAR`.
+- 1:N: a stranger is compared with every one of N people, so the chance that
+  one of them passes (the false-positive identification rate) is about
+  N x FAR. For a target FPIR the per-comparison FAR is FPIR / N, and the
+  threshold rises with the gallery. It is capped at the door's FAR, so that
+  naming someone from a small gallery is never easier than a 1:1 claim.
+- A target FAR below what the set can measure (fewer than
+  `MIN_FALSE_ACCEPTS` expected false accepts) is clamped to the strictest
+  measured point, with a warning: an extrapolated tail is a guess.
+
+Thresholds resolve in one order everywhere (`resolve_threshold`): explicit,
+calibrated on the user's data (`facerec calibrate`), the shipped operating
+point, the model's registry default.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import itertools
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from facerec.decision import DecisionThreshold, ThresholdSource, format_rate
+from facerec.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+#: The 1:1 door's false-accept rate: one stranger's attempt in 10,000 accepted.
+DOOR_FAR = 1e-4
+#: 1:N: one stranger face in 1,000 given a name (and never laxer than the door, see above).
+DEFAULT_FPIR = 1e-3
+#: A FAR is "measured" when the set holds at least this many false accepts at it;
+#: with 10 the 95% interval spans about 0.5x to 1.8x the estimate.
+MIN_FALSE_ACCEPTS = 10
+#: Bumped when the package data file's layout changes.
+CURVE_FORMAT = 1
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) binomial confidence interval for k successes in n trials.
+
+    Exact rather than normal-approximation because the interesting counts
+    are tiny (a handful of false accepts in millions of pairs), where the
+    normal interval dips below zero or is far too narrow.
+    """
+    if not (0 <= k <= n and n > 0):
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    from scipy.special import betaincinv  # scipy is heavy to import; only needed here
+
+    alpha = 1.0 - confidence
+    lo = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    hi = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
+    return lo, hi
+
+
+@dataclass(frozen=True, slots=True)
+class CurveProvenance:
+    """Where a curve's counts come from, so every shipped FAR can be reproduced."""
+
+    dataset: str  # short, for messages: "LFW"
+    description: str  # what exactly was compared
+    photos: int
+    people: int
+    impostor_pairs: int
+    genuine_pairs: int
+    date: str  # ISO date of the run
+    command: str  # the command that reproduces the file
+
+    @property
+    def evidence(self) -> str:
+        return f"{self.dataset} ({self.impostor_pairs:,} impostor pairs)"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """One threshold of a curve with its measured rates.
+
+    `far` = `false_accepts` / `impostor_pairs`, with its exact 95% interval
+    (`far_low`, `far_high`); `tar` is the share of genuine pairs accepted.
+    `target_far` is what the point was chosen for (None: read at a given
+    threshold) and `clamped` says that target was below the measured range.
+    """
+
+    threshold: float
+    false_accepts: int
+    impostor_pairs: int
+    far: float
+    far_low: float
+    far_high: float
+    tar: float
+    target_far: float | None = None
+    clamped: bool = False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OperatingCurve:
+    """Accepted impostor and genuine pair counts on a threshold grid, for one model's weights.
+
+    Row i is the threshold `first + i * resolution`: `false_accepts[i]`
+    impostor pairs and `true_accepts[i]` genuine pairs score at or above it.
+    The grid starts at the first threshold whose FAR is at most `ceiling`
+    (a door is never set laxer, so the rest would be dead weight) and ends at
+    the first threshold no impostor pair reaches.
+    """
+
+    model: str
+    weights_sha256: str
+    flip: bool  # embeddings averaged with the mirror image's (Settings.flip) when measured
+    provenance: CurveProvenance
+    first: float
+    resolution: float
+    ceiling: float
+    false_accepts: tuple[int, ...]
+    true_accepts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        fa, ta = self.false_accepts, self.true_accepts
+        if not fa or len(fa) != len(ta):
+            raise ValueError("a curve needs equally many (>= 1) false and true accept counts")
+        if not self.resolution > 0 or not -1.0 <= self.first <= 1.0:
+            raise ValueError("a curve's grid must start in [-1, 1] with a positive step")
+        p = self.provenance
+        if p.impostor_pairs <= 0 or p.genuine_pairs <= 0:
+            raise ValueError("a curve needs impostor and genuine pairs")
+        if not 0 < self.ceiling < 1 or fa[0] > self.ceiling * p.impostor_pairs:
+            raise ValueError("the first row's FAR must be within the curve's ceiling")
+        if fa[-1] != 0:
+            raise ValueError("the last row must be a threshold no impostor pair reaches")
+        for name, counts, total in (
+            ("false", fa, p.impostor_pairs),
+            ("true", ta, p.genuine_pairs),
+        ):
+            if any(c < 0 or c > total for c in counts) or any(
+                b > a for a, b in itertools.pairwise(counts)
+            ):
+                raise ValueError(f"{name} accept counts must fall from at most {total} to >= 0")
+
+    # -- reading the table -----------------------------------------------------------------
+    def threshold(self, i: int) -> float:
+        """Row i's threshold, rounded to the grid (so 0.9301 prints as 0.9301)."""
+        return round(self.first + i * self.resolution, 10)
+
+    @property
+    def impostor_pairs(self) -> int:
+        return self.provenance.impostor_pairs
+
+    @property
+    def min_far(self) -> float:
+        """The smallest FAR the set measures (MIN_FALSE_ACCEPTS false accepts)."""
+        return MIN_FALSE_ACCEPTS / self.impostor_pairs
+
+    def _point(self, i: int, target: float | None = None, clamped: bool = False) -> OperatingPoint:
+        k, n = self.false_accepts[i], self.impostor_pairs
+        lo, hi = clopper_pearson(k, n)
+        return OperatingPoint(
+            threshold=self.threshold(i),
+            false_accepts=k,
+            impostor_pairs=n,
+            far=k / n,
+            far_low=lo,
+            far_high=hi,
+            tar=self.true_accepts[i] / self.provenance.genuine_pairs,
+            target_far=target,
+            clamped=clamped,
+        )
+
+    def point_at(self, threshold: float) -> OperatingPoint | None:
+        """The measured rates of any threshold: those of the grid row at or below it.
+
+        Rounding down errs towards more false accepts. None when the threshold
+        lies below the table (its FAR is above `ceiling`).
+        """
+        i = math.floor((threshold - self.first) / self.resolution + 1e-9)
+        if i < 0:
+            return None
+        return self._point(min(i, len(self.false_accepts) - 1))
+
+    def for_far(self, target: float) -> OperatingPoint:
+        """The smallest threshold whose measured FAR <= target (the most lenient that complies).
+
+        A target below `min_far` cannot be verified on this set: it is
+        clamped to `min_far`, with a warning, and the point says so.
+        """
+        if not 0 < target <= self.ceiling:
+            raise ValueError(
+                f"a target FAR must lie in (0, {self.ceiling:g}] (the curve's range), got {target:g}"
+            )
+        clamped = target < self.min_far
+        if clamped:
+            log.warning(
+                "target FAR %s is below what %s measures (%s, %d false accepts); using %s",
+                f"{target:.2g}",
+                self.provenance.evidence,
+                f"{self.min_far:.2g}",
+                MIN_FALSE_ACCEPTS,
+                f"{self.min_far:.2g}",
+            )
+        allowed = max(target, self.min_far) * self.impostor_pairs
+        # Counts fall along the grid and the row before the first exceeds the ceiling,
+        # so the first complying row is the smallest complying threshold.
+        i = next(i for i, k in enumerate(self.false_accepts) if k <= allowed)
+        return self._point(i, target, clamped)
+
+    def for_gallery(
+        self, people: int, fpir: float = DEFAULT_FPIR, cap_far: float = DOOR_FAR
+    ) -> OperatingPoint:
+        """1:N: the threshold at FAR = min(cap_far, fpir / people); see the module docstring."""
+        if people < 1:
+            raise ValueError(f"a gallery has at least one person, got {people}")
+        if not 0 < fpir < 1:
+            raise ValueError(f"a target FPIR must lie in (0, 1), got {fpir}")
+        return self.for_far(min(cap_far, fpir / people))
+
+    # -- the package data file ---------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": CURVE_FORMAT,
+            "model": self.model,
+            "weights_sha256": self.weights_sha256,
+            "flip": self.flip,
+            "provenance": {
+                "dataset": self.provenance.dataset,
+                "description": self.provenance.description,
+                "photos": self.provenance.photos,
+                "people": self.provenance.people,
+                "impostor_pairs": self.provenance.impostor_pairs,
+                "genuine_pairs": self.provenance.genuine_pairs,
+                "date": self.provenance.date,
+                "command": self.provenance.command,
+            },
+            "grid": {"first": self.first, "resolution": self.resolution, "ceiling": self.ceiling},
+            "false_accepts": list(self.false_accepts),
+            "true_accepts": list(self.true_accepts),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> OperatingCurve:
+        """Parse and validate; any defect raises ValueError (the caller names the file)."""
+        try:
+            if data["format"] != CURVE_FORMAT:
+                raise ValueError(f"format {data['format']!r}, expected {CURVE_FORMAT}")
+            p = data["provenance"]
+            prov = CurveProvenance(
+                dataset=_str(p["dataset"]),
+                description=_str(p["description"]),
+                photos=_int(p["photos"]),
+                people=_int(p["people"]),
+                impostor_pairs=_int(p["impostor_pairs"]),
+                genuine_pairs=_int(p["genuine_pairs"]),
+                date=_str(p["date"]),
+                command=_str(p["command"]),
+            )
+            return cls(
+                model=_str(data["model"]),
+                weights_sha256=_str(data["weights_sha256"]),
+                flip=_bool(data["flip"]),
+                provenance=prov,
+                first=float(data["grid"]["first"]),
+                resolution=float(data["grid"]["resolution"]),
+                ceiling=float(data["grid"]["ceiling"]),
+                false_accepts=_ints(data["false_accepts"]),
+                true_accepts=_ints(data["true_accepts"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"missing or mistyped field ({exc})") from None
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string, got {v!r}")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f"expected true or false, got {v!r}")
+    return v
+
+
+def _int(v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _ints(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list):
+        raise TypeError("expected a list of integers")
+    return tuple(_int(x) for x in v)
+
+
+def curve_file(model: str) -> str:
+    """The package data file name of a model's curve."""
+    if not _MODEL_NAME.match(model):
+        raise ModelError(f"{model!r} is not a model name")
+    return f"{model}.json"
+
+
+@functools.cache
+def shipped_curve(model: str) -> OperatingCurve | None:
+    """The curve shipped for `model`, or None when none was measured for it yet.
+
+    A file that exists but cannot be parsed is a broken installation, not a
+    missing measurement: it raises instead of silently loosening the door.
+    """
+    res = importlib.resources.files("facerec.models") / "operating_points" / curve_file(model)
+    if not res.is_file():
+        return None
+    try:
+        curve = OperatingCurve.from_json(json.loads(res.read_text()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{res}: not a usable operating-point file ({exc})") from None
+    if curve.model != model:
+        raise ModelError(f"{res}: holds the curve of {curve.model!r}, not of {model!r}")
+    return curve
+
+
+def resolve_threshold(
+    *,
+    explicit: float | None,
+    calibrated: float | None,
+    curve: OperatingCurve | None,
+    default: float,
+    gallery_size: int | None = None,
+    door_far: float = DOOR_FAR,
+    fpir: float = DEFAULT_FPIR,
+) -> DecisionThreshold:
+    """The threshold in force and what is known about it.
+
+    Order: explicit > calibrated > the curve's operating point > `default`.
+    `curve` must already be the one measured for the active weights (or
+    None). `gallery_size` None asks for the 1:1 threshold; a number asks for
+    1:N over that many people (FPIR scaling, see the module docstring).
+    """
+    one_to_n = gallery_size is not None
+    people = max(1, gallery_size) if gallery_size is not None else 1
+    point: OperatingPoint | None
+    if explicit is not None:
+        value, source = float(explicit), ThresholdSource.EXPLICIT
+    elif calibrated is not None:
+        value, source = float(calibrated), ThresholdSource.CALIBRATED
+    elif curve is not None:
+        point = (
+            curve.for_gallery(people, fpir, cap_far=door_far)
+            if one_to_n
+            else curve.for_far(door_far)
+        )
+        return _described(
+            point.threshold, ThresholdSource.OPERATING_POINT, curve, point, gallery_size
+        )
+    else:
+        value, source = float(default), ThresholdSource.MODEL_DEFAULT
+    point = curve.point_at(value) if curve is not None else None
+    return _described(value, source, curve, point, gallery_size)
+
+
+def _described(
+    value: float,
+    source: ThresholdSource,
+    curve: OperatingCurve | None,
+    point: OperatingPoint | None,
+    gallery_size: int | None,
+) -> DecisionThreshold:
+    far = point.far if point is not None else None
+    fpir = None
+    if far is not None and gallery_size is not None:
+        fpir = min(1.0, max(1, gallery_size) * far)
+    evidence = ""
+    if curve is not None:
+        evidence = curve.provenance.evidence
+        if point is None:  # below the table
+            evidence = f"FAR above {format_rate(curve.ceiling)} on {evidence}"
+    return DecisionThreshold(
+        value=value,
+        source=source,
+        far=far,
+        evidence=evidence,
+        target_far=point.target_far if point is not None else None,
+        gallery_size=gallery_size,
+        fpir=fpir,
+    )
+
+
+def curve_for(model: str, weights_sha256: str | None, flip: bool = False) -> OperatingCurve | None:
+    """The shipped curve if it was measured for these weights and this flip setting.
+
+    `weights_sha256` None means "the model's own default weights, not loaded
+    yet": the shipped curve applies. Any other weights (a fine-tuned
+    checkpoint) or flip averaging give other scores and other error rates,
+    so no curve applies to them.
+    """
+    curve = shipped_curve(model)
+    if curve is None or curve.flip != flip:
+        return None
+    if weights_sha256 is not None and weights_sha256 != curve.weights_sha256:
+        return None
+    return curve

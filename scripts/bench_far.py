@@ -1,0 +1,270 @@
+"""False-accept rates at strict thresholds, from every pair of LFW, AT&T and Yale.
+
+    python scripts/bench_far.py --model dlib-resnet-v1
+    python scripts/bench_far.py --model dlib-resnet-v1 --write-package-data  # + the shipped curve
+    python scripts/bench_far.py --model sface --write-package-data            # any registered model
+    python scripts/bench_far.py --sets att yale --limit-people 8              # a quick check
+
+Every photo is embedded once with the production pipeline (MTCNN with the
+default settings, the face nearest the image centre, the model's 5-point
+warp; a photo without a detected face is cut at the set's mean landmarks and
+counted, see `facerec.evaluation.embed`), through the evaluation cache, so a
+rerun or a second model re-detects nothing. Then *every* different-person pair
+of a set is an impostor pair and every same-person pair a genuine pair; their
+cosines are counted on a 1e-4 grid (`facerec.evaluation.far`), never stored.
+
+LFW: all 6,922 photos of all 3,554 people in lfw/images, about 24 million
+impostor pairs. That includes the people of pairs_dev.txt's five folds: these
+figures are *not* from a held-out fold (no threshold is fitted to a fold here;
+one threshold per target FAR is read off the whole set).
+
+Per set and target FAR (1e-3, 1e-4, 1e-5): the smallest grid threshold whose
+measured FAR <= target, the measured FAR with its exact (Clopper-Pearson) 95%
+interval and the counts behind it, and the TAR there; then the same at the
+thresholds shipped now (the model's registry default, and the shipped
+operating points). `*` marks targets the set cannot resolve (fewer than 10
+expected false accepts). JSON goes to bench-results/far_<model>.json.
+
+A door does not compare two photos: it compares a probe photo with the
+person's prototype (the normalised mean of their enrolment photos), which is
+closer to strangers as well. So a second table per set enrols everyone with
+more than k photos from their first k (k = 1, 3, 5) and scores every photo of
+everyone else against those prototypes (genuine: their own other photos), at
+the same thresholds, and gives the threshold that holds FAR <= 1e-4 there.
+
+`--write-package-data` also writes facerec/models/operating_points/<model>.json
+(the LFW curve `facerec.operating` ships), stamped with the weights' SHA-256,
+the pair counts, the date and this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from facerec.config import Settings
+from facerec.decision import format_rate
+from facerec.detection import Detector
+from facerec.embedding import Embedder
+from facerec.errors import ModelError
+from facerec.evaluation.cache import EvaluationCache
+from facerec.evaluation.embed import embed_set
+from facerec.evaluation.far import PairCounts, pair_counts, prototype_counts
+from facerec.evaluation.pairs import folder_identities
+from facerec.models.registry import DEFAULT_MODEL, available_models, load_model
+from facerec.operating import (
+    DEFAULT_FPIR,
+    DOOR_FAR,
+    MIN_FALSE_ACCEPTS,
+    CurveProvenance,
+    OperatingPoint,
+    curve_file,
+    curve_for,
+)
+from facerec.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SETS = {"lfw": "lfw/images", "att": "att_faces", "yale": "yalefaces"}
+NAMES = {"lfw": "LFW", "att": "AT&T", "yale": "Yale"}
+TARGETS = (1e-3, 1e-4, 1e-5)
+#: 1:N gallery sizes at which the shipped identification threshold is shown.
+GALLERY_SIZES = (10, 100, 1000)
+#: Enrolment photos per prototype in the prototype table.
+ENROL = (1, 3, 5)
+PACKAGE_DATA = ROOT / "facerec" / "models" / "operating_points"
+
+log = logging.getLogger("bench_far")
+
+
+def production_pipeline(model: str) -> Pipeline:
+    """What `FaceRec` builds for a session with default settings and this model."""
+    s = Settings(model=model)
+    embedder = Embedder(load_model(model), batch_size=s.batch_size, flip=s.flip)
+    return Pipeline(Detector(s.detector), embedder, s.quality)
+
+
+def point_row(p: OperatingPoint) -> dict[str, object]:
+    row = asdict(p)
+    row["resolvable"] = p.target_far is None or p.target_far * p.impostor_pairs >= MIN_FALSE_ACCEPTS
+    return row
+
+
+def fmt_point(label: str, p: OperatingPoint) -> str:
+    star = (
+        "*"
+        if p.target_far is not None and p.target_far * p.impostor_pairs < MIN_FALSE_ACCEPTS
+        else " "
+    )
+    ci = f"[{format_rate(p.far_low, 3)}, {format_rate(p.far_high, 3)}]"
+    return (
+        f"  {label:<24}{star}{p.threshold:>9.4f}{format_rate(p.far):>10} {ci:<22}"
+        f"{p.false_accepts:>9,} / {p.impostor_pairs:<12,}{p.tar * 100:>8.2f}%"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=DEFAULT_MODEL, choices=available_models())
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    ap.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="evaluation cache directory")
+    ap.add_argument("--limit-people", type=int, default=None, help="first N people per set")
+    ap.add_argument("--json", type=Path, default=None, help="[bench-results/far_<model>.json]")
+    ap.add_argument(
+        "--write-package-data",
+        action="store_true",
+        help="write facerec/models/operating_points/<model>.json from the LFW counts",
+    )
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.write_package_data and ("lfw" not in args.sets or args.limit_people is not None):
+        ap.error("--write-package-data needs the whole of LFW (--sets lfw, no --limit-people)")
+
+    command = shlex.join(["python", "scripts/bench_far.py", *sys.argv[1:]])
+    pipeline = production_pipeline(args.model)
+    identity = pipeline.embedder.identity
+    spec = pipeline.embedder.spec
+    cache = EvaluationCache(args.cache_dir)
+    flip = pipeline.embedder.flip
+    try:
+        shipped = curve_for(identity.name, identity.weights_sha256, flip)
+    except ModelError as exc:  # an outdated file, about to be replaced with --write-package-data
+        print(f"shipped curve ignored: {exc}")
+        shipped = None
+    print(f"{identity}; cache {cache.root}")
+    print(
+        "FAR = false accepts / impostor pairs (all different-person pairs of the set), "
+        "exact 95% CI; TAR over all same-person pairs; * = fewer than "
+        f"{MIN_FALSE_ACCEPTS} expected false accepts at that target"
+    )
+    results: dict[str, object] = {
+        "model": identity.name,
+        "weights_sha256": identity.weights_sha256,
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "sets": {},
+    }
+    lfw_counts: PairCounts | None = None
+    lfw_shape = (0, 0)
+    for key in args.sets:
+        root = args.data / SETS[key]
+        if not root.is_dir():
+            print(f"{NAMES[key]}: {root} not found, skipped")
+            continue
+        people = folder_identities(root)
+        names = sorted(people)[: args.limit_people]
+        paths = [p for n in names for p in people[n]]
+        labels = np.array([i for i, n in enumerate(names) for _ in people[n]])
+        t0 = time.perf_counter()
+        embedded = embed_set(pipeline, paths, progress=sys.stderr.isatty(), cache=cache)
+        t1 = time.perf_counter()
+        counts = pair_counts(embedded.embeddings, labels)
+        t2 = time.perf_counter()
+        print(
+            f"\n{NAMES[key]}: {len(paths):,} photos of {len(names):,} people, "
+            f"{len(embedded.missed)} without a detected face; {counts.impostor_pairs:,} impostor "
+            f"and {counts.genuine_pairs:,} genuine pairs ({embedded.detected} detected, "
+            f"{embedded.embedded} embedded in {t1 - t0:.0f} s; pairs counted in {t2 - t1:.1f} s)"
+        )
+        print(
+            f"  {'operating point':<25}{'threshold':>9}{'FAR':>10} {'95% CI':<22}"
+            f"{'false accepts / pairs':>24}{'TAR':>9}"
+        )
+        points = {f"{t:.0e}": counts.for_far(t) for t in TARGETS}
+        for label, p in points.items():
+            print(fmt_point(f"FAR <= {format_rate(float(label))}", p))
+        at_shipped = {f"model default {spec.threshold:g}": counts.at(spec.threshold)}
+        if shipped is not None:
+            door = shipped.for_far(DOOR_FAR)
+            at_shipped[f"shipped door {door.threshold:.4f}"] = counts.at(door.threshold)
+            for n in GALLERY_SIZES:
+                t = shipped.for_gallery(n, DEFAULT_FPIR).threshold
+                at_shipped[f"shipped 1:N, N={n}"] = counts.at(t)
+        for label, p in at_shipped.items():
+            print(fmt_point(label, p))
+        thresholds = {
+            k: p.threshold for k, p in at_shipped.items() if not k.startswith("shipped 1:N")
+        }
+        protos: dict[str, dict[str, object]] = {}
+        for k in ENROL:
+            try:
+                pc = prototype_counts(embedded.embeddings, labels, k)
+            except ValueError:
+                continue
+            rows = {"FAR <= 1e-4": pc.for_far(1e-4)} | {
+                label: pc.at(t) for label, t in thresholds.items()
+            }
+            print(
+                f"  probe vs prototype of {k} photo(s): {pc.impostor_pairs:,} impostor and "
+                f"{pc.genuine_pairs:,} genuine comparisons"
+            )
+            for label, p in rows.items():
+                print(fmt_point(label, p))
+            protos[str(k)] = {
+                "impostor_comparisons": pc.impostor_pairs,
+                "genuine_comparisons": pc.genuine_pairs,
+                "points": {label: point_row(p) for label, p in rows.items()},
+            }
+        results["sets"][key] = {  # type: ignore[index]
+            "root": str(root),
+            "photos": len(paths),
+            "people": len(names),
+            "missed_faces": len(embedded.missed),
+            "impostor_pairs": counts.impostor_pairs,
+            "genuine_pairs": counts.genuine_pairs,
+            "resolution": counts.resolution,
+            "at_target_far": {k: point_row(p) for k, p in points.items()},
+            "at_shipped_thresholds": {k: point_row(p) for k, p in at_shipped.items()},
+            "probe_vs_prototype": protos,
+        }
+        if key == "lfw":
+            lfw_counts, lfw_shape = counts, (len(paths), len(names))
+
+    out = args.json or ROOT / "bench-results" / f"far_{identity.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out}")
+
+    if args.write_package_data:
+        assert lfw_counts is not None, "LFW was not found"
+        provenance = CurveProvenance(
+            dataset="LFW",
+            description=(
+                f"every pair of all {lfw_shape[0]:,} photos of all {lfw_shape[1]:,} people in "
+                "lfw/images (including the people of pairs_dev.txt's folds: not a held-out "
+                "fold); production pipeline with default settings"
+            ),
+            photos=lfw_shape[0],
+            people=lfw_shape[1],
+            impostor_pairs=lfw_counts.impostor_pairs,
+            genuine_pairs=lfw_counts.genuine_pairs,
+            date=datetime.date.today().isoformat(),
+            command=command,
+        )
+        curve = lfw_counts.curve(identity.name, identity.weights_sha256, provenance, flip=flip)
+        path = PACKAGE_DATA / curve_file(identity.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(curve.to_json(), separators=(",", ":")) + "\n")
+        door = curve.for_far(DOOR_FAR)
+        print(
+            f"wrote {path.relative_to(ROOT)}: {len(curve.false_accepts)} thresholds "
+            f"{curve.first:.4f}..{curve.threshold(len(curve.false_accepts) - 1):.4f}; door "
+            f"(FAR <= {format_rate(DOOR_FAR)}) {door.threshold:.4f}, measured "
+            f"{format_rate(door.far)} (95% CI up to {format_rate(door.far_high, 3)}), "
+            f"TAR {door.tar * 100:.2f}%"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
