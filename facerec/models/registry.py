@@ -19,8 +19,9 @@ DEFAULT_MODEL = "dlib-resnet-v1"
 def _specs() -> dict[str, ModelSpec]:
     from facerec.models.dlib_resnet import DLIB_SPEC
     from facerec.models.inception import SPECS
+    from facerec.models.sface import SFACE_SPEC
 
-    return {DLIB_SPEC.name: DLIB_SPEC, **SPECS}
+    return {spec.name: spec for spec in (DLIB_SPEC, SFACE_SPEC, *SPECS.values())}
 
 
 def available_models() -> list[str]:
@@ -35,8 +36,14 @@ def model_spec(name: str) -> ModelSpec:
     return specs[name]
 
 
-def load_model(name: str | None = None, weights: Path | None = None) -> LoadedModel:
-    """Load a backbone by name; `weights` (or FACEREC_WEIGHTS) replaces the default file."""
+def load_model(
+    name: str | None = None, weights: Path | None = None, *, threads: int | None = None
+) -> LoadedModel:
+    """Load a backbone by name; `weights` (or FACEREC_WEIGHTS) replaces the default file.
+
+    `threads` goes to engines with their own thread pools (OpenCV DNN, ONNX
+    Runtime); PyTorch models follow torch's global setting.
+    """
     name = name or os.environ.get("FACEREC_MODEL") or DEFAULT_MODEL
     if weights is None and os.environ.get("FACEREC_WEIGHTS"):
         weights = Path(os.environ["FACEREC_WEIGHTS"])
@@ -45,6 +52,10 @@ def load_model(name: str | None = None, weights: Path | None = None) -> LoadedMo
         from facerec.models.dlib_resnet import load_dlib_resnet
 
         return load_dlib_resnet(weights)
+    from facerec.models.sface import SFACE_SPEC, load_sface
+
+    if name == SFACE_SPEC.name:
+        return load_sface(weights, threads)
     from facerec.models.inception import load_inception
 
     return load_inception(name, weights)
