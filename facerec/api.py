@@ -64,6 +64,7 @@ class Info:
     input_size: int
     licence: str
     origin: str
+    non_commercial: bool  # the weights' licence allows research use only
 
 
 class FaceRec:
@@ -250,6 +251,7 @@ class FaceRec:
             input_size=spec.input_size,
             licence=spec.licence,
             origin=spec.origin,
+            non_commercial=spec.non_commercial,
         )
 
     def reembed(self, *, progress: bool = False) -> int:

@@ -19,9 +19,10 @@ DEFAULT_MODEL = "dlib-resnet-v1"
 def _specs() -> dict[str, ModelSpec]:
     from facerec.models.dlib_resnet import DLIB_SPEC
     from facerec.models.inception import SPECS
+    from facerec.models.insightface_mbf import MBF_SPEC
     from facerec.models.sface import SFACE_SPEC
 
-    return {spec.name: spec for spec in (DLIB_SPEC, SFACE_SPEC, *SPECS.values())}
+    return {spec.name: spec for spec in (DLIB_SPEC, SFACE_SPEC, *SPECS.values(), MBF_SPEC)}
 
 
 def available_models() -> list[str]:
@@ -34,6 +35,16 @@ def model_spec(name: str) -> ModelSpec:
     if name not in specs:
         raise ModelError(f"unknown model {name!r}; choose from {', '.join(sorted(specs))}")
     return specs[name]
+
+
+def models_help() -> str:
+    """The model names for `--model` help, each non-commercial one marked as such."""
+    return ", ".join(
+        f"{s.name} (NON-COMMERCIAL research weights, extra 'research')"
+        if s.non_commercial
+        else s.name
+        for s in _specs().values()
+    )
 
 
 def load_model(
@@ -52,10 +63,13 @@ def load_model(
         from facerec.models.dlib_resnet import load_dlib_resnet
 
         return load_dlib_resnet(weights)
+    from facerec.models.insightface_mbf import MBF_SPEC, load_mbf
     from facerec.models.sface import SFACE_SPEC, load_sface
 
     if name == SFACE_SPEC.name:
         return load_sface(weights, threads)
+    if name == MBF_SPEC.name:
+        return load_mbf(weights, threads)
     from facerec.models.inception import load_inception
 
     return load_inception(name, weights)
