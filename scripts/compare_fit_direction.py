@@ -10,7 +10,7 @@ thresholds were set). Landmarks are detected once (the central face, the
 set's mean landmarks when none is found, as `facerec evaluate` does) and
 cached, so the models and fits share one detection pass.
 
-    python scripts/compare_fit_direction.py [--folds 1 2] [--models sface insightface-mbf-w600k] [--flip]
+    python scripts/compare_fit_direction.py [--folds 1 2] [--models sface insightface-mbf-w600k] [--flip] [--declared-only]
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=Path, default=SHARED / "lfw" / "pairs_dev.txt")
     ap.add_argument("--folds", type=int, nargs="+", default=[1, 2], help="1-based LFW folds")
     ap.add_argument("--models", nargs="+", default=["sface", "insightface-mbf-w600k"])
-    ap.add_argument("--flip", action="store_true", help="also measure flip TTA (both fits)")
+    ap.add_argument("--flip", action="store_true", help="also measure flip TTA")
+    ap.add_argument("--declared-only", action="store_true", help="only each model's declared fit")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=Path("bench-results/fit_direction.json"))
     args = ap.parse_args()
@@ -85,7 +86,8 @@ def main() -> None:
         except ModelError as exc:
             print(f"skipping {name}: {exc}")
             continue
-        for fit in FitDirection:
+        fits = [model.spec.template.fit] if args.declared_only else list(FitDirection)
+        for fit in fits:
             template = model.spec.template.fitted(fit)
             chips = [warp_to_template(images[p], marks[p], template) for p in paths]
             for flip in (False, True) if args.flip else (False,):

