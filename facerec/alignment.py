@@ -18,7 +18,8 @@ camera all share exactly one warp.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Enum
 
 import cv2
 import numpy as np
@@ -28,17 +29,36 @@ FloatArray = npt.NDArray[np.float64]
 Image = npt.NDArray[np.uint8]
 
 
+class FitDirection(Enum):
+    """Which point set the least-squares similarity is fitted onto.
+
+    Least squares is not symmetric: fitting the landmarks onto the template
+    shrinks the face a little (the fitted scale carries the landmarks'
+    correlation with the template), fitting the template onto the landmarks
+    does not. A network should see chips cut the way its training crops were.
+    """
+
+    #: Fit the template onto the landmarks and invert: dlib's `get_face_chip_details`.
+    TEMPLATE_ONTO_LANDMARKS = "template-onto-landmarks"
+    #: Fit the landmarks onto the template: InsightFace's `norm_crop` (skimage
+    #: SimilarityTransform) and OpenCV's `FaceRecognizerSF.alignCrop`, i.e. ArcFace-family crops.
+    LANDMARKS_ONTO_TEMPLATE = "landmarks-onto-template"
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
-    """Where the five landmarks land in a square chip of `size` pixels.
+    """Where the five landmarks land in a square chip of `size` pixels, and how they get there.
 
     Points are in MTCNN order: the eye on the image's left, the eye on the
     image's right, nose tip, left mouth corner, right mouth corner, as (x, y)
-    in chip pixel coordinates (pixel centres at integers).
+    in chip pixel coordinates (pixel centres at integers). `fit` is part of
+    the template because two chips with the same points but fitted the other
+    way differ in scale by a few per cent, which a network notices.
     """
 
     size: int
     points: tuple[tuple[float, float], ...]
+    fit: FitDirection = FitDirection.TEMPLATE_ONTO_LANDMARKS
 
     def __post_init__(self) -> None:
         if len(self.points) != 5:
@@ -52,7 +72,26 @@ class Template:
     def scaled(self, size: int) -> Template:
         """The same geometry for a chip of another size."""
         f = size / self.size
-        return Template(size, tuple((x * f, y * f) for x, y in self.points))
+        return Template(size, tuple((x * f, y * f) for x, y in self.points), self.fit)
+
+    def fitted(self, fit: FitDirection) -> Template:
+        """The same points, fitted the other way (or the same way)."""
+        return replace(self, fit=fit)
+
+
+#: ArcFace's 112x112 five-point template (InsightFace's `arcface_dst`), the
+#: reference geometry of the ArcFace family (SFace, MobileFaceNet, IResNet).
+#: Its fit here is the default; the models trained on it declare their own.
+ARCFACE_TEMPLATE = Template(
+    112,
+    (
+        (38.2946, 51.6963),
+        (73.5318, 51.5014),
+        (56.0252, 71.7366),
+        (41.5493, 92.3655),
+        (70.7299, 92.2041),
+    ),
+)
 
 
 def similarity_transform(src: npt.ArrayLike, dst: npt.ArrayLike) -> FloatArray:
@@ -90,16 +129,15 @@ def transform_points(matrix: npt.ArrayLike, points: npt.ArrayLike) -> FloatArray
 
 
 def alignment_matrix(landmarks: npt.ArrayLike, template: Template) -> FloatArray:
-    """The 2x3 map from image pixels to chip pixels for one face.
+    """The 2x3 map from image pixels to chip pixels for one face, fitted as `template.fit` says.
 
-    Least squares is not symmetric: fitting the landmarks onto the template
-    shrinks the face a little (the fitted scale carries the landmarks'
-    correlation with the template), while fitting the template onto the
-    landmarks does not. dlib, whose network is our default, fits its mean
-    face onto the detected points and samples the chip through that map; we
-    do the same and invert it, so our chips match the crops the network was
-    trained on.
+    dlib, whose network is our default, fits its mean face onto the detected
+    points and samples the chip through that map; for its template we do the
+    same and invert it. ArcFace-family crops come from the direct fit of the
+    landmarks onto the template. See `FitDirection`.
     """
+    if template.fit is FitDirection.LANDMARKS_ONTO_TEMPLATE:
+        return similarity_transform(landmarks, template.as_array())
     forward = np.vstack([similarity_transform(template.as_array(), landmarks), [0.0, 0.0, 1.0]])
     return np.linalg.inv(forward)[:2]
 

@@ -105,6 +105,7 @@ class Info:
     verification: DecisionThreshold
     identification: DecisionThreshold
     operating_points: CurveProvenance | None
+    non_commercial: bool  # the weights' licence allows research use only
 
 
 class FaceRec:
@@ -395,6 +396,7 @@ class FaceRec:
             verification=one_to_one,
             identification=self.decision_threshold(gallery_size=gallery.n_people),
             operating_points=curve.provenance if curve is not None else None,
+            non_commercial=spec.non_commercial,
         )
 
     def reembed(self, *, progress: bool = False) -> int:

@@ -301,6 +301,8 @@ def info(db: DbOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> 
                 )
             typer.echo(f"licence:   {r.licence}")
             typer.echo(f"origin:    {r.origin}")
+            if r.non_commercial:
+                typer.echo("WARNING:   these weights are for non-commercial research use only")
 
         emit(as_json, result, human)
 

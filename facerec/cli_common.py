@@ -23,7 +23,7 @@ import typer
 from facerec.api import FaceRec
 from facerec.config import Settings
 from facerec.errors import FacerecError, ModelMismatchError, MultipleFacesError
-from facerec.models.registry import weights_file
+from facerec.models.registry import DEFAULT_MODEL, models_help, weights_file
 from facerec.schemas import ErrorEnvelopeJSON, error_json
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
@@ -35,7 +35,10 @@ DbOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="Embedding model [default: $FACEREC_MODEL or dlib-resnet-v1]."),
+    typer.Option(
+        "--model",
+        help=f"Embedding model: {models_help()} [default: $FACEREC_MODEL or {DEFAULT_MODEL}].",
+    ),
 ]
 WeightsOpt = Annotated[
     Path | None,

@@ -2,7 +2,9 @@
 
 Every similarity in facerec is a cosine, so every embedding leaving this
 module is L2-normalised; prototypes, thresholds and the FAISS inner-product
-index all rely on it.
+index all rely on it. Batching, pixel normalisation, flip test-time
+augmentation and the L2 normalisation happen here for every model, whatever
+engine runs its network (see `facerec.models.base.Backbone`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ Embeddings = npt.NDArray[np.float32]
 
 
 class Embedder:
-    """Batched, gradient-free inference on the best available device.
+    """Batched, gradient-free inference on the best device the model's engine can use.
 
     `flip=True` averages each chip's embedding with its mirror image's: a
     cheap test-time augmentation that usually helps a little on pose.
+    `device` is where the network actually runs (ONNX models stay on the CPU).
     """
 
     def __init__(
@@ -35,15 +38,13 @@ class Embedder:
         flip: bool = False,
     ) -> None:
         self.model = model
-        self.device = device or default_device()
         self.batch_size = batch_size
         self.flip = flip
-        self._module = model.module.to(self.device).eval()
+        self._backbone = model.backbone.placed_on(device or default_device())
+        self.device = self._backbone.device
         spec = model.spec
-        self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(
-            1, 3, 1, 1
-        )
-        self._std = float(spec.std)
+        self._mean = np.asarray(spec.mean, dtype=np.float32)  # per channel, last axis
+        self._std = np.float32(spec.std)
 
     @property
     def spec(self) -> ModelSpec:
@@ -69,14 +70,28 @@ class Embedder:
             out[start : start + len(batch)] = self._run(batch)
         return out
 
-    @torch.inference_mode()
-    def _run(self, batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
-        x = (x - self._mean) / self._std
-        emb = self._module(x)
+    def _run(self, batch: npt.NDArray[np.uint8]) -> Embeddings:
+        # Normalised in (N, S, S, 3) memory and handed over as an (N, 3, S, S) view:
+        # PyTorch then runs its channels-last convolutions, as it always has here;
+        # engines that need contiguous NCHW copy it themselves.
+        x = (batch.astype(np.float32) - self._mean) / self._std
+        emb = self._raw(x.transpose(0, 3, 1, 2))
         if self.flip:
-            emb = torch.nn.functional.normalize(emb, dim=1) + torch.nn.functional.normalize(
-                self._module(torch.flip(x, dims=[3])), dim=1
+            mirrored = np.ascontiguousarray(x[:, :, ::-1])
+            emb = _unit(emb) + _unit(self._raw(mirrored.transpose(0, 3, 1, 2)))
+        return _unit(emb)
+
+    def _raw(self, x: npt.NDArray[np.float32]) -> Embeddings:
+        emb = self._backbone(x)
+        if emb.shape != (len(x), self.spec.embedding_dim):
+            raise ValueError(
+                f"{self.spec.name} returned embeddings of shape {emb.shape}, "
+                f"expected ({len(x)}, {self.spec.embedding_dim})"
             )
-        emb = torch.nn.functional.normalize(emb.float(), dim=1)
-        return emb.cpu().numpy().astype(np.float32, copy=False)
+        return emb
+
+
+def _unit(emb: Embeddings) -> Embeddings:
+    """Rows scaled to unit length (a zero row stays zero), as torch's F.normalize does."""
+    t = torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(emb)), dim=1)
+    return np.asarray(t.numpy(), dtype=np.float32)

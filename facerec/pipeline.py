@@ -13,24 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from facerec.alignment import Template, alignment_matrix, transform_points, warp_to_template
+from facerec.alignment import (
+    ARCFACE_TEMPLATE,
+    Template,
+    alignment_matrix,
+    transform_points,
+    warp_to_template,
+)
 from facerec.detection import DetectedFace, Detector
 from facerec.embedding import Embedder
 from facerec.errors import MultipleFacesError, NoFaceError
 from facerec.images import LoadedImage, RGBImage, from_png, to_png
 from facerec.quality import Quality, QualityLimits, assess
-
-#: ArcFace's 112x112 five-point template (InsightFace), the de-facto reference geometry.
-ARCFACE_TEMPLATE = Template(
-    112,
-    (
-        (38.2946, 51.6963),
-        (73.5318, 51.5014),
-        (56.0252, 71.7366),
-        (41.5493, 92.3655),
-        (70.7299, 92.2041),
-    ),
-)
 
 
 def _zoomed_out(base: Template, size: int, zoom: float) -> Template:

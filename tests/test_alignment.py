@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from facerec.alignment import (
+    ARCFACE_TEMPLATE,
+    FitDirection,
     Template,
     alignment_error,
+    alignment_matrix,
     similarity_transform,
     transform_points,
     warp_to_template,
@@ -75,3 +78,24 @@ def test_template_scaled() -> None:
     assert t.scaled(200).points[0] == (20, 40)
     with pytest.raises(ValueError):
         Template(100, ((1, 2),))
+
+
+def test_fit_direction_is_declared_by_the_template() -> None:
+    """Both fits map an exact similarity the same; on noisy landmarks the direct fit shrinks."""
+    dlib_way = ARCFACE_TEMPLATE
+    arcface_way = ARCFACE_TEMPLATE.fitted(FitDirection.LANDMARKS_ONTO_TEMPLATE)
+    assert dlib_way.fit is FitDirection.TEMPLATE_ONTO_LANDMARKS  # the default
+    assert arcface_way.scaled(224).fit is FitDirection.LANDMARKS_ONTO_TEMPLATE
+
+    exact = transform_points(_similarity(2.0, 10, 40, 30), ARCFACE_TEMPLATE.as_array())
+    np.testing.assert_allclose(
+        alignment_matrix(exact, dlib_way), alignment_matrix(exact, arcface_way), atol=1e-9
+    )
+    noisy = exact + np.random.default_rng(0).normal(0, 6, exact.shape)
+    direct = alignment_matrix(noisy, arcface_way)
+    np.testing.assert_allclose(direct, similarity_transform(noisy, ARCFACE_TEMPLATE.as_array()))
+
+    def scale(m: np.ndarray) -> float:
+        return float(np.hypot(m[0, 0], m[0, 1]))
+
+    assert scale(direct) < scale(alignment_matrix(noisy, dlib_way))

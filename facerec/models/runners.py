@@ -1,0 +1,130 @@
+"""The engines a backbone can run on, each behind the `Backbone` protocol (see base.py).
+
+PyTorch runs our own ports (dlib's ResNet, InceptionResnetV1); ONNX files
+run on OpenCV's DNN module or ONNX Runtime, whichever was measured faster and
+exact for that file (the model's module says which and why). The ONNX
+engines run on the CPU; the thread count is theirs to honour because their
+defaults (every core) would fight the detector and other processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from facerec.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+_CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TorchBackbone:
+    """A PyTorch module; threads follow torch's own global setting."""
+
+    module: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        first = next(self.module.parameters(), None)
+        return first.device if first is not None else _CPU
+
+    def placed_on(self, device: torch.device) -> TorchBackbone:
+        self.module.to(device).eval()  # in place: the module is shared, not copied
+        return self
+
+    @torch.inference_mode()
+    def __call__(self, batch: FloatArray) -> FloatArray:
+        out = self.module(torch.from_numpy(batch).to(self.device))
+        return np.asarray(out.float().cpu().numpy(), dtype=np.float32)
+
+
+def _cpu_only(engine: str, device: torch.device) -> None:
+    if device.type != "cpu":
+        log.info("%s runs on the CPU; %s is left to the detector", engine, device)
+
+
+class OpenCVBackbone:
+    """An ONNX network run by OpenCV's DNN module, one chip per forward pass.
+
+    One at a time because a network exported with a fixed batch of 1 (like
+    SFace's) gives correct output only for the first chip of a larger
+    batch in OpenCV. A lock serialises callers: a `cv2.dnn.Net` keeps
+    per-call state and is not safe to share between threads. `threads` sets
+    OpenCV's thread pool, which is process-wide (None leaves it alone).
+    """
+
+    device = _CPU
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import cv2
+
+        if threads is not None:
+            cv2.setNumThreads(threads)
+        try:
+            self._net: Any = cv2.dnn.readNet(str(path))
+        except cv2.error as exc:
+            reason = " ".join(str(exc).split())[-200:]
+            raise ModelError(f"{path}: OpenCV cannot read this network ({reason})") from None
+        self._lock = threading.Lock()
+
+    def placed_on(self, device: torch.device) -> OpenCVBackbone:
+        _cpu_only("OpenCV DNN", device)
+        return self
+
+    def __call__(self, batch: FloatArray) -> FloatArray:
+        rows = []
+        with self._lock:
+            for chip in np.ascontiguousarray(batch):
+                self._net.setInput(chip[None])
+                rows.append(np.asarray(self._net.forward(), dtype=np.float32).reshape(-1))
+        return np.stack(rows)
+
+
+class OnnxRuntimeBackbone:
+    """An ONNX network run by ONNX Runtime on the CPU, a whole batch per call.
+
+    `threads` is the session's intra-op thread count (None: ONNX Runtime's
+    default, one per physical core). Sessions are safe to call from several threads.
+    """
+
+    device = _CPU
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # exporter warnings are not the user's business
+        options.inter_op_num_threads = 1
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own unexported exception types
+            reason = " ".join(str(exc).split())[-200:]
+            raise ModelError(f"{path}: ONNX Runtime cannot load this network ({reason})") from None
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(
+                f"{path}: expected a network with one input, found {[i.name for i in inputs]}"
+            )
+        self._input = inputs[0].name
+
+    def placed_on(self, device: torch.device) -> OnnxRuntimeBackbone:
+        _cpu_only("ONNX Runtime", device)
+        return self
+
+    def __call__(self, batch: FloatArray) -> FloatArray:
+        out = self._session.run(None, {self._input: np.ascontiguousarray(batch)})[0]
+        return np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
