@@ -21,6 +21,7 @@ from facerec.cli_common import (
     EXIT_OK,
     EXIT_REJECTED,
     DbOpt,
+    DetectorOpt,
     JsonOpt,
     LargestOpt,
     MinFaceOpt,
@@ -33,6 +34,7 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import Settings
+from facerec.detection import DetectorKind
 
 app = typer.Typer(
     name="facerec",
@@ -64,10 +66,13 @@ def enroll(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     as_json: JsonOpt = False,
 ) -> None:
     """Enroll NAME from one face per photo (all photos or none)."""
-    with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+    with session(
+        db, make_settings(model, weights, min_face_size=min_face_size, detector=detector)
+    ) as fr:
         result = fr.enroll(name, images, largest=largest, progress=progress())
         emit(
             as_json,
@@ -89,10 +94,11 @@ def verify_cmd(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     as_json: JsonOpt = False,
 ) -> None:
     """Is the face in IMAGE the enrolled NAME? Exit 0 accepted, 1 rejected."""
-    with session(db, make_settings(model, weights, threshold, min_face_size)) as fr:
+    with session(db, make_settings(model, weights, threshold, min_face_size, detector)) as fr:
         result = fr.verify(name, image, largest=largest)
         emit(
             as_json,
@@ -136,11 +142,12 @@ def identify_cmd(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     as_json: JsonOpt = False,
 ) -> None:
     """Name every face in each IMAGE, or call it unknown."""
     settings = dataclasses.replace(
-        make_settings(model, weights, threshold, min_face_size), top_k=top_k
+        make_settings(model, weights, threshold, min_face_size, detector), top_k=top_k
     )
     with session(db, settings) as fr:
         results = fr.identify_many(images, progress=progress())

@@ -10,6 +10,7 @@ import typer
 
 from facerec.cli_common import (
     DbOpt,
+    DetectorOpt,
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
@@ -19,6 +20,7 @@ from facerec.cli_common import (
     progress,
     session,
 )
+from facerec.detection import DetectorKind
 from facerec.errors import FacerecError
 
 TargetArg = Annotated[
@@ -55,6 +57,7 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = None,
         weights: WeightsOpt = None,
         min_face_size: MinFaceOpt = 20,
+        detector: DetectorOpt = DetectorKind.MTCNN,
         as_json: JsonOpt = False,
     ) -> None:
         """Verification accuracy (k-fold), AUC, EER, TAR@FAR; one-shot identification; episodes."""
@@ -66,7 +69,9 @@ def register(app: typer.Typer) -> None:
         from facerec.evaluation.report import one_shot_identification, plot_roc, verification_report
         from facerec.fewshot import run_episodes
 
-        with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+        with session(
+            db, make_settings(model, weights, min_face_size=min_face_size, detector=detector)
+        ) as fr:
             pairs, people = _pairs(target, seed)
             paths = sorted(
                 {p.a for p in pairs}
@@ -151,13 +156,16 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = None,
         weights: WeightsOpt = None,
         min_face_size: MinFaceOpt = 20,
+        detector: DetectorOpt = DetectorKind.MTCNN,
         as_json: JsonOpt = False,
     ) -> None:
         """Choose the threshold for a target FAR on a labelled set; store it in the gallery."""
         from facerec.evaluation.embed import embed_set
         from facerec.evaluation.metrics import roc, tar_at_far
 
-        with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+        with session(
+            db, make_settings(model, weights, min_face_size=min_face_size, detector=detector)
+        ) as fr:
             pairs, _ = _pairs(target, seed)
             negatives = sum(not p.same for p in pairs)
             if negatives * far < 1:
