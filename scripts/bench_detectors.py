@@ -13,7 +13,12 @@ For each registered detector, with the default (dlib) embedding:
   detectors' points for the same face, per point, over MTCNN's eye distance
   (the same measure with YuNet's left and right swapped shows what a
   landmark-order mistake would look like);
-- faces found on the group photos (and none on the mountain);
+- faces found on the group photos (and none on the mountain), and how many
+  of the portraits (240 px to 2048 px, faces 50 to 1000 px) show exactly one;
+- small faces: LFW photos shrunk so the face is 12-32 px wide (MTCNN's box at
+  full size, scaled) and pasted into a grey 640x480 frame, the share found
+  at each width with the size floor at 8 px (a face further off than half
+  its width from the pasted one does not count);
 - detection time per image, single-threaded, at 250 px (LFW photos),
   640x480 (photos letterboxed like a camera frame) and 1600 px on the long
   side (the same photos scaled): the median over repeats of each image, then
@@ -62,6 +67,26 @@ GROUPS = {
     "openface/longoria-cooper.jpg": 2,
     "nonface/pilatus800.jpg": 0,
 }
+PORTRAITS = (
+    *(
+        f"face_recognition/examples/{n}"
+        for n in (
+            "obama.jpg",
+            "obama2.jpg",
+            "obama-240p.jpg",
+            "obama-1080p.jpg",
+            "biden.jpg",
+            "alex-lacamoire.png",
+            "lin-manuel-miranda.png",
+        )
+    ),
+    "face_recognition/tests/test_images/32bit.png",
+    *(
+        f"facenet_pytorch/data/test_images/{n}/1.jpg"
+        for n in ("angelina_jolie", "kate_siegel", "paul_rudd", "shea_whigham")
+    ),
+)
+SMALL_WIDTHS = (12, 16, 20, 24, 32)
 TIMING_PHOTOS = (
     "face_recognition/examples/two_people.jpg",
     "face_recognition/examples/obama2.jpg",
@@ -106,7 +131,7 @@ class Replay:
 def quantiles(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {}
-    q = np.quantile(np.asarray(values), [0.0, 0.01, 0.05, 0.5])
+    q = np.quantile(np.asarray(values), [0.0, 0.01, 0.05, 0.5]).tolist()
     return {"min": q[0], "p1": q[1], "p5": q[2], "median": q[3]}
 
 
@@ -174,6 +199,34 @@ def landmark_agreement(
     }
 
 
+def small_face_recall(
+    kind: DetectorKind, photos: Sequence[RGBImage], widths: Sequence[float]
+) -> dict[str, float]:
+    """Share of faces found at each width (see the module docstring)."""
+    detector = Detector(DetectorConfig(min_face_size=8, kind=kind), torch.device("cpu"), threads=1)
+    out = {}
+    for target in SMALL_WIDTHS:
+        found = 0
+        for img, width in zip(photos, widths, strict=True):
+            s = target / width
+            small = cv2.resize(
+                img,
+                (round(img.shape[1] * s), round(img.shape[0] * s)),
+                interpolation=cv2.INTER_AREA,
+            )
+            frame = np.full((480, 640, 3), 110, np.uint8)
+            h, w = small.shape[:2]
+            frame[200 : 200 + h, 300 : 300 + w] = small
+            cx, cy = 300 + w / 2, 200 + h / 2
+            found += any(
+                abs((f.box[0] + f.box[2]) / 2 - cx) < target / 2
+                and abs((f.box[1] + f.box[3]) / 2 - cy) < target / 2
+                for f in detector.detect(frame)
+            )
+        out[f"{target}px"] = found / len(photos)
+    return out
+
+
 def run(
     kind: DetectorKind, embedder: Embedder, paths: list[Path], pairs: list[Pair], repeat: int
 ) -> tuple[dict[str, object], list[DetectedFace | None]]:
@@ -200,6 +253,7 @@ def run(
     for rel, expected in GROUPS.items():
         faces = detector.detect(load_image(SHARED / rel).pixels)
         groups[rel] = {"expected": expected, "found": len(faces)}
+    portraits = sum(len(detector.detect(load_image(SHARED / rel).pixels)) == 1 for rel in PORTRAITS)
     timing_photos = [load_image(SHARED / rel).pixels for rel in TIMING_PHOTOS]
     timing = {
         "250px_lfw": ms_per_image(detector, images[:10], repeat),
@@ -223,6 +277,8 @@ def run(
         "gate_refused": sum(not q.ok for q in gate),
         "gate_refused_for_score": sum(any("detector score" in r for r in q.reasons) for q in gate),
         "groups": groups,
+        "portraits_with_one_face": portraits,
+        "portraits": len(PORTRAITS),
         "ms_per_image": timing,
     }
     return result, central
@@ -236,6 +292,9 @@ def main() -> None:
         "--detectors", nargs="+", type=DetectorKind, default=list(DetectorKind), metavar="KIND"
     )
     ap.add_argument("--repeat", type=int, default=5, help="timing repeats per image")
+    ap.add_argument(
+        "--small-faces", type=int, default=100, help="LFW photos for the small-face test (0: none)"
+    )
     ap.add_argument("--json", type=Path, default=Path("bench-results/detectors.json"))
     args = ap.parse_args()
 
@@ -248,6 +307,18 @@ def main() -> None:
     for kind in args.detectors:
         r, centrals[kind] = run(kind, embedder, paths, pairs, args.repeat)
         results.append(r)
+    if args.small_faces:
+        # Face width from MTCNN's full-size box for every detector: one ruler for both.
+        reference = Detector(DetectorConfig(), torch.device("cpu"))
+        photos, widths = [], []
+        for p in paths[: args.small_faces]:
+            img = load_image(p).pixels
+            faces = reference.detect(img)
+            if faces:
+                photos.append(img)
+                widths.append(central_face(faces, img.shape[1], img.shape[0]).width)
+        for r in results:
+            r["small_face_recall"] = small_face_recall(DetectorKind(r["detector"]), photos, widths)
     if DetectorKind.MTCNN in centrals:
         for r in results:
             kind = DetectorKind(r["detector"])
@@ -258,7 +329,7 @@ def main() -> None:
 
     head = (
         f"{'detector':<9}{'LFW missed':>11}{'accuracy':>17}{'TAR@1e-3':>10}"
-        f"{'gate refused':>14}{'groups':>12}{'250px':>8}{'640x480':>9}{'1600px':>8}"
+        f"{'gate refused':>14}{'groups':>10}{'portraits':>11}{'250px':>8}{'640x480':>9}{'1600px':>8}"
     )
     print(f"LFW {args.pairs.name}: {len(pairs)} pairs, {len(paths)} photos; times in ms, 1 thread")
     print(head)
@@ -274,12 +345,14 @@ def main() -> None:
             f"{r['lfw_accuracy'] * 100:>10.2f} ± {r['lfw_accuracy_std'] * 100:4.2f}"  # type: ignore[operator]
             f"{tar.get('1e-03', float('nan')) * 100:>9.2f}%"
             f"{r['gate_refused']:>8} ({r['gate_refused_for_score']})"
-            f"{groups:>12}{t['250px_lfw']:>8.0f}{t['640x480']:>9.0f}{t['1600px']:>8.0f}"
+            f"{groups:>10}{r['portraits_with_one_face']:>8}/{r['portraits']:<2}"
+            f"{t['250px_lfw']:>8.0f}{t['640x480']:>9.0f}{t['1600px']:>8.0f}"
         )
     print(
         f"groups: found on {' / '.join(GROUPS)} (a person counts {'/'.join(map(str, GROUPS.values()))})"
     )
     print("gate refused: LFW subjects the quality gate refuses (for the detector score alone)")
+    print("portraits: of the portraits, those where exactly one face was found")
     for r in results:
         lm = r.get("landmarks_vs_mtcnn")
         if isinstance(lm, dict) and lm.get("faces"):
@@ -290,7 +363,12 @@ def main() -> None:
                 f"left/right swapped would be {lm['mean_if_left_right_swapped']:.3f}"
             )
     for r in results:
-        print(f"{r['detector']} LFW subject score: {r['lfw_subject_score']}")
+        score = ", ".join(f"{k} {v:.3f}" for k, v in r["lfw_subject_score"].items())  # type: ignore[attr-defined]
+        print(f"{r['detector']} LFW subject score: {score}")
+    for r in results:
+        if "small_face_recall" in r:
+            rec = ", ".join(f"{k} {v * 100:.0f}%" for k, v in r["small_face_recall"].items())  # type: ignore[attr-defined]
+            print(f"{r['detector']} small faces found, by face width: {rec}")
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
