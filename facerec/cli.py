@@ -24,6 +24,7 @@ from facerec.cli_common import (
     EXIT_OK,
     EXIT_REJECTED,
     DbOpt,
+    DetectorOpt,
     JsonOpt,
     LargestOpt,
     MinFaceOpt,
@@ -39,6 +40,7 @@ from facerec.cli_common import (
 )
 from facerec.config import Settings
 from facerec.decision import format_rate
+from facerec.detection import DetectorKind
 from facerec.gallery import Person
 from facerec.operating import DEFAULT_FPIR
 
@@ -78,10 +80,11 @@ def enroll(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     as_json: JsonOpt = False,
 ) -> None:
     """Enroll NAME from one face per photo (all photos or none)."""
-    settings = make_settings(model, weights, min_face_size=min_face_size)
+    settings = make_settings(model, weights, min_face_size=min_face_size, detector=detector)
     with session(db, settings, as_json=as_json) as fr:
         result = fr.enroll(name, images, largest=largest, progress=progress())
         emit(
@@ -105,10 +108,11 @@ def verify_cmd(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     as_json: JsonOpt = False,
 ) -> None:
     """Is the face in IMAGE the enrolled NAME? Exit 0 accepted, 1 rejected."""
-    settings = make_settings(model, weights, threshold, min_face_size)
+    settings = make_settings(model, weights, threshold, min_face_size, detector)
     with session(db, settings, as_json=as_json) as fr:
         result = fr.verify(name, image, largest=largest)
         emit(
@@ -183,11 +187,14 @@ def identify_cmd(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     as_json: JsonOpt = False,
 ) -> None:
     """Name every face in each IMAGE, or call it unknown."""
     settings = dataclasses.replace(
-        make_settings(model, weights, threshold, min_face_size), top_k=top_k, target_fpir=fpir
+        make_settings(model, weights, threshold, min_face_size, detector),
+        top_k=top_k,
+        target_fpir=fpir,
     )
     with session(db, settings, as_json=as_json) as fr:
         results = fr.identify_many(images, progress=progress())

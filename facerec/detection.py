@@ -1,19 +1,28 @@
-"""Face detection with MTCNN: every face, its box, confidence and five landmarks.
+"""Face detection: every face, its box, confidence and five landmarks.
 
-MTCNN (Zhang et al., "Joint Face Detection and Alignment using Multi-task
-Cascaded Convolutional Networks", 2016) is used through facenet-pytorch, whose
-weights ship inside the package, so detection works offline. We use MTCNN for
-boxes *and* landmarks only; cropping is alignment's job (`alignment.py`),
-because MTCNN's own box crop leaves in-plane rotation in the face.
+Two detectors, chosen by `DetectorConfig.kind`; callers build `Detector` and
+never name a backend, so the choice is configuration (`--detector`,
+$FACEREC_DETECTOR), not code.
+
+- MTCNN (Zhang et al., "Joint Face Detection and Alignment using Multi-task
+  Cascaded Convolutional Networks", 2016), through facenet-pytorch, whose
+  weights ship inside the package. The default.
+- YuNet (Wu et al., "YuNet: A Tiny Millisecond-level Face Detector", 2023),
+  through OpenCV (`facerec.detectors.yunet`): several times faster on a CPU;
+  `scripts/bench_detectors.py` measures what that costs in recall.
+
+Both are used for boxes *and* landmarks only; cropping is alignment's job
+(`alignment.py`), because a box crop leaves in-plane rotation in the face.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,6 +32,13 @@ from facerec.images import RGBImage
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
+
+
+class DetectorKind(StrEnum):
+    """The registered detectors; the values are what `--detector` and $FACEREC_DETECTOR take."""
+
+    MTCNN = "mtcnn"
+    YUNET = "yunet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +68,44 @@ class DetectedFace:
 
 
 @dataclass(frozen=True, slots=True)
-class DetectorConfig:
-    """MTCNN settings.
+class YuNetConfig:
+    """YuNet's own settings (its scores are not on MTCNN's scale, so none are shared).
 
-    `thresholds` are the three cascade stages' (P-, R-, O-net) acceptance
-    scores; `min_score` is a final cut on the O-net confidence. A smaller
-    `min_face_size` finds smaller faces at the cost of a deeper image pyramid
-    (slower): AT&T/Yale-style tight crops need it, album photos rarely do.
+    `min_score` is the cut on YuNet's face score: the faces in the shared
+    photos and LFW score 0.88-0.96, the false detections seen there 0.69 at
+    most (blurred background behind a close portrait). `nms_iou` is the
+    overlap above which the lower-scored of two boxes is dropped. `max_side`
+    bounds the work (YuNet's time grows with the pixels): a larger image is
+    shrunk for detection and the results mapped back.
+    """
+
+    min_score: float = 0.7
+    nms_iou: float = 0.3
+    max_side: int = 1600
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Which detector, and its settings.
+
+    `min_face_size` is a floor for every detector, in the caller's pixels.
+    `thresholds`, `factor` and `min_score` are MTCNN's: the three cascade
+    stages' (P-, R-, O-net) acceptance scores, the pyramid step and a final cut
+    on the O-net confidence. For MTCNN a smaller `min_face_size` also means a
+    deeper image pyramid (slower): AT&T/Yale-style tight crops need it, album
+    photos rarely do. `yunet` holds YuNet's settings.
     """
 
     min_face_size: int = 20
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     factor: float = 0.709
     min_score: float = 0.90
+    kind: DetectorKind = DetectorKind.MTCNN
+    yunet: YuNetConfig = field(default_factory=YuNetConfig)
+
+    def __post_init__(self) -> None:
+        # "yunet" from a JSON file or a form is the enum member; anything else fails here.
+        object.__setattr__(self, "kind", DetectorKind(self.kind))
 
 
 def default_device() -> torch.device:
@@ -72,7 +113,79 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+#: The detector score of a face each detector is sure of: the quality gate's
+#: default (`QualityLimits.min_score`), since the scales differ. MTCNN's O-net
+#: gives clear faces 0.99 and more; YuNet's scores are compressed into
+#: 0.88-0.96 for the same faces (`scripts/bench_detectors.py` prints both
+#: distributions on LFW).
+SURE_SCORE = {DetectorKind.MTCNN: 0.95, DetectorKind.YUNET: 0.85}
+
+
+class DetectorBackend(Protocol):
+    """What one registered detector provides; `Detector` picks one by `config.kind`."""
+
+    def detect_batch(self, images: Sequence[RGBImage]) -> list[list[DetectedFace]]: ...
+
+
 class Detector:
+    """The detector `config.kind` names, returning `DetectedFace` records.
+
+    `threads` is YuNet's (OpenCV's) thread count, None to leave OpenCV's
+    process-wide setting alone; MTCNN runs on torch's threads. `device` is
+    MTCNN's; YuNet runs on the CPU whatever it says.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig | None = None,
+        device: torch.device | None = None,
+        threads: int | None = None,
+    ):
+        self.config = config or DetectorConfig()
+        self._backend = _BACKENDS[self.config.kind](self.config, device, threads)
+
+    @property
+    def kind(self) -> DetectorKind:
+        return self.config.kind
+
+    @property
+    def sure_score(self) -> float:
+        """The score of a face this detector is sure of (see `SURE_SCORE`)."""
+        return SURE_SCORE[self.config.kind]
+
+    def detect(self, image: RGBImage) -> list[DetectedFace]:
+        """All faces in one image, highest score first."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[RGBImage]) -> list[list[DetectedFace]]:
+        """Faces for several images, each list highest score first."""
+        return self._backend.detect_batch(images)
+
+
+def _mtcnn(
+    config: DetectorConfig, device: torch.device | None, threads: int | None
+) -> DetectorBackend:
+    return MtcnnDetector(config, device)
+
+
+def _yunet(
+    config: DetectorConfig, device: torch.device | None, threads: int | None
+) -> DetectorBackend:
+    from facerec.detectors.yunet import YuNetDetector  # OpenCV's DNN module: CPU only
+
+    dev = device or default_device()
+    if dev.type != "cpu":
+        log.info("YuNet runs on the CPU; %s is left to the embedding model", dev)
+    return YuNetDetector(config, threads=threads)
+
+
+_BACKENDS: dict[
+    DetectorKind,
+    Callable[[DetectorConfig, torch.device | None, int | None], DetectorBackend],
+] = {DetectorKind.MTCNN: _mtcnn, DetectorKind.YUNET: _yunet}
+
+
+class MtcnnDetector:
     """MTCNN wrapper returning `DetectedFace` records, batching equal-sized images."""
 
     def __init__(self, config: DetectorConfig | None = None, device: torch.device | None = None):

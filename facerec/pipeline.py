@@ -65,7 +65,7 @@ class Pipeline:
     def __init__(self, detector: Detector, embedder: Embedder, limits: QualityLimits | None = None):
         self.detector = detector
         self.embedder = embedder
-        self.limits = limits or QualityLimits()
+        self.limits = (limits or QualityLimits()).for_detector(detector.sure_score)
 
     @property
     def template(self) -> Template:

@@ -7,7 +7,7 @@ things, each with a limit in `QualityLimits`, and returns every failed check
 with its measured value so a user can see why a photo was refused.
 
 - size: the detector box's shorter side, in source pixels;
-- detector score: MTCNN's O-net confidence;
+- detector score: the detector's confidence, on that detector's own scale;
 - blur: variance of the Laplacian (Pech-Pacheco et al., 2000) on the aligned
   chip resized to 112 px grey, so the number does not depend on the source
   resolution;
@@ -20,6 +20,7 @@ with its measured value so a user can see why a photo was refused.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,11 +39,19 @@ class QualityLimits:
     every LFW/AT&T/face_recognition portrait and refuse partial or tiny faces."""
 
     min_face_px: float = 24.0
-    min_score: float = 0.95
+    #: None: the detector's own score for a face it is sure of (`Detector.sure_score`),
+    #: filled in by `for_detector`, because scores are not comparable between detectors.
+    min_score: float | None = None
     min_blur: float = 10.0
     max_abs_roll_deg: float = 45.0
     max_abs_yaw: float = 0.40
     pitch_range: tuple[float, float] = (0.15, 0.85)
+
+    def for_detector(self, sure_score: float) -> QualityLimits:
+        """These limits, with the detector's own score floor unless one was set."""
+        if self.min_score is not None:
+            return self
+        return dataclasses.replace(self, min_score=sure_score)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +109,11 @@ def blur_score(chip: RGBImage) -> float:
 
 
 def assess(face: DetectedFace, chip: RGBImage, limits: QualityLimits) -> Quality:
-    """Measure one face and list every limit it breaks."""
+    """Measure one face and list every limit it breaks.
+
+    The score is only checked against a set floor: resolve the limits with
+    `QualityLimits.for_detector` first (the `Pipeline` does).
+    """
     face_px = min(face.width, face.height)
     blur = blur_score(chip)
     roll, yaw, pitch = pose_from_landmarks(face.landmarks_array())
@@ -108,7 +121,7 @@ def assess(face: DetectedFace, chip: RGBImage, limits: QualityLimits) -> Quality
     if face_px < limits.min_face_px:
         v, lim = _apart(face_px, limits.min_face_px, 0)
         reasons.append(f"face too small ({v} px < {lim} px)")
-    if face.score < limits.min_score:
+    if limits.min_score is not None and face.score < limits.min_score:
         v, lim = _apart(face.score, limits.min_score, 3)
         reasons.append(f"low detector score ({v} < {lim})")
     if blur < limits.min_blur:

@@ -21,7 +21,7 @@ random flip, crop (85-100 %), scale and JPEG quality, longest side at most 1600 
 Prints a table and writes JSON to `--json` (default bench-results/album.json).
 
     python scripts/bench_album.py [--photos 200] [--rss-photos 2000] [--rss-seconds 0]
-        [--workers N] [--threads N] [--skip-face-recognition] [--fr-venv DIR]
+        [--workers N] [--threads N] [--detector mtcnn|yunet] [--skip-face-recognition] [--fr-venv DIR]
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def scan_cmd(folder: Path, db: Path, args: argparse.Namespace) -> list[str]:
         cmd += ["--workers", str(args.workers)]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
-    return cmd
+    return [*cmd, "--detector", args.detector]
 
 
 def facerec_scan(folder: Path, work: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -300,6 +300,7 @@ def main() -> None:
     ap.add_argument("--rss-seconds", type=float, default=0, help="stop the RSS run after this")
     ap.add_argument("--workers", type=int, default=None, help="scan decoder threads")
     ap.add_argument("--threads", type=int, default=None, help="scan torch threads")
+    ap.add_argument("--detector", choices=("mtcnn", "yunet"), default="mtcnn")
     ap.add_argument("--no-thumbnails", action="store_true")
     ap.add_argument("--skip-face-recognition", action="store_true")
     ap.add_argument("--fr-venv", type=Path, default=None, help="reuse/create this venv")
@@ -315,6 +316,7 @@ def main() -> None:
             "load_avg_at_start": os.getloadavg(),
         },
         "photos": args.photos,
+        "detector": args.detector,
     }
     with tempfile.TemporaryDirectory(prefix="bench-album-") as tmp:
         work = Path(tmp)

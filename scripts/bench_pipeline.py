@@ -5,7 +5,8 @@ facenet_pytorch, openface: portraits from 240p to 2048 px), repeats the whole
 pass, and reports medians over passes of the per-image mean, plus faces per
 second end to end. Prints a table and writes JSON.
 
-    python scripts/bench_pipeline.py [--model dlib-resnet-v1] [--repeat 3] [--json bench-results/pipeline.json]
+    python scripts/bench_pipeline.py [--model dlib-resnet-v1] [--detector mtcnn|yunet] [--repeat 3]
+        [--json bench-results/pipeline.json]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 from facerec.alignment import warp_to_template
-from facerec.detection import Detector
+from facerec.detection import Detector, DetectorConfig, DetectorKind
 from facerec.embedding import Embedder
 from facerec.images import IMAGE_SUFFIXES, load_image
 from facerec.models.registry import load_model
@@ -69,19 +70,21 @@ def one_pass(paths: list[Path], det: Detector, emb: Embedder) -> dict[str, float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
+    ap.add_argument("--detector", type=DetectorKind, default=DetectorKind.MTCNN)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, default=Path("bench-results/pipeline.json"))
     args = ap.parse_args()
     paths = photos()
     if not paths:
         raise SystemExit(f"no photos under {SHARED}")
-    det = Detector()
+    det = Detector(DetectorConfig(kind=args.detector), threads=torch.get_num_threads())
     emb = Embedder(load_model(args.model))
     one_pass(paths[:3], det, emb)  # warm-up: lazy inits, allocator
     passes = [one_pass(paths, det, emb) for _ in range(args.repeat)]
     med = {k: statistics.median(p[k] for p in passes) for k in passes[0]}
     print(
-        f"facerec pipeline, {len(paths)} photos, {int(med['faces'])} faces, model {emb.spec.name}, "
+        f"facerec pipeline, {len(paths)} photos, {int(med['faces'])} faces, detector {det.kind}, "
+        f"model {emb.spec.name}, "
         f"device {emb.device}, torch threads {torch.get_num_threads()}, median of {args.repeat} passes"
     )
     print(f"{'stage':<10}{'ms/image':>10}")
@@ -95,6 +98,7 @@ def main() -> None:
     args.json.write_text(
         json.dumps(
             {
+                "detector": det.kind.value,
                 "model": emb.spec.name,
                 "device": str(emb.device),
                 "photos": len(paths),

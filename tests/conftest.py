@@ -58,4 +58,5 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["FACEREC_OFFLINE"] = "1"
     env.pop("FACEREC_MODEL", None)
     env.pop("FACEREC_WEIGHTS", None)
+    env.pop("FACEREC_DETECTOR", None)
     return env

@@ -4,10 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.detection import DetectedFace
+from facerec.detection import SURE_SCORE, DetectedFace, DetectorKind
 from facerec.quality import QualityLimits, assess, blur_score, pose_from_landmarks
 
 FRONTAL = ((40.0, 50.0), (80.0, 50.0), (60.0, 70.0), (45.0, 90.0), (75.0, 90.0))
+LIMITS = QualityLimits().for_detector(SURE_SCORE[DetectorKind.MTCNN])
 
 
 def _face(landmarks=FRONTAL, box=(10.0, 10.0, 110.0, 130.0), score=0.999) -> DetectedFace:  # type: ignore[no-untyped-def]
@@ -34,7 +35,7 @@ def test_roll_does_not_leak_into_yaw() -> None:
 
 
 def test_good_face_passes(sharp_chip: np.ndarray) -> None:
-    q = assess(_face(), sharp_chip, QualityLimits())
+    q = assess(_face(), sharp_chip, LIMITS)
     assert q.ok and q.reasons == ()
 
 
@@ -48,9 +49,14 @@ def test_each_rejection_carries_its_reason(sharp_chip: np.ndarray) -> None:
         "sideways": (_face(landmarks=profile), sharp_chip),
     }
     for words, (face, chip) in cases.items():
-        q = assess(face, chip, QualityLimits())
+        q = assess(face, chip, LIMITS)
         assert not q.ok
         assert len(q.reasons) == 1 and words in q.reasons[0], (words, q.reasons)
+
+
+def test_score_floor_is_the_detectors_unless_set() -> None:
+    assert QualityLimits().for_detector(0.85).min_score == 0.85
+    assert QualityLimits(min_score=0.5).for_detector(0.85).min_score == 0.5
 
 
 def test_blur_is_resolution_independent(sharp_chip: np.ndarray) -> None:

@@ -26,6 +26,7 @@ import typer
 from facerec.cli_common import (
     EXIT_ERROR,
     DbOpt,
+    DetectorOpt,
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
@@ -38,6 +39,7 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import Settings
+from facerec.detection import DetectorKind
 
 if TYPE_CHECKING:
     from facerec.album.api import Album
@@ -148,13 +150,14 @@ def scan(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     as_json: JsonOpt = False,
 ) -> None:
     """Scan FOLDER: new and changed photos are detected, embedded, matched and clustered."""
     from facerec.album import scan as scan_mod
 
     scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
-    settings = make_settings(model, weights, threshold, min_face_size)
+    settings = make_settings(model, weights, threshold, min_face_size, detector)
     with _album(db, settings, cluster_threshold, fold_threshold, as_json=as_json) as album:
         result = album.scan(
             folder,

@@ -25,6 +25,7 @@ from facerec.cli_common import (
     EXIT_OK,
     EXIT_REJECTED,
     DbOpt,
+    DetectorOpt,
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
@@ -34,6 +35,7 @@ from facerec.cli_common import (
     make_settings,
     session,
 )
+from facerec.detection import DetectorKind
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ def camera(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 40,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     as_json: JsonOpt = False,
 ) -> None:
     """Decide who is at the door from a video stream: --claim NAME or --watch.
@@ -123,7 +126,7 @@ def camera(
         timeout_s = DEFAULT_CLAIM_TIMEOUT_S
 
     events: list[DecisionEvent] = []
-    settings = make_settings(model, weights, threshold, min_face_size)
+    settings = make_settings(model, weights, threshold, min_face_size, detector)
     with session(db, settings, as_json=as_json) as fr, ExitStack() as stack:
         hook = Webhook(webhook, timeout_s=webhook_timeout_s) if webhook else None
         if hook is not None:

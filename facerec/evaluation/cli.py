@@ -15,6 +15,7 @@ import typer
 
 from facerec.cli_common import (
     DbOpt,
+    DetectorOpt,
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
@@ -25,6 +26,7 @@ from facerec.cli_common import (
     progress,
     session,
 )
+from facerec.detection import DetectorKind
 from facerec.errors import FacerecError
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
@@ -96,6 +98,7 @@ def register(app: typer.Typer) -> None:
         min_face_size: MinFaceOpt = 20,
         cache_dir: CacheDirOpt = None,
         no_cache: NoCacheOpt = False,
+        detector: DetectorOpt = DetectorKind.MTCNN,
         as_json: JsonOpt = False,
     ) -> None:
         """Verification accuracy (k-fold), AUC, EER, TAR@FAR; one-shot identification; episodes."""
@@ -107,7 +110,9 @@ def register(app: typer.Typer) -> None:
         from facerec.evaluation.report import one_shot_identification, plot_roc, verification_report
         from facerec.fewshot import run_episodes
 
-        settings = make_settings(model, weights, min_face_size=min_face_size)
+        settings = make_settings(
+            model, weights, min_face_size=min_face_size, detector=detector
+        )
         with session(db, settings, as_json=as_json) as fr:
             pairs, people = _pairs(target, seed)
             paths = sorted(
@@ -201,13 +206,16 @@ def register(app: typer.Typer) -> None:
         min_face_size: MinFaceOpt = 20,
         cache_dir: CacheDirOpt = None,
         no_cache: NoCacheOpt = False,
+        detector: DetectorOpt = DetectorKind.MTCNN,
         as_json: JsonOpt = False,
     ) -> None:
         """Choose the threshold for a target FAR on a labelled set; store it in the gallery."""
         from facerec.evaluation.embed import embed_set
         from facerec.evaluation.metrics import roc, tar_at_far
 
-        settings = make_settings(model, weights, min_face_size=min_face_size)
+        settings = make_settings(
+            model, weights, min_face_size=min_face_size, detector=detector
+        )
         with session(db, settings, as_json=as_json) as fr:
             pairs, _ = _pairs(target, seed)
             negatives = sum(not p.same for p in pairs)

@@ -18,6 +18,7 @@ import typer
 from facerec.cli_common import (
     EXIT_ERROR,
     DbOpt,
+    DetectorOpt,
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
@@ -29,6 +30,7 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import default_db_path
+from facerec.detection import DetectorKind
 from facerec.server.auth import ApiKeyInfo, KeyStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ def serve(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    detector: DetectorOpt = DetectorKind.MTCNN,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (info: one line per request).")
     ] = "info",
@@ -74,7 +77,7 @@ def serve(
         )
     config = ServerConfig(
         db=db or default_db_path(),
-        settings=make_settings(model, weights, threshold, min_face_size),
+        settings=make_settings(model, weights, threshold, min_face_size, detector),
         max_upload_bytes=int(max_upload_mb * 2**20),
     )
     # Open the gallery and load the model before listening: a bad gallery or missing

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from facerec.cli_common import (
+    DetectorOpt,
     JsonOpt,
     MinFaceOpt,
     WeightsOpt,
@@ -16,6 +17,7 @@ from facerec.cli_common import (
     progress,
     reported_errors,
 )
+from facerec.detection import DetectorKind
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--cache", help="Chip cache folder [default: the user cache dir]."),
         ] = None,
         min_face_size: MinFaceOpt = 20,
+        detector: DetectorOpt = DetectorKind.MTCNN,
         save_every: Annotated[
             int | None,
             typer.Option("--save-every", help="Also checkpoint every N steps (0: never).", min=0),
@@ -224,7 +227,7 @@ def _run(o: dict[str, Any]) -> dict[str, Any]:
     if o["exclude_list"] is not None:
         excluded |= read_identity_list(o["exclude_list"])
 
-    detector_config = DetectorConfig(min_face_size=o["min_face_size"])
+    detector_config = DetectorConfig(min_face_size=o["min_face_size"], kind=o["detector"])
     # The cache covers the whole folder, so every fold of a rotation reuses it;
     # exclusions apply to the chips, before any batch is drawn.
     items = folder_items(

@@ -31,6 +31,7 @@ exclude identities before training.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,7 +51,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from facerec.alignment import Template, warp_to_template
-from facerec.detection import DetectedFace, DetectorConfig
+from facerec.detection import DetectedFace, DetectorConfig, DetectorKind
 from facerec.errors import FacerecError, ImageError
 from facerec.evaluation.embed import central_face
 from facerec.evaluation.pairs import Pair, folder_identities, read_lfw_pairs
@@ -198,6 +199,10 @@ class Preparation:
             "min_score": self.detector.min_score,
             "misses": self.misses,
         }
+        if self.detector.kind is not DetectorKind.MTCNN:
+            # Only other detectors add to the key, so existing MTCNN caches stay valid.
+            desc["detector"] = self.detector.kind.value
+            desc["yunet"] = dataclasses.asdict(self.detector.yunet)
         return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -284,7 +289,7 @@ def load_or_build(
 ) -> ChipSet:
     """The chips of `items`, from the cache when it holds them, else detected, aligned and cached.
 
-    `detector` defaults to MTCNN with `prep.detector`'s settings and is only
+    `detector` defaults to the one `prep.detector` configures and is only
     created when the cache misses. A corrupt or outdated cache file is logged
     and rebuilt.
     """

@@ -1,0 +1,1 @@
+"""Detector backends behind `facerec.detection.Detector`, one file each."""

