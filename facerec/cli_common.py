@@ -21,6 +21,7 @@ import typer
 from facerec.api import FaceRec
 from facerec.config import Settings
 from facerec.errors import FacerecError
+from facerec.runtime import default_threads
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
 
@@ -46,6 +47,15 @@ ThresholdOpt = Annotated[
 LargestOpt = Annotated[
     bool, typer.Option("--largest", help="Use the largest face when a photo shows several.")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads for detection and embedding [default: $FACEREC_THREADS, else "
+        f"{default_threads()}: steady latency on a busy machine; more can be faster on an idle one].",
+    ),
+]
 MinFaceOpt = Annotated[
     int, typer.Option("--min-face-size", help="Smallest face the detector looks for, in pixels.")
 ]
@@ -56,6 +66,7 @@ def make_settings(
     weights: Path | None = None,
     threshold: float | None = None,
     min_face_size: int = 20,
+    threads: int | None = None,
 ) -> Settings:
     from facerec.detection import DetectorConfig
 
@@ -64,6 +75,7 @@ def make_settings(
         weights=weights,
         threshold=threshold,
         detector=DetectorConfig(min_face_size=min_face_size),
+        threads=threads,
     )
 
 

@@ -29,6 +29,7 @@ from facerec.cli_common import (
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     ThresholdOpt,
     WeightsOpt,
     emit,
@@ -107,13 +108,7 @@ def scan(
             "whole [default: 1600].",
         ),
     ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads",
-            help="Torch threads for detection and embedding [default: every core; 1 on a busy machine].",
-        ),
-    ] = None,
+    threads: ThreadsOpt = None,
     thumbnails: Annotated[
         bool,
         typer.Option("--thumbnails/--no-thumbnails", help="Store small face JPEGs for reports."),
@@ -142,7 +137,7 @@ def scan(
     from facerec.album import scan as scan_mod
 
     scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
-    settings = make_settings(model, weights, threshold, min_face_size)
+    settings = make_settings(model, weights, threshold, min_face_size, threads)
     with _album(db, settings, cluster_threshold, fold_threshold) as album:
         result = album.scan(
             folder,
@@ -150,7 +145,6 @@ def scan(
             batch_size=batch_size or scan_mod.DEFAULT_BATCH_SIZE,
             max_side=scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None),
             thumbnails=thumbnails,
-            threads=threads,
             fold=fold_confident,
             progress=progress(),
         )

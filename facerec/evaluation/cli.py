@@ -13,6 +13,7 @@ from facerec.cli_common import (
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     WeightsOpt,
     make_settings,
     print_json,
@@ -55,6 +56,7 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = None,
         weights: WeightsOpt = None,
         min_face_size: MinFaceOpt = 20,
+        threads: ThreadsOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Verification accuracy (k-fold), AUC, EER, TAR@FAR; one-shot identification; episodes."""
@@ -66,7 +68,8 @@ def register(app: typer.Typer) -> None:
         from facerec.evaluation.report import one_shot_identification, plot_roc, verification_report
         from facerec.fewshot import run_episodes
 
-        with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+        settings = make_settings(model, weights, min_face_size=min_face_size, threads=threads)
+        with session(db, settings) as fr:
             pairs, people = _pairs(target, seed)
             paths = sorted(
                 {p.a for p in pairs}
@@ -151,13 +154,15 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = None,
         weights: WeightsOpt = None,
         min_face_size: MinFaceOpt = 20,
+        threads: ThreadsOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Choose the threshold for a target FAR on a labelled set; store it in the gallery."""
         from facerec.evaluation.embed import embed_set
         from facerec.evaluation.metrics import roc, tar_at_far
 
-        with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
+        settings = make_settings(model, weights, min_face_size=min_face_size, threads=threads)
+        with session(db, settings) as fr:
             pairs, _ = _pairs(target, seed)
             negatives = sum(not p.same for p in pairs)
             if negatives * far < 1:

@@ -21,6 +21,7 @@ from facerec.cli_common import (
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     ThresholdOpt,
     WeightsOpt,
     emit,
@@ -53,6 +54,7 @@ def serve(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    threads: ThreadsOpt = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (info: one line per request).")
     ] = "info",
@@ -74,7 +76,7 @@ def serve(
         )
     config = ServerConfig(
         db=db or default_db_path(),
-        settings=make_settings(model, weights, threshold, min_face_size),
+        settings=make_settings(model, weights, threshold, min_face_size, threads),
         max_upload_bytes=int(max_upload_mb * 2**20),
     )
     # Open the gallery and load the model before listening: a bad gallery or missing
