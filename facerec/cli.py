@@ -25,6 +25,7 @@ from facerec.cli_common import (
     LargestOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     ThresholdOpt,
     WeightsOpt,
     emit,
@@ -60,15 +61,47 @@ def enroll(
     name: Annotated[str, typer.Argument(help="The person's name.")],
     images: Annotated[list[Path], typer.Argument(help="One or more photos of that person.")],
     largest: LargestOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Enroll even photos that do not match NAME's other photos or match someone else.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Refuse a new NAME whose photos already match someone enrolled."
+        ),
+    ] = False,
     db: DbOpt = None,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enroll NAME from one face per photo (all photos or none)."""
-    with session(db, make_settings(model, weights, min_face_size=min_face_size)) as fr:
-        result = fr.enroll(name, images, largest=largest, progress=progress())
+    """Enroll NAME from one face per photo (all photos or none).
+
+    Each photo must match NAME (its enrolled samples, or the other photos given)
+    at the verification threshold and match no one else better; otherwise
+    nothing is enrolled and the exit code is 2.
+    """
+    settings = make_settings(model, weights, min_face_size=min_face_size, threads=threads)
+    with session(db, settings) as fr:
+        result = fr.enroll(
+            name, images, largest=largest, force=force, strict=strict, progress=progress()
+        )
+        for source, n in zip(images, result.ignored_faces, strict=False):
+            _note_ignored(str(source), n)
+        if result.lookalike is not None:
+            typer.echo(
+                f"warning: {result.person.name!r} was not enrolled before, but its photos match "
+                f"enrolled {result.lookalike.name!r} (similarity "
+                f"{result.lookalike.similarity:.4f}); the same person under two names? "
+                "(--strict refuses this)",
+                err=True,
+            )
         emit(
             as_json,
             result,
@@ -89,11 +122,13 @@ def verify_cmd(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Is the face in IMAGE the enrolled NAME? Exit 0 accepted, 1 rejected."""
-    with session(db, make_settings(model, weights, threshold, min_face_size)) as fr:
+    with session(db, make_settings(model, weights, threshold, min_face_size, threads)) as fr:
         result = fr.verify(name, image, largest=largest)
+        _note_ignored(str(image), result.ignored_faces)
         emit(
             as_json,
             result,
@@ -103,6 +138,11 @@ def verify_cmd(
             ),
         )
     raise typer.Exit(EXIT_OK if result.accepted else EXIT_REJECTED)
+
+
+def _note_ignored(source: str, n: int) -> None:
+    if n:
+        typer.echo(f"note: {source}: used the main face, {n} other face(s) ignored", err=True)
 
 
 def _print_identifications(results: list[ImageIdentification]) -> None:
@@ -136,11 +176,12 @@ def identify_cmd(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Name every face in each IMAGE, or call it unknown."""
     settings = dataclasses.replace(
-        make_settings(model, weights, threshold, min_face_size), top_k=top_k
+        make_settings(model, weights, threshold, min_face_size, threads), top_k=top_k
     )
     with session(db, settings) as fr:
         results = fr.identify_many(images, progress=progress())
@@ -210,10 +251,11 @@ def reembed(
     db: DbOpt = None,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute every sample with the chosen model from its stored aligned crop."""
-    with session(db, make_settings(model, weights)) as fr:
+    with session(db, make_settings(model, weights, threads=threads)) as fr:
         n = fr.reembed(progress=progress())
         ident = fr.pipeline.embedder.identity
         emit(

@@ -23,6 +23,7 @@ class Verification:
     accepted: bool
     similarity: float
     threshold: float
+    ignored_faces: int = 0  # other faces in the photo, not the subject (set by FaceRec.verify)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,12 +36,13 @@ class NoFaceError(FacerecError):
 class MultipleFacesError(FacerecError):
     """An image with several faces where exactly one was expected."""
 
-    def __init__(self, source: str | Path, count: int) -> None:
+    def __init__(self, source: str | Path, count: int, detail: str = "") -> None:
         self.source = str(source)
         self.count = count
+        why = f"{detail}; " if detail else ""
         super().__init__(
             f"{self.source}: {count} faces found where one was expected "
-            "(use --largest to take the largest face)"
+            f"({why}use --largest to take the largest face)"
         )
 
 

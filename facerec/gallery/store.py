@@ -753,6 +753,11 @@ def _name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name.strip())
 
 
+def canonical_name(name: str) -> str:
+    """`name` as the gallery stores it (trimmed, NFC), or InvalidNameError: for comparing names."""
+    return _validate_name(name)
+
+
 def _validate_name(name: str) -> str:
     if not isinstance(name, str):
         raise InvalidNameError(f"a person's name must be a string, got {type(name).__name__}")

@@ -42,14 +42,30 @@ class PersonOut(BaseModel):
         )
 
 
+class LookalikeOut(BaseModel):
+    """An enrolled person a new name's photos already match (a warning)."""
+
+    name: str
+    similarity: float
+
+
 class EnrollOut(BaseModel):
     person: PersonOut
     added: int
     skipped: int
+    lookalike: LookalikeOut | None = None
+    ignored_faces: list[int] = []
 
     @classmethod
     def from_result(cls, r: EnrollResult) -> EnrollOut:
-        return cls(person=PersonOut.from_person(r.person), added=r.added, skipped=r.skipped)
+        look = r.lookalike
+        return cls(
+            person=PersonOut.from_person(r.person),
+            added=r.added,
+            skipped=r.skipped,
+            lookalike=LookalikeOut(name=look.name, similarity=look.similarity) if look else None,
+            ignored_faces=list(r.ignored_faces),
+        )
 
 
 class VerifyOut(BaseModel):
@@ -57,10 +73,17 @@ class VerifyOut(BaseModel):
     accepted: bool
     similarity: float
     threshold: float
+    ignored_faces: int = 0
 
     @classmethod
     def from_verification(cls, v: Verification) -> VerifyOut:
-        return cls(name=v.name, accepted=v.accepted, similarity=v.similarity, threshold=v.threshold)
+        return cls(
+            name=v.name,
+            accepted=v.accepted,
+            similarity=v.similarity,
+            threshold=v.threshold,
+            ignored_faces=v.ignored_faces,
+        )
 
 
 class CandidateOut(BaseModel):
