@@ -34,6 +34,7 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import Settings
+from facerec.runtime import quiet_waits
 
 app = typer.Typer(
     name="facerec",
@@ -54,6 +55,7 @@ def _main(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    quiet_waits()  # before any command loads torch
 
 
 @app.command()
