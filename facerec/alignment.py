@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -150,6 +149,8 @@ def warp_to_template(image: Image, landmarks: npt.ArrayLike, template: Template)
     `extract_image_chip`, we first shrink the image with area averaging so the
     final warp never downsamples by more than 2x.
     """
+    import cv2  # deferred: the templates are needed by commands that never touch pixels
+
     matrix = alignment_matrix(landmarks, template)
     scale = float(np.hypot(matrix[0, 0], matrix[0, 1]))
     src: npt.NDArray[np.uint8] = image

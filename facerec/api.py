@@ -16,6 +16,7 @@ the album's and the camera's table modules here.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -35,16 +36,25 @@ from facerec.camera.audit import AuditForgotten, AuditLog
 from facerec.config import Settings, default_db_path
 from facerec.decision import DecisionThreshold, Identification, Verification, identify, verify
 from facerec.detection import Detector
-from facerec.embedding import Embedder
+from facerec.enrolment import EnrolmentCheck, check_enrolment
 from facerec.errors import FacerecError, ImageError, UnknownPersonError
-from facerec.gallery import EnrollResult, Gallery, GalleryInfo, NewSample, Person
+from facerec.gallery import (
+    EnrollResult,
+    Gallery,
+    GalleryInfo,
+    Hit,
+    NewSample,
+    Person,
+    canonical_name,
+)
 from facerec.gallery.forget import ForgetTarget
 from facerec.images import LoadedImage, decode_image, load_image
 from facerec.models.base import ModelSpec, sha256_file
 from facerec.models.registry import DEFAULT_MODEL, load_model, model_spec
 from facerec.operating import CurveProvenance, OperatingCurve, curve_for, resolve_threshold
-from facerec.pipeline import Face, Pipeline, StoredCrop, select_one, storage_crop
+from facerec.pipeline import Face, Pipeline, StoredCrop, select_subject, storage_crop
 from facerec.quality import Quality
+from facerec.runtime import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +159,9 @@ class FaceRec:
     @property
     def pipeline(self) -> Pipeline:
         if self._pipeline is None:
+            from facerec.embedding import Embedder  # torch loads here, not for people/info
+
+            use_threads(self.settings.threads)
             model = load_model(self.settings.model, self.settings.weights)
             embedder = Embedder(model, batch_size=self.settings.batch_size, flip=self.settings.flip)
             self._pipeline = Pipeline(
@@ -210,13 +223,17 @@ class FaceRec:
         images: Sequence[str | Path],
         *,
         largest: bool = False,
+        force: bool = False,
+        strict: bool = False,
         progress: bool = False,
     ) -> EnrollResult:
         """Add one face from each photo file to `name`'s samples; all or nothing."""
         if not images:
             raise ValueError("enroll needs at least one image")
         loaded = [load_image(p) for p in images]  # bad files fail before any model loads
-        return self.enroll_images(name, loaded, largest=largest, progress=progress)
+        return self.enroll_images(
+            name, loaded, largest=largest, force=force, strict=strict, progress=progress
+        )
 
     def enroll_images(
         self,
@@ -224,22 +241,59 @@ class FaceRec:
         images: Sequence[LoadedImage],
         *,
         largest: bool = False,
+        force: bool = False,
+        strict: bool = False,
         progress: bool = False,
     ) -> EnrollResult:
         """Add one face from each decoded image to `name`'s samples; all or nothing.
 
         Every image is detected and embedded before anything is written, so
-        one bad photo in ten leaves the gallery as it was.
+        one bad photo in ten leaves the gallery as it was. The photos must
+        then pass `facerec.enrolment`'s checks at the verification threshold
+        (each matches the person and no one else better); a refusal raises an
+        `EnrolmentError` with the numbers, unless `force`. A new name whose
+        photos match someone enrolled comes back with `lookalike` set, or is
+        refused with `strict`.
         """
         if not images:
             raise ValueError("enroll needs at least one image")
+        key = canonical_name(name)  # an invalid name fails before any model work
         identity = self.pipeline.embedder.identity
         self.gallery.check_model(identity)
-        samples = []
-        for image in tqdm(images, desc=f"enrolling {name}", unit="photo", disable=not progress):
-            face = select_one(self.faces(image), image.source, largest=largest)
-            samples.append(_new_sample(image, face))
-        return self.gallery.enroll(name, samples, identity)
+        samples, ignored = [], []
+        for image in tqdm(images, desc=f"enrolling {key}", unit="photo", disable=not progress):
+            subject = select_subject(self.faces(image), image, largest=largest)
+            samples.append(_new_sample(image, subject.face))
+            ignored.append(subject.ignored)
+        check = self.check_enrolment(key, samples)
+        refusal = None if force else check.refusal(strict=strict)
+        if refusal is not None:
+            raise refusal
+        if check.lookalike is not None:
+            log.info("%r resembles enrolled %r", key, check.lookalike.name)
+        result = self.gallery.enroll(key, samples, identity)
+        return dataclasses.replace(result, lookalike=check.lookalike, ignored_faces=tuple(ignored))
+
+    def check_enrolment(self, name: str, samples: Sequence[NewSample]) -> EnrolmentCheck:
+        """How well new samples match `name` and everyone else, at the verification threshold."""
+        key = canonical_name(name)
+        try:
+            prototype = self.gallery.prototype(key) if self.gallery.has(key) else None
+        except UnknownPersonError:  # a name without samples has no prototype yet
+            prototype = None
+
+        def nearest_others(queries: npt.NDArray[np.float32]) -> list[Hit | None]:
+            hits = self.gallery.search(queries, 2)  # the person themself takes at most one
+            return [next((h for h in row if h.name != key), None) for row in hits]
+
+        return check_enrolment(
+            key,
+            np.stack([s.embedding for s in samples]).astype(np.float32),
+            [s.source for s in samples],
+            prototype=prototype,
+            threshold=self.threshold(),
+            nearest_others=nearest_others,
+        )
 
     def verify(self, name: str, image: str | Path, *, largest: bool = False) -> Verification:
         """1:1: is the (single) face in the photo file the enrolled person `name`?"""
@@ -252,9 +306,10 @@ class FaceRec:
         if not self.gallery.has(name):
             raise UnknownPersonError(name)
         self.gallery.check_model(self.pipeline.embedder.identity)
-        face = select_one(self.faces(image), image.source, largest=largest)
+        subject = select_subject(self.faces(image), image, largest=largest)
         threshold = self.decision_threshold()
-        return verify(name, face.embedding, self.gallery.prototype(name), threshold)
+        result = verify(name, subject.face.embedding, self.gallery.prototype(name), threshold)
+        return dataclasses.replace(result, ignored_faces=subject.ignored)
 
     def faces(self, image: LoadedImage) -> list[Face]:
         """Every face of one image through the pipeline."""

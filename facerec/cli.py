@@ -29,6 +29,7 @@ from facerec.cli_common import (
     LargestOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     ThresholdOpt,
     WeightsOpt,
     emit,
@@ -43,6 +44,7 @@ from facerec.decision import format_rate
 from facerec.detection import DetectorKind
 from facerec.gallery import Person
 from facerec.operating import DEFAULT_FPIR
+from facerec.runtime import quiet_waits
 
 #: Commands without the --json flag: `serve` prints a log, `album report --json FILE` writes a file.
 WITHOUT_JSON = ("serve", "album report")
@@ -69,6 +71,7 @@ def _main(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    quiet_waits()  # before any command loads torch
 
 
 @app.command()
@@ -76,17 +79,50 @@ def enroll(
     name: Annotated[str, typer.Argument(help="The person's name.")],
     images: Annotated[list[Path], typer.Argument(help="One or more photos of that person.")],
     largest: LargestOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Enroll even photos that do not match NAME's other photos or match someone else.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Refuse a new NAME whose photos already match someone enrolled."
+        ),
+    ] = False,
     db: DbOpt = None,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
     detector: DetectorOpt = DetectorKind.MTCNN,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enroll NAME from one face per photo (all photos or none)."""
-    settings = make_settings(model, weights, min_face_size=min_face_size, detector=detector)
+    """Enroll NAME from one face per photo (all photos or none).
+
+    Each photo must match NAME (its enrolled samples, or the other photos given)
+    at the verification threshold and match no one else better; otherwise
+    nothing is enrolled and the exit code is 2.
+    """
+    settings = make_settings(
+        model, weights, min_face_size=min_face_size, detector=detector, threads=threads
+    )
     with session(db, settings, as_json=as_json) as fr:
-        result = fr.enroll(name, images, largest=largest, progress=progress())
+        result = fr.enroll(
+            name, images, largest=largest, force=force, strict=strict, progress=progress()
+        )
+        for source, n in zip(images, result.ignored_faces, strict=False):
+            _note_ignored(str(source), n)
+        if result.lookalike is not None:
+            typer.echo(
+                f"warning: {result.person.name!r} was not enrolled before, but its photos match "
+                f"enrolled {result.lookalike.name!r} (similarity "
+                f"{result.lookalike.similarity:.4f}); the same person under two names? "
+                "(--strict refuses this)",
+                err=True,
+            )
         emit(
             as_json,
             result,
@@ -109,12 +145,16 @@ def verify_cmd(
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
     detector: DetectorOpt = DetectorKind.MTCNN,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Is the face in IMAGE the enrolled NAME? Exit 0 accepted, 1 rejected."""
-    settings = make_settings(model, weights, threshold, min_face_size, detector)
+    settings = make_settings(
+        model, weights, threshold, min_face_size, detector, threads=threads
+    )
     with session(db, settings, as_json=as_json) as fr:
         result = fr.verify(name, image, largest=largest)
+        _note_ignored(str(image), result.ignored_faces)
         emit(
             as_json,
             result,
@@ -132,6 +172,11 @@ def _threshold_note(threshold: float, far: float | None, source: str) -> str:
     decision that can open a door states the false-accept rate it was set for."""
     rate = f", FAR {format_rate(far)}" if far is not None else ""
     return f"threshold {threshold:.4f}{rate}: {source}"
+
+
+def _note_ignored(source: str, n: int) -> None:
+    if n:
+        typer.echo(f"note: {source}: used the main face, {n} other face(s) ignored", err=True)
 
 
 def _print_identifications(results: list[ImageIdentification]) -> None:
@@ -188,11 +233,12 @@ def identify_cmd(
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
     detector: DetectorOpt = DetectorKind.MTCNN,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Name every face in each IMAGE, or call it unknown."""
     settings = dataclasses.replace(
-        make_settings(model, weights, threshold, min_face_size, detector),
+        make_settings(model, weights, threshold, min_face_size, detector, threads=threads),
         top_k=top_k,
         target_fpir=fpir,
     )
@@ -319,10 +365,11 @@ def reembed(
     db: DbOpt = None,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute every sample with the chosen model from its stored aligned crop."""
-    with session(db, make_settings(model, weights), as_json=as_json) as fr:
+    with session(db, make_settings(model, weights, threads=threads), as_json=as_json) as fr:
         n = fr.reembed(progress=progress())
         ident = fr.pipeline.embedder.identity
         emit(

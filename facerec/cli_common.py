@@ -25,6 +25,7 @@ from facerec.config import Settings
 from facerec.detection import DetectorKind
 from facerec.errors import FacerecError, ModelMismatchError, MultipleFacesError
 from facerec.models.registry import DEFAULT_MODEL, models_help, weights_file
+from facerec.runtime import default_threads
 from facerec.schemas import ErrorEnvelopeJSON, error_json
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
@@ -59,6 +60,15 @@ ThresholdOpt = Annotated[
 LargestOpt = Annotated[
     bool, typer.Option("--largest", help="Use the largest face when a photo shows several.")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads for detection and embedding [default: $FACEREC_THREADS, else "
+        f"{default_threads()}: steady latency on a busy machine; more can be faster on an idle one].",
+    ),
+]
 MinFaceOpt = Annotated[
     int,
     typer.Option("--min-face-size", help="Smallest face the detector looks for, in pixels.", min=1),
@@ -81,6 +91,7 @@ def make_settings(
     threshold: float | None = None,
     min_face_size: int = 20,
     detector: DetectorKind = DetectorKind.MTCNN,
+    threads: int | None = None,
 ) -> Settings:
     from facerec.detection import DetectorConfig
 
@@ -89,6 +100,7 @@ def make_settings(
         weights=weights,
         threshold=threshold,
         detector=DetectorConfig(min_face_size=min_face_size, kind=detector),
+        threads=threads,
     )
 
 

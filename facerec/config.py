@@ -42,5 +42,6 @@ class Settings:
     top_k: int = 5
     flip: bool = False
     batch_size: int = 32
+    threads: int | None = None  # None: $FACEREC_THREADS, else runtime.default_threads()
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     quality: QualityLimits = field(default_factory=QualityLimits)

@@ -94,6 +94,7 @@ class Verification:
     threshold: float
     far: float | None = None
     source: str = ThresholdSource.EXPLICIT.value
+    ignored_faces: int = 0  # other faces in the photo, not the subject (set by FaceRec.verify)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,12 +22,14 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from facerec.images import RGBImage
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,8 @@ class DetectorConfig:
 
 def default_device() -> torch.device:
     """CUDA when present, else CPU: GPUs must never sit silently unused."""
+    import torch  # deferred: commands that never detect (people, info) should not load torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -208,6 +212,8 @@ class MtcnnDetector:
 
     def detect_batch(self, images: Sequence[RGBImage]) -> list[list[DetectedFace]]:
         """Faces for several images; images of equal size run as one MTCNN batch."""
+        import torch
+
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, img in enumerate(images):
             by_shape[img.shape].append(i)

@@ -45,10 +45,11 @@ class NoFaceError(FacerecError):
 class MultipleFacesError(FacerecError):
     """An image with several faces where exactly one was expected (remedy: take the largest)."""
 
-    def __init__(self, source: str | Path, count: int) -> None:
+    def __init__(self, source: str | Path, count: int, detail: str = "") -> None:
         self.source = str(source)
         self.count = count
-        super().__init__(f"{self.source}: {count} faces found where one was expected")
+        why = f" ({detail})" if detail else ""
+        super().__init__(f"{self.source}: {count} faces found where one was expected{why}")
 
 
 class ModelError(FacerecError):

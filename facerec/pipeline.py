@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -21,10 +22,12 @@ from facerec.alignment import (
     warp_to_template,
 )
 from facerec.detection import DetectedFace, Detector
-from facerec.embedding import Embedder
 from facerec.errors import MultipleFacesError, NoFaceError
 from facerec.images import LoadedImage, RGBImage, from_png, to_png
 from facerec.quality import Quality, QualityLimits, assess
+
+if TYPE_CHECKING:
+    from facerec.embedding import Embedder  # imports torch
 
 
 def _zoomed_out(base: Template, size: int, zoom: float) -> Template:
@@ -110,19 +113,86 @@ def storage_crop(image: LoadedImage, face: DetectedFace) -> StoredCrop:
     return StoredCrop(to_png(crop), tuple((float(x), float(y)) for x, y in inside))
 
 
-def select_one(faces: Sequence[Face], source: str, *, largest: bool = False) -> Face:
-    """The single face an enrolment or a 1:1 check is about.
+#: A face with less than this fraction of its detector box inside the image is cut off by the
+#: border: in a photo framed on someone, that is a bystander at the edge, however large.
+MIN_IN_FRAME = 0.9
 
-    Only faces that pass the quality gate count, so a blurred stranger in the
-    background does not make a portrait ambiguous; when none passes, the error
-    says why each one was refused.
+#: The subject's face must be this many times as wide (the box's shorter side) as every other
+#: face in frame, i.e. more than twice the area; closer in size, the photo is ambiguous.
+DOMINANCE = 1.5
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Subject:
+    """The face a photo is about, and how many other faces it showed (ignored)."""
+
+    face: Face
+    ignored: int
+
+
+def in_frame(face: DetectedFace, image_size: tuple[int, int]) -> float:
+    """The fraction of the detector box inside an image of (height, width)."""
+    h, w = image_size
+    x1, y1, x2, y2 = face.box
+    inside = max(0.0, min(x2, w) - max(x1, 0.0)) * max(0.0, min(y2, h) - max(y1, 0.0))
+    return inside / face.area if face.area > 0 else 0.0
+
+
+def select_subject(faces: Sequence[Face], image: LoadedImage, *, largest: bool = False) -> Subject:
+    """The one face an enrolment or a 1:1 check is about, when the photo says clearly which.
+
+    The subject is the largest face among those in frame, provided it is
+    `DOMINANCE` times as wide as every other face in frame; the others are
+    ignored and counted. Faces cut off by the border (`MIN_IN_FRAME`) do not
+    compete unless no face is in frame (a tight crop): in LFW-style photos,
+    framed on one person, the largest face is often half a bystander at the
+    edge. Faces refused by the quality gate compete too: a turned-away subject
+    beside a frontal bystander must not make the bystander the subject, so a
+    dominant face that fails the gate is refused with its reasons, and two
+    faces of similar size are ambiguous whatever their quality.
+    `scripts/bench_face_selection.py` measures this rule against the old one
+    (refuse any second usable face) on the LFW pairs.
+
+    `largest=True` keeps its old meaning: the largest face that passes the
+    gate, wherever it is and whatever else is there.
     """
+    if not faces:
+        raise NoFaceError(image.source)
     usable = [f for f in faces if f.quality.ok]
-    if not usable:
-        if faces:
-            why = "; ".join(", ".join(f.quality.reasons) for f in faces)
-            raise NoFaceError(source, f"{len(faces)} found but refused: {why}")
-        raise NoFaceError(source)
-    if len(usable) > 1 and not largest:
-        raise MultipleFacesError(source, len(usable))
-    return max(usable, key=lambda f: f.detection.area)
+    if largest:
+        if not usable:
+            raise NoFaceError(image.source, _refused(faces))
+        return Subject(max(usable, key=lambda f: f.detection.area), len(faces) - 1)
+    size = image.pixels.shape[:2]
+    framed = [f for f in faces if in_frame(f.detection, (size[0], size[1])) >= MIN_IN_FRAME]
+    pool = sorted(framed or faces, key=lambda f: _width(f), reverse=True)
+    main = pool[0]
+    rivals = [f for f in pool[1:] if _width(main) < DOMINANCE * _width(f)]
+    if rivals:
+        if not any(f.quality.ok for f in [main, *rivals]):
+            raise NoFaceError(image.source, _refused([main, *rivals]))
+        widths = ", ".join(f"{_width(f):.0f}" for f in [main, *rivals])
+        raise MultipleFacesError(image.source, 1 + len(rivals), f"similar sizes: {widths} px")
+    if not main.quality.ok:
+        others = len(faces) - 1
+        raise NoFaceError(
+            image.source,
+            f"the main face ({_width(main):.0f} px) was refused: "
+            f"{', '.join(main.quality.reasons)}"
+            + (f"; {others} smaller or cut-off face(s) not used instead" if others else ""),
+        )
+    return Subject(main, len(faces) - 1)
+
+
+def select_one(faces: Sequence[Face], image: LoadedImage, *, largest: bool = False) -> Face:
+    """`select_subject`'s face, for callers that need not say how many others were ignored."""
+    return select_subject(faces, image, largest=largest).face
+
+
+def _width(face: Face) -> float:
+    return min(face.detection.width, face.detection.height)
+
+
+def _refused(faces: Sequence[Face]) -> str:
+    why = "; ".join(", ".join(f.quality.reasons) for f in faces)
+    return f"{len(faces)} found but refused: {why}"

@@ -24,7 +24,6 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from facerec.detection import DetectedFace
@@ -102,6 +101,8 @@ def pose_from_landmarks(landmarks: np.ndarray) -> tuple[float, float, float]:
 
 def blur_score(chip: RGBImage) -> float:
     """Variance of the Laplacian on a fixed-size grey version of the aligned chip."""
+    import cv2  # deferred: the limits are part of Settings, which cheap commands build too
+
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     if grey.shape[0] != BLUR_PROBE_SIZE:
         grey = cv2.resize(grey, (BLUR_PROBE_SIZE, BLUR_PROBE_SIZE), interpolation=cv2.INTER_AREA)

@@ -104,6 +104,7 @@ class VerificationJSON(TypedDict):
     threshold: float
     far: float | None  # the false-accept rate the threshold was set for (null when not measured)
     threshold_source: str  # where the threshold came from
+    ignored_faces: int  # other faces in the photo, not the subject
 
 
 class PersonJSON(TypedDict):
@@ -115,10 +116,19 @@ class PersonJSON(TypedDict):
     updated_at: str
 
 
+class LookalikeJSON(TypedDict):
+    """An enrolled person a new name's photos already match (a warning)."""
+
+    name: str
+    similarity: float
+
+
 class EnrollmentJSON(TypedDict):
     person: PersonJSON
     added: int
     skipped: int
+    lookalike: LookalikeJSON | None
+    ignored_faces: list[int]  # per photo: other faces, not the subject
 
 
 class RemovalJSON(TypedDict):
@@ -198,6 +208,7 @@ def verification_json(v: Verification) -> VerificationJSON:
         threshold=v.threshold,
         far=v.far,
         threshold_source=v.source,
+        ignored_faces=v.ignored_faces,
     )
 
 
@@ -211,7 +222,14 @@ def person_json(p: Person) -> PersonJSON:
 
 
 def enrollment_json(r: EnrollResult) -> EnrollmentJSON:
-    return EnrollmentJSON(person=person_json(r.person), added=r.added, skipped=r.skipped)
+    look = r.lookalike
+    return EnrollmentJSON(
+        person=person_json(r.person),
+        added=r.added,
+        skipped=r.skipped,
+        lookalike=LookalikeJSON(name=look.name, similarity=float(look.similarity)) if look else None,
+        ignored_faces=list(r.ignored_faces),
+    )
 
 
 def removal_json(f: Forgotten) -> RemovalJSON:

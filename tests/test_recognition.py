@@ -27,7 +27,7 @@ def embed(pipeline: Pipeline, path: Path) -> np.ndarray:
     from facerec.images import load_image
 
     img = load_image(path)
-    return select_one(pipeline.faces(img), img.source).embedding
+    return select_one(pipeline.faces(img), img).embedding
 
 
 def test_obama_verifies_against_himself(shared: Path, pipeline: Pipeline, tmp_path: Path) -> None:

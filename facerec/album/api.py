@@ -51,7 +51,6 @@ from facerec.album.records import (
 from facerec.album.scan import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_SIDE,
-    default_threads,
     scan_folder,
     torch_threads,
 )
@@ -141,14 +140,15 @@ class Album:
 
         `workers` decoder threads (None: cores - 1; 0: decode inline) feed
         batches of `batch_size` photos to detection and embedding, which run
-        with `threads` torch threads (None: `default_threads()`; the caller's
-        setting is restored afterwards). A long-running process that scans
+        with `threads` torch threads (None: the process's setting,
+        `Settings.threads` / `facerec.runtime`; a number given here is
+        restored afterwards). A long-running process that scans
         large albums should also call `scan.limit_heap_fragmentation()` once,
         as `facerec album scan` does, to keep its peak memory flat.
         """
         pipeline = self._fr.pipeline
         self._fr.gallery.check_model(pipeline.embedder.identity)
-        with torch_threads(default_threads() if threads is None else threads):
+        with torch_threads(threads):
             counts = scan_folder(
                 Path(root),
                 self.store,

@@ -30,6 +30,7 @@ from facerec.cli_common import (
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     ThresholdOpt,
     WeightsOpt,
     emit,
@@ -118,14 +119,7 @@ def scan(
             min=0,
         ),
     ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads",
-            help="Torch threads for detection and embedding [default: every core; 1 on a busy machine].",
-            min=1,
-        ),
-    ] = None,
+    threads: ThreadsOpt = None,
     thumbnails: Annotated[
         bool,
         typer.Option("--thumbnails/--no-thumbnails", help="Store small face JPEGs for reports."),
@@ -157,7 +151,9 @@ def scan(
     from facerec.album import scan as scan_mod
 
     scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
-    settings = make_settings(model, weights, threshold, min_face_size, detector)
+    settings = make_settings(
+        model, weights, threshold, min_face_size, detector, threads=threads
+    )
     with _album(db, settings, cluster_threshold, fold_threshold, as_json=as_json) as album:
         result = album.scan(
             folder,
@@ -165,7 +161,6 @@ def scan(
             batch_size=batch_size or scan_mod.DEFAULT_BATCH_SIZE,
             max_side=scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None),
             thumbnails=thumbnails,
-            threads=threads,
             fold=fold_confident,
             progress=progress(),
         )

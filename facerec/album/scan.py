@@ -57,6 +57,7 @@ from facerec.images import (
     decode_image,
 )
 from facerec.pipeline import Face, Pipeline
+from facerec.runtime import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -73,31 +74,9 @@ THUMB_MARGIN = 0.25
 THUMB_QUALITY = 85
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def default_workers() -> int:
     """Decoder threads: the cores minus one for detection, at least one, at most eight."""
-    return max(1, min(8, _cores() - 1))
-
-
-def default_threads() -> int:
-    """Torch intra-op threads while scanning: every core, as torch itself would use.
-
-    Decoding costs little beside detection (the reader alone does about 270
-    photos/s here, the scan about 5), so the decoder threads need no cores of
-    their own. On the idle 2-core development machine, 200 bench photos
-    scanned at 4.6 photos/s with 2 threads and 3.8 with 1
-    (`scripts/bench_scan_settings.py`, README "Albums"). On a machine busy with other
-    work, pass fewer (`--threads 1`): an oversubscribed OpenMP pool is very
-    slow for MTCNN, whose thousands of tiny ops each wait on every pool thread
-    (16 photos took 38 s with 2 threads and 4.7 s with 1 under a load of 6).
-    """
-    return _cores()
+    return max(1, min(8, available_cores() - 1))
 
 
 @contextmanager

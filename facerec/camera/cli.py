@@ -17,9 +17,7 @@ from typing import Annotated
 import typer
 
 from facerec.camera.audit import AuditLog
-from facerec.camera.door import DoorCamera, run
 from facerec.camera.events import POSITIVE, DecisionEvent, Webhook
-from facerec.camera.stream import FrameSource, parse_source
 from facerec.camera.window import WindowRule
 from facerec.cli_common import (
     EXIT_OK,
@@ -29,6 +27,7 @@ from facerec.cli_common import (
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     ThresholdOpt,
     WeightsOpt,
     fail,
@@ -102,6 +101,7 @@ def camera(
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 40,
     detector: DetectorOpt = DetectorKind.MTCNN,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Decide who is at the door from a video stream: --claim NAME or --watch.
@@ -125,8 +125,14 @@ def camera(
     if claim is not None and timeout_s is None:
         timeout_s = DEFAULT_CLAIM_TIMEOUT_S
 
+    # The camera's OpenCV and the pipeline load here, not when `facerec --help` builds the CLI.
+    from facerec.camera.door import DoorCamera, run
+    from facerec.camera.stream import FrameSource, parse_source
+
     events: list[DecisionEvent] = []
-    settings = make_settings(model, weights, threshold, min_face_size, detector)
+    settings = make_settings(
+        model, weights, threshold, min_face_size, detector, threads=threads
+    )
     with session(db, settings, as_json=as_json) as fr, ExitStack() as stack:
         hook = Webhook(webhook, timeout_s=webhook_timeout_s) if webhook else None
         if hook is not None:

@@ -1,8 +1,10 @@
 """The door camera: frames in, decisions out.
 
-Per frame, the pipeline finds every face; the best face is the largest one
-that passes the quality gate (the person at the door is the one closest to the
-camera, and a blurred or turned-away face is no evidence either way). Its
+Per frame, the pipeline finds every face; the one voted on is the frame's
+clear subject (`pipeline.select_subject`: the person at the door is the one
+closest to the camera, a face cut off by the frame edge is a passer-by, and a
+blurred or turned-away main face is no evidence either way, nor is a frame
+with two people of similar size). Its
 embedding is compared with the claimed person's prototype (claim mode, 1:1,
 `decision.verify`) or searched in the gallery (watch mode, 1:N,
 `decision.identify`, with unknown rejection), and the result is one vote in a
@@ -42,9 +44,9 @@ from facerec.camera.events import (
 from facerec.camera.stream import Frame
 from facerec.camera.window import SlidingWindow, Vote, WindowDecision, WindowRule
 from facerec.decision import identify, verify
-from facerec.errors import FacerecError, UnknownPersonError
+from facerec.errors import FacerecError, MultipleFacesError, NoFaceError, UnknownPersonError
 from facerec.images import LoadedImage, RGBImage
-from facerec.pipeline import Face
+from facerec.pipeline import Face, select_subject
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +119,14 @@ class DoorCamera:
         start = time.perf_counter()
         image = LoadedImage(source=f"{self.source}@{frame.t:.3f}s", pixels=frame.pixels, sha256="")
         faces = self._pipeline.faces(image)
-        usable = [f for f in faces if f.quality.ok]
         vote: Vote | None = None
         reason: str | None = None
         best: Face | None = None
-        if not faces:
-            reason = "no face"
-        elif not usable:
-            reason = "refused: " + "; ".join(", ".join(f.quality.reasons) for f in faces)
+        try:
+            best = select_subject(faces, image).face
+        except (NoFaceError, MultipleFacesError) as exc:  # no face, or no clear subject
+            reason = str(exc).removeprefix(f"{image.source}: ") if faces else "no face"
         else:
-            best = max(usable, key=lambda f: f.detection.area)
             label, score = self._judge(best)
             vote = Vote(frame.t, label, score, frame.index)
         latency_ms = (time.perf_counter() - start) * 1000.0

@@ -19,6 +19,7 @@ from facerec.cli_common import (
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     WeightsOpt,
     fail,
     make_settings,
@@ -99,6 +100,7 @@ def register(app: typer.Typer) -> None:
         cache_dir: CacheDirOpt = None,
         no_cache: NoCacheOpt = False,
         detector: DetectorOpt = DetectorKind.MTCNN,
+        threads: ThreadsOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Verification accuracy (k-fold), AUC, EER, TAR@FAR; one-shot identification; episodes."""
@@ -111,7 +113,7 @@ def register(app: typer.Typer) -> None:
         from facerec.fewshot import run_episodes
 
         settings = make_settings(
-            model, weights, min_face_size=min_face_size, detector=detector
+            model, weights, min_face_size=min_face_size, detector=detector, threads=threads
         )
         with session(db, settings, as_json=as_json) as fr:
             pairs, people = _pairs(target, seed)
@@ -207,6 +209,7 @@ def register(app: typer.Typer) -> None:
         cache_dir: CacheDirOpt = None,
         no_cache: NoCacheOpt = False,
         detector: DetectorOpt = DetectorKind.MTCNN,
+        threads: ThreadsOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Choose the threshold for a target FAR on a labelled set; store it in the gallery."""
@@ -214,7 +217,7 @@ def register(app: typer.Typer) -> None:
         from facerec.evaluation.metrics import roc, tar_at_far
 
         settings = make_settings(
-            model, weights, min_face_size=min_face_size, detector=detector
+            model, weights, min_face_size=min_face_size, detector=detector, threads=threads
         )
         with session(db, settings, as_json=as_json) as fr:
             pairs, _ = _pairs(target, seed)

@@ -63,6 +63,20 @@ def read_lfw_pairs(pairs_file: Path, images_dir: Path | None = None) -> list[Pai
     return out
 
 
+def balanced_head(pairs: Sequence[Pair], n: int | None) -> list[Pair]:
+    """The first n/2 matched and n/2 mismatched pairs, in file order (all of them for None).
+
+    A quick run on the first n lines of an LFW pairs file would see matched
+    pairs only (each fold lists its matched pairs first), and no false accepts.
+    """
+    if n is None:
+        return list(pairs)
+    same = [p for p in pairs if p.same][: (n + 1) // 2]
+    diff = [p for p in pairs if not p.same][: n // 2]
+    keep = {id(p) for p in same + diff}
+    return [p for p in pairs if id(p) in keep]
+
+
 def folder_identities(root: Path) -> dict[str, list[Path]]:
     """`root/<person>/<image>` → person → sorted image paths (people with any image)."""
     people = {}

@@ -84,11 +84,18 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class EnrollResult:
-    """What an enrolment did: samples already present for the person are skipped, not duplicated."""
+    """What an enrolment did: samples already present for the person are skipped, not duplicated.
+
+    `lookalike` is set when a new name's photos already match someone enrolled
+    (a warning: maybe the same person under a second name); `ignored_faces`
+    counts, per photo, the other faces that were not the subject.
+    """
 
     person: Person
     added: int
     skipped: int
+    lookalike: Hit | None = None
+    ignored_faces: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,12 @@ unrelated spaces, and comparing them gives confident nonsense.
 
 from __future__ import annotations
 
+import ast
 import importlib.resources
 import json
 import logging
 import math
+import re
 import threading
 import unicodedata
 from collections import defaultdict
@@ -36,17 +38,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -76,6 +72,9 @@ from facerec.gallery.schema import (
     create_sqlite_engine,
 )
 from facerec.models.base import ModelIdentity
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -605,7 +604,7 @@ class Gallery:
                 threshold = s.scalar(
                     select(Threshold.threshold).where(Threshold.model_name == state.model.name)
                 )
-            schema = MigrationContext.configure(s.connection()).get_current_revision()
+            schema = _stored_revision(s.connection())
         return GalleryInfo(
             path=self._path,
             index_path=self._index_path,
@@ -770,6 +769,8 @@ def migrations_dir() -> Path:
 
 def alembic_config() -> Config:
     """An Alembic Config pointing at the shipped migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
     config = Config()
     # ConfigParser interpolates %; a path may contain one.
     config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
@@ -777,7 +778,25 @@ def alembic_config() -> Config:
 
 
 def _migrate(engine: Engine, path: Path) -> None:
-    """Bring the database to the newest schema; no write lock taken when it is already there."""
+    """Bring the database to the newest schema; no write lock taken when it is already there.
+
+    The usual case, a database already at the head, is answered without
+    importing Alembic (a third of a cheap command's start-up): the stored
+    revision is read with one query and the head from the scripts' text.
+    """
+    head = _head_from_scripts(migrations_dir())
+    try:
+        with engine.connect() as conn:
+            if head is not None and _stored_revision(conn) == head:
+                return
+    except SQLAlchemyError:
+        pass  # Alembic below says what is wrong
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
     config = alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
     current: str | None = None
@@ -797,6 +816,44 @@ def _migrate(engine: Engine, path: Path) -> None:
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc
         raise GalleryError(f"{path}: cannot open the gallery database: {reason}") from exc
+
+
+_ASSIGNMENT = re.compile(r"^(down_)?revision\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _head_from_scripts(folder: Path) -> str | None:
+    """The one head revision of the migration scripts, read from their text; None when unsure.
+
+    Every Alembic script starts with `revision = ...` and `down_revision = ...`;
+    a merge (tuple), a branch (two heads) or anything unexpected gives None,
+    and the caller asks Alembic itself.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (folder / "versions").glob("*.py"):
+        values = {bool(down): raw for down, raw in _ASSIGNMENT.findall(script.read_text())}
+        if not values:
+            continue  # __init__.py
+        try:
+            revision, parent = (ast.literal_eval(values[key]) for key in (False, True))
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str) or not isinstance(parent, str | None):
+            return None
+        revisions.add(revision)
+        if parent is not None:
+            parents.add(parent)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revision(conn: Connection) -> str | None:
+    """The schema revision Alembic stamped into the database, or None (new or unstamped)."""
+    try:
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except OperationalError:  # no such table: a new database
+        return None
+    return str(rows[0]) if len(rows) == 1 else None
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -827,6 +884,11 @@ def _set_meta(s: Session, key: str, value: str) -> None:
 def _name_key(name: str) -> str:
     """How a name is stored and looked up: trimmed, Unicode NFC (so 'é' typed two ways is one person)."""
     return unicodedata.normalize("NFC", name.strip())
+
+
+def canonical_name(name: str) -> str:
+    """`name` as the gallery stores it (trimmed, NFC), or InvalidNameError: for comparing names."""
+    return _validate_name(name)
 
 
 def _validate_name(name: str) -> str:

@@ -19,15 +19,13 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from facerec.alignment import Template
 from facerec.errors import ModelError, WeightsNotFoundError
-from facerec.models.runners import TorchBackbone
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -50,6 +48,9 @@ class Backbone(Protocol):
         ...
 
     def __call__(self, batch: FloatArray) -> FloatArray: ...
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,8 @@ class LoadedModel:
     @property
     def module(self) -> torch.nn.Module:
         """The PyTorch network, for fine-tuning; a model run by another engine has none."""
+        from facerec.models.runners import TorchBackbone  # torch only when fine-tuning
+
         if isinstance(self.backbone, TorchBackbone):
             return self.backbone.module
         raise ModelError(

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from facerec.alignment import FitDirection, Template
 from facerec.errors import ModelError, WeightsNotFoundError
 from facerec.models.base import LoadedModel, ModelSpec, sha256_file
 from facerec.models.runners import TorchBackbone
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ def _download(pretrained: str, dest: Path) -> None:
 
 
 def _state_dict(path: Path) -> dict[str, torch.Tensor]:
+    import torch  # deferred: the specs above are read by commands that never load a model
+
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

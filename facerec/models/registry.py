@@ -17,7 +17,7 @@ DEFAULT_MODEL = "dlib-resnet-v1"
 
 
 def _specs() -> dict[str, ModelSpec]:
-    from facerec.models.dlib_resnet import DLIB_SPEC
+    from facerec.models.dlib_spec import DLIB_SPEC
     from facerec.models.inception import SPECS
     from facerec.models.insightface_mbf import MBF_SPEC
     from facerec.models.sface import SFACE_SPEC

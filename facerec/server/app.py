@@ -5,8 +5,9 @@ Every route but `/v1/health` and the OpenAPI schema needs an API key
 or revoked key gets 401. Anticipated failures (`FacerecError`) become 4xx with
 a one-line reason, the CLI's, with any remedy worded for HTTP (`describe`): 400
 for an upload that is not a usable image, 404 for an unknown person, 409 for a
-model mismatch, 422 for a photo without exactly one usable face; 413 for a
-body over the limit. Results are `facerec.schemas`, the CLI's --json shapes.
+model mismatch or a photo the enrolment checks refuse (`facerec.enrolment`), 422
+for a photo without one clear subject face; 413 for a body over the limit.
+Results are `facerec.schemas`, the CLI's --json shapes.
 
 Model inference runs in the threadpool (handlers never block the event loop)
 behind the service's model lock; see `facerec.server.service` for why.
@@ -29,6 +30,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from facerec.api import FaceRec
 from facerec.config import Settings
+from facerec.enrolment import EnrolmentError
 from facerec.errors import (
     FacerecError,
     GalleryError,
@@ -63,6 +65,7 @@ ERROR_STATUS: tuple[tuple[type[FacerecError], int], ...] = (
     (ImageError, 400),
     (UnknownPersonError, 404),
     (ModelMismatchError, 409),
+    (EnrolmentError, 409),
     (NoFaceError, 422),
     (MultipleFacesError, 422),
     (GalleryError, 503),
@@ -224,7 +227,12 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         "/v1/enroll",
         response_model=EnrollmentJSON,
         dependencies=_AUTHORISED,
-        responses={**_ERRORS, 400: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        responses={
+            **_ERRORS,
+            400: {"model": ErrorOut},
+            409: {"model": ErrorOut},
+            422: {"model": ErrorOut},
+        },
         tags=["people"],
     )
     async def enroll(
@@ -234,11 +242,25 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         largest: Annotated[
             bool, Form(description="Take the largest face of a group photo.")
         ] = False,
+        force: Annotated[
+            bool,
+            Form(description="Enroll photos even if they do not match NAME or match someone else."),
+        ] = False,
+        strict: Annotated[
+            bool, Form(description="Refuse a new NAME whose photos already match someone enrolled.")
+        ] = False,
     ) -> EnrollmentJSON:
-        """Add one face from each photo to NAME (created if new); all photos or none."""
+        """Add one face from each photo to NAME (created if new); all photos or none.
+
+        A photo that does not match NAME's other photos (or enrolled samples) at
+        the verification threshold, or matches someone else better, gets 409 and
+        nothing is written, unless `force`.
+        """
         uploads = [await _read(f) for f in image]
         try:
-            result = await run_in_threadpool(svc.enroll, name, uploads, largest=largest)
+            result = await run_in_threadpool(
+                svc.enroll, name, uploads, largest=largest, force=force, strict=strict
+            )
         except ValueError as exc:  # an invalid name, from the gallery's validation
             raise HTTPException(400, str(exc)) from None
         return enrollment_json(result)

@@ -22,6 +22,7 @@ from facerec.cli_common import (
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
+    ThreadsOpt,
     ThresholdOpt,
     WeightsOpt,
     emit,
@@ -56,6 +57,7 @@ def serve(
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
     detector: DetectorOpt = DetectorKind.MTCNN,
+    threads: ThreadsOpt = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (info: one line per request).")
     ] = "info",
@@ -77,7 +79,9 @@ def serve(
         )
     config = ServerConfig(
         db=db or default_db_path(),
-        settings=make_settings(model, weights, threshold, min_face_size, detector),
+        settings=make_settings(
+            model, weights, threshold, min_face_size, detector, threads=threads
+        ),
         max_upload_bytes=int(max_upload_mb * 2**20),
     )
     # Open the gallery and load the model before listening: a bad gallery or missing

@@ -71,14 +71,20 @@ class FaceService:
         )
 
     def enroll(
-        self, name: str, uploads: Sequence[Upload], *, largest: bool = False
+        self,
+        name: str,
+        uploads: Sequence[Upload],
+        *,
+        largest: bool = False,
+        force: bool = False,
+        strict: bool = False,
     ) -> EnrollResult:
         """All photos or none, as `FaceRec.enroll`: every photo is checked before anything is written."""
         if not uploads:
             raise ValueError("enroll needs at least one image")
         images = [self._decode(u) for u in uploads]
         with self._timed("enroll"):
-            return self._fr.enroll_images(name, images, largest=largest)
+            return self._fr.enroll_images(name, images, largest=largest, force=force, strict=strict)
 
     def verify(self, name: str, upload: Upload, *, largest: bool = False) -> Verification:
         """1:1 against `name`'s prototype; an unknown name fails before any model work."""

@@ -8,13 +8,37 @@ distance function, in the spirit of pytorch-metric-learning:
 * `batch_hard`: batch-hard and semi-hard mining and their triplet loss;
 * `contrastive`: the Siamese contrastive loss and an all-pairs helper;
 * `sampler`: the P identities x K images batch sampler these losses need.
+
+The names are re-exported lazily (PEP 562), as in `facerec.gallery`: every
+`facerec` command imports `facerec.training.cli`, and only `facerec train`
+should pay for torch.
 """
 
-from facerec.training.batch_hard import BatchHardTripletLoss, batch_hard_mine, semi_hard_mine
-from facerec.training.contrastive import ContrastiveLoss, all_pairs
-from facerec.training.distances import Distance, paired_distances, pairwise_distances
-from facerec.training.sampler import PKSampler
-from facerec.training.triplet import BatchAllTripletLoss, TripletStats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from facerec.training.batch_hard import BatchHardTripletLoss, batch_hard_mine, semi_hard_mine
+    from facerec.training.contrastive import ContrastiveLoss, all_pairs
+    from facerec.training.distances import Distance, paired_distances, pairwise_distances
+    from facerec.training.sampler import PKSampler
+    from facerec.training.triplet import BatchAllTripletLoss, TripletStats
+
+_EXPORTS = {
+    "BatchAllTripletLoss": "facerec.training.triplet",
+    "BatchHardTripletLoss": "facerec.training.batch_hard",
+    "ContrastiveLoss": "facerec.training.contrastive",
+    "Distance": "facerec.training.distances",
+    "PKSampler": "facerec.training.sampler",
+    "TripletStats": "facerec.training.triplet",
+    "all_pairs": "facerec.training.contrastive",
+    "batch_hard_mine": "facerec.training.batch_hard",
+    "paired_distances": "facerec.training.distances",
+    "pairwise_distances": "facerec.training.distances",
+    "semi_hard_mine": "facerec.training.batch_hard",
+}
 
 __all__ = [
     "BatchAllTripletLoss",
@@ -29,3 +53,16 @@ __all__ = [
     "pairwise_distances",
     "semi_hard_mine",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

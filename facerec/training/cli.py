@@ -12,6 +12,7 @@ from facerec.cli_common import (
     DetectorOpt,
     JsonOpt,
     MinFaceOpt,
+    ThreadsOpt,
     WeightsOpt,
     print_json,
     progress,
@@ -158,6 +159,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--device", help="cpu, cuda, cuda:1 [default: CUDA if present]."),
         ] = None,
+        threads: ThreadsOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Metric-learning training on DATA_DIR (faces detected and aligned once, then cached)."""
@@ -174,6 +176,7 @@ def _run(o: dict[str, Any]) -> dict[str, Any]:
     from facerec.detection import DetectorConfig
     from facerec.evaluation.pairs import read_lfw_pairs
     from facerec.models.registry import model_spec
+    from facerec.runtime import use_threads
     from facerec.training.data import (
         Preparation,
         folder_items,
@@ -184,6 +187,7 @@ def _run(o: dict[str, Any]) -> dict[str, Any]:
     )
     from facerec.training.trainer import TrainConfig, TrainingError, resume_config, train
 
+    use_threads(o["threads"])
     if (o["exclude_pairs"] is None) != (o["fold"] is None):
         raise TrainingError("--exclude-pairs and --fold go together")
     if o["resume"] is not None:

@@ -260,6 +260,30 @@ def test_concurrent_enrolments_are_all_kept(server: Server, shared: Path) -> Non
         assert g.info().n_people == len(listed) - len(names)
 
 
+def test_enrolment_checks_as_form_fields(server: Server, shared: Path) -> None:
+    """Two people under one name: 409 with the numbers and nothing written, unless force."""
+    both = [("image", photo(shared, "obama.jpg")), ("image", photo(shared, "biden.jpg"))]
+    with server.client() as c:
+        r = c.post("/v1/enroll", data={"name": "Mixed"}, files=both)
+        assert r.status_code == 409 and r.json()["error"] == "PhotoMismatchError", r.text
+        assert "upload:biden.jpg" in r.json()["detail"] and "similarity 0." in r.json()["detail"]
+        assert "Mixed" not in {p["name"] for p in c.get("/v1/people").json()["people"]}
+        r = c.post("/v1/enroll", data={"name": "Mixed", "force": "true"}, files=both)
+        assert r.status_code == 200 and r.json()["added"] == 2, r.text
+        assert c.delete("/v1/people/Mixed").status_code == 200
+
+        r = c.post("/v1/enroll", data={"name": OBAMA}, files={"image": photo(shared, "obama.jpg")})
+        assert r.status_code == 200 and r.json()["lookalike"] is None, r.text
+        one = {"image": photo(shared, "obama2.jpg")}
+        r = c.post("/v1/enroll", data={"name": "Twin", "strict": "true"}, files=one)
+        assert r.status_code == 409 and r.json()["error"] == "AlreadyEnrolledError", r.text
+        r = c.post("/v1/enroll", data={"name": "Twin"}, files=one)
+        assert r.status_code == 200 and r.json()["lookalike"]["name"] == OBAMA, r.text
+        assert r.json()["ignored_faces"] == [0]
+        for name in (OBAMA, "Twin"):
+            assert c.delete(f"/v1/people/{name}").status_code == 200
+
+
 def _attempt() -> DecisionEvent:
     return DecisionEvent(
         time=datetime.now(UTC),

@@ -1,0 +1,128 @@
+"""How many CPU threads the models run on: one number per process, set before the first model runs.
+
+torch (its OpenMP intra-op pool and its inter-op pool), OpenCV and
+onnxruntime each size a thread pool to the machine's cores on their own. On a
+machine that is doing other work, those pools ask for cores that are not
+free: an OpenMP team synchronises after every operator, MTCNN runs thousands
+of tiny operators per photo, and every barrier waits for the one thread the
+scheduler has put to sleep, so a frame that takes a quarter of a second with
+one thread can take several seconds with two. `scripts/bench_threads.py`
+measures per-frame latency for each setting, with and without a competing
+CPU-bound process, and is where the default below comes from.
+
+The number is resolved in one order everywhere: an explicit setting
+(`--threads`, `Settings.threads`), else `$FACEREC_THREADS`, else
+`default_threads()`. Model runners read it with `threads()`; an onnxruntime
+session gets it with `onnx_session_options()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from facerec.errors import FacerecError
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+ENV_THREADS = "FACEREC_THREADS"
+
+#: OpenMP's wait policy, read once when torch loads its OpenMP runtime.
+ENV_WAIT_POLICY = "OMP_WAIT_POLICY"
+
+_applied: int | None = None
+_interop_set = False
+
+
+class ThreadsError(FacerecError, ValueError):
+    """A thread count that is not a positive integer."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), not the machine's total."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """One thread: the only setting whose latency does not depend on what else the machine runs.
+
+    With every core, a frame is at best somewhat faster on an idle machine and
+    several times slower on a busy one (`scripts/bench_threads.py`); a door
+    that answers in a quarter of a second today and four seconds tomorrow is
+    worse than one that always answers in a quarter. Batch jobs on a machine
+    of their own (album scans, evaluation, training) should ask for more.
+    """
+    return 1
+
+
+def resolve_threads(n: int | None = None) -> int:
+    """`n`, else $FACEREC_THREADS, else `default_threads()`; anything but a positive integer fails."""
+    if n is None:
+        env = os.environ.get(ENV_THREADS, "").strip()
+        if not env:
+            return default_threads()
+        try:
+            n = int(env)
+        except ValueError:
+            raise ThreadsError(f"${ENV_THREADS} must be a positive integer, got {env!r}") from None
+        where = f"${ENV_THREADS}"
+    else:
+        where = "threads"
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ThreadsError(f"{where} must be a positive integer, got {n!r}")
+    return n
+
+
+def quiet_waits() -> None:
+    """Let idle OpenMP threads sleep rather than spin, if torch has not loaded yet.
+
+    Spinning threads burn the cores another process (or our own decoder
+    threads) needs; the setting only takes effect before torch loads its
+    OpenMP runtime, so the CLI calls this first thing. A value the user set is
+    kept.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault(ENV_WAIT_POLICY, "PASSIVE")
+
+
+def use_threads(n: int | None = None) -> int:
+    """Resolve the thread count and apply it to torch and OpenCV; returns it.
+
+    torch's inter-op pool can be sized only once per process and only before
+    it starts, so that is tried once and otherwise left alone; the intra-op
+    pool (where the work happens) and OpenCV follow every call.
+    """
+    global _applied, _interop_set
+    count = resolve_threads(n)
+    import cv2
+    import torch
+
+    torch.set_num_threads(count)
+    if not _interop_set:
+        _interop_set = True
+        with contextlib.suppress(RuntimeError):  # already started: the host used torch first
+            torch.set_num_interop_threads(count)
+    cv2.setNumThreads(count)
+    _applied = count
+    return count
+
+
+def threads() -> int:
+    """The thread count in effect: the one applied last, else what `use_threads()` would apply."""
+    return _applied if _applied is not None else resolve_threads()
+
+
+def onnx_session_options() -> onnxruntime.SessionOptions:
+    """onnxruntime options with the same thread count (its own pools default to every core)."""
+    import onnxruntime
+
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = threads()
+    opts.inter_op_num_threads = 1
+    return opts

@@ -1,0 +1,131 @@
+"""Enrolment cannot be poisoned by mistake: a photo of someone else is refused before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facerec.api import FaceRec
+from facerec.enrolment import (
+    AlreadyEnrolledError,
+    LooksLikeOtherError,
+    PhotoMismatchError,
+    check_enrolment,
+)
+from facerec.gallery import Hit
+from facerec.pipeline import Pipeline
+
+from .conftest import shared_file
+
+EX = "face_recognition/examples"
+THRESHOLD = 0.9
+
+
+def unit(*v: float) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float32)
+    return a / np.linalg.norm(a)
+
+
+def no_one(q: np.ndarray) -> list[Hit | None]:
+    return [None] * len(q)
+
+
+# -- the rules, on vectors whose cosines are known -----------------------------------------------
+def test_two_disagreeing_photos_name_the_later_one() -> None:
+    x = np.stack([unit(1, 0), unit(0.8, 0.6)])  # cosine 0.8
+    check = check_enrolment(
+        "ann", x, ["a.jpg", "b.jpg"], prototype=None, threshold=THRESHOLD, nearest_others=no_one
+    )
+    err = check.refusal()
+    assert isinstance(err, PhotoMismatchError) and err.source == "b.jpg"
+    assert err.similarity == pytest.approx(0.8) and "0.8000" in str(err) and "a.jpg" in str(err)
+
+
+def test_the_stray_of_three_is_named_whatever_its_position() -> None:
+    x = np.stack([unit(0.2, 1), unit(1, 0), unit(1, 0.05)])
+    check = check_enrolment(
+        "ann", x, ["x.jpg", "a.jpg", "b.jpg"], prototype=None, threshold=THRESHOLD,
+        nearest_others=no_one,
+    )  # fmt: skip
+    err = check.refusal()
+    assert isinstance(err, PhotoMismatchError) and err.source == "x.jpg"
+
+
+def test_a_photo_below_the_threshold_of_the_prototype_is_refused() -> None:
+    check = check_enrolment(
+        "ann", unit(0.85, 0.5)[None], ["c.jpg"], prototype=unit(1, 0), threshold=THRESHOLD,
+        nearest_others=no_one,
+    )  # fmt: skip
+    err = check.refusal()
+    assert isinstance(err, PhotoMismatchError) and "enrolled samples" in str(err)
+    assert check.lookalike is None  # an existing person is not a lookalike of anyone
+
+
+def test_a_photo_closer_to_someone_else_is_refused() -> None:
+    def bob(q: np.ndarray) -> list[Hit | None]:
+        return [Hit("bob", 0.99)] * len(q)
+
+    check = check_enrolment(
+        "ann", unit(1, 0.3)[None], ["c.jpg"], prototype=unit(1, 0), threshold=THRESHOLD,
+        nearest_others=bob,
+    )  # fmt: skip
+    err = check.refusal()
+    assert isinstance(err, LooksLikeOtherError) and err.other.name == "bob"
+    assert "0.9900" in str(err)
+
+
+def test_a_new_name_like_someone_enrolled_warns_or_is_refused_when_strict() -> None:
+    def bob(q: np.ndarray) -> list[Hit | None]:
+        return [Hit("bob", 0.95)] * len(q)
+
+    check = check_enrolment(
+        "robert", unit(1, 0)[None], ["r.jpg"], prototype=None, threshold=THRESHOLD,
+        nearest_others=bob,
+    )  # fmt: skip
+    assert check.lookalike == Hit("bob", 0.95)
+    assert check.refusal() is None
+    assert isinstance(check.refusal(strict=True), AlreadyEnrolledError)
+
+
+# -- through the API, with real photos and a real gallery -----------------------------------------
+def test_obama_and_biden_under_one_name_is_refused(
+    shared: Path, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    obama = shared_file(shared, f"{EX}/obama.jpg")
+    biden = shared_file(shared, f"{EX}/biden.jpg")
+    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
+        with pytest.raises(PhotoMismatchError) as err:
+            fr.enroll("Barack Obama", [obama, biden])
+        assert err.value.source == str(biden) and err.value.similarity < fr.threshold()
+        assert fr.people() == []
+        forced = fr.enroll("Barack Obama", [obama, biden], force=True)
+        assert forced.added == 2
+
+
+def test_a_wrong_photo_for_an_enrolled_person_is_refused(
+    shared: Path, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
+        fr.enroll("obama", [shared_file(shared, f"{EX}/obama.jpg")])
+        before = fr.gallery.prototype("obama")
+        with pytest.raises(PhotoMismatchError, match=r"biden\.jpg.*their enrolled samples"):
+            fr.enroll("obama", [shared_file(shared, f"{EX}/biden.jpg")])
+        assert np.array_equal(fr.gallery.prototype("obama"), before)
+        added = fr.enroll("obama", [shared_file(shared, f"{EX}/obama2.jpg")])
+        assert added.person.n_samples == 2 and added.lookalike is None
+
+
+def test_a_second_name_for_the_same_face(shared: Path, pipeline: Pipeline, tmp_path: Path) -> None:
+    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
+        fr.enroll("Barack Obama", [shared_file(shared, f"{EX}/obama.jpg")])
+        other = shared_file(shared, f"{EX}/obama2.jpg")
+        with pytest.raises(AlreadyEnrolledError, match="'Barack Obama'"):
+            fr.enroll("Barry", [other], strict=True)
+        assert [p.name for p in fr.people()] == ["Barack Obama"]
+        result = fr.enroll("Barry", [other])
+        assert result.lookalike is not None and result.lookalike.name == "Barack Obama"
+        assert result.lookalike.similarity >= fr.threshold()
+        biden = fr.enroll("Joe Biden", [shared_file(shared, f"{EX}/biden.jpg")], strict=True)
+        assert biden.lookalike is None
