@@ -23,11 +23,12 @@ import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from facerec.camera.events import DecisionEvent
+from facerec.camera.events import DecisionEvent, liveness_json
 from facerec.errors import GalleryError
 from facerec.gallery.ops_schema import AuditEvent
 from facerec.gallery.schema import Identity
@@ -50,6 +51,8 @@ class AuditRecord:
     frames: int
     latency_ms: float | None
     has_image: bool
+    reason: str | None = None
+    liveness: dict[str, Any] | None = None  # as in the event's JSON (`liveness_json`)
 
 
 class AuditLog(SqliteTables):
@@ -77,6 +80,8 @@ class AuditLog(SqliteTables):
                     frames=event.frames,
                     latency_ms=event.latency_ms,
                     image=image,
+                    reason=event.reason,
+                    liveness=_liveness(event),
                 )
                 s.add(row)
                 s.flush()
@@ -107,6 +112,8 @@ class AuditLog(SqliteTables):
                     frames=row.frames,
                     latency_ms=row.latency_ms,
                     has_image=row.image is not None,
+                    reason=row.reason,
+                    liveness=json.loads(row.liveness) if row.liveness else None,
                 )
                 for row, name in s.execute(stmt)
             ]
@@ -115,6 +122,11 @@ class AuditLog(SqliteTables):
         """The stored JPEG of an event, if one was saved."""
         with self._reads() as s, s.begin():
             return s.scalar(select(AuditEvent.image).where(AuditEvent.id == event_id))
+
+
+def _liveness(event: DecisionEvent) -> str | None:
+    data = liveness_json(event.liveness, event.liveness_scores)
+    return json.dumps(data, ensure_ascii=False) if data is not None else None
 
 
 def _name_key(name: str) -> str:
