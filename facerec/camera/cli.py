@@ -205,6 +205,8 @@ def camera(
             door.enable_liveness(
                 LivenessTracker(_antispoof(liveness_weights), policy, rule.window_s)
             )
+        elif claim is not None:
+            log.warning("%s: liveness is off: a photo of %s opens this door", frames.name, claim)
         audit = stack.enter_context(AuditLog(fr.gallery.path))
         if policy is not None and policy.challenge is not None:
             _prompt(frames.name, policy.challenge, as_json)

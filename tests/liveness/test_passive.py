@@ -77,10 +77,10 @@ def test_a_state_dict_with_a_missing_or_extra_key_is_refused(weights: Path, tmp_
     extra["module.spare.weight"] = torch.zeros(1)
     path = tmp_path / "extra.pth"
     torch.save(extra, path)
-    with pytest.raises(ModelError, match="extra.pth: does not fit MiniFASNetV2"):
+    with pytest.raises(ModelError, match=r"extra\.pth: does not fit MiniFASNetV2"):
         load_minifasnet(path, MINIFASNET_V2)
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="junk.pth: not a readable"):
+    with pytest.raises(ModelError, match=r"junk\.pth: not a readable"):
         load_minifasnet(tmp_path / "junk.pth", MINIFASNET_V2)
     assert isinstance(MiniFASNet(MINIFASNET_V2), torch.nn.Module)
 
@@ -167,6 +167,6 @@ def test_a_download_is_hash_checked(
         raise OSError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", failing_download)
-    with pytest.raises(WeightsNotFoundError, match="download failed .network unreachable"):
+    with pytest.raises(WeightsNotFoundError, match=r"download failed \(network unreachable"):
         locate_weights()
     assert not list(offline_cache.glob("*.part"))
