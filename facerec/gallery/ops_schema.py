@@ -37,7 +37,7 @@ class AuditEvent(Base):
     operator asked for it (`--save-images`). `reason` says why a claim was not
     accepted (e.g. "presentation attack"); `liveness` is the claim's liveness
     verdict as JSON (each cue's verdict and score, p(live) per frame; revision
-    0004), NULL when liveness was off.
+    0005), NULL when liveness was off.
     """
 
     __tablename__ = "audit_events"

@@ -1,4 +1,4 @@
-"""Revision 0004 (why a claim was refused, the liveness verdict): matches the ORM, keeps old rows."""
+"""Revision 0005 (why a claim was refused, the liveness verdict): matches the ORM, keeps old rows."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def columns(db: Path) -> list[str]:
         con.close()
 
 
-def test_0004_adds_the_columns_keeps_old_rows_and_downgrades(tmp_path: Path) -> None:
+def test_0005_adds_the_columns_keeps_old_rows_and_downgrades(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
     command.upgrade(config(db), "0003")
     con = sqlite3.connect(db)
@@ -37,7 +37,7 @@ def test_0004_adds_the_columns_keeps_old_rows_and_downgrades(tmp_path: Path) -> 
             "VALUES ('2026-01-01 00:00:00', 'door.mp4', 'claim', 'accepted', '[0.95]', 3)"
         )
     con.close()
-    command.upgrade(config(db), "0004")
+    command.upgrade(config(db), "0005")
     assert {"reason", "liveness"} <= set(columns(db))
     engine = create_sqlite_engine(f"sqlite:///{db}")
     try:

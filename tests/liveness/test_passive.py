@@ -26,6 +26,7 @@ from facerec.liveness.passive import (
     scaled_crop,
 )
 from facerec.liveness.verdict import Verdict
+from facerec.pipeline import Pipeline
 
 from ..conftest import shared_file
 
@@ -86,7 +87,7 @@ def test_a_state_dict_with_a_missing_or_extra_key_is_refused(weights: Path, tmp_
 
 
 def test_real_photos_score_live_and_a_screen_replay_does_not(
-    antispoof: AntiSpoof, pipeline, shared: Path  # type: ignore[no-untyped-def]
+    antispoof: AntiSpoof, pipeline: Pipeline, shared: Path
 ) -> None:
     for rel in REAL:
         bgr = replay.read_bgr(shared_file(shared, rel))

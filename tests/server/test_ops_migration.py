@@ -22,7 +22,7 @@ from facerec.models.base import ModelIdentity
 from ..migrations_support import config, tables
 
 OPS_TABLES = {"audit_events", "api_keys"}
-#: Columns later revisions add to these tables (0004: tests/camera/test_audit_migration.py).
+#: Columns later revisions add to these tables (0005: tests/camera/test_audit_migration.py).
 LATER_COLUMNS = {("audit_events", "reason"), ("audit_events", "liveness")}
 
 

@@ -1,7 +1,7 @@
 """Door-camera audit events record why a claim was refused and the liveness verdict.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0003 on the `liveness` branch; 0004 (album paths) once merged with main
 Create Date: 2026-12-01
 
 Mirrors `facerec.gallery.ops_schema.AuditEvent.reason` / `.liveness`. Both
@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0004"
+revision: str = "0005"
+# main has 0004_album_paths_forgotten (branched after this work started): when merging,
+# set this to "0004" so the history stays one line.
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
