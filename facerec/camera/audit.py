@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +36,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from facerec.camera.events import DecisionEvent
+from facerec.camera.events import DecisionEvent, liveness_json
 from facerec.errors import GalleryError
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.ops_schema import AuditEvent
@@ -62,6 +63,8 @@ class AuditRecord:
     frames: int
     latency_ms: float | None
     has_image: bool
+    reason: str | None = None
+    liveness: dict[str, Any] | None = None  # as in the event's JSON (`liveness_json`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,8 @@ class AuditLog(SqliteTables):
                     frames=event.frames,
                     latency_ms=event.latency_ms,
                     image=image,
+                    reason=event.reason,
+                    liveness=_liveness(event),
                 )
                 s.add(row)
                 s.flush()
@@ -135,6 +140,8 @@ class AuditLog(SqliteTables):
                     frames=row.frames,
                     latency_ms=row.latency_ms,
                     has_image=row.image is not None,
+                    reason=row.reason,
+                    liveness=json.loads(row.liveness) if row.liveness else None,
                 )
                 for row, name in s.execute(stmt)
             ]
@@ -211,6 +218,11 @@ class AuditLog(SqliteTables):
                 .values(image=None)
             )
         return AuditForgotten(events=events, images=len(theirs), unchecked=unchecked)
+
+
+def _liveness(event: DecisionEvent) -> str | None:
+    data = liveness_json(event.liveness, event.liveness_scores)
+    return json.dumps(data, ensure_ascii=False) if data is not None else None
 
 
 def _name_key(name: str) -> str:

@@ -1,24 +1,33 @@
 """`facerec camera`: verify a claim, or watch for enrolled people, on a video stream.
 
 Exit codes follow `facerec verify`, because a door script acts on them:
-claim mode exits 0 when the claim is accepted and 1 when it is rejected or no
-decision was reached in time; watch mode exits 0 when the stream ends (with
-`--once`: 0 for a recognised person, 1 for an unknown face or no decision);
-any error exits 2 with one line on stderr.
+claim mode exits 0 when the claim is accepted and 1 when it is rejected
+(including "presentation attack") or no decision was reached in time; watch
+mode exits 0 when the stream ends (with `--once`: 0 for a recognised person,
+1 for an unknown face or no decision); any error exits 2 with one line on
+stderr.
+
+Claims check liveness by default (`facerec.liveness`): the anti-spoofing
+weights are a pinned download, or `--liveness-weights DIR`; when they are
+missing the command fails and says how to get them or to pass `--no-liveness`.
+It never skips the check silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from contextlib import ExitStack
-from typing import Annotated
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from facerec.camera.audit import AuditLog
 from facerec.camera.events import POSITIVE, DecisionEvent, Webhook
-from facerec.camera.window import WindowRule
+from facerec.camera.window import DEFAULT_COOLDOWN_S, WindowRule
 from facerec.cli_common import (
     EXIT_OK,
     EXIT_REJECTED,
@@ -35,11 +44,23 @@ from facerec.cli_common import (
     session,
 )
 from facerec.detection import DetectorKind
+from facerec.errors import ModelError
+from facerec.liveness.verdict import DEFAULT_MIN_REAL
+
+if TYPE_CHECKING:  # torch-heavy: imported when a camera actually runs
+    from facerec.liveness.challenge import Turn
+    from facerec.liveness.passive import AntiSpoof
 
 log = logging.getLogger(__name__)
 
 #: Claim mode gives up after this much stream time unless --timeout-s says otherwise.
 DEFAULT_CLAIM_TIMEOUT_S = 30.0
+
+
+class Challenge(StrEnum):
+    """Active liveness challenges a claim can ask for."""
+
+    TURN = "turn"
 
 
 def camera(
@@ -95,6 +116,44 @@ def camera(
         bool,
         typer.Option("--save-images", help="Keep a JPEG of the best face in the audit table."),
     ] = False,
+    cooldown_s: Annotated[
+        float,
+        typer.Option(
+            "--cooldown-s",
+            help="Watch: a person is reported again only after this long out of view.",
+        ),
+    ] = DEFAULT_COOLDOWN_S,
+    liveness: Annotated[
+        bool,
+        typer.Option(
+            "--liveness/--no-liveness",
+            help="Claim: refuse faces that are not live (photos, screens) [default: on].",
+        ),
+    ] = True,
+    liveness_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--liveness-weights",
+            help="Folder with the two MiniFASNet .pth files [default: download, SHA-256 pinned].",
+        ),
+    ] = None,
+    require_motion: Annotated[
+        bool,
+        typer.Option(
+            "--require-motion/--no-require-motion",
+            help="Claim: liveness needs the head to move in depth, not just the CNN's word.",
+        ),
+    ] = True,
+    liveness_threshold: Annotated[
+        float,
+        typer.Option("--liveness-threshold", help="Claim: least mean p(live) of the CNN."),
+    ] = DEFAULT_MIN_REAL,
+    challenge: Annotated[
+        Challenge | None,
+        typer.Option(
+            "--challenge", help="Claim: ask for an action (turn: the head, left or right)."
+        ),
+    ] = None,
     threshold: ThresholdOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
@@ -120,6 +179,19 @@ def camera(
             raise ValueError(f"--timeout-s must be positive, got {timeout_s}")
         if not webhook_timeout_s > 0:
             raise ValueError(f"--webhook-timeout-s must be positive, got {webhook_timeout_s}")
+        if not cooldown_s >= 0:
+            raise ValueError(f"--cooldown-s must not be negative, got {cooldown_s}")
+        policy = None
+        if claim is not None and liveness:
+            from facerec.liveness.challenge import draw_turn
+            from facerec.liveness.policy import LivenessPolicy
+
+            turn = draw_turn() if challenge is Challenge.TURN else None
+            policy = LivenessPolicy(
+                min_real=liveness_threshold, require_motion=require_motion, challenge=turn
+            )
+        elif challenge is not None:
+            raise ValueError("--challenge needs --claim NAME and liveness on")
     except ValueError as exc:
         fail(str(exc), as_json=as_json, kind="UsageError")
     if claim is not None and timeout_s is None:
@@ -127,6 +199,7 @@ def camera(
 
     # The camera's OpenCV and the pipeline load here, not when `facerec --help` builds the CLI.
     from facerec.camera.door import DoorCamera, run
+    from facerec.camera.liveness import LivenessTracker
     from facerec.camera.stream import FrameSource, parse_source
 
     events: list[DecisionEvent] = []
@@ -140,8 +213,18 @@ def camera(
         frames = stack.enter_context(
             FrameSource(parse_source(source), fps=fps, realtime=realtime or None, max_side=max_side)
         )
-        door = DoorCamera(fr, frames.name, claim=claim, rule=rule, save_images=save_images)
+        door = DoorCamera(
+            fr, frames.name, claim=claim, rule=rule, save_images=save_images, cooldown_s=cooldown_s
+        )
+        if policy is not None:
+            door.enable_liveness(
+                LivenessTracker(_antispoof(liveness_weights), policy, rule.window_s)
+            )
+        elif claim is not None:
+            log.warning("%s: liveness is off: a photo of %s opens this door", frames.name, claim)
         audit = stack.enter_context(AuditLog(fr.gallery.path))
+        if policy is not None and policy.challenge is not None:
+            _prompt(frames.name, policy.challenge, as_json)
 
         def deliver(event: DecisionEvent, image: bytes | None) -> None:
             event = dataclasses.replace(event, audit_id=audit.record(event, image))
@@ -166,13 +249,39 @@ def camera(
     raise typer.Exit(EXIT_OK if decided in POSITIVE else EXIT_REJECTED)
 
 
+def _antispoof(weights: Path | None) -> AntiSpoof:
+    """The anti-spoofing models, or a camera error that says how to get them or opt out."""
+    from facerec.camera.door import CameraError
+    from facerec.liveness.passive import AntiSpoof
+
+    try:
+        return AntiSpoof(weights)
+    except ModelError as exc:
+        raise CameraError(f"{exc} (or pass --no-liveness to claim without liveness)") from None
+
+
+def _prompt(source: str, turn: Turn, as_json: bool) -> None:
+    """Tell the person at the door what to do (stdout, for the door's display)."""
+    if as_json:
+        line = {"event": "challenge", "source": source, "challenge": "turn", "direction": turn.value,
+                "prompt": turn.prompt}  # fmt: skip
+        typer.echo(json.dumps(line, ensure_ascii=False))
+    else:
+        typer.echo(f"CHALLENGE: {turn.prompt}")
+
+
 def _human(event: DecisionEvent) -> str:
     who = event.name or "unknown face"
     best = f"best cos {event.best_score:.4f}" if event.best_score is not None else "no face seen"
-    return (
+    text = (
         f"{event.decision.upper()} {who}: {best} (threshold {event.threshold:.4f}), "
         f"{event.votes} vote(s), {event.frames} frame(s), at {event.stream_time_s:.1f} s"
     )
+    if event.reason:
+        text += f"; {event.reason}"
+    if event.liveness is not None:
+        text += f"; liveness {event.liveness.verdict.value} ({event.liveness.reason})"
+    return text
 
 
 def register(app: typer.Typer) -> None:

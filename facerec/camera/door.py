@@ -11,10 +11,17 @@ embedding is compared with the claimed person's prototype (claim mode, 1:1,
 `SlidingWindow`. A frame without a usable face casts no vote.
 
 Decisions: claim mode ends with `accepted`, `rejected` (k frames said "not
-them") or `timeout` (no decision within the time limit, or the stream ended).
-Watch mode reports `identified` or `unknown` each time the window agrees, then
-starts a fresh window, until the stream ends (or after the first decision with
-`once`).
+them", or the face was not live: reason "presentation attack") or `timeout`
+(no decision within the time limit, or the stream ended). With liveness on
+(`LivenessTracker`), k matching frames are not enough: the claimed face's
+frames within the vote window must also be judged live; while liveness is
+undecided (a face that has not moved yet) the door keeps looking.
+
+Watch mode reports one event per appearance: `identified` or `unknown` when
+the window agrees on someone not already in view (`Presence`), nothing while
+they stay, and a new event only after they have been gone for the cooldown.
+The window starts afresh whenever the voted label changes, so an event's
+scores are that person's frames only, never the previous person's.
 """
 
 from __future__ import annotations
@@ -35,17 +42,27 @@ from facerec.api import SOFTMAX_POOL, FaceRec
 from facerec.camera.events import (
     ACCEPTED,
     IDENTIFIED,
+    PRESENTATION_ATTACK,
     REJECTED,
     TIMEOUT,
     UNKNOWN,
     DecisionEvent,
     FrameLatency,
 )
+from facerec.camera.liveness import LivenessTracker
 from facerec.camera.stream import Frame
-from facerec.camera.window import SlidingWindow, Vote, WindowDecision, WindowRule
+from facerec.camera.window import (
+    DEFAULT_COOLDOWN_S,
+    Presence,
+    SlidingWindow,
+    Vote,
+    WindowDecision,
+    WindowRule,
+)
 from facerec.decision import identify, verify
 from facerec.errors import FacerecError, MultipleFacesError, NoFaceError, UnknownPersonError
 from facerec.images import LoadedImage, RGBImage
+from facerec.liveness.verdict import LivenessVerdict, Verdict
 from facerec.pipeline import Face, select_subject
 
 log = logging.getLogger(__name__)
@@ -87,6 +104,7 @@ class DoorCamera:
         claim: str | None = None,
         rule: WindowRule | None = None,
         save_images: bool = False,
+        cooldown_s: float = DEFAULT_COOLDOWN_S,
     ) -> None:
         """Loads the model and checks the gallery up front, so a bad setup fails before any frame."""
         self.source = source
@@ -94,6 +112,8 @@ class DoorCamera:
         self.save_images = save_images
         self.claim = unicodedata.normalize("NFC", claim.strip()) if claim is not None else None
         self.mode = "claim" if self.claim is not None else "watch"
+        self.liveness: LivenessTracker | None = None
+        self._presence = Presence(cooldown_s)
         self._fr = fr
         gallery = fr.gallery
         if self.claim is not None and not gallery.has(self.claim):
@@ -112,6 +132,12 @@ class DoorCamera:
         self._frames = 0
         self._last_t = 0.0
         self._pending_image: bytes | None = None
+
+    def enable_liveness(self, tracker: LivenessTracker) -> None:
+        """Judge the claimed face's liveness too (after the gallery checks, so those fail first)."""
+        if self.claim is None:
+            raise CameraError("liveness is checked on claims only (--claim NAME)")
+        self.liveness = tracker
 
     # -- per frame ------------------------------------------------------------------------------
     def observe(self, frame: Frame) -> tuple[FrameResult, DecisionEvent | None]:
@@ -145,17 +171,39 @@ class DoorCamera:
             reason=reason,
         )
         _log_frame(self.source, result)
-        if vote is None:
+        self._presence.expire(frame.t)
+        if self.liveness is not None:
+            self.liveness.expire(frame.t)
+        if vote is None or best is None:
             self._window.expire(frame.t)
             return result, None
-        if self.save_images and best is not None:
+        if (
+            self.mode == "watch"
+            and self._window.votes
+            and self._window.votes[-1].label != vote.label
+        ):
+            self._window.reset()  # someone else now: their event must not carry these scores
+        self._presence.heard(vote)
+        if self.liveness is not None and vote.label is not None:
+            self.liveness.add(frame.pixels, best, frame.t)
+        if self.save_images:
             self._crops[frame.index] = _crop(frame.pixels, best.detection.box)
         decided = self._window.push(vote)
         kept = {v.frame for v in self._window.votes}
         self._crops = {i: c for i, c in self._crops.items() if i in kept}
         if decided is None:
             return result, None
-        return result, self._decide(decided, frame.t)
+        if self.mode == "watch" and not self._presence.arrive(decided.label, frame.t):
+            self._window.reset()  # still the same appearance: nothing to announce
+            return result, None
+        liveness = None
+        if self.mode == "claim" and decided.label is not None and self.liveness is not None:
+            liveness = self.liveness.verdict()
+            if liveness.verdict is Verdict.UNDECIDED:
+                log.info("%s: %s matched; liveness undecided (%s)", self.source, self.claim,
+                         liveness.reason)  # fmt: skip
+                return result, None  # keep looking: the next matching frame asks again
+        return result, self._decide(decided, frame.t, liveness)
 
     def _judge(self, face: Face) -> tuple[str | None, float]:
         """(label, similarity) of one face: the claim if it matches, the identified name, or None."""
@@ -174,38 +222,61 @@ class DoorCamera:
         return ident.name, ident.similarity
 
     # -- decisions ------------------------------------------------------------------------------
-    def _decide(self, decided: WindowDecision, t: float) -> DecisionEvent:
+    def _decide(
+        self, decided: WindowDecision, t: float, liveness: LivenessVerdict | None = None
+    ) -> DecisionEvent:
+        reason = None
         if self.mode == "claim":
             decision = ACCEPTED if decided.label is not None else REJECTED
+            if decision == REJECTED:
+                reason = "not the claimed person"
+            elif liveness is not None and liveness.verdict is Verdict.ATTACK:
+                decision, reason = REJECTED, PRESENTATION_ATTACK
+                log.warning("%s: claim %r refused: %s", self.source, self.claim, liveness.reason)
             name = self.claim
             best_score = max(v.score for v in decided.votes)
         else:
             decision = IDENTIFIED if decided.label is not None else UNKNOWN
             name = decided.label
             best_score = max(v.score for v in decided.supporting)
-        event = self._event(decision, name, best_score, decided.votes, t)
+        event = self._event(decision, name, best_score, decided.votes, t, reason, liveness)
         image = None
         if self.save_images:
             top = max(decided.supporting, key=lambda v: v.score)
             crop = self._crops.get(top.frame)
             image = encode_jpeg(crop) if crop is not None else None
         self._pending_image = image
-        self._window.reset()
-        self._crops = {}
+        self._reset()
         return event
 
     def timeout(self, reason: str) -> DecisionEvent:
         """The decision when time ran out or the stream ended before the window agreed."""
+        liveness = None
+        if self.liveness is not None and self.liveness.frames:
+            liveness = self.liveness.verdict()
+            if liveness.verdict is Verdict.UNDECIDED:
+                reason = f"{reason}; liveness undecided ({liveness.reason})"
         log.info("%s: no decision (%s)", self.source, reason)
         votes = self._window.votes
         scores = [v.score for v in votes]
         event = self._event(
-            TIMEOUT, self.claim, max(scores) if scores else None, votes, self._last_t
+            TIMEOUT,
+            self.claim,
+            max(scores) if scores else None,
+            votes,
+            self._last_t,
+            reason,
+            liveness,
         )
         self._pending_image = None
+        self._reset()
+        return event
+
+    def _reset(self) -> None:
         self._window.reset()
         self._crops = {}
-        return event
+        if self.liveness is not None:
+            self.liveness.reset()
 
     def take_image(self) -> bytes | None:
         """The JPEG saved with the last decision (only with `save_images`), handed out once."""
@@ -219,6 +290,8 @@ class DoorCamera:
         best_score: float | None,
         votes: tuple[Vote, ...],
         t: float,
+        reason: str | None = None,
+        liveness: LivenessVerdict | None = None,
     ) -> DecisionEvent:
         voting = {v.frame for v in votes}
         latencies = [f.ms for f in self._latencies]
@@ -237,6 +310,13 @@ class DoorCamera:
             stream_time_s=t,
             latency_ms=statistics.median(latencies) if latencies else None,
             frame_latencies=tuple(f for f in self._latencies if f.frame in voting),
+            reason=reason,
+            liveness=liveness,
+            liveness_scores=(
+                tuple(f.p_real for f in self.liveness.frames)
+                if liveness is not None and self.liveness is not None
+                else ()
+            ),
         )
         self._frames = 0
         self._latencies.clear()

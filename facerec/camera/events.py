@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from facerec.errors import FacerecError
+from facerec.liveness.verdict import LivenessVerdict
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ ACCEPTED, REJECTED, TIMEOUT = "accepted", "rejected", "timeout"
 IDENTIFIED, UNKNOWN = "identified", "unknown"
 #: Decisions that make `facerec camera` exit 0.
 POSITIVE = frozenset({ACCEPTED, IDENTIFIED})
+#: The reason of a claim refused by liveness (the face matched, but not a live one).
+PRESENTATION_ATTACK = "presentation attack"
 
 #: Posts waiting for the webhook at most; later ones are dropped with a warning.
 WEBHOOK_QUEUE = 100
@@ -53,6 +56,12 @@ class DecisionEvent:
     and `best_score` the highest among the frames that support the decision.
     `frames` counts the frames processed since the previous decision (or the
     start); `latency_ms` is their median processing time.
+
+    `reason` says why a claim was not accepted ("presentation attack", "not
+    the claimed person", or why no decision came). `liveness` is the claim's
+    liveness verdict with every cue's measurement, and `liveness_scores`
+    the anti-spoofing CNN's p(live) per evidence frame, oldest first; both
+    stay empty when liveness is off (and in watch mode).
     """
 
     time: datetime  # wall clock, UTC
@@ -70,6 +79,9 @@ class DecisionEvent:
     latency_ms: float | None
     frame_latencies: tuple[FrameLatency, ...]
     audit_id: int | None = None
+    reason: str | None = None
+    liveness: LivenessVerdict | None = None
+    liveness_scores: tuple[float, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The event as a JSON-ready dict (datetimes as ISO 8601, floats rounded)."""
@@ -93,11 +105,36 @@ class DecisionEvent:
                 for f in self.frame_latencies
             ],
             "audit_id": self.audit_id,
+            "reason": self.reason,
+            "liveness": liveness_json(self.liveness, self.liveness_scores),
         }
 
     def to_line(self) -> str:
         """One line of JSON, as printed on stdout."""
         return json.dumps(self.as_json(), ensure_ascii=False)
+
+
+def liveness_json(
+    verdict: LivenessVerdict | None, scores: tuple[float, ...]
+) -> dict[str, Any] | None:
+    """The liveness verdict as JSON (the event's, the webhook's and the audit row's)."""
+    if verdict is None:
+        return None
+    return {
+        "verdict": verdict.verdict.value,
+        "reason": verdict.reason,
+        "cues": [
+            {
+                "cue": c.cue.value,
+                "verdict": c.verdict.value,
+                "score": _round(c.score),
+                "required": c.required,
+                "reason": c.reason,
+            }
+            for c in verdict.cues
+        ],
+        "p_real": [_round(s) for s in scores],
+    }
 
 
 def _round(x: float | None, digits: int = 5) -> float | None:

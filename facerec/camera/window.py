@@ -14,12 +14,20 @@ A decision needs `k` equal votes among the last `n` votes, all cast within
 can neither open the door nor refuse it. Older votes simply fall out of the
 window, so someone who was refused twice and then looks straight at the
 camera is still judged on their best three frames.
+
+Watching a lobby is about appearances, not frames: `Presence` remembers who
+is in view, so a person who stays in front of the camera for a minute is
+reported once, not every few frames, and again only after they have been
+gone (no vote for them) for a cooldown.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass
+
+#: Watch mode: someone is "gone" after this many seconds without a vote for them.
+DEFAULT_COOLDOWN_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +98,42 @@ class SlidingWindow:
         if count >= self.rule.k:
             return WindowDecision(vote.label, tuple(self._votes))
         return None
+
+
+class Presence:
+    """Who is in view: a label (a name, or None for an unknown face) announced and not yet gone.
+
+    A label becomes present when a decision about it is announced (`arrive`),
+    and stays present while votes for it keep coming (`heard`); after
+    `cooldown_s` seconds without any, it is gone (`expire`) and its next
+    decision is a new appearance. Votes alone never make a label present: one
+    stray frame is not an appearance.
+    """
+
+    def __init__(self, cooldown_s: float) -> None:
+        if not cooldown_s >= 0:
+            raise ValueError(f"the cooldown must not be negative, got {cooldown_s} s")
+        self.cooldown_s = cooldown_s
+        self._last: dict[str | None, float] = {}
+
+    @property
+    def present(self) -> frozenset[str | None]:
+        return frozenset(self._last)
+
+    def heard(self, vote: Vote) -> None:
+        """A vote keeps its label present (if it is)."""
+        if vote.label in self._last:
+            self._last[vote.label] = vote.t
+
+    def expire(self, now: float) -> None:
+        """Forget labels without a vote for more than the cooldown at stream time `now`."""
+        for label, last in list(self._last.items()):
+            if now - last > self.cooldown_s:
+                del self._last[label]
+
+    def arrive(self, label: str | None, t: float) -> bool:
+        """A decision about `label` at `t`: True if it is a new appearance (to announce)."""
+        self.expire(t)
+        new = label not in self._last
+        self._last[label] = t
+        return new

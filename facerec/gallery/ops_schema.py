@@ -34,7 +34,10 @@ class AuditEvent(Base):
     `scores` is a JSON list of the per-frame similarities the decision rests on;
     it holds no names, so a removed person's name cannot linger in another
     person's events. `image` (a JPEG of the best face) is stored only when the
-    operator asked for it (`--save-images`).
+    operator asked for it (`--save-images`). `reason` says why a claim was not
+    accepted (e.g. "presentation attack"); `liveness` is the claim's liveness
+    verdict as JSON (each cue's verdict and score, p(live) per frame; revision
+    0005), NULL when liveness was off.
     """
 
     __tablename__ = "audit_events"
@@ -57,6 +60,8 @@ class AuditEvent(Base):
     frames: Mapped[int] = mapped_column(Integer)  # frames processed for this decision
     latency_ms: Mapped[float | None] = mapped_column(Float)  # median per-frame processing time
     image: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG, only with --save-images
+    reason: Mapped[str | None] = mapped_column(Text)
+    liveness: Mapped[str | None] = mapped_column(Text)  # JSON {verdict, reason, cues, p_real}
 
 
 class ApiKey(Base):

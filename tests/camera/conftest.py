@@ -1,13 +1,44 @@
-"""Fixtures of the door camera tests."""
+"""Fixtures of the door camera tests, and how they run `facerec camera` and read what it wrote."""
 
 from __future__ import annotations
 
 import http.server
 import json
+import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+
+def camera(args: list[str], env: dict[str, str], db: Path) -> subprocess.CompletedProcess[str]:
+    """`facerec camera ARGS --db DB --json` as a door script runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "facerec", "camera", *args, "--db", str(db), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def events(run: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    """The JSON lines a run printed on stdout."""
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    return [json.loads(line) for line in lines]
+
+
+def audit_rows(db: Path) -> list[dict[str, object]]:
+    """The audit table as plain sqlite3 sees it."""
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM audit_events ORDER BY id")]
+    finally:
+        con.close()
 
 
 @pytest.fixture()

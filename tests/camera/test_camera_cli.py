@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +23,10 @@ from facerec.api import FaceRec
 from facerec.cli import app
 
 from ..conftest import shared_file
+from .conftest import audit_rows, camera, events
 
 EX = "face_recognition/examples"
-OBAMA, BIDEN = "Barack Obama", "Joe Biden"
+OBAMA, BIDEN, KIT = "Barack Obama", "Joe Biden", "Kit Harington"
 SIZE = (640, 480)
 VIDEO_FPS = 10
 
@@ -64,6 +64,8 @@ def photos(shared: Path) -> dict[str, Path]:
         "obama": shared_file(shared, f"{EX}/obama.jpg"),
         "obama2": shared_file(shared, f"{EX}/obama2.jpg"),
         "biden": shared_file(shared, f"{EX}/biden.jpg"),
+        "kit": shared_file(shared, f"{EX}/knn_examples/train/kit_harington/john1.jpeg"),
+        "kit2": shared_file(shared, f"{EX}/knn_examples/train/kit_harington/john2.jpeg"),
         "stranger": shared_file(shared, f"{EX}/lin-manuel-miranda.png"),
         "empty": shared_file(shared, "nonface/pilatus800.jpg"),
     }
@@ -71,11 +73,12 @@ def photos(shared: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def enrolled(tmp_path_factory: pytest.TempPathFactory, pipeline, photos: dict[str, Path]) -> Path:  # type: ignore[no-untyped-def]
-    """A gallery with Obama (obama.jpg) and Biden, made once; tests get copies."""
+    """A gallery with Obama (obama.jpg), Biden and Kit Harington (john1), made once; tests get copies."""
     db = tmp_path_factory.mktemp("gallery") / "gallery.db"
     with FaceRec(db, pipeline=pipeline) as fr:
         fr.enroll(OBAMA, [photos["obama"]])
         fr.enroll(BIDEN, [photos["biden"]])
+        fr.enroll(KIT, [photos["kit"]])
     return db
 
 
@@ -84,30 +87,6 @@ def db(enrolled: Path, tmp_path: Path) -> Path:
     for suffix in ("", ".faiss"):
         shutil.copy(str(enrolled) + suffix, str(tmp_path / "gallery.db") + suffix)
     return tmp_path / "gallery.db"
-
-
-def camera(args: list[str], env: dict[str, str], db: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "facerec", "camera", *args, "--db", str(db), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def events(run: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
-    lines = [line for line in run.stdout.splitlines() if line.strip()]
-    return [json.loads(line) for line in lines]
-
-
-def audit_rows(db: Path) -> list[dict[str, object]]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM audit_events ORDER BY id")]
-    finally:
-        con.close()
 
 
 def test_claim_accepted_despite_one_bad_frame(
@@ -120,7 +99,7 @@ def test_claim_accepted_despite_one_bad_frame(
          (photos["obama2"], 0.6)],
     )  # fmt: skip
     run = camera(
-        ["--source", str(video), "--claim", OBAMA, "--save-images",
+        ["--source", str(video), "--claim", OBAMA, "--save-images", "--no-liveness",
          "--webhook", "http://127.0.0.1:9/unreachable", "--webhook-timeout-s", "0.5"],
         cli_env,
         db,
@@ -168,7 +147,9 @@ def test_claim_rejected_despite_one_good_frame(
         [(photos["biden"], 0.4), (photos["obama2"], 0.2), (photos["biden"], 0.6)],
     )
     url, received = receiver
-    run = camera(["--source", str(video), "--claim", OBAMA, "--webhook", url], cli_env, db)
+    run = camera(
+        ["--source", str(video), "--claim", OBAMA, "--webhook", url, "--no-liveness"], cli_env, db
+    )
     assert run.returncode == 1, run.stdout + run.stderr
     (event,) = events(run)
     assert event["decision"] == "rejected" and event["stream_time_s"] == pytest.approx(0.6)
@@ -197,11 +178,39 @@ def test_watch_reports_each_person_and_unknown_faces(
     assert rows[1]["identity_id"] is None and all(r["mode"] == "watch" for r in rows)
 
 
+def test_watch_reports_each_appearance_once_with_its_own_frames(
+    photos: dict[str, Path],
+    db: Path,
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    receiver: tuple[str, list[dict[str, object]]],
+) -> None:
+    """Three people in turn, 5 s each: three events (the window used to decide every 3 frames)."""
+    segments = [(OBAMA, photos["obama2"], 5.0), (BIDEN, photos["biden"], 5.0),
+                (KIT, photos["kit2"], 6.0)]  # fmt: skip
+    video = write_video(tmp_path / "lobby.mp4", [(photo, s) for _, photo, s in segments])
+    url, received = receiver
+    run = camera(["--source", str(video), "--watch", "--fps", "2", "--webhook", url], cli_env, db)
+    assert run.returncode == 0, run.stdout + run.stderr
+    got = events(run)
+    assert [(e["decision"], e["name"]) for e in got] == [("identified", n) for n, _, _ in segments]
+    start = 0.0
+    for event, (_, _, seconds) in zip(got, segments, strict=True):
+        # Only this appearance's frames: all within the person's own stretch of the video.
+        frames = event["frame_latencies_ms"]
+        assert isinstance(frames, list) and event["votes"] == len(frames) == 3
+        assert all(start <= f["t"] < start + seconds for f in frames), (event["name"], frames)
+        assert all(s >= event["threshold"] for s in event["scores"])  # type: ignore[attr-defined]
+        start += seconds
+    assert [r["decision"] for r in audit_rows(db)] == ["identified"] * 3  # audit follows events
+    assert [e["name"] for e in received] == [n for n, _, _ in segments]  # and so does the webhook
+
+
 def test_no_face_until_the_stream_ends_is_a_timeout(
     photos: dict[str, Path], db: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     video = write_video(tmp_path / "empty.mp4", [(photos["empty"], 0.6)])
-    run = camera(["--source", str(video), "--claim", OBAMA], cli_env, db)
+    run = camera(["--source", str(video), "--claim", OBAMA, "--no-liveness"], cli_env, db)
     assert run.returncode == 1, run.stdout + run.stderr
     (event,) = events(run)
     assert event["decision"] == "timeout" and event["votes"] == 0 and event["frames"] == 3

@@ -14,7 +14,7 @@ import pytest
 
 from facerec.camera.events import DecisionEvent, FrameLatency, Webhook, WebhookError, send_json
 from facerec.camera.stream import FrameSource, StreamError, describe, is_live, parse_source
-from facerec.camera.window import SlidingWindow, Vote, WindowDecision, WindowRule
+from facerec.camera.window import Presence, SlidingWindow, Vote, WindowDecision, WindowRule
 
 OBAMA = "Barack Obama"
 
@@ -64,6 +64,29 @@ def test_votes_older_than_the_window_expire() -> None:
     assert w.push(Vote(0.5, OBAMA, 0.95)) is None
     assert w.push(Vote(2.0, OBAMA, 0.95)) is None  # the first two are more than 1 s old
     assert [v.t for v in w.votes] == [2.0]
+
+
+def test_presence_announces_an_appearance_once_until_the_person_is_gone() -> None:
+    p = Presence(cooldown_s=3.0)
+    assert p.arrive(OBAMA, 1.0)  # a new appearance
+    for t in (1.2, 2.0, 3.5, 6.0):  # Obama keeps voting: still the same appearance
+        p.heard(Vote(t, OBAMA, 0.95))
+    assert not p.arrive(OBAMA, 6.2)
+    assert p.arrive("Joe Biden", 6.4) and p.present == {OBAMA, "Joe Biden"}
+    p.heard(Vote(6.6, "Joe Biden", 0.95))
+    p.expire(9.3)  # 3.3 s without a vote for Obama: gone; Biden was heard 2.7 s ago
+    assert p.present == {"Joe Biden"}
+    assert p.arrive(OBAMA, 9.4)  # back: a new appearance
+
+
+def test_presence_counts_unknown_faces_and_needs_a_decision_not_a_vote() -> None:
+    p = Presence(cooldown_s=1.0)
+    p.heard(Vote(0.0, OBAMA, 0.95))  # a vote alone is not an appearance
+    assert p.present == frozenset()
+    assert p.arrive(None, 0.2) and not p.arrive(None, 1.0)  # one stranger, one event
+    assert p.arrive(None, 2.5)  # ... until they were gone for the cooldown
+    with pytest.raises(ValueError):
+        Presence(cooldown_s=-1)
 
 
 def test_window_rule_is_validated() -> None:

@@ -1,0 +1,258 @@
+"""The passive cue: does this one frame look like a live face or a recaptured one?
+
+Two released MiniFASNet models (minivision-ai's Silent-Face-Anti-Spoofing,
+Apache-2.0) look at the same face at two context sizes: MiniFASNetV2 at 2.7
+times the detector box, MiniFASNetV1SE at 4 times. The wider crop shows what
+surrounds the face (a phone's bezel, a paper's edge, a hand), the tighter one
+the skin texture; as the authors do, their softmax outputs are averaged and
+p(live) is the averaged probability of class 1.
+
+Crop rule (the authors' description: "the face box expanded by a scale,
+resized to 80x80"): the box is scaled about its centre by `scale`, the scale
+is first lowered so the crop fits inside the frame, and a crop that sticks out
+on one side is shifted back inside rather than padded, so the network never
+sees artificial borders (which it would read as a screen's edge).
+
+The models were trained on the authors' own camera captures with RetinaFace
+boxes; ours come from MTCNN, whose boxes are narrower and taller (on the
+authors' three sample images, about 0.83 times as wide and 1.13 times as
+tall). On those samples the verdicts agree with the authors' published ones
+either way, so the boxes are used as MTCNN gives them. What the scores mean
+on this project's data is measured by `scripts/bench_liveness.py`, not
+assumed.
+
+Weights: the two files are a pinned download (SHA-256 checked; a mismatch is
+deleted and refused) into the torch-hub checkpoints folder, or a directory
+the user names. `FACEREC_OFFLINE` forbids the download and turns a missing
+file into an error that says where to put it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from facerec.detection import default_device
+from facerec.errors import ModelError, WeightsNotFoundError
+from facerec.images import RGBImage
+from facerec.liveness.minifasnet import (
+    INPUT_SIZE,
+    MINIFASNET_V1SE,
+    MINIFASNET_V2,
+    REAL_CLASS,
+    MiniFASNet,
+    MiniFASNetSpec,
+)
+from facerec.liveness.verdict import DEFAULT_MIN_REAL, Cue, CueResult, Verdict
+from facerec.models.base import sha256_file
+from facerec.models.inception import torch_hub_checkpoints
+
+log = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]
+
+#: The repository commit the weights are pinned to (minivision-ai/Silent-Face-Anti-Spoofing).
+RELEASE_COMMIT = "b6d5f04ad78778917853b25c778acef6d5626d15"
+RELEASE_URL = (
+    "https://raw.githubusercontent.com/minivision-ai/Silent-Face-Anti-Spoofing/"
+    f"{RELEASE_COMMIT}/resources/anti_spoof_models/"
+)
+LICENCE = "Apache-2.0 (minivision-ai/Silent-Face-Anti-Spoofing)"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedModel:
+    """One released weights file: its network, the context it crops, and its pinned hash."""
+
+    file: str
+    spec: MiniFASNetSpec
+    scale: float  # crop side / detector box side
+    sha256: str
+
+
+RELEASED_MODELS = (
+    ReleasedModel(
+        "2.7_80x80_MiniFASNetV2.pth",
+        MINIFASNET_V2,
+        2.7,
+        "a5eb02e1843f19b5386b953cc4c9f011c3f985d0ee2bb9819eea9a142099bec0",
+    ),
+    ReleasedModel(
+        "4_0_0_80x80_MiniFASNetV1SE.pth",
+        MINIFASNET_V1SE,
+        4.0,
+        "84ee1d37d96894d5e82de5a57df044ef80a58be2b218b5ed7cdfd875ec2f5990",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PassiveScore:
+    """One face in one frame: p(live) of the fused models, and each model's own."""
+
+    p_real: float
+    per_model: tuple[float, ...]
+
+
+def default_weights_dir() -> Path:
+    """Where the download goes: next to facenet-pytorch's, in the torch-hub checkpoints folder."""
+    return torch_hub_checkpoints() / "silent-face-anti-spoofing"
+
+
+def how_to_get(directory: Path) -> str:
+    """The instruction every "weights missing" error ends with."""
+    files = ", ".join(RELEASE_URL + m.file for m in RELEASED_MODELS)
+    return f"download {files} into {directory}"
+
+
+def locate_weights(directory: Path | None = None) -> Path:
+    """The folder holding both released files, checked against their pinned SHA-256.
+
+    With `directory` None the default folder is used, and a missing file is
+    downloaded unless FACEREC_OFFLINE is set. A file whose hash differs from
+    the pinned one is refused: every threshold and measured rate belongs to
+    these exact weights.
+    """
+    explicit = directory is not None
+    folder = Path(directory).expanduser() if directory is not None else default_weights_dir()
+    if explicit and not folder.is_dir():
+        raise WeightsNotFoundError(f"liveness weights folder {folder} does not exist")
+    for model in RELEASED_MODELS:
+        path = folder / model.file
+        if not path.is_file():
+            if explicit:
+                raise WeightsNotFoundError(
+                    f"liveness weights {path} not found; {how_to_get(folder)}"
+                )
+            _download(model, path)
+        digest = sha256_file(path)
+        if digest != model.sha256:
+            if not explicit:
+                path.unlink(missing_ok=True)  # a damaged download; the next run fetches it again
+            raise ModelError(
+                f"{path}: sha256 {digest[:12]}... is not the pinned {model.sha256[:12]}... "
+                f"of {model.file}; {how_to_get(folder)}"
+            )
+    return folder
+
+
+def _download(model: ReleasedModel, dest: Path) -> None:
+    if os.environ.get("FACEREC_OFFLINE"):
+        raise WeightsNotFoundError(
+            f"liveness weights {dest} not found and FACEREC_OFFLINE is set; "
+            f"{how_to_get(dest.parent)}"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s to %s", model.file, dest)
+    partial = dest.with_name(dest.name + ".part")
+    try:
+        torch.hub.download_url_to_file(RELEASE_URL + model.file, str(partial), progress=False)
+        partial.replace(dest)
+    except Exception as exc:  # network errors come in many types
+        partial.unlink(missing_ok=True)
+        raise WeightsNotFoundError(
+            f"liveness weights {dest} not found and the download failed ({exc}); "
+            f"{how_to_get(dest.parent)} on a connected machine"
+        ) from None
+
+
+def load_minifasnet(path: Path, spec: MiniFASNetSpec) -> MiniFASNet:
+    """Build `spec` and load `path` strictly: every tensor of the file is used, none is missing."""
+    try:
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable PyTorch state dict ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ModelError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    # The release was saved from nn.DataParallel, which prefixes every key with "module.".
+    state = {str(k).removeprefix("module."): v for k, v in obj.items()}
+    net = MiniFASNet(spec)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{path}: does not fit {spec.name}: {exc}") from None
+    return net.eval()
+
+
+def scaled_crop(image: np.ndarray, box: Box, scale: float, size: int = INPUT_SIZE) -> np.ndarray:
+    """The box scaled by `scale` about its centre, kept inside the image, resized to size x size."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    bw, bh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    scale = min(scale, (h - 1) / bh, (w - 1) / bw)
+    cw, ch = bw * scale, bh * scale
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left = min(max(cx - cw / 2, 0.0), w - 1 - cw)
+    top = min(max(cy - ch / 2, 0.0), h - 1 - ch)
+    left_i, top_i = max(int(left), 0), max(int(top), 0)
+    right_i, bottom_i = min(int(left + cw) + 1, w), min(int(top + ch) + 1, h)
+    patch = image[top_i:bottom_i, left_i:right_i]
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+class AntiSpoof:
+    """Both released MiniFASNets, ready to score faces (RGB frames, detector boxes)."""
+
+    def __init__(self, weights_dir: Path | None = None, device: torch.device | None = None):
+        """Locates (or downloads) and loads the weights; raises before any frame if they are missing."""
+        self.weights_dir = locate_weights(weights_dir)
+        self.device = device or default_device()
+        self.models = RELEASED_MODELS
+        self._nets = [
+            load_minifasnet(self.weights_dir / m.file, m.spec).to(self.device) for m in self.models
+        ]
+
+    def score(self, image: RGBImage, box: Box) -> PassiveScore:
+        """p(live) of one face."""
+        return self.score_many([(image, box)])[0]
+
+    def score_many(self, faces: Sequence[tuple[RGBImage, Box]]) -> list[PassiveScore]:
+        """p(live) of several faces (each an RGB frame and a detector box), one batch per model."""
+        if not faces:
+            return []
+        per_model = []
+        for model, net in zip(self.models, self._nets, strict=True):
+            # The networks were trained on OpenCV's BGR order, pixel values 0..255 unscaled.
+            crops = np.stack(
+                [scaled_crop(img, box, model.scale)[:, :, ::-1] for img, box in faces]
+            ).astype(np.float32)
+            x = torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device)
+            with torch.inference_mode():
+                per_model.append(torch.softmax(net(x), dim=1).cpu().numpy())
+        fused = np.mean(per_model, axis=0)
+        return [
+            PassiveScore(
+                float(fused[i, REAL_CLASS]), tuple(float(p[i, REAL_CLASS]) for p in per_model)
+            )
+            for i in range(len(faces))
+        ]
+
+
+
+
+def judge(p_real: Sequence[float], min_real: float = DEFAULT_MIN_REAL) -> CueResult:
+    """Live if the mean p(live) over the frames reaches `min_real`, an attack if not."""
+    if not p_real:
+        return CueResult(Cue.PASSIVE, Verdict.UNDECIDED, None, "no face scored yet")
+    mean = float(np.mean(p_real))
+    if mean >= min_real:
+        return CueResult(
+            Cue.PASSIVE,
+            Verdict.LIVE,
+            mean,
+            f"p(live) {mean:.3f} >= {min_real:.2f} over {len(p_real)} frame(s)",
+        )
+    return CueResult(
+        Cue.PASSIVE,
+        Verdict.ATTACK,
+        mean,
+        f"looks recaptured: p(live) {mean:.3f} < {min_real:.2f} over {len(p_real)} frame(s)",
+    )
