@@ -61,7 +61,8 @@ class DecisionThreshold:
         if self.source is ThresholdSource.OPERATING_POINT and self.target_far is not None:
             text = f"operating point FAR<={format_rate(self.target_far)}"
             if self.gallery_size is not None:
-                text += f" (1:N, {self.gallery_size} people)"
+                n = self.gallery_size
+                text += f" (1:N, {n} {'person' if n == 1 else 'people'})"
             return f"{text} on {self.evidence}" if self.evidence else text
         text = str(self.source)
         if self.source is ThresholdSource.CALIBRATED:

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from facerec.api import FaceRec
+from facerec.pipeline import Pipeline
+
 from .conftest import shared_file
 
 
@@ -39,12 +42,12 @@ def test_info_shows_the_operating_points(tmp_path: Path, cli_env: dict[str, str]
 
 
 def test_verify_states_far_and_source(
-    shared: Path, tmp_path: Path, cli_env: dict[str, str]
+    shared: Path, pipeline: Pipeline, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     ex = "face_recognition/examples"
+    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:  # enrolment is not under test
+        fr.enroll("obama", [shared_file(shared, f"{ex}/obama.jpg")])
     db = ["--db", str(tmp_path / "g.db")]
-    r = run(["enroll", "obama", str(shared_file(shared, f"{ex}/obama.jpg")), *db], cli_env)
-    assert r.returncode == 0, r.stderr
     probe = str(shared_file(shared, f"{ex}/obama2.jpg"))
     r = run(["verify", "obama", probe, *db, "--json"], cli_env)
     assert r.returncode == 0, r.stderr
