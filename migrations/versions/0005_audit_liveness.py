@@ -1,7 +1,7 @@
 """Door-camera audit events record why a claim was refused and the liveness verdict.
 
 Revision ID: 0005
-Revises: 0003 on the `liveness` branch; 0004 (album paths) once merged with main
+Revises: 0004
 Create Date: 2026-12-01
 
 Mirrors `facerec.gallery.ops_schema.AuditEvent.reason` / `.liveness`. Both
@@ -18,8 +18,6 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0005"
-# main has 0004_album_paths_forgotten (branched after this work started): when merging,
-# set this to "0004" so the history stays one line.
 down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
