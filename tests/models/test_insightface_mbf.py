@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from facerec.alignment import FitDirection
+from facerec.cli import app
 from facerec.embedding import Embedder
 from facerec.errors import WeightsNotFoundError
 from facerec.images import load_image
@@ -64,29 +66,20 @@ def test_loads_pinned_and_tells_people_apart(shared: Path, pipeline: Pipeline) -
 
 
 def test_help_and_info_say_non_commercial(cli_env: dict[str, str], tmp_path: Path) -> None:
-    def info(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "facerec",
-                "info",
-                "--model",
-                NAME,
-                "--db",
-                str(tmp_path / "g.db"),
-                *extra,
-            ],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
     assert f"{NAME} (NON-COMMERCIAL" in models_help()  # the --model help text
-    r = info("--json")
+    db = str(tmp_path / "g.db")
+    r = subprocess.run(
+        [sys.executable, "-m", "facerec", "info", "--model", NAME, "--db", db, "--json"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model"] == NAME and out["non_commercial"] is True
-    r = info()
-    assert r.returncode == 0 and "non-commercial research use only" in r.stdout
+    human = CliRunner().invoke(app, ["info", "--model", NAME, "--db", db])  # in-process: faster
+    assert human.exit_code == 0, human.output
+    assert "non-commercial research use only" in human.stdout
+    plain = CliRunner().invoke(app, ["info", "--db", db])
+    assert plain.exit_code == 0 and "non-commercial" not in plain.stdout
