@@ -161,8 +161,8 @@ class FaceRec:
         if self._pipeline is None:
             from facerec.embedding import Embedder  # torch loads here, not for people/info
 
-            use_threads(self.settings.threads)
-            model = load_model(self.settings.model, self.settings.weights)
+            count = use_threads(self.settings.threads)
+            model = load_model(self.settings.model, self.settings.weights, threads=count)
             embedder = Embedder(model, batch_size=self.settings.batch_size, flip=self.settings.flip)
             self._pipeline = Pipeline(
                 Detector(self.settings.detector), embedder, self.settings.quality
