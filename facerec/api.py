@@ -165,7 +165,7 @@ class FaceRec:
             model = load_model(self.settings.model, self.settings.weights, threads=count)
             embedder = Embedder(model, batch_size=self.settings.batch_size, flip=self.settings.flip)
             self._pipeline = Pipeline(
-                Detector(self.settings.detector), embedder, self.settings.quality
+                Detector(self.settings.detector, threads=count), embedder, self.settings.quality
             )
         return self._pipeline
 
