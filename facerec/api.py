@@ -158,6 +158,7 @@ class FaceRec:
 
     @property
     def pipeline(self) -> Pipeline:
+        """Detector + model, loaded on first use with `Settings.threads` applied (process-wide)."""
         if self._pipeline is None:
             from facerec.embedding import Embedder  # torch loads here, not for people/info
 

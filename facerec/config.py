@@ -42,6 +42,9 @@ class Settings:
     top_k: int = 5
     flip: bool = False
     batch_size: int = 32
-    threads: int | None = None  # None: $FACEREC_THREADS, else runtime.default_threads()
+    # CPU threads of the model runtimes, applied process-wide when FaceRec loads its models
+    # (torch and OpenCV have one pool per process). None: $FACEREC_THREADS, else
+    # runtime.default_threads().
+    threads: int | None = None
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     quality: QualityLimits = field(default_factory=QualityLimits)
