@@ -9,6 +9,9 @@ For each registered detector, with the default (dlib) embedding:
 - the LFW subject's detector score (quantiles) and how many subjects the
   quality gate refuses, in all and for the score alone, at each detector's own
   default floor (`facerec.detection.SURE_SCORE`);
+- mixed pairs: the LFW accuracy when the first photo of every pair went
+  through MTCNN and the second through the other detector (a gallery
+  enrolled with one detector, queried with another);
 - landmark agreement with MTCNN on LFW: the mean distance between the two
   detectors' points for the same face, per point, over MTCNN's eye distance
   (the same measure with YuNet's left and right swapped shows what a
@@ -43,15 +46,18 @@ import time
 from collections.abc import Iterator, Sequence
 from itertools import zip_longest
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from facerec.alignment import warp_to_template
 from facerec.detection import SURE_SCORE, DetectedFace, Detector, DetectorConfig, DetectorKind
 from facerec.embedding import Embedder
 from facerec.evaluation.embed import central_face, embed_set
+from facerec.evaluation.metrics import kfold_accuracy
 from facerec.evaluation.pairs import Pair, read_lfw_pairs
 from facerec.evaluation.report import verification_report
 from facerec.images import RGBImage, load_image
@@ -227,9 +233,15 @@ def small_face_recall(
     return out
 
 
+class Run(NamedTuple):
+    result: dict[str, object]
+    central: list[DetectedFace | None]  # the LFW subject per photo, None where missed
+    vectors: dict[Path, npt.NDArray[np.float32]]
+
+
 def run(
     kind: DetectorKind, embedder: Embedder, paths: list[Path], pairs: list[Pair], repeat: int
-) -> tuple[dict[str, object], list[DetectedFace | None]]:
+) -> Run:
     detector = Detector(DetectorConfig(kind=kind), torch.device("cpu"), threads=1)
     found, central, scores, images = [], [], [], []
     for p in paths:
@@ -281,7 +293,7 @@ def run(
         "portraits": len(PORTRAITS),
         "ms_per_image": timing,
     }
-    return result, central
+    return Run(result, central, embedded.lookup())
 
 
 def main() -> None:
@@ -303,10 +315,20 @@ def main() -> None:
     pairs = subset(read_lfw_pairs(args.pairs), args.limit)
     paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
     embedder = Embedder(load_model("dlib-resnet-v1"))
-    results, centrals = [], {}
-    for kind in args.detectors:
-        r, centrals[kind] = run(kind, embedder, paths, pairs, args.repeat)
-        results.append(r)
+    runs = {kind: run(kind, embedder, paths, pairs, args.repeat) for kind in args.detectors}
+    results = [r.result for r in runs.values()]
+    centrals = {kind: r.central for kind, r in runs.items()}
+    if DetectorKind.MTCNN in runs:
+        for kind, r in runs.items():
+            if kind is not DetectorKind.MTCNN:
+                first = runs[DetectorKind.MTCNN].vectors
+                mixed = kfold_accuracy(
+                    [float(first[p.a] @ r.vectors[p.b]) for p in pairs],
+                    [p.same for p in pairs],
+                    [p.fold for p in pairs],
+                )
+                r.result["lfw_accuracy_mixed_with_mtcnn"] = mixed.mean
+                r.result["lfw_accuracy_mixed_with_mtcnn_std"] = mixed.std
     if args.small_faces:
         # Face width from MTCNN's full-size box for every detector: one ruler for both.
         reference = Detector(DetectorConfig(), torch.device("cpu"))
@@ -365,6 +387,13 @@ def main() -> None:
     for r in results:
         score = ", ".join(f"{k} {v:.3f}" for k, v in r["lfw_subject_score"].items())  # type: ignore[attr-defined]
         print(f"{r['detector']} LFW subject score: {score}")
+    for r in results:
+        if "lfw_accuracy_mixed_with_mtcnn" in r:
+            print(
+                f"LFW pairs with the first photo through mtcnn, the second through {r['detector']}: "
+                f"{r['lfw_accuracy_mixed_with_mtcnn'] * 100:.2f} ± "  # type: ignore[operator]
+                f"{r['lfw_accuracy_mixed_with_mtcnn_std'] * 100:.2f}"  # type: ignore[operator]
+            )
     for r in results:
         if "small_face_recall" in r:
             rec = ", ".join(f"{k} {v * 100:.0f}%" for k, v in r["small_face_recall"].items())  # type: ignore[attr-defined]
