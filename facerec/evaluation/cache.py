@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import tempfile
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ import numpy.typing as npt
 import platformdirs
 
 from facerec.alignment import Template
-from facerec.detection import DetectorConfig
+from facerec.detection import DetectorConfig, DetectorKind
 from facerec.models.base import ModelIdentity
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,19 @@ def _digest(desc: object) -> str:
 
 def detector_key(config: DetectorConfig) -> str:
     """Short digest of everything that changes which landmarks a photo gets."""
+    if config.kind is not DetectorKind.MTCNN:
+        import cv2
+
+        return _digest(
+            {
+                "version": CACHE_VERSION,
+                "detector": str(config.kind),
+                "opencv": cv2.__version__,
+                "settings": dataclasses.asdict(config.yunet),
+                "min_face_size": config.min_face_size,
+                "rule": FACE_RULE,
+            }
+        )[:16]
     try:
         release = importlib.metadata.version("facenet-pytorch")
     except importlib.metadata.PackageNotFoundError:
