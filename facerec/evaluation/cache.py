@@ -29,6 +29,7 @@ chip cache.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import io
@@ -36,7 +37,6 @@ import json
 import logging
 import os
 import tempfile
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
