@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import logging
 import shlex
@@ -84,6 +85,24 @@ ENROL = (1, 3, 5)
 PACKAGE_DATA = ROOT / "facerec" / "models" / "operating_points"
 
 log = logging.getLogger("bench_far")
+
+
+def same_photo_under_two_names(people: dict[str, list[Path]]) -> set[Path]:
+    """Photos whose exact bytes are filed under more than one name.
+
+    The same photo cannot show two people: LFW has a few such label errors
+    (Carlos_Beltran_0001 = Raul_Ibanez_0001, Bart_Hendricks_0001 =
+    Ricky_Ray_0001), and each would count as an impostor pair at cosine 1.0
+    that no threshold refuses. Every copy is left out.
+    """
+    owners: dict[str, set[str]] = {}
+    files: dict[str, list[Path]] = {}
+    for name, paths in people.items():
+        for p in paths:
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+            owners.setdefault(digest, set()).add(name)
+            files.setdefault(digest, []).append(p)
+    return {p for d, names in owners.items() if len(names) > 1 for p in files[d]}
 
 
 def production_pipeline(model: str) -> Pipeline:
@@ -163,8 +182,16 @@ def main() -> int:
             continue
         people = folder_identities(root)
         names = sorted(people)[: args.limit_people]
-        paths = [p for n in names for p in people[n]]
-        labels = np.array([i for i, n in enumerate(names) for _ in people[n]])
+        mislabelled = same_photo_under_two_names({n: people[n] for n in names})
+        if mislabelled:
+            print(
+                f"{NAMES[key]}: left out {len(mislabelled)} byte-identical photo(s) filed under "
+                f"two names (label errors): {', '.join(sorted(p.name for p in mislabelled))}"
+            )
+        kept = {n: [p for p in people[n] if p not in mislabelled] for n in names}
+        names = [n for n in names if kept[n]]
+        paths = [p for n in names for p in kept[n]]
+        labels = np.array([i for i, n in enumerate(names) for _ in kept[n]])
         t0 = time.perf_counter()
         embedded = embed_set(pipeline, paths, progress=sys.stderr.isatty(), cache=cache)
         t1 = time.perf_counter()

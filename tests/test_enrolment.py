@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from facerec.api import FaceRec
+from facerec.config import Settings
 from facerec.enrolment import (
     AlreadyEnrolledError,
     LooksLikeOtherError,
@@ -98,7 +99,7 @@ def test_obama_and_biden_under_one_name_is_refused(
     with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
         with pytest.raises(PhotoMismatchError) as err:
             fr.enroll("Barack Obama", [obama, biden])
-        assert err.value.source == str(biden) and err.value.similarity < fr.threshold()
+        assert err.value.source == str(biden) and err.value.similarity < fr.enrolment_threshold()
         assert fr.people() == []
         forced = fr.enroll("Barack Obama", [obama, biden], force=True)
         assert forced.added == 2
@@ -126,6 +127,19 @@ def test_a_second_name_for_the_same_face(shared: Path, pipeline: Pipeline, tmp_p
         assert [p.name for p in fr.people()] == ["Barack Obama"]
         result = fr.enroll("Barry", [other])
         assert result.lookalike is not None and result.lookalike.name == "Barack Obama"
-        assert result.lookalike.similarity >= fr.threshold()
+        assert result.lookalike.similarity >= fr.enrolment_threshold()
         biden = fr.enroll("Joe Biden", [shared_file(shared, f"{EX}/biden.jpg")], strict=True)
         assert biden.lookalike is None
+
+
+def test_the_checks_use_the_looser_far_1e3_point_unless_a_threshold_is_set(
+    tmp_path: Path,
+) -> None:
+    """Mix-ups score far below any door threshold: the checks need not refuse genuine pairs
+    at the door's strict FAR 1e-4 point; an explicit threshold is used as given."""
+    with FaceRec(tmp_path / "g.db") as fr:
+        curve = fr.operating_curve()
+        assert curve is not None
+        assert fr.enrolment_threshold() < fr.threshold()
+    with FaceRec(tmp_path / "g.db", Settings(threshold=0.95)) as fr:
+        assert fr.enrolment_threshold() == fr.threshold() == 0.95

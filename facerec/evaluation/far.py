@@ -22,6 +22,7 @@ it is more similar to strangers as well as to its own person;
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from facerec.operating import CurveProvenance, OperatingCurve, OperatingPoint, clopper_pearson
+
+log = logging.getLogger(__name__)
 
 #: Default bin width of the cosine histogram.
 RESOLUTION = 1e-4
@@ -115,8 +118,12 @@ class PairCounts:
         fa, ta = self._accepted()
         first = int(np.argmax(fa <= ceiling * self.impostor_pairs))
         last = int(np.argmax(fa == 0)) if (fa == 0).any() else len(fa) - 1
-        if fa[last] != 0:  # a pair at cosine 1.0: no grid threshold refuses it
-            raise ValueError("an impostor pair scores 1.0 (a duplicate photo under two names?)")
+        if fa[last] != 0:
+            # Pairs at cosine 1.0: the same photo under two names (LFW has a few such label
+            # errors), which no threshold can refuse; the curve keeps their count honestly.
+            log.warning(
+                "%d impostor pair(s) score 1.0 (duplicate photos under two names?)", int(fa[last])
+            )
         return OperatingCurve(
             model=model,
             weights_sha256=weights_sha256,
