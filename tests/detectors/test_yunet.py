@@ -206,8 +206,8 @@ def test_cli_detector_option_and_environment(
     faces = photo["faces"]
     assert len(faces) == 2
     # YuNet's scale (MTCNN scores these faces 0.999 and more), and none refused for it.
-    assert all(0.85 < f["score"] < 0.99 and f["identification"] is not None for f in faces)
-    names = [f["identification"]["name"] for f in faces]
+    assert all(0.85 < f["score"] < 0.99 and f["usable"] for f in faces)
+    names = [f["name"] for f in faces]
     assert names.count("Barack Obama") == 1
     r = run_cli(["verify", "Barack Obama", str(obama)], {**cli_env, "FACEREC_DETECTOR": "nope"}, db)
     assert r.returncode == 2 and "'mtcnn', 'yunet'" in r.stderr
