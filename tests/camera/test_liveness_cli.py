@@ -172,7 +172,9 @@ def test_missing_weights_fail_before_any_frame_and_say_what_to_do(
 ) -> None:
     env = {**cli_env, "TORCH_HOME": str(tmp_path / "empty-torch-home")}
     run = camera(["--source", str(clips["still"]), "--claim", OBAMA], env, db)
-    assert run.returncode == 2 and run.stdout == ""
+    assert run.returncode == 2
+    # No event, only the error object --json promises (facerec.schemas.ErrorEnvelopeJSON).
+    assert json.loads(run.stdout)["error"]["exit_code"] == 2
     assert "FACEREC_OFFLINE" in run.stderr and "--no-liveness" in run.stderr
     assert "raw.githubusercontent.com/minivision-ai/Silent-Face-Anti-Spoofing" in run.stderr
     assert not os.path.exists(tmp_path / "empty-torch-home" / "checkpoints")  # nothing fetched
