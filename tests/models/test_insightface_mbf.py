@@ -58,7 +58,7 @@ def test_loads_pinned_and_tells_people_apart(shared: Path, pipeline: Pipeline) -
 
     def embed(name: str) -> np.ndarray:
         img = load_image(shared_file(shared, f"{EX}/{name}"))
-        return select_one(mbf.faces(img), img.source).embedding
+        return select_one(mbf.faces(img), img).embedding
 
     obama, obama2, biden = embed("obama.jpg"), embed("obama2.jpg"), embed("biden.jpg")
     threshold = model.spec.threshold
