@@ -48,11 +48,16 @@ class IdentifiedFace:
 
 @dataclass(frozen=True, slots=True)
 class ImageIdentification:
-    """Faces found in one photo, or why the photo could not be read (the batch goes on)."""
+    """Faces found in one photo, or why the photo could not be read (the batch goes on).
+
+    `damage` is set when the photo decoded with errors (`LoadedImage.damage`):
+    its faces were still identified, but some pixels may be wrong.
+    """
 
     source: str
     faces: tuple[IdentifiedFace, ...]
     error: str | None = None
+    damage: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,9 @@ class FaceRec:
         """
         if not images:
             raise ValueError("enroll needs at least one image")
+        for image in images:
+            if image.damage is not None:  # a damaged face would poison the prototype
+                raise ImageError(image.source, f"{image.damage}; a damaged photo is not enrolled")
         identity = self.pipeline.embedder.identity
         self.gallery.check_model(identity)
         samples = []
@@ -179,6 +187,8 @@ class FaceRec:
         if not self.gallery.has(name):
             raise UnknownPersonError(name)
         self.gallery.check_model(self.pipeline.embedder.identity)
+        if image.damage is not None:
+            log.warning("%s: %s; the decision may be unreliable", image.source, image.damage)
         face = select_one(self.faces(image), image.source, largest=largest)
         return verify(name, face.embedding, self.gallery.prototype(name), self.threshold())
 
@@ -201,7 +211,7 @@ class FaceRec:
             try:
                 loaded = load_image(path)
             except ImageError as exc:
-                results.append(ImageIdentification(str(path), (), error=exc.reason))
+                results.append(ImageIdentification(exc.source, (), error=exc.reason))
                 continue
             results.append(self._identify_loaded(loaded, threshold))
         return results
@@ -212,7 +222,8 @@ class FaceRec:
         return self._identify_loaded(image, self.threshold())
 
     def _identify_loaded(self, image: LoadedImage, threshold: float) -> ImageIdentification:
-        return ImageIdentification(image.source, self._identify_faces(self.faces(image), threshold))
+        faces = self._identify_faces(self.faces(image), threshold)
+        return ImageIdentification(image.source, faces, damage=image.damage)
 
     def _identify_faces(
         self, faces: Sequence[Face], threshold: float
