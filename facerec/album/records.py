@@ -33,7 +33,9 @@ class ScanSummary:
     `unchanged` photos were skipped on size and mtime alone; `duplicates`
     were read and hashed but their content was already in the album (a copy
     or a moved file); `processed` went through detection and embedding;
-    `errors` could not be read or decoded and are recorded with the reason.
+    `errors` could not be read or decoded and are recorded with the reason;
+    `skipped` are not regular files (FIFOs, devices, dangling links), recorded
+    with what they are and never opened.
     """
 
     root: str
@@ -45,6 +47,7 @@ class ScanSummary:
     faces: int
     seconds: float
     refresh: RefreshResult
+    skipped: int = 0
 
     @property
     def photos_per_second(self) -> float:
@@ -59,7 +62,7 @@ class ScanSummary:
 class NameResult:
     """A cluster enrolled as a person: samples added to the gallery, and faces left out.
 
-    `missing` lists face ids whose photo is gone or changed on disk (the
+    `missing` lists face ids whose photo is gone, changed or damaged on disk (the
     enrolment needs the photo to cut the stored aligned crop); `excluded`
     lists face ids that carry a "not this person" record for the name.
     """
@@ -121,7 +124,12 @@ class FaceView:
 
 @dataclass(frozen=True, slots=True)
 class PhotoView:
-    """One scanned photo with its faces (none for a photo that could not be read)."""
+    """One scanned photo with its faces (none for a photo that could not be read).
+
+    `path` is for people (undecodable bytes escaped); `status` is 'ok',
+    'error' (unreadable, `error` says why) or 'skipped' (not a regular file);
+    `damage` is set when an 'ok' photo decoded with errors.
+    """
 
     id: int
     path: str
@@ -132,6 +140,7 @@ class PhotoView:
     height: int | None
     scanned_at: datetime
     faces: tuple[FaceView, ...]
+    damage: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,7 +134,7 @@ def export_thumbnails(store: AlbumStore, face_ids: Sequence[int], folder: Path) 
         try:
             image = load_image(path)
         except ImageError as exc:
-            log.info("no thumbnails for %s: %s", path, exc.reason)
+            log.info("no thumbnails for %s: %s", exc.source, exc.reason)
             continue
         for item in items:
             if image.sha256 == item.content_sha256:
@@ -260,10 +260,12 @@ def _photo(p: PhotoView, have: set[int]) -> str:
         link = ""
     name = f'<a href="{_e(link)}">{_e(p.path)}</a>' if link else _e(p.path)
     if p.status != "ok":
+        what = "skipped" if p.status == "skipped" else "could not be read"
         return (
             f'<article class="photo error" data-photo="{p.id}"><h3>{name}</h3>'
-            f'<p class="err">could not be read: {_e(p.error or "")}</p></article>'
+            f'<p class="err">{what}: {_e(p.error or "")}</p></article>'
         )
+    damage = f'<p class="err">{_e(p.damage)}</p>' if p.damage else ""
     size = f"{p.width}x{p.height}" if p.width and p.height else ""
     faces = (
         "".join(_figure(f, have, f"#{f.id}<br>{_label(f)}") for f in p.faces)
@@ -271,5 +273,5 @@ def _photo(p: PhotoView, have: set[int]) -> str:
     )
     return (
         f'<article class="photo" data-photo="{p.id}"><h3>{name}</h3>'
-        f'<p class="meta">{size} · {len(p.faces)} face(s)</p><div class="faces">{faces}</div></article>'
+        f'<p class="meta">{size} · {len(p.faces)} face(s)</p>{damage}<div class="faces">{faces}</div></article>'
     )

@@ -18,6 +18,7 @@ to add a second copy.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from facerec.gallery.album_schema import (
     MATCH_CONFIRMED,
     PHOTO_ERROR,
     PHOTO_OK,
+    PHOTO_SKIPPED,
     AlbumCluster,
     AlbumFace,
     AlbumNegative,
@@ -48,13 +50,19 @@ from facerec.gallery.album_schema import (
 from facerec.gallery.schema import Identity
 from facerec.gallery.tables import SqliteTables
 from facerec.models.base import ModelIdentity
+from facerec.paths import display_path, path_bytes
 
 Vectors = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
 class KnownPhoto:
-    """What a rerun needs to know about a photo already in the album to decide to skip it."""
+    """What a rerun needs to know about a photo already in the album to decide to skip it.
+
+    Paths in these records are `str` as Python spells file names (undecodable
+    bytes as surrogates, PEP 383), read back from `album_photos.path_bytes`,
+    so they open the very file that was scanned.
+    """
 
     path: str
     content_sha256: str
@@ -80,7 +88,12 @@ class NewFace:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class NewPhoto:
-    """A scanned file with its faces; `error` set (and no faces) when it could not be used."""
+    """A scanned file with its faces; `error` set (and no faces) when it could not be used.
+
+    `skipped`: the path is not a regular file and was never opened (`error`
+    says what it is). `damage`: the photo decoded with errors and its faces
+    were used all the same.
+    """
 
     path: str
     content_sha256: str
@@ -91,6 +104,8 @@ class NewPhoto:
     error: str | None
     model: ModelIdentity | None
     faces: tuple[NewFace, ...] = ()
+    damage: str | None = None
+    skipped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +183,7 @@ class AlbumStore(SqliteTables):
     def known(self) -> list[KnownPhoto]:
         """Every photo's key facts, for a rerun to skip what it has seen."""
         stmt = select(
-            AlbumPhoto.path,
+            AlbumPhoto.path_bytes,
             AlbumPhoto.content_sha256,
             AlbumPhoto.size_bytes,
             AlbumPhoto.mtime_ns,
@@ -179,7 +194,7 @@ class AlbumStore(SqliteTables):
         with self._read() as s:
             return [
                 KnownPhoto(
-                    path=p,
+                    path=os.fsdecode(p),
                     content_sha256=sha,
                     size_bytes=size,
                     mtime_ns=mtime,
@@ -199,25 +214,31 @@ class AlbumStore(SqliteTables):
         now = datetime.now(UTC)
         with self._write() as s:
             for p in photos:
+                raw = path_bytes(p.path)
                 s.execute(
                     delete(AlbumPhoto).where(
                         or_(
                             AlbumPhoto.content_sha256 == p.content_sha256,
-                            AlbumPhoto.path == p.path,
+                            AlbumPhoto.path_bytes == raw,
                         )
                     )
+                )
+                status = (
+                    PHOTO_SKIPPED if p.skipped else PHOTO_OK if p.error is None else PHOTO_ERROR
                 )
                 photo_id = s.execute(
                     insert(AlbumPhoto)
                     .values(
-                        path=p.path,
+                        path=display_path(p.path),
+                        path_bytes=raw,
                         content_sha256=p.content_sha256,
                         size_bytes=p.size_bytes,
                         mtime_ns=p.mtime_ns,
                         width=p.width,
                         height=p.height,
-                        status=PHOTO_OK if p.error is None else PHOTO_ERROR,
+                        status=status,
                         error=p.error,
+                        damage=p.damage,
                         model_name=p.model.name if p.model else None,
                         model_sha256=p.model.weights_sha256 if p.model else None,
                         scanned_at=now,
@@ -248,15 +269,21 @@ class AlbumStore(SqliteTables):
                         ],
                     )
             for r in relocations:
+                raw = path_bytes(r.path)
                 s.execute(
                     delete(AlbumPhoto).where(
-                        AlbumPhoto.path == r.path, AlbumPhoto.content_sha256 != r.content_sha256
+                        AlbumPhoto.path_bytes == raw, AlbumPhoto.content_sha256 != r.content_sha256
                     )
                 )
                 s.execute(
                     update(AlbumPhoto)
                     .where(AlbumPhoto.content_sha256 == r.content_sha256)
-                    .values(path=r.path, size_bytes=r.size_bytes, mtime_ns=r.mtime_ns)
+                    .values(
+                        path=display_path(r.path),
+                        path_bytes=raw,
+                        size_bytes=r.size_bytes,
+                        mtime_ns=r.mtime_ns,
+                    )
                 )
 
     # -- matching and clustering ----------------------------------------------------------------
@@ -421,7 +448,7 @@ class AlbumStore(SqliteTables):
             return [
                 ClusterFace(
                     face_id=f.id,
-                    photo_path=p.path,
+                    photo_path=os.fsdecode(p.path_bytes),
                     content_sha256=p.content_sha256,
                     box=_box(json.loads(f.box)),
                     landmarks=tuple((float(x), float(y)) for x, y in json.loads(f.landmarks)),
@@ -521,6 +548,7 @@ class AlbumStore(SqliteTables):
                 content_sha256=p.content_sha256,
                 status=p.status,
                 error=p.error,
+                damage=p.damage,
                 width=p.width,
                 height=p.height,
                 scanned_at=p.scanned_at,
@@ -555,14 +583,14 @@ class AlbumStore(SqliteTables):
             chunk = wanted[start : start + 500]
             with self._read() as s:
                 rows = s.execute(
-                    select(AlbumFace.id, AlbumFace.thumbnail, AlbumPhoto.path,
+                    select(AlbumFace.id, AlbumFace.thumbnail, AlbumPhoto.path_bytes,
                            AlbumPhoto.content_sha256, AlbumFace.box)
                     .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
                     .where(AlbumFace.id.in_(chunk))
                     .order_by(AlbumFace.id)
                 ).all()  # fmt: skip
-            for fid, thumb, path, sha, box in rows:
-                yield FaceImage(fid, thumb, path, sha, _box(json.loads(box)))
+            for fid, thumb, raw, sha, box in rows:
+                yield FaceImage(fid, thumb, os.fsdecode(raw), sha, _box(json.loads(box)))
 
     def counts(self) -> dict[str, int]:
         """Row counts per album table (for `info`-style summaries and tests)."""

@@ -26,14 +26,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from facerec.gallery.schema import Base
 
-#: `AlbumPhoto.status` values.
+#: `AlbumPhoto.status` values: used, unreadable, not a regular file (never opened).
 PHOTO_OK = "ok"
 PHOTO_ERROR = "error"
+PHOTO_SKIPPED = "skipped"
 
 #: `AlbumFace.match_kind` values: 'auto' was decided by matching and is redone
 #: on every refresh; 'confirmed' was said by a person (naming a cluster) and is kept.
@@ -47,7 +49,15 @@ class AlbumPhoto(Base):
     `size_bytes` and `mtime_ns` let a rerun skip an unchanged path without
     reading it; `model_name`/`model_sha256` name the model that embedded the
     faces, so a rerun after `facerec reembed` redoes photos of the old model.
-    A photo that could not be read has status 'error' and the reason in `error`.
+    A photo that could not be read has status 'error' and the reason in `error`;
+    a path that is not a regular file (a FIFO, a device) has status 'skipped'
+    and is keyed by a hash of its path, having no content (revision 0004).
+
+    File names are bytes on Linux and need not be UTF-8 (revision 0004):
+    `path_bytes` holds them exactly and is what a rescan matches on and what
+    reopens the file; `path` is the same name for people (undecodable bytes
+    as backslash escapes, `facerec.paths.display_path`). `damage` is set when
+    the photo decoded with errors and its faces were used all the same.
     """
 
     __tablename__ = "album_photos"
@@ -55,6 +65,8 @@ class AlbumPhoto(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, index=True)
+    # The empty default only lets SQLite add the column to existing tables; 0004 fills it.
+    path_bytes: Mapped[bytes] = mapped_column(LargeBinary, index=True, server_default=text("x''"))
     content_sha256: Mapped[str] = mapped_column(Text, unique=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     mtime_ns: Mapped[int] = mapped_column(Integer)
@@ -62,6 +74,7 @@ class AlbumPhoto(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    damage: Mapped[str | None] = mapped_column(Text)
     model_name: Mapped[str | None] = mapped_column(Text)
     model_sha256: Mapped[str | None] = mapped_column(Text)
     scanned_at: Mapped[datetime]
