@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         Person,
         StoredSample,
     )
-    from facerec.gallery.store import Gallery
+    from facerec.gallery.store import Gallery, validate_name
 
 _EXPORTS = {
     "EnrollResult": "facerec.gallery.records",
@@ -33,6 +33,7 @@ _EXPORTS = {
     "Person": "facerec.gallery.records",
     "PrototypeIndex": "facerec.gallery.index",
     "StoredSample": "facerec.gallery.records",
+    "validate_name": "facerec.gallery.store",
 }
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Person",
     "PrototypeIndex",
     "StoredSample",
+    "validate_name",
 ]
 
 

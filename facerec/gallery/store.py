@@ -242,7 +242,7 @@ class Gallery:
         re-running an enrolment must not weight a photo twice. The first
         enrolment pins `model` and its embedding dimension.
         """
-        name = _validate_name(name)
+        name = validate_name(name)
         if not samples:
             raise ValueError(f"enrolling {name!r} needs at least one sample")
         total = len(samples)
@@ -753,7 +753,11 @@ def _name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name.strip())
 
 
-def _validate_name(name: str) -> str:
+def validate_name(name: str) -> str:
+    """`name` as stored (trimmed, NFC), or `InvalidNameError` saying why it cannot be a name.
+
+    Public so a service can refuse a bad name before any model work.
+    """
     if not isinstance(name, str):
         raise InvalidNameError(f"a person's name must be a string, got {type(name).__name__}")
     key = _name_key(name)

@@ -5,7 +5,11 @@ Every route but `/v1/health` and the OpenAPI schema needs an API key
 or revoked key gets 401. Anticipated failures (`FacerecError`) become 4xx with
 a one-line reason, the same reason the CLI prints: 400 for an upload that is
 not a usable image, 404 for an unknown person, 409 for a model mismatch, 422
-for a photo without exactly one usable face; 413 for a body over the limit.
+for a photo without exactly one usable face; 413 for a body over the limit;
+503 when the request's time budget ran out before the model was free. Every
+field is checked before any model work, a form field that is not valid UTF-8
+is refused (`forms.py`), and no response repeats more than `MAX_ECHO`
+characters of what the client sent.
 
 Model inference runs in the threadpool (handlers never block the event loop)
 behind the service's model lock; see `facerec.server.service` for why.
@@ -23,12 +27,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from facerec.api import FaceRec
 from facerec.config import Settings
 from facerec.errors import (
+    MAX_ECHO,
     FacerecError,
     GalleryError,
     ImageError,
@@ -38,6 +44,7 @@ from facerec.errors import (
     UnknownPersonError,
 )
 from facerec.server.auth import ApiKeyInfo, KeyStore
+from facerec.server.forms import StrictFormRoute
 from facerec.server.limits import BodySizeLimit
 from facerec.server.schemas import (
     EnrollOut,
@@ -50,7 +57,13 @@ from facerec.server.schemas import (
     RemovedOut,
     VerifyOut,
 )
-from facerec.server.service import DEFAULT_MAX_PIXELS, FaceService, Upload
+from facerec.server.service import (
+    DEFAULT_BUDGET_S,
+    DEFAULT_MAX_PIXELS,
+    FaceService,
+    ServiceBusyError,
+    Upload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +77,7 @@ ERROR_STATUS: tuple[tuple[type[FacerecError], int], ...] = (
     (NoFaceError, 422),
     (MultipleFacesError, 422),
     (GalleryError, 503),
+    (ServiceBusyError, 503),
 )
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -80,6 +94,7 @@ class ServerConfig:
     settings: Settings = field(default_factory=Settings)
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    budget_s: float = DEFAULT_BUDGET_S
 
 
 def status_for(exc: FacerecError) -> int:
@@ -149,7 +164,9 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         if svc is None:
             owned = FaceRec(config.db, config.settings)
             try:
-                svc = await run_in_threadpool(FaceService, owned, max_pixels=config.max_pixels)
+                svc = await run_in_threadpool(
+                    FaceService, owned, max_pixels=config.max_pixels, budget_s=config.budget_s
+                )
             except BaseException:
                 owned.close()
                 raise
@@ -178,12 +195,13 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         "`Authorization: Bearer <token>` or `X-API-Key: <token>`.",
         lifespan=lifespan,
     )
+    app.router.route_class = StrictFormRoute  # before any route: undecodable fields get 400
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
 
     @app.exception_handler(FacerecError)
     async def _facerec_error(request: Request, exc: FacerecError) -> JSONResponse:
         status = status_for(exc)
-        detail = exc.reason if isinstance(exc, ImageError) else str(exc)
+        detail = _clip(exc.reason if isinstance(exc, ImageError) else str(exc))
         log.info("%s %s -> %d: %s", request.method, request.url.path, status, exc)
         return JSONResponse(
             {"detail": detail, "error": type(exc).__name__},
@@ -194,9 +212,21 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(
-            {"detail": str(exc.detail), "error": "HTTPError"},
+            {"detail": _clip(str(exc.detail)), "error": "HTTPError"},
             status_code=exc.status_code,
             headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default body repeats every offending input in full; say where and what only.
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        )
+        return JSONResponse(
+            {"detail": _clip(reasons or "invalid request"), "error": "RequestValidationError"},
+            status_code=422,
         )
 
     @app.get("/v1/health", response_model=HealthOut, tags=["service"])
@@ -281,6 +311,11 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         return RemovedOut(name=name, samples_removed=n)
 
     return app
+
+
+def _clip(text: str, limit: int = 4 * MAX_ECHO) -> str:
+    """A response detail cut to `limit` characters (error texts quote at most `MAX_ECHO` each)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 async def _read(upload: UploadFile) -> Upload:
