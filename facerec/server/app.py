@@ -272,9 +272,8 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     ) -> VerifyOut:
         """1:1: is the face in the photo NAME? Answered with 200 either way; see `accepted`."""
         upload = await _read(image)
-        return VerifyOut.from_verification(
-            await run_in_threadpool(svc.verify, name, upload, largest=largest)
-        )
+        result = await run_in_threadpool(svc.verify, name, upload, largest=largest)
+        return VerifyOut.from_verification(result.verification, damage=result.damage)
 
     @app.post(
         "/v1/identify",
@@ -289,8 +288,8 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     ) -> IdentifyOut:
         """1:N for every face: the nearest people, or unknown under the threshold."""
         upload = await _read(image)
-        faces = await run_in_threadpool(svc.identify, upload)
-        return IdentifyOut(faces=[FaceOut.from_face(f) for f in faces])
+        result = await run_in_threadpool(svc.identify, upload)
+        return IdentifyOut(faces=[FaceOut.from_face(f) for f in result.faces], damage=result.damage)
 
     @app.get("/v1/people", response_model=PeopleOut, dependencies=_AUTHORISED, tags=["people"])
     async def people(svc: Service) -> PeopleOut:

@@ -53,14 +53,23 @@ class EnrollOut(BaseModel):
 
 
 class VerifyOut(BaseModel):
+    """`damage`: the photo decoded with errors (corrupt JPEG data); the decision may be unreliable."""
+
     name: str
     accepted: bool
     similarity: float
     threshold: float
+    damage: str | None = None
 
     @classmethod
-    def from_verification(cls, v: Verification) -> VerifyOut:
-        return cls(name=v.name, accepted=v.accepted, similarity=v.similarity, threshold=v.threshold)
+    def from_verification(cls, v: Verification, damage: str | None = None) -> VerifyOut:
+        return cls(
+            name=v.name,
+            accepted=v.accepted,
+            similarity=v.similarity,
+            threshold=v.threshold,
+            damage=damage,
+        )
 
 
 class CandidateOut(BaseModel):
@@ -100,7 +109,10 @@ class FaceOut(BaseModel):
 
 
 class IdentifyOut(BaseModel):
+    """`damage`: the photo decoded with errors (corrupt JPEG data); faces were still identified."""
+
     faces: list[FaceOut]
+    damage: str | None = None
 
 
 class PeopleOut(BaseModel):

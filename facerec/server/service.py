@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from facerec.api import FaceRec, IdentifiedFace
+from facerec.api import FaceRec, ImageIdentification
 from facerec.decision import Verification
 from facerec.errors import FacerecError, UnknownPersonError
 from facerec.gallery import EnrollResult, Person, validate_name
@@ -51,6 +51,14 @@ DEFAULT_BUDGET_S = 30.0
 MAX_ENROLL_IMAGES = 10
 #: Characters of a client's file name kept in messages and logs.
 MAX_FILENAME_CHARS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A 1:1 decision, and the upload's damage (`LoadedImage.damage`) the client should know of."""
+
+    verification: Verification
+    damage: str | None
 
 
 class ServiceBusyError(FacerecError):
@@ -111,7 +119,7 @@ class FaceService:
         with self._model("enroll", start):
             return self._fr.enroll_images(name, images, largest=largest)
 
-    def verify(self, name: str, upload: Upload, *, largest: bool = False) -> Verification:
+    def verify(self, name: str, upload: Upload, *, largest: bool = False) -> Verified:
         """1:1 against `name`'s prototype; a bad or unknown name fails before any model work."""
         start = time.perf_counter()
         name = validate_name(name)
@@ -119,14 +127,14 @@ class FaceService:
             raise UnknownPersonError(name)
         image = self._decode(upload)
         with self._model("verify", start):
-            return self._fr.verify_image(name, image, largest=largest)
+            return Verified(self._fr.verify_image(name, image, largest=largest), image.damage)
 
-    def identify(self, upload: Upload) -> list[IdentifiedFace]:
+    def identify(self, upload: Upload) -> ImageIdentification:
         """1:N for every face of one photo; faces refused by the quality gate are listed, unnamed."""
         start = time.perf_counter()
         image = self._decode(upload)
         with self._model("identify", start):
-            return list(self._fr.identify_image(image).faces)
+            return self._fr.identify_image(image)
 
     @contextmanager
     def _model(self, verb: str, start: float) -> Iterator[None]:

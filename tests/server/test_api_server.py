@@ -337,3 +337,18 @@ def test_a_huge_upload_does_not_hold_up_a_verify(server: Server, shared: Path) -
         assert slow.status_code == 200 and slow.json()["faces"] == [], slow.text
         assert concurrent < alone + 5, (concurrent, alone, slow_s)
         assert c.delete("/v1/people/Hardening Target").status_code == 200
+
+
+def test_damaged_uploads_are_used_and_flagged(server: Server, shared: Path) -> None:
+    from ..test_jpeg_damage import zeroed
+
+    name, data, kind = photo(shared, "obama2.jpg")
+    wounded = ("wounded.jpg", zeroed(data, at=0.85), kind)
+    with server.client() as c:
+        r = c.post("/v1/identify", files={"image": wounded})
+        assert r.status_code == 200 and len(r.json()["faces"]) == 1, r.text
+        assert "Corrupt JPEG data" in r.json()["damage"]
+        r = c.post("/v1/identify", files={"image": (name, data, kind)})
+        assert r.status_code == 200 and r.json()["damage"] is None, r.text
+        r = c.post("/v1/enroll", data={"name": "Wounded"}, files={"image": wounded})
+        assert r.status_code == 400 and "damaged photo is not enrolled" in r.json()["detail"]

@@ -84,7 +84,7 @@ def test_a_request_that_cannot_get_the_model_in_time_is_refused(
     finally:
         release.set()
         t.join()
-    assert len(service.identify(photo)) == 1  # and the model serves again once free
+    assert len(service.identify(photo).faces) == 1  # and the model serves again once free
 
 
 def test_budget_must_be_positive(service: FaceService) -> None:
