@@ -51,9 +51,9 @@ class AlbumPhoto(Base):
     faces, so a rerun after `facerec reembed` redoes photos of the old model.
     A photo that could not be read has status 'error' and the reason in `error`;
     a path that is not a regular file (a FIFO, a device) has status 'skipped'
-    and is keyed by a hash of its path, having no content (revision 0004).
+    and is keyed by a hash of its path, having no content (revision 0006).
 
-    File names are bytes on Linux and need not be UTF-8 (revision 0004):
+    File names are bytes on Linux and need not be UTF-8 (revision 0006):
     `path_bytes` holds them exactly and is what a rescan matches on and what
     reopens the file; `path` is the same name for people (undecodable bytes
     as backslash escapes, `facerec.paths.display_path`). `damage` is set when
@@ -65,7 +65,7 @@ class AlbumPhoto(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, index=True)
-    # The empty default only lets SQLite add the column to existing tables; 0004 fills it.
+    # The empty default only lets SQLite add the column to existing tables; 0006 fills it.
     path_bytes: Mapped[bytes] = mapped_column(LargeBinary, index=True, server_default=text("x''"))
     content_sha256: Mapped[str] = mapped_column(Text, unique=True)
     size_bytes: Mapped[int] = mapped_column(Integer)

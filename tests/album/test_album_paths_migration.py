@@ -1,4 +1,7 @@
-"""Alembic 0004: album photo names as exact bytes (plus a damage note), filled from 0003's rows."""
+"""Alembic 0006: album photo names as exact bytes (plus a damage note), filled from older rows.
+
+Written against the revision before 0006, whatever it is, so the test survives renumbering.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from ..migrations_support import config
 
@@ -25,7 +29,10 @@ def columns(db: Path) -> set[str]:
 
 def test_upgrade_fills_path_bytes_and_downgrade_keeps_rows(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
-    command.upgrade(config(db), "0003")
+    revision = ScriptDirectory.from_config(config(db)).get_revision("0006")
+    assert revision is not None and isinstance(revision.down_revision, str)
+    before = revision.down_revision
+    command.upgrade(config(db), before)
     con = sqlite3.connect(db)
     con.execute(PHOTO, ("/photos/Zoë.jpg", "aa"))
     con.execute("INSERT INTO album_faces (photo_id, face_index, box, landmarks, det_score, "
@@ -33,7 +40,7 @@ def test_upgrade_fills_path_bytes_and_downgrade_keeps_rows(tmp_path: Path) -> No
     con.commit()
     con.close()
 
-    command.upgrade(config(db), "0004")
+    command.upgrade(config(db), "0006")
     assert {"path_bytes", "damage"} <= columns(db)
     con = sqlite3.connect(db)
     try:
@@ -56,7 +63,7 @@ def test_upgrade_fills_path_bytes_and_downgrade_keeps_rows(tmp_path: Path) -> No
     finally:
         con.close()
 
-    command.downgrade(config(db), "0003")
+    command.downgrade(config(db), before)
     assert not {"path_bytes", "damage"} & columns(db)
     con = sqlite3.connect(db)
     try:

@@ -1,7 +1,8 @@
 """Album photos: exact file-name bytes, and a damage note.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0003 (0005 once merged: main has 0004 album paths/forgotten faces and 0005 audit
+liveness; this branch was cut before them)
 Create Date: 2026-11-30
 
 Mirrors `facerec.gallery.album_schema.AlbumPhoto`. A file name that is not
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0004"
+revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
