@@ -45,7 +45,7 @@ from facerec.gallery import (
     Hit,
     NewSample,
     Person,
-    canonical_name,
+    validate_name,
 )
 from facerec.gallery.forget import ForgetTarget
 from facerec.images import LoadedImage, decode_image, load_image
@@ -77,11 +77,16 @@ class IdentifiedFace:
 
 @dataclass(frozen=True, slots=True)
 class ImageIdentification:
-    """Faces found in one photo, or why the photo could not be read (the batch goes on)."""
+    """Faces found in one photo, or why the photo could not be read (the batch goes on).
+
+    `damage` is set when the photo decoded with errors (`LoadedImage.damage`):
+    its faces were still identified, but some pixels may be wrong.
+    """
 
     source: str
     faces: tuple[IdentifiedFace, ...]
     error: str | None = None
+    damage: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +266,10 @@ class FaceRec:
         """
         if not images:
             raise ValueError("enroll needs at least one image")
-        key = canonical_name(name)  # an invalid name fails before any model work
+        key = validate_name(name)  # an invalid name fails before any model work
+        for image in images:
+            if image.damage is not None:  # a damaged face would poison the prototype
+                raise ImageError(image.source, f"{image.damage}; a damaged photo is not enrolled")
         identity = self.pipeline.embedder.identity
         self.gallery.check_model(identity)
         samples, ignored = [], []
@@ -280,7 +288,7 @@ class FaceRec:
 
     def check_enrolment(self, name: str, samples: Sequence[NewSample]) -> EnrolmentCheck:
         """How well new samples match `name` and everyone else, at the verification threshold."""
-        key = canonical_name(name)
+        key = validate_name(name)
         try:
             prototype = self.gallery.prototype(key) if self.gallery.has(key) else None
         except UnknownPersonError:  # a name without samples has no prototype yet
@@ -334,6 +342,8 @@ class FaceRec:
         if not self.gallery.has(name):
             raise UnknownPersonError(name)
         self.gallery.check_model(self.pipeline.embedder.identity)
+        if image.damage is not None:
+            log.warning("%s: %s; the decision may be unreliable", image.source, image.damage)
         subject = select_subject(self.faces(image), image, largest=largest)
         threshold = self.decision_threshold()
         result = verify(name, subject.face.embedding, self.gallery.prototype(name), threshold)
@@ -358,7 +368,7 @@ class FaceRec:
             try:
                 loaded = load_image(path)
             except ImageError as exc:
-                results.append(ImageIdentification(str(path), (), error=exc.reason))
+                results.append(ImageIdentification(exc.source, (), error=exc.reason))
                 continue
             results.append(self._identify_loaded(loaded, threshold))
         return results
@@ -375,7 +385,8 @@ class FaceRec:
     def _identify_loaded(
         self, image: LoadedImage, threshold: DecisionThreshold
     ) -> ImageIdentification:
-        return ImageIdentification(image.source, self._identify_faces(self.faces(image), threshold))
+        faces = self._identify_faces(self.faces(image), threshold)
+        return ImageIdentification(image.source, faces, damage=image.damage)
 
     def _identify_faces(
         self, faces: Sequence[Face], threshold: DecisionThreshold

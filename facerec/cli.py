@@ -191,6 +191,8 @@ def _print_identifications(results: list[ImageIdentification]) -> None:
         if res.error is not None:
             typer.echo(f"error: {res.source}: {res.error}", err=True)
             continue
+        if res.damage is not None:
+            typer.echo(f"warning: {res.source}: {res.damage}", err=True)
         typer.echo(f"{res.source}: {len(res.faces)} face(s)")
         for i, face in enumerate(res.faces):
             box = ",".join(f"{v:.0f}" for v in face.box)
@@ -251,6 +253,8 @@ def identify_cmd(
             for res in results:
                 if res.error is not None:
                     typer.echo(f"error: {res.source}: {res.error}", err=True)
+                elif res.damage is not None:
+                    typer.echo(f"warning: {res.source}: {res.damage}", err=True)
     if any(r.error is not None for r in results):
         raise typer.Exit(EXIT_ERROR)
 

@@ -13,6 +13,16 @@ $FACEREC_DETECTOR), not code.
 
 Both are used for boxes *and* landmarks only; cropping is alignment's job
 (`alignment.py`), because a box crop leaves in-plane rotation in the face.
+
+The detector never looks at more than `max_side` pixels on an image's longer
+side: larger images are shrunk (area interpolation) for detection and the
+boxes and landmarks mapped back to the caller's pixels. MTCNN's image pyramid
+grows with the image, not with the faces in it: a 79-MP PNG of one solid
+colour, 231 KB on disk, kept `enroll` busy for 111 s and 2.5 GB. At 1600
+pixels a face the quality gate accepts (24 px and more) in a 12-MP photo is
+still found, and the aligned chip is cut from the caller's full-resolution
+pixels, so only the landmarks' precision depends on the shrink
+(`scripts/bench_large_images.py` measures the effect on embeddings).
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from facerec.images import RGBImage
+from facerec.images import RGBImage, fit_within, to_full_size
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
+
+#: Longest side, in pixels, of the image the detector runs on.
+DETECTION_MAX_SIDE = 1600
 
 
 class DetectorKind(StrEnum):
@@ -96,6 +109,8 @@ class DetectorConfig:
     on the O-net confidence. For MTCNN a smaller `min_face_size` also means a
     deeper image pyramid (slower): AT&T/Yale-style tight crops need it, album
     photos rarely do. `yunet` holds YuNet's settings.
+    `max_side` bounds the work of both detectors (module docstring); None detects at
+    full size, however large.
     """
 
     min_face_size: int = 20
@@ -108,6 +123,7 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         # "yunet" from a JSON file or a form is the enum member; anything else fails here.
         object.__setattr__(self, "kind", DetectorKind(self.kind))
+    max_side: int | None = DETECTION_MAX_SIDE
 
 
 def default_device() -> torch.device:
@@ -211,35 +227,40 @@ class MtcnnDetector:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence[RGBImage]) -> list[list[DetectedFace]]:
-        """Faces for several images; images of equal size run as one MTCNN batch."""
+        """Faces for several images, in each image's own pixels; equal sizes run as one batch."""
         import torch
 
+        shrunk = [fit_within(img, self.config.max_side) for img in images]
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, img in enumerate(images):
+        for i, (img, _) in enumerate(shrunk):
             by_shape[img.shape].append(i)
         out: list[list[DetectedFace]] = [[] for _ in images]
         for idxs in by_shape.values():
-            batch = np.stack([images[i] for i in idxs]) if len(idxs) > 1 else images[idxs[0]]
+            batch = np.stack([shrunk[i][0] for i in idxs]) if len(idxs) > 1 else shrunk[idxs[0]][0]
             with torch.inference_mode():
                 boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
             if len(idxs) == 1:
                 boxes, probs, points = [boxes], [probs], [points]
             for i, b, p, lm in zip(idxs, boxes, probs, points, strict=True):
-                out[i] = self._records(b, p, lm)
+                out[i] = self._records(b, p, lm, shrunk[i][1])
         return out
 
-    def _records(self, boxes: Any, probs: Any, points: Any) -> list[DetectedFace]:
+    def _records(
+        self, boxes: Any, probs: Any, points: Any, scale: tuple[float, float]
+    ) -> list[DetectedFace]:
         if boxes is None or points is None:
             return []
         faces = []
-        for box, prob, lm in zip(boxes, probs, points, strict=True):
+        for raw_box, prob, raw_lm in zip(boxes, probs, points, strict=True):
             if prob is None or float(prob) < self.config.min_score:
                 continue
+            box = to_full_size(raw_box, scale)
+            lm = to_full_size(raw_lm, scale)
             # MTCNN's min_face_size only starts its image pyramid; it still returns smaller
             # faces now and then. Users read the option as a floor, so enforce it.
             if min(box[2] - box[0], box[3] - box[1]) < self.config.min_face_size:
                 continue
-            pts = tuple((float(x), float(y)) for x, y in np.asarray(lm, dtype=np.float64))
+            pts = tuple((float(x), float(y)) for x, y in lm)
             faces.append(
                 DetectedFace(
                     box=tuple(float(v) for v in box),  # type: ignore[arg-type]

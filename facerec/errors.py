@@ -19,6 +19,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from facerec.models.base import ModelIdentity
 
+from facerec.paths import display_path
+
+#: Longest user-supplied value an error message repeats (a name, a claim): a
+#: 10,000-character name must not come back in full in every 404.
+MAX_ECHO = 80
+
+
+def echo(value: str, limit: int = MAX_ECHO) -> str:
+    """`value` quoted for a message, cut to `limit` characters with the full length stated."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
 
 class FacerecError(Exception):
     """Root of every error facerec anticipates."""
@@ -28,7 +41,7 @@ class ImageError(FacerecError):
     """An input that cannot be used as an image: empty, truncated, not an image, too large."""
 
     def __init__(self, source: str | Path, reason: str) -> None:
-        self.source = str(source)
+        self.source = display_path(source)
         self.reason = reason
         super().__init__(f"{self.source}: {reason}")
 
@@ -37,7 +50,7 @@ class NoFaceError(FacerecError):
     """An image where a face was required and none was found (or none passed the quality gate)."""
 
     def __init__(self, source: str | Path, detail: str = "") -> None:
-        self.source = str(source)
+        self.source = display_path(source)
         msg = f"{self.source}: no face found"
         super().__init__(f"{msg} ({detail})" if detail else msg)
 
@@ -46,7 +59,7 @@ class MultipleFacesError(FacerecError):
     """An image with several faces where exactly one was expected (remedy: take the largest)."""
 
     def __init__(self, source: str | Path, count: int, detail: str = "") -> None:
-        self.source = str(source)
+        self.source = display_path(source)
         self.count = count
         why = f" ({detail})" if detail else ""
         super().__init__(f"{self.source}: {count} faces found where one was expected{why}")
@@ -82,7 +95,7 @@ class UnknownPersonError(FacerecError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(f"no person named {name!r} in the gallery")
+        super().__init__(f"no person named {echo(name)} in the gallery")
 
 
 class GalleryError(FacerecError):

@@ -20,11 +20,14 @@ HTTP API returns one for the upload):
                 "p_unknown": 0.17,             # the open-set softmax's unknown class
                 "candidates": [{"name": "Ada Lovelace", "similarity": 0.951,
                                 "probability": 0.83}]}],
-     "error": null}                           # or an error object: the photo was unreadable
+     "error": null,                           # or an error object: the photo was unreadable
+     "damage": null}                          # or why the photo decoded with errors
 
 An error is `{"message": ..., "kind": "NoFaceError", "source": ...}`; the CLI
 prints `{"error": {..., "exit_code": 2}}` on stdout when a command fails.
-JSON has no infinity, so a similarity that does not exist is null.
+JSON has no infinity, so a similarity that does not exist is null. `damage`
+(identification and verification) says the photo decoded with errors (corrupt
+JPEG data): its faces were still used, but the result may be unreliable.
 """
 
 # No `from __future__ import annotations`: TypedDict must see NotRequired[...] unevaluated
@@ -95,6 +98,7 @@ class ImageJSON(TypedDict):
     source: str
     faces: list[FaceJSON]
     error: ErrorJSON | None
+    damage: str | None  # the photo decoded with errors; its faces were still identified
 
 
 class VerificationJSON(TypedDict):
@@ -105,6 +109,7 @@ class VerificationJSON(TypedDict):
     far: float | None  # the false-accept rate the threshold was set for (null when not measured)
     threshold_source: str  # where the threshold came from
     ignored_faces: int  # other faces in the photo, not the subject
+    damage: str | None  # the photo decoded with errors; the decision may be unreliable
 
 
 class PersonJSON(TypedDict):
@@ -197,10 +202,13 @@ def image_json(r: ImageIdentification) -> ImageJSON:
     if r.error is not None:
         # identify_many records only photos that failed to load, as ImageError.
         error = error_json(f"{r.source}: {r.error}", "ImageError", source=r.source)
-    return ImageJSON(source=r.source, faces=[face_json(f) for f in r.faces], error=error)
+    return ImageJSON(
+        source=r.source, faces=[face_json(f) for f in r.faces], error=error, damage=r.damage
+    )
 
 
-def verification_json(v: Verification) -> VerificationJSON:
+def verification_json(v: Verification, damage: str | None = None) -> VerificationJSON:
+    """`damage`: the probe photo's (`LoadedImage.damage`), which `Verification` does not carry."""
     return VerificationJSON(
         name=v.name,
         accepted=v.accepted,
@@ -209,6 +217,7 @@ def verification_json(v: Verification) -> VerificationJSON:
         far=v.far,
         threshold_source=v.source,
         ignored_faces=v.ignored_faces,
+        damage=damage,
     )
 
 

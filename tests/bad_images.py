@@ -41,3 +41,21 @@ def write_bad_inputs(folder: Path, real_jpeg: Path) -> dict[str, Path]:
     out["bomb"] = folder / "bomb.png"
     out["bomb"].write_bytes(png_bomb_header())
     return out
+
+
+def solid_png(
+    width: int, height: int, rgb: tuple[int, int, int] = (120, 130, 140), level: int = 1
+) -> bytes:
+    """A real, fully decodable PNG of one colour that decodes to width*height*3 bytes.
+
+    Written row by row through zlib (Pillow would first build the whole image in
+    memory). Level 1 is quick to write; level 9 gives the 78 KB (4800x4800) and
+    250 KB (8900x8900) files of the original reports.
+    """
+    row = b"\x00" + bytes(rgb) * width
+    z = zlib.compressobj(level)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )

@@ -157,7 +157,7 @@ def test_bad_inputs_exit_2_and_change_nothing(
             (["enroll", "mountain", str(shared_file(shared, "nonface/pilatus800.jpg"))], "no face"),
             (
                 ["enroll", "two", str(shared_file(shared, f"{EX}/two_people.jpg"))],
-                "2 faces found where one was expected (use --largest",
+                "px) (use --largest to take the largest face)",  # after the rivals' sizes
             ),
             (["enroll", "carol", str(obama), str(bad["text"])], "not an image"),  # all or nothing
             (["enroll", " ", str(obama)], "must not be empty"),
@@ -255,6 +255,7 @@ def test_one_enrolled_person_does_not_make_a_stranger_certain(
             "kind": "ImageError",
             "source": str(notes),
         },
+        "damage": None,
     }
     assert r.stderr.splitlines() == [f"error: {images[1]['error']['message']}"]
 

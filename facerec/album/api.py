@@ -62,6 +62,7 @@ from facerec.gallery import NewSample
 from facerec.gallery.album_schema import MATCH_AUTO, MATCH_CONFIRMED
 from facerec.images import load_image
 from facerec.models.base import ModelIdentity
+from facerec.paths import display_path
 from facerec.pipeline import storage_crop
 
 #: Clusters link faces at the match threshold plus this: a wrong merge (two
@@ -161,7 +162,7 @@ class Album:
             )
         refresh = self.refresh(fold=fold)
         return ScanSummary(
-            root=str(Path(root).expanduser().resolve()),
+            root=display_path(Path(root).expanduser().resolve()),
             found=counts.found,
             unchanged=counts.unchanged,
             duplicates=counts.duplicates,
@@ -170,6 +171,7 @@ class Album:
             faces=counts.faces,
             seconds=counts.seconds,
             refresh=refresh,
+            skipped=counts.skipped,
         )
 
     def refresh(self, *, fold: bool = False) -> RefreshResult:
@@ -268,7 +270,7 @@ class Album:
         if not samples:
             raise AlbumError(
                 f"cannot enrol cluster {cluster_id}: none of its photos is on disk unchanged "
-                f"({', '.join(sorted({f.photo_path for f in keep})[:3])} ...)"
+                f"({', '.join(sorted({display_path(f.photo_path) for f in keep})[:3])} ...)"
             )
         result = self._fr.gallery.enroll(key, samples, model)
         identity = store.identities()[result.person.name]
@@ -379,7 +381,11 @@ def _one_model(faces: Sequence[ClusterFace], cluster_id: int) -> ModelIdentity:
 
 
 def _samples(faces: Sequence[ClusterFace]) -> tuple[list[NewSample], tuple[int, ...]]:
-    """Gallery samples for faces whose photo is still on disk unchanged, and the ids of the rest."""
+    """Gallery samples for faces whose photo is still on disk unchanged, and the ids of the rest.
+
+    A photo that now decodes with errors is left out like a changed one: a
+    damaged face is never enrolled.
+    """
     by_photo: dict[str, list[ClusterFace]] = defaultdict(list)
     for f in faces:
         by_photo[f.photo_path].append(f)
@@ -389,6 +395,9 @@ def _samples(faces: Sequence[ClusterFace]) -> tuple[list[NewSample], tuple[int, 
         try:
             image = load_image(path)
         except ImageError:
+            missing.extend(f.face_id for f in group)
+            continue
+        if image.damage is not None:
             missing.extend(f.face_id for f in group)
             continue
         for f in group:
@@ -402,7 +411,7 @@ def _samples(faces: Sequence[ClusterFace]) -> tuple[list[NewSample], tuple[int, 
                     embedding=f.embedding,
                     crop_png=crop.png,
                     crop_landmarks=crop.landmarks,
-                    source=path,
+                    source=image.source,
                     content_sha256=f.content_sha256,
                     box=f.box,
                     det_score=f.det_score,

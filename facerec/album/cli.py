@@ -15,6 +15,7 @@ scanned with, or the refresh re-decides with the defaults.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,8 +115,8 @@ def scan(
         int | None,
         typer.Option(
             "--max-side",
-            help="Shrink larger photos to this many pixels before detection; 0 keeps them "
-            "whole [default: 1600].",
+            help="Decode larger photos at this many pixels (longer side) and detect faces "
+            "at that size; 0 keeps them whole [default: 1600].",
             min=0,
         ),
     ] = None,
@@ -151,15 +152,18 @@ def scan(
     from facerec.album import scan as scan_mod
 
     scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
-    settings = make_settings(
-        model, weights, threshold, min_face_size, detector, threads=threads
+    side = scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None)
+    settings = make_settings(model, weights, threshold, min_face_size, detector, threads=threads)
+    # One size for decoding and detection: the detector would otherwise shrink again.
+    settings = dataclasses.replace(
+        settings, detector=dataclasses.replace(settings.detector, max_side=side)
     )
     with _album(db, settings, cluster_threshold, fold_threshold, as_json=as_json) as album:
         result = album.scan(
             folder,
             workers=workers,
             batch_size=batch_size or scan_mod.DEFAULT_BATCH_SIZE,
-            max_side=scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None),
+            max_side=side,
             thumbnails=thumbnails,
             fold=fold_confident,
             progress=progress(),
@@ -169,7 +173,7 @@ def scan(
             typer.echo(
                 f"{r.root}: {r.found} photo(s) found, {r.unchanged} unchanged, "
                 f"{r.duplicates} already known, {r.processed} processed ({r.faces} face(s)), "
-                f"{r.errors} unreadable; {r.seconds:.1f} s, {r.photos_per_second:.2f} photos/s, "
+                f"{r.errors} unreadable, {r.skipped} skipped (not regular files); {r.seconds:.1f} s, {r.photos_per_second:.2f} photos/s, "
                 f"{r.faces_per_second:.2f} faces/s"
             )
             typer.echo(_refresh_line(r.refresh))

@@ -33,7 +33,9 @@ class ScanSummary:
     `unchanged` photos were skipped on size and mtime alone; `duplicates`
     were read and hashed but their content was already in the album (a copy
     or a moved file); `processed` went through detection and embedding;
-    `errors` could not be read or decoded and are recorded with the reason.
+    `errors` could not be read or decoded and are recorded with the reason;
+    `skipped` are not regular files (FIFOs, devices, dangling links), recorded
+    with what they are and never opened.
     """
 
     root: str
@@ -45,6 +47,7 @@ class ScanSummary:
     faces: int
     seconds: float
     refresh: RefreshResult
+    skipped: int = 0
 
     @property
     def photos_per_second(self) -> float:
@@ -59,7 +62,7 @@ class ScanSummary:
 class NameResult:
     """A cluster enrolled as a person: samples added to the gallery, and faces left out.
 
-    `missing` lists face ids whose photo is gone or changed on disk (the
+    `missing` lists face ids whose photo is gone, changed or damaged on disk (the
     enrolment needs the photo to cut the stored aligned crop); `excluded`
     lists face ids that carry a "not this person" record for the name.
     """
@@ -126,6 +129,9 @@ class PhotoView:
     `path` is where the album reads it from; `paths` is every path its
     content was found at (copies included), `path` first. `forgotten` counts
     faces deleted from it by `facerec remove` (the photo stays for the others).
+    `path` is for people (undecodable bytes escaped); `status` is 'ok',
+    'error' (unreadable, `error` says why) or 'skipped' (not a regular file);
+    `damage` is set when an 'ok' photo decoded with errors.
     """
 
     id: int
@@ -139,6 +145,7 @@ class PhotoView:
     faces: tuple[FaceView, ...]
     paths: tuple[str, ...] = ()
     forgotten: int = 0
+    damage: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

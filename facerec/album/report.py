@@ -177,7 +177,7 @@ def export_thumbnails(store: AlbumStore, face_ids: Sequence[int], folder: Path) 
         try:
             image = load_image(path)
         except ImageError as exc:
-            log.info("no thumbnails for %s: %s", path, exc.reason)
+            log.info("no thumbnails for %s: %s", exc.source, exc.reason)
             continue
         for item in items:
             if image.sha256 == item.content_sha256:
@@ -361,10 +361,12 @@ def _photo(p: PhotoView, have: set[int], links: _Links) -> str:
         else ""
     )
     if p.status != "ok":
+        what = "skipped" if p.status == "skipped" else "could not be read"
         return (
             f'<article class="photo error" data-photo="{p.id}"><h3>{name}</h3>{also}'
-            f'<p class="err">could not be read: {_e(p.error or "")}</p></article>'
+            f'<p class="err">{what}: {_e(p.error or "")}</p></article>'
         )
+    damage = f'<p class="err">{_e(p.damage)}</p>' if p.damage else ""
     size = f"{p.width}x{p.height}" if p.width and p.height else ""
     gone = f" · {p.forgotten} face(s) forgotten" if p.forgotten else ""
     faces = "".join(_figure(f, have, f"#{f.id}<br>{_label(f)}") for f in p.faces) or (
@@ -372,7 +374,7 @@ def _photo(p: PhotoView, have: set[int], links: _Links) -> str:
     )
     return (
         f'<article class="photo" data-photo="{p.id}"><h3>{name}</h3>{also}'
-        f'<p class="meta">{size} · {len(p.faces)} face(s){gone}</p>'
+        f'<p class="meta">{size} · {len(p.faces)} face(s){gone}</p>{damage}'
         f'<div class="faces">{faces}</div></article>'
     )
 

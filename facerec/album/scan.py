@@ -18,11 +18,21 @@ of photos is written with its faces in one transaction, and photos are keyed
 by content hash, so a scan killed at any moment and started again finishes the
 job without a duplicate row.
 
-Photos larger than `max_side` are shrunk (area interpolation) before
-detection: MTCNN's image pyramid on a 12-megapixel photo costs seconds and
-hundreds of megabytes, and faces small enough to vanish at 1600 px are below
-the quality gate anyway. Boxes and landmarks are mapped back, so the album
-stores them in the photo's own pixel coordinates.
+Photos larger than `max_side` are decoded small (JPEG: at a reduced DCT
+scale; others: decoded, then area-shrunk) by the same rule the detector
+applies to every image (`facerec.detection.DETECTION_MAX_SIDE`): MTCNN's image
+pyramid on a 12-megapixel photo costs seconds and hundreds of megabytes, and
+faces small enough to vanish at 1600 px are below the quality gate anyway.
+Boxes and landmarks are mapped back, so the album stores them in the photo's
+own pixel coordinates.
+
+Only regular files are photos. A FIFO, a device (a link to /dev/zero), a
+socket or a dangling link with a photo's suffix is recorded as *skipped* with
+the reason and never opened; files are read no further than the byte limit
+`facerec enroll` applies. Rows that have no content to key them (skipped and
+oversized files) are keyed by their path instead (`path_key`). File names are
+kept as bytes (`album_photos.path_bytes`) and shown escaped, so a name that
+is not UTF-8 is scanned like any other.
 """
 
 from __future__ import annotations
@@ -41,12 +51,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import cv2
-import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from facerec.album.store import AlbumStore, NewFace, NewPhoto, Relocation
+from facerec.detection import DETECTION_MAX_SIDE
 from facerec.errors import ImageError
 from facerec.images import (
     DEFAULT_MAX_BYTES,
@@ -55,7 +64,11 @@ from facerec.images import (
     LoadedImage,
     RGBImage,
     decode_image,
+    file_problem,
+    read_bytes,
+    to_full_size,
 )
+from facerec.paths import display_path, path_bytes
 from facerec.pipeline import Face, Pipeline
 from facerec.runtime import available_cores
 
@@ -64,8 +77,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Longest side photos are shrunk to before detection.
-DEFAULT_MAX_SIDE = 1600
+#: Longest side photos are decoded at for detection: the detector's own rule.
+DEFAULT_MAX_SIDE = DETECTION_MAX_SIDE
 #: Photos per detection/embedding batch, and per committed transaction.
 DEFAULT_BATCH_SIZE = 8
 #: Thumbnail side in pixels, and the margin around the face box (fraction of its size).
@@ -99,11 +112,16 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 @dataclass(frozen=True, slots=True)
 class PhotoFile:
-    """A candidate file: absolute path plus the stat facts a rerun compares."""
+    """A candidate file: absolute path plus the stat facts a rerun compares.
+
+    `problem` says why it is not a regular file (a FIFO, a device, a dangling
+    link): such a file is recorded as skipped and never opened.
+    """
 
     path: Path
     size: int
     mtime_ns: int
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -136,6 +154,7 @@ class ScanCounts:
     errors: int
     faces: int
     seconds: float
+    skipped: int = 0
 
 
 def find_photos(root: Path) -> list[PhotoFile]:
@@ -143,7 +162,8 @@ def find_photos(root: Path) -> list[PhotoFile]:
 
     Sorted so that two runs visit files in the same order; hidden folders are
     skipped because they hold thumbnails caches (.thumbnails, .@__thumb) that
-    would double every photo.
+    would double every photo. Links are followed to see what they point at;
+    entries that are not regular files come back with their `problem`.
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -157,11 +177,25 @@ def find_photos(root: Path) -> list[PhotoFile]:
             path = Path(folder) / name
             try:
                 st = path.stat()
-            except OSError as exc:
-                log.warning("%s: cannot stat: %s", path, exc)
+            except FileNotFoundError:
+                if not path.is_symlink():
+                    continue  # deleted while we walked
+                st = path.lstat()
+                out.append(PhotoFile(path, st.st_size, st.st_mtime_ns, "dangling symbolic link"))
                 continue
-            out.append(PhotoFile(path, st.st_size, st.st_mtime_ns))
+            except OSError as exc:
+                log.warning("%s: cannot stat: %s", display_path(path), exc.strerror or exc)
+                continue
+            out.append(PhotoFile(path, st.st_size, st.st_mtime_ns, file_problem(st)))
     return out
+
+
+def path_key(path: Path) -> str:
+    """The key of a row whose content was not read (skipped or oversized): its path's hash.
+
+    Never equal to a content hash (those are bare hex), one row per path.
+    """
+    return "path:" + hashlib.sha256(path_bytes(path)).hexdigest()
 
 
 class Fetcher:
@@ -182,38 +216,33 @@ class Fetcher:
 
     def __call__(self, file: PhotoFile) -> Fetched:
         """Read and decode `file`, or say why not."""
+        if file.size > self.max_bytes:  # not read at all: keyed by its path
+            limit = self.max_bytes / 2**20
+            return self._failed(
+                file, path_key(file.path), f"file is over the {limit:.0f} MiB limit"
+            )
         try:
-            if file.path.stat().st_size > self.max_bytes:
-                sha = _hash_file(file.path)
-                limit = self.max_bytes / 2**20
-                return self._failed(file, sha, f"file is over the {limit:.0f} MiB limit")
-            data = file.path.read_bytes()
-        except OSError as exc:
-            return self._failed(file, None, f"cannot read: {exc.strerror or exc}")
+            data = read_bytes(file.path, self.max_bytes)
+        except ImageError as exc:  # gone, unreadable, or swapped for a FIFO since the walk
+            return self._failed(file, None, exc.reason)
         sha = hashlib.sha256(data).hexdigest()
         if sha in self.known:
             return Fetched(file, sha, None, None, (1.0, 1.0), None, known=True)
         try:
-            image = decode_image(data, source=str(file.path), max_pixels=self.max_pixels)
+            image = decode_image(
+                data,
+                source=display_path(file.path),
+                max_pixels=self.max_pixels,
+                max_side=self.max_side,
+            )
         except ImageError as exc:
             return self._failed(file, sha, exc.reason)
-        small, scale = shrink(image, self.max_side)
-        return Fetched(file, sha, small, image.size, scale, None, known=False)
+        full = image.original_size or image.size
+        return Fetched(file, sha, image, full, image.scale, None, known=False)
 
     @staticmethod
     def _failed(file: PhotoFile, sha: str | None, reason: str) -> Fetched:
         return Fetched(file, sha, None, None, (1.0, 1.0), reason, known=False)
-
-
-def shrink(image: LoadedImage, max_side: int | None) -> tuple[LoadedImage, tuple[float, float]]:
-    """`image` with its longest side at most `max_side`, and the (x, y) scale back to it."""
-    h, w = image.pixels.shape[:2]
-    if max_side is None or max(h, w) <= max_side:
-        return image, (1.0, 1.0)
-    f = max_side / max(h, w)
-    nw, nh = max(1, round(w * f)), max(1, round(h * f))
-    pixels = cv2.resize(image.pixels, (nw, nh), interpolation=cv2.INTER_AREA)
-    return LoadedImage(image.source, np.ascontiguousarray(pixels), image.sha256), (w / nw, h / nh)
 
 
 def thumbnail(pixels: RGBImage, box: Sequence[float], size: int = THUMB_SIZE) -> bytes:
@@ -237,16 +266,17 @@ def to_new_faces(
     faces: Sequence[Face], image: LoadedImage, scale: tuple[float, float], *, thumbnails: bool
 ) -> tuple[NewFace, ...]:
     """Pipeline faces as album rows, mapped back to the photo's own pixel coordinates."""
-    sx, sy = scale
     out = []
     for i, face in enumerate(faces):
         d = face.detection
-        x1, y1, x2, y2 = d.box
+        x1, y1, x2, y2 = (float(v) for v in to_full_size(d.box, scale))
         out.append(
             NewFace(
                 face_index=i,
-                box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy),
-                landmarks=tuple((x * sx, y * sy) for x, y in d.landmarks),
+                box=(x1, y1, x2, y2),
+                landmarks=tuple(
+                    (float(x), float(y)) for x, y in to_full_size(d.landmarks_array(), scale)
+                ),
                 det_score=d.score,
                 quality=face.quality.as_dict(),
                 quality_reasons=face.quality.reasons,
@@ -319,12 +349,16 @@ def scan_folder(
             continue
         todo.append(f)
     unchanged = len(files) - len(todo)
+    special = [f for f in todo if f.problem is not None]
+    todo = [f for f in todo if f.problem is None]
 
     duplicates = processed = errors = n_faces = 0
-    photos: list[NewPhoto] = []
+    photos: list[NewPhoto] = [_skipped_photo(f) for f in special]
     relocations: list[Relocation] = []
     batch: list[Fetched] = []
     seen: set[str] = set()
+    for f in special:
+        log.warning("%s: %s; skipped", display_path(f.path), f.problem)
     bar = tqdm(total=len(todo), desc="scanning", unit="photo", disable=not progress)
 
     def flush() -> None:
@@ -348,6 +382,7 @@ def scan_folder(
                     None,
                     model,
                     rows,
+                    damage=fetched.image.damage,
                 )
             )
             processed += 1
@@ -367,7 +402,7 @@ def scan_folder(
             sha = fetched.sha256
             if sha is None:
                 errors += 1  # unreadable: no content to key a record on; retried next scan
-                log.warning("%s: %s", fetched.file.path, fetched.error)
+                log.warning("%s: %s", display_path(fetched.file.path), fetched.error)
                 bar.update(1)
             elif sha in seen:
                 duplicates += 1  # a second copy met in this very scan: keep its path too
@@ -384,11 +419,15 @@ def scan_folder(
                 errors += 1
                 seen.add(sha)
                 photos.append(_error_photo(fetched, fetched.error))
-                log.warning("%s: %s", fetched.file.path, fetched.error)
+                log.warning("%s: %s", display_path(fetched.file.path), fetched.error)
                 bar.update(1)
             else:
                 seen.add(sha)
                 batch.append(fetched)
+                if fetched.image is not None and fetched.image.damage is not None:
+                    log.warning(
+                        "%s: %s; scanned anyway", fetched.image.source, fetched.image.damage
+                    )
             if len(batch) >= batch_size:
                 flush()
         flush()
@@ -404,6 +443,7 @@ def scan_folder(
         errors=errors,
         faces=n_faces,
         seconds=time.perf_counter() - start,
+        skipped=len(special),
     )
 
 
@@ -491,13 +531,20 @@ def _error_photo(fetched: Fetched, reason: str) -> NewPhoto:
     )
 
 
+def _skipped_photo(file: PhotoFile) -> NewPhoto:
+    """A row for a path that is not a regular file: never opened, keyed by its path."""
+    return NewPhoto(
+        str(file.path),
+        path_key(file.path),
+        file.size,
+        file.mtime_ns,
+        None,
+        None,
+        file.problem,
+        None,
+        skipped=True,
+    )
+
+
 def _relocation(file: PhotoFile, sha: str, gone: tuple[str, ...]) -> Relocation:
     return Relocation(sha, str(file.path), file.size, file.mtime_ns, gone)
-
-
-def _hash_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

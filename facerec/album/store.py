@@ -18,6 +18,7 @@ to add a second copy.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from facerec.gallery.album_schema import (
     MATCH_CONFIRMED,
     PHOTO_ERROR,
     PHOTO_OK,
+    PHOTO_SKIPPED,
     AlbumCluster,
     AlbumFace,
     AlbumForgottenFace,
@@ -52,6 +54,7 @@ from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.schema import Identity
 from facerec.gallery.tables import SqliteTables
 from facerec.models.base import ModelIdentity
+from facerec.paths import display_path, path_bytes
 
 Vectors = npt.NDArray[np.float32]
 
@@ -61,7 +64,10 @@ class KnownPhoto:
     """What a rerun needs to know about a path already in the album to decide to skip it.
 
     One per path: a photo found at several paths (copies) is known at each.
-    `primary` marks the path the album reads the photo from.
+    `primary` marks the path the album reads the photo from. Paths are `str`
+    as Python spells file names (undecodable bytes as surrogates, PEP 383),
+    read back from the stored bytes (`path_bytes`), so they open the very
+    file that was scanned.
     """
 
     path: str
@@ -89,7 +95,12 @@ class NewFace:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class NewPhoto:
-    """A scanned file with its faces; `error` set (and no faces) when it could not be used."""
+    """A scanned file with its faces; `error` set (and no faces) when it could not be used.
+
+    `skipped`: the path is not a regular file and was never opened (`error`
+    says what it is). `damage`: the photo decoded with errors and its faces
+    were used all the same.
+    """
 
     path: str
     content_sha256: str
@@ -100,6 +111,8 @@ class NewPhoto:
     error: str | None
     model: ModelIdentity | None
     faces: tuple[NewFace, ...] = ()
+    damage: str | None = None
+    skipped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,19 +213,19 @@ class AlbumStore(SqliteTables):
     def known(self) -> list[KnownPhoto]:
         """Every path's key facts, for a rerun to skip what it has seen."""
         stmt = select(
-            AlbumPhotoPath.path,
+            AlbumPhotoPath.path_bytes,
             AlbumPhoto.content_sha256,
             AlbumPhotoPath.size_bytes,
             AlbumPhotoPath.mtime_ns,
             AlbumPhoto.status,
             AlbumPhoto.model_name,
             AlbumPhoto.model_sha256,
-            AlbumPhoto.path,
+            AlbumPhoto.path_bytes,
         ).join(AlbumPhoto, AlbumPhoto.id == AlbumPhotoPath.photo_id)
         with self._read() as s:
             return [
                 KnownPhoto(
-                    path=p,
+                    path=os.fsdecode(p),
                     content_sha256=sha,
                     size_bytes=size,
                     mtime_ns=mtime,
@@ -236,15 +249,20 @@ class AlbumStore(SqliteTables):
         now = datetime.now(UTC)
         with self._write() as s:
             for p in photos:
-                _release_path(s, p.path, p.content_sha256)
+                raw = path_bytes(p.path)
+                _release_path(s, raw, p.content_sha256)
                 values = {
-                    "path": p.path,
+                    "path": display_path(p.path),
+                    "path_bytes": raw,
                     "size_bytes": p.size_bytes,
                     "mtime_ns": p.mtime_ns,
                     "width": p.width,
                     "height": p.height,
-                    "status": PHOTO_OK if p.error is None else PHOTO_ERROR,
+                    "status": (
+                        PHOTO_SKIPPED if p.skipped else PHOTO_OK if p.error is None else PHOTO_ERROR
+                    ),
                     "error": p.error,
+                    "damage": p.damage,
                     "model_name": p.model.name if p.model else None,
                     "model_sha256": p.model.weights_sha256 if p.model else None,
                     "scanned_at": now,
@@ -261,7 +279,7 @@ class AlbumStore(SqliteTables):
                 else:
                     s.execute(delete(AlbumFace).where(AlbumFace.photo_id == photo_id))
                     s.execute(update(AlbumPhoto).where(AlbumPhoto.id == photo_id).values(**values))
-                _set_path(s, photo_id, p.path, p.size_bytes, p.mtime_ns)
+                _set_path(s, photo_id, raw, p.size_bytes, p.mtime_ns)
                 forgotten = _forgotten_boxes(s, p.content_sha256)
                 faces = [f for f in p.faces if not any(_same_face(f.box, b) for b in forgotten)]
                 if faces:
@@ -293,18 +311,25 @@ class AlbumStore(SqliteTables):
                 )
                 if photo_id is None:
                     continue
-                _release_path(s, r.path, r.content_sha256)
-                _set_path(s, photo_id, r.path, r.size_bytes, r.mtime_ns)
+                raw = path_bytes(r.path)
+                _release_path(s, raw, r.content_sha256)
+                _set_path(s, photo_id, raw, r.size_bytes, r.mtime_ns)
                 if r.gone:
+                    gone = [path_bytes(g) for g in r.gone]
                     s.execute(
                         delete(AlbumPhotoPath).where(
-                            AlbumPhotoPath.photo_id == photo_id, AlbumPhotoPath.path.in_(r.gone)
+                            AlbumPhotoPath.photo_id == photo_id, AlbumPhotoPath.path_bytes.in_(gone)
                         )
                     )
                     s.execute(
                         update(AlbumPhoto)
-                        .where(AlbumPhoto.id == photo_id, AlbumPhoto.path.in_(r.gone))
-                        .values(path=r.path, size_bytes=r.size_bytes, mtime_ns=r.mtime_ns)
+                        .where(AlbumPhoto.id == photo_id, AlbumPhoto.path_bytes.in_(gone))
+                        .values(
+                            path=display_path(r.path),
+                            path_bytes=raw,
+                            size_bytes=r.size_bytes,
+                            mtime_ns=r.mtime_ns,
+                        )
                     )
 
     # -- forgetting -----------------------------------------------------------------------------
@@ -561,7 +586,7 @@ class AlbumStore(SqliteTables):
             return [
                 ClusterFace(
                     face_id=f.id,
-                    photo_path=p.path,
+                    photo_path=os.fsdecode(p.path_bytes),
                     content_sha256=p.content_sha256,
                     box=_box(json.loads(f.box)),
                     landmarks=tuple((float(x), float(y)) for x, y in json.loads(f.landmarks)),
@@ -673,6 +698,7 @@ class AlbumStore(SqliteTables):
                 content_sha256=p.content_sha256,
                 status=p.status,
                 error=p.error,
+                damage=p.damage,
                 width=p.width,
                 height=p.height,
                 scanned_at=p.scanned_at,
@@ -709,14 +735,14 @@ class AlbumStore(SqliteTables):
             chunk = wanted[start : start + 500]
             with self._read() as s:
                 rows = s.execute(
-                    select(AlbumFace.id, AlbumFace.thumbnail, AlbumPhoto.path,
+                    select(AlbumFace.id, AlbumFace.thumbnail, AlbumPhoto.path_bytes,
                            AlbumPhoto.content_sha256, AlbumFace.box)
                     .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
                     .where(AlbumFace.id.in_(chunk))
                     .order_by(AlbumFace.id)
                 ).all()  # fmt: skip
-            for fid, thumb, path, sha, box in rows:
-                yield FaceImage(fid, thumb, path, sha, _box(json.loads(box)))
+            for fid, thumb, raw, sha, box in rows:
+                yield FaceImage(fid, thumb, os.fsdecode(raw), sha, _box(json.loads(box)))
 
     def forgotten_boxes(self) -> dict[str, list[tuple[float, float, float, float]]]:
         """Content hash -> boxes of the faces forgotten in that photo (to hide them in previews)."""
@@ -776,8 +802,8 @@ def _box(values: Sequence[float]) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
-def _release_path(s: Session, path: str, content_sha256: str) -> None:
-    """`path` now holds `content_sha256`: take it from any other content.
+def _release_path(s: Session, raw: bytes, content_sha256: str) -> None:
+    """The file named `raw` now holds `content_sha256`: take it from any other content.
 
     Content left with no path leaves the album (its faces with it), as an
     edited or replaced file always did; content still found elsewhere stays
@@ -786,19 +812,24 @@ def _release_path(s: Session, path: str, content_sha256: str) -> None:
     rows = s.execute(
         select(AlbumPhotoPath.id, AlbumPhotoPath.photo_id)
         .join(AlbumPhoto, AlbumPhoto.id == AlbumPhotoPath.photo_id)
-        .where(AlbumPhotoPath.path == path, AlbumPhoto.content_sha256 != content_sha256)
+        .where(AlbumPhotoPath.path_bytes == raw, AlbumPhoto.content_sha256 != content_sha256)
     ).all()
     # A photo row whose own path is `path` but which lost its path row cannot exist, except
-    # in an album written before paths were kept; treat its `path` column as its path row.
+    # in an album written before paths were kept; treat its path columns as its path row.
     stray = s.scalars(
         select(AlbumPhoto.id).where(
-            AlbumPhoto.path == path, AlbumPhoto.content_sha256 != content_sha256
+            AlbumPhoto.path_bytes == raw, AlbumPhoto.content_sha256 != content_sha256
         )
     ).all()
     s.execute(delete(AlbumPhotoPath).where(AlbumPhotoPath.id.in_([r[0] for r in rows])))
     for photo_id in {r[1] for r in rows} | set(stray):
         other = s.execute(
-            select(AlbumPhotoPath.path, AlbumPhotoPath.size_bytes, AlbumPhotoPath.mtime_ns)
+            select(
+                AlbumPhotoPath.path,
+                AlbumPhotoPath.path_bytes,
+                AlbumPhotoPath.size_bytes,
+                AlbumPhotoPath.mtime_ns,
+            )
             .where(AlbumPhotoPath.photo_id == photo_id)
             .order_by(AlbumPhotoPath.path)
             .limit(1)
@@ -808,19 +839,21 @@ def _release_path(s: Session, path: str, content_sha256: str) -> None:
         else:
             s.execute(
                 update(AlbumPhoto)
-                .where(AlbumPhoto.id == photo_id, AlbumPhoto.path == path)
-                .values(path=other[0], size_bytes=other[1], mtime_ns=other[2])
+                .where(AlbumPhoto.id == photo_id, AlbumPhoto.path_bytes == raw)
+                .values(
+                    path=other[0], path_bytes=other[1], size_bytes=other[2], mtime_ns=other[3]
+                )
             )
 
 
-def _set_path(s: Session, photo_id: int, path: str, size_bytes: int, mtime_ns: int) -> None:
-    """Record that `photo_id`'s content is at `path` (with these stat facts)."""
+def _set_path(s: Session, photo_id: int, raw: bytes, size_bytes: int, mtime_ns: int) -> None:
+    """Record that `photo_id`'s content is at the file named `raw` (with these stat facts)."""
     values = {"photo_id": photo_id, "size_bytes": size_bytes, "mtime_ns": mtime_ns}
-    stmt = sqlite_insert(AlbumPhotoPath).values(path=path, **values)
-    s.execute(stmt.on_conflict_do_update(index_elements=[AlbumPhotoPath.path], set_=values))
+    stmt = sqlite_insert(AlbumPhotoPath).values(path=display_path(raw), path_bytes=raw, **values)
+    s.execute(stmt.on_conflict_do_update(index_elements=[AlbumPhotoPath.path_bytes], set_=values))
     s.execute(
         update(AlbumPhoto)
-        .where(AlbumPhoto.id == photo_id, AlbumPhoto.path == path)
+        .where(AlbumPhoto.id == photo_id, AlbumPhoto.path_bytes == raw)
         .values(size_bytes=size_bytes, mtime_ns=mtime_ns)
     )
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         Person,
         StoredSample,
     )
-    from facerec.gallery.store import Gallery, canonical_name
+    from facerec.gallery.store import Gallery, validate_name
 
 _EXPORTS = {
     "EnrollResult": "facerec.gallery.records",
@@ -33,7 +33,7 @@ _EXPORTS = {
     "Person": "facerec.gallery.records",
     "PrototypeIndex": "facerec.gallery.index",
     "StoredSample": "facerec.gallery.records",
-    "canonical_name": "facerec.gallery.store",
+    "validate_name": "facerec.gallery.store",
 }
 
 __all__ = [
@@ -46,7 +46,7 @@ __all__ = [
     "Person",
     "PrototypeIndex",
     "StoredSample",
-    "canonical_name",
+    "validate_name",
 ]
 
 

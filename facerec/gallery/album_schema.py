@@ -28,14 +28,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from facerec.gallery.schema import Base
 
-#: `AlbumPhoto.status` values.
+#: `AlbumPhoto.status` values: used, unreadable, not a regular file (never opened).
 PHOTO_OK = "ok"
 PHOTO_ERROR = "error"
+PHOTO_SKIPPED = "skipped"
 
 #: `AlbumFace.match_kind` values: 'auto' was decided by matching and is redone
 #: on every refresh; 'confirmed' was said by a person (naming a cluster) and is kept.
@@ -49,7 +51,15 @@ class AlbumPhoto(Base):
     `size_bytes` and `mtime_ns` let a rerun skip an unchanged path without
     reading it; `model_name`/`model_sha256` name the model that embedded the
     faces, so a rerun after `facerec reembed` redoes photos of the old model.
-    A photo that could not be read has status 'error' and the reason in `error`.
+    A photo that could not be read has status 'error' and the reason in `error`;
+    a path that is not a regular file (a FIFO, a device) has status 'skipped'
+    and is keyed by a hash of its path, having no content (revision 0006).
+
+    File names are bytes on Linux and need not be UTF-8 (revision 0006):
+    `path_bytes` holds them exactly and is what a rescan matches on and what
+    reopens the file; `path` is the same name for people (undecodable bytes
+    as backslash escapes, `facerec.paths.display_path`). `damage` is set when
+    the photo decoded with errors and its faces were used all the same.
     """
 
     __tablename__ = "album_photos"
@@ -57,6 +67,8 @@ class AlbumPhoto(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, index=True)
+    # The empty default only lets SQLite add the column to existing tables; 0006 fills it.
+    path_bytes: Mapped[bytes] = mapped_column(LargeBinary, index=True, server_default=text("x''"))
     content_sha256: Mapped[str] = mapped_column(Text, unique=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     mtime_ns: Mapped[int] = mapped_column(Integer)
@@ -64,6 +76,7 @@ class AlbumPhoto(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    damage: Mapped[str | None] = mapped_column(Text)
     model_name: Mapped[str | None] = mapped_column(Text)
     model_sha256: Mapped[str | None] = mapped_column(Text)
     scanned_at: Mapped[datetime]
@@ -126,7 +139,9 @@ class AlbumPhotoPath(Base):
     here, with the stat facts a rerun compares, so every copy is listed in the
     reports and skipped unread by the next scan. `AlbumPhoto.path` is the one
     the album reads the photo from (cutting crops, thumbnails); it is always
-    one of these.
+    one of these. As in `AlbumPhoto`, `path_bytes` is the exact file name
+    (what a rescan matches on and what reopens the file) and `path` its
+    printable form (revision 0006).
     """
 
     __tablename__ = "album_photo_paths"
@@ -136,6 +151,10 @@ class AlbumPhotoPath(Base):
         ForeignKey("album_photos.id", ondelete="CASCADE"), index=True
     )
     path: Mapped[str] = mapped_column(Text, unique=True)
+    # The empty default only lets SQLite add the column to existing tables; 0006 fills it.
+    path_bytes: Mapped[bytes] = mapped_column(
+        LargeBinary, index=True, unique=True, server_default=text("x''")
+    )
     size_bytes: Mapped[int] = mapped_column(Integer)
     mtime_ns: Mapped[int] = mapped_column(Integer)
 

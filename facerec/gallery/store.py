@@ -242,7 +242,7 @@ class Gallery:
         re-running an enrolment must not weight a photo twice. The first
         enrolment pins `model` and its embedding dimension.
         """
-        name = _validate_name(name)
+        name = validate_name(name)
         if not samples:
             raise ValueError(f"enrolling {name!r} needs at least one sample")
         total = len(samples)
@@ -886,12 +886,11 @@ def _name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name.strip())
 
 
-def canonical_name(name: str) -> str:
-    """`name` as the gallery stores it (trimmed, NFC), or InvalidNameError: for comparing names."""
-    return _validate_name(name)
+def validate_name(name: str) -> str:
+    """`name` as stored (trimmed, NFC), or `InvalidNameError` saying why it cannot be a name.
 
-
-def _validate_name(name: str) -> str:
+    Public so a service can refuse a bad name before any model work.
+    """
     if not isinstance(name, str):
         raise InvalidNameError(f"a person's name must be a string, got {type(name).__name__}")
     key = _name_key(name)

@@ -6,8 +6,11 @@ or revoked key gets 401. Anticipated failures (`FacerecError`) become 4xx with
 a one-line reason, the CLI's, with any remedy worded for HTTP (`describe`): 400
 for an upload that is not a usable image, 404 for an unknown person, 409 for a
 model mismatch or a photo the enrolment checks refuse (`facerec.enrolment`), 422
-for a photo without one clear subject face; 413 for a body over the limit.
-Results are `facerec.schemas`, the CLI's --json shapes.
+for a photo without one clear subject face; 413 for a body over the limit; 503
+when the request's time budget ran out before the model was free. Every field
+is checked before any model work, a form field that is not valid UTF-8 is
+refused (`forms.py`), and no response repeats more than `MAX_ECHO` characters
+of what the client sent. Results are `facerec.schemas`, the CLI's --json shapes.
 
 Model inference runs in the threadpool (handlers never block the event loop)
 behind the service's model lock; see `facerec.server.service` for why.
@@ -25,6 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -32,6 +36,7 @@ from facerec.api import FaceRec
 from facerec.config import Settings
 from facerec.enrolment import EnrolmentError
 from facerec.errors import (
+    MAX_ECHO,
     FacerecError,
     GalleryError,
     ImageError,
@@ -52,9 +57,16 @@ from facerec.schemas import (
     verification_json,
 )
 from facerec.server.auth import ApiKeyInfo, KeyStore
+from facerec.server.forms import StrictFormRoute
 from facerec.server.limits import BodySizeLimit
 from facerec.server.schemas import ErrorOut, HealthOut, PeopleOut
-from facerec.server.service import DEFAULT_MAX_PIXELS, FaceService, Upload
+from facerec.server.service import (
+    DEFAULT_BUDGET_S,
+    DEFAULT_MAX_PIXELS,
+    FaceService,
+    ServiceBusyError,
+    Upload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +81,7 @@ ERROR_STATUS: tuple[tuple[type[FacerecError], int], ...] = (
     (NoFaceError, 422),
     (MultipleFacesError, 422),
     (GalleryError, 503),
+    (ServiceBusyError, 503),
 )
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -85,6 +98,7 @@ class ServerConfig:
     settings: Settings = field(default_factory=Settings)
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    budget_s: float = DEFAULT_BUDGET_S
 
 
 def status_for(exc: FacerecError) -> int:
@@ -168,7 +182,9 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         if svc is None:
             owned = FaceRec(config.db, config.settings)
             try:
-                svc = await run_in_threadpool(FaceService, owned, max_pixels=config.max_pixels)
+                svc = await run_in_threadpool(
+                    FaceService, owned, max_pixels=config.max_pixels, budget_s=config.budget_s
+                )
             except BaseException:
                 owned.close()
                 raise
@@ -197,12 +213,13 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         "`Authorization: Bearer <token>` or `X-API-Key: <token>`.",
         lifespan=lifespan,
     )
+    app.router.route_class = StrictFormRoute  # before any route: undecodable fields get 400
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
 
     @app.exception_handler(FacerecError)
     async def _facerec_error(request: Request, exc: FacerecError) -> JSONResponse:
         status = status_for(exc)
-        detail = describe(exc)
+        detail = _clip(describe(exc))
         log.info("%s %s -> %d: %s", request.method, request.url.path, status, exc)
         return JSONResponse(
             {"detail": detail, "error": type(exc).__name__},
@@ -213,9 +230,21 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(
-            {"detail": str(exc.detail), "error": "HTTPError"},
+            {"detail": _clip(str(exc.detail)), "error": "HTTPError"},
             status_code=exc.status_code,
             headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default body repeats every offending input in full; say where and what only.
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        )
+        return JSONResponse(
+            {"detail": _clip(reasons or "invalid request"), "error": "RequestValidationError"},
+            status_code=422,
         )
 
     @app.get("/v1/health", response_model=HealthOut, tags=["service"])
@@ -280,7 +309,8 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     ) -> VerificationJSON:
         """1:1: is the face in the photo NAME? Answered with 200 either way; see `accepted`."""
         upload = await _read(image)
-        return verification_json(await run_in_threadpool(svc.verify, name, upload, largest=largest))
+        result = await run_in_threadpool(svc.verify, name, upload, largest=largest)
+        return verification_json(result.verification, damage=result.damage)
 
     @app.post(
         "/v1/identify",
@@ -316,6 +346,11 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         return removal_json(await run_in_threadpool(svc.remove, name))
 
     return app
+
+
+def _clip(text: str, limit: int = 4 * MAX_ECHO) -> str:
+    """A response detail cut to `limit` characters (error texts quote at most `MAX_ECHO` each)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 async def _read(upload: UploadFile) -> Upload:

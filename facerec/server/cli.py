@@ -51,6 +51,13 @@ def serve(
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", help="Largest request body, in MiB (413 above).")
     ] = 10.0,
+    budget_s: Annotated[
+        float,
+        typer.Option(
+            "--request-budget",
+            help="Seconds a request may wait for the model before it gets 503 (server busy).",
+        ),
+    ] = 30.0,
     threshold: ThresholdOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
@@ -71,6 +78,9 @@ def serve(
     if not max_upload_mb > 0:
         typer.echo(f"error: --max-upload-mb must be positive, got {max_upload_mb}", err=True)
         raise typer.Exit(EXIT_ERROR)
+    if not budget_s > 0:
+        typer.echo(f"error: --request-budget must be positive, got {budget_s}", err=True)
+        raise typer.Exit(EXIT_ERROR)
     if not _is_loopback(host):
         log.warning(
             "listening on %s: API keys and photos travel in clear over plain HTTP; "
@@ -83,11 +93,12 @@ def serve(
             model, weights, threshold, min_face_size, detector, threads=threads
         ),
         max_upload_bytes=int(max_upload_mb * 2**20),
+        budget_s=budget_s,
     )
     # Open the gallery and load the model before listening: a bad gallery or missing
     # weights is then one line on stderr and exit code 2, as in every other command.
     with session(config.db, config.settings) as fr:
-        service = FaceService(fr, max_pixels=config.max_pixels)
+        service = FaceService(fr, max_pixels=config.max_pixels, budget_s=config.budget_s)
         uvicorn.run(
             create_app(config, service),
             host=host,

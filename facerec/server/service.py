@@ -17,6 +17,13 @@ The requests carry bytes, not files: uploads are decoded outside the lock,
 then `FaceRec`'s image verbs (`enroll_images`, `verify_image`,
 `identify_image`) run under it. The lock also covers the verb's gallery work,
 milliseconds next to the model's hundreds.
+
+Every field is checked before any model work: a bad name costs microseconds,
+not a detection pass (it used to be validated by the gallery, after 5 s of
+CPU). The model's share of a request is bounded by the detector's size rule
+(`DetectorConfig.max_side`), and each request has a time budget: one that
+cannot get the model within `budget_s` of arriving is answered 503 with the
+reason instead of queueing without end behind a burst of large uploads.
 """
 
 from __future__ import annotations
@@ -30,14 +37,32 @@ from dataclasses import dataclass
 
 from facerec.api import FaceRec, Forgotten, ImageIdentification
 from facerec.decision import Verification
-from facerec.errors import UnknownPersonError
-from facerec.gallery import EnrollResult, Person
+from facerec.errors import FacerecError, UnknownPersonError
+from facerec.gallery import EnrollResult, Person, validate_name
 from facerec.images import LoadedImage, decode_image
 
 log = logging.getLogger(__name__)
 
 #: Largest decoded upload, in pixels: a 24-MP phone photo fits; a pixel bomb does not.
 DEFAULT_MAX_PIXELS = 24_000_000
+#: Seconds a request may take from arrival until it holds the model.
+DEFAULT_BUDGET_S = 30.0
+#: Photos one enrolment request may carry: each is decoded (up to `max_pixels`) before any is used.
+MAX_ENROLL_IMAGES = 10
+#: Characters of a client's file name kept in messages and logs.
+MAX_FILENAME_CHARS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A 1:1 decision, and the upload's damage (`LoadedImage.damage`) the client should know of."""
+
+    verification: Verification
+    damage: str | None
+
+
+class ServiceBusyError(FacerecError):
+    """The request's time budget ran out before the model was free (HTTP 503, retry later)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +76,19 @@ class Upload:
 class FaceService:
     """Enroll, verify, identify, list and remove over one `FaceRec`, from many threads."""
 
-    def __init__(self, fr: FaceRec, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self,
+        fr: FaceRec,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        budget_s: float = DEFAULT_BUDGET_S,
+    ) -> None:
         """Opens the gallery and loads the model now, so the first request is not the slow one."""
+        if budget_s <= 0:
+            raise ValueError(f"the request time budget must be positive, got {budget_s}")
         self._fr = fr
         self._max_pixels = max_pixels
+        self.budget_s = budget_s
         self._model_lock = threading.Lock()
         self.gallery = fr.gallery
         self.pipeline = fr.pipeline
@@ -66,9 +100,8 @@ class FaceService:
         return self.identity.name
 
     def _decode(self, upload: Upload) -> LoadedImage:
-        return decode_image(
-            upload.data, source=f"upload:{upload.filename or 'image'}", max_pixels=self._max_pixels
-        )
+        filename = (upload.filename or "image")[:MAX_FILENAME_CHARS]
+        return decode_image(upload.data, source=f"upload:{filename}", max_pixels=self._max_pixels)
 
     def enroll(
         self,
@@ -80,41 +113,61 @@ class FaceService:
         strict: bool = False,
     ) -> EnrollResult:
         """All photos or none, as `FaceRec.enroll`: every photo is checked before anything is written."""
+        start = time.perf_counter()
+        name = validate_name(name)
         if not uploads:
             raise ValueError("enroll needs at least one image")
+        if len(uploads) > MAX_ENROLL_IMAGES:
+            raise ValueError(
+                f"at most {MAX_ENROLL_IMAGES} photos per enrolment request, got {len(uploads)}"
+            )
         images = [self._decode(u) for u in uploads]
-        with self._timed("enroll"):
+        with self._model("enroll", start):
             return self._fr.enroll_images(name, images, largest=largest, force=force, strict=strict)
 
-    def verify(self, name: str, upload: Upload, *, largest: bool = False) -> Verification:
-        """1:1 against `name`'s prototype; an unknown name fails before any model work."""
+    def verify(self, name: str, upload: Upload, *, largest: bool = False) -> Verified:
+        """1:1 against `name`'s prototype; a bad or unknown name fails before any model work."""
+        start = time.perf_counter()
+        name = validate_name(name)
         if not self.gallery.has(name):
             raise UnknownPersonError(name)
         image = self._decode(upload)
-        with self._timed("verify"):
-            return self._fr.verify_image(name, image, largest=largest)
+        with self._model("verify", start):
+            return Verified(self._fr.verify_image(name, image, largest=largest), image.damage)
 
     def identify(self, upload: Upload) -> ImageIdentification:
         """1:N for every face of one photo; faces refused by the quality gate are listed, unnamed."""
+        start = time.perf_counter()
         image = self._decode(upload)
-        with self._timed("identify"):
+        with self._model("identify", start):
             return self._fr.identify_image(image)
 
     @contextmanager
-    def _timed(self, verb: str) -> Iterator[None]:
-        """Hold the model lock for one verb and log how long it took."""
-        with self._model_lock:
-            start = time.perf_counter()
+    def _model(self, verb: str, start: float) -> Iterator[None]:
+        """Hold the model lock for one verb, if it frees up within the request's budget."""
+        left = self.budget_s - (time.perf_counter() - start)
+        if left <= 0 or not self._model_lock.acquire(timeout=left):
+            waited = time.perf_counter() - start
+            raise ServiceBusyError(
+                f"server busy: the model was not free within {waited:.1f} s of this {verb} "
+                f"request (budget {self.budget_s:g} s); retry later"
+            )
+        try:
+            held = time.perf_counter()
             yield
-            log.debug("%s took %.0f ms", verb, _ms(start))
+            log.debug("%s took %.0f ms with the model", verb, _ms(held))
+        finally:
+            self._model_lock.release()
 
     def people(self) -> list[Person]:
         return self.gallery.people()
 
     def remove(self, name: str) -> Forgotten:
         """Forget `name` everywhere (`FaceRec.remove`), under the model lock: saved door-camera
-        images are re-embedded to find their face."""
-        with self._timed("remove"):
+        images are re-embedded to find their face. A bad name fails before the lock."""
+        start = time.perf_counter()
+        name = validate_name(name)
+        with self._model("remove", start):
             return self._fr.remove(name)
 
 

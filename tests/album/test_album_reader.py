@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerec.album.scan import Fetcher, PhotoFile, bounded_map, find_photos, shrink, thumbnail
+from facerec.album.scan import Fetcher, PhotoFile, bounded_map, find_photos, thumbnail
 from facerec.errors import ImageError
-from facerec.images import LoadedImage
+from facerec.images import fit_within
 
 
 def jpeg(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
@@ -57,16 +57,16 @@ def test_fetcher_decodes_skips_known_and_reports_bad_files(tmp_path: Path) -> No
     assert broken.sha256 is not None and "not an image" in (broken.error or "")
 
     gone = Fetcher(frozenset())(PhotoFile(tmp_path / "gone.jpg", 1, 1))
-    assert gone.sha256 is None and "cannot read" in (gone.error or "")
+    assert gone.sha256 is None and "no such file" in (gone.error or "")
 
 
 def test_shrink_and_thumbnail() -> None:
-    img = LoadedImage("x", np.zeros((100, 400, 3), np.uint8), "sha")
-    same, scale = shrink(img, None)
-    assert same is img and scale == (1.0, 1.0)
-    small, scale = shrink(img, 200)
-    assert small.size == (200, 50) and scale == (2.0, 2.0)
-    data = thumbnail(img.pixels, (10, 10, 60, 90))
+    pixels = np.zeros((100, 400, 3), np.uint8)
+    same, scale = fit_within(pixels, None)
+    assert same is pixels and scale == (1.0, 1.0)
+    small, scale = fit_within(pixels, 200)
+    assert small.shape == (50, 200, 3) and scale == (2.0, 2.0)
+    data = thumbnail(pixels, (10, 10, 60, 90))
     out = Image.open(__import__("io").BytesIO(data))
     assert out.format == "JPEG" and max(out.size) <= 112
 

@@ -319,3 +319,93 @@ def _dump(db: Path) -> str:
         return repr({t: list(con.execute(f'SELECT * FROM "{t}"')) for t in names})
     finally:
         con.close()
+
+
+def _multipart(name: bytes, image: tuple[str, bytes, str]) -> tuple[bytes, dict[str, str]]:
+    """A form with the `name` field's raw bytes (httpx would encode a str as UTF-8)."""
+    b = "facerec-test-boundary"
+    body = (
+        f'--{b}\r\nContent-Disposition: form-data; name="name"\r\n\r\n'.encode()
+        + name
+        + f'\r\n--{b}\r\nContent-Disposition: form-data; name="image"; filename="{image[0]}"\r\n'
+        f"Content-Type: {image[2]}\r\n\r\n".encode()
+        + image[1]
+        + f"\r\n--{b}--\r\n".encode()
+    )
+    return body, {"Content-Type": f"multipart/form-data; boundary={b}"}
+
+
+def test_fields_are_checked_first_and_never_echoed_in_full(server: Server, shared: Path) -> None:
+    image = photo(shared, "biden.jpg")
+    long = "x" * 10_000
+    with server.client() as c:
+        r = c.post("/v1/verify", data={"name": long}, files={"image": image})
+        assert r.status_code == 400 and "at most 200 characters" in r.json()["detail"], r.text
+        assert len(r.text) < 500
+        small = photo(shared, "obama-480p.jpg")  # four fit the test server's 1 MiB body limit
+        r = c.post("/v1/enroll", data={"name": long}, files=[("image", small)] * 4)
+        assert r.status_code == 400 and len(r.text) < 500, r.text
+        r = c.delete(f"/v1/people/{long}")
+        assert r.status_code == 400 and len(r.text) < 500, r.text
+        r = c.post("/v1/verify", data={"name": "y" * 150}, files={"image": image})
+        assert r.status_code == 404 and "150 characters" in r.json()["detail"], r.text
+        assert "y" * 100 not in r.text
+        r = c.post("/v1/verify", data={"name": "Ann", "largest": long}, files={"image": image})
+        assert r.status_code == 422 and long[:500] not in r.text, r.text[:300]
+
+        # b"Zo\xeb" is not UTF-8; it used to be taken as Latin-1 and stored as "Zoë".
+        body, headers = _multipart(b"Zo\xeb", image)
+        r = c.post("/v1/enroll", content=body, headers=headers)
+        assert r.status_code == 400 and "not valid utf-8" in r.json()["detail"], r.text
+        assert "Zoë" not in {p["name"] for p in c.get("/v1/people").json()["people"]}
+        body, headers = _multipart("Zoë".encode(), image)  # the same name, sent properly
+        r = c.post("/v1/enroll", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["person"]["name"] == "Zoë", r.text
+        assert c.delete("/v1/people/Zoë").status_code == 200
+
+
+def test_a_huge_upload_does_not_hold_up_a_verify(server: Server, shared: Path) -> None:
+    """A 78 KB PNG of 4800x4800 pixels once held the model for 59.5 s while a verify waited."""
+    from ..bad_images import solid_png
+
+    big = ("solid.png", solid_png(4800, 4800), "image/png")
+    claim = {"name": "Hardening Target"}
+    with server.client() as c:
+        r = c.post("/v1/enroll", data=claim, files={"image": photo(shared, "obama.jpg")})
+        assert r.status_code == 200, r.text
+        start = time.perf_counter()
+        r = c.post("/v1/verify", data=claim, files={"image": photo(shared, "obama2.jpg")})
+        alone = time.perf_counter() - start
+        assert r.status_code == 200 and r.json()["accepted"], r.text
+
+        def huge() -> tuple[httpx.Response, float]:
+            with server.client() as c2:
+                t = time.perf_counter()
+                return c2.post("/v1/identify", files={"image": big}), time.perf_counter() - t
+
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(huge)
+            time.sleep(0.3)  # the huge one is being decoded or detected now
+            start = time.perf_counter()
+            r = c.post("/v1/verify", data=claim, files={"image": photo(shared, "obama2.jpg")})
+            concurrent = time.perf_counter() - start
+            slow, slow_s = pending.result()
+        assert r.status_code == 200 and r.json()["accepted"], r.text
+        assert slow.status_code == 200 and slow.json()["faces"] == [], slow.text
+        assert concurrent < alone + 5, (concurrent, alone, slow_s)
+        assert c.delete("/v1/people/Hardening Target").status_code == 200
+
+
+def test_damaged_uploads_are_used_and_flagged(server: Server, shared: Path) -> None:
+    from ..test_jpeg_damage import zeroed
+
+    name, data, kind = photo(shared, "obama2.jpg")
+    wounded = ("wounded.jpg", zeroed(data, at=0.85), kind)
+    with server.client() as c:
+        r = c.post("/v1/identify", files={"image": wounded})
+        assert r.status_code == 200 and len(r.json()["faces"]) == 1, r.text
+        assert "Corrupt JPEG data" in r.json()["damage"]
+        r = c.post("/v1/identify", files={"image": (name, data, kind)})
+        assert r.status_code == 200 and r.json()["damage"] is None, r.text
+        r = c.post("/v1/enroll", data={"name": "Wounded"}, files={"image": wounded})
+        assert r.status_code == 400 and "damaged photo is not enrolled" in r.json()["detail"]
