@@ -233,7 +233,10 @@ class MtcnnDetector:
         shrunk = [fit_within(img, self.config.max_side) for img in images]
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, (img, _) in enumerate(shrunk):
-            by_shape[img.shape].append(i)
+            # No face of the smallest size fits (MTCNN's pyramid would be empty and it
+            # crashes on that): a 17x17 image, or a 8900x16 strip shrunk to 1600x3.
+            if min(img.shape[:2]) >= self.config.min_face_size:
+                by_shape[img.shape].append(i)
         out: list[list[DetectedFace]] = [[] for _ in images]
         for idxs in by_shape.values():
             batch = np.stack([shrunk[i][0] for i in idxs]) if len(idxs) > 1 else shrunk[idxs[0]][0]

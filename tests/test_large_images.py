@@ -91,6 +91,13 @@ def test_landmarks_come_back_in_full_resolution_pixels(shared: Path, pipeline) -
     assert np.abs(large.landmarks_array() - expected).max() < 0.1 * eyes
 
 
+@pytest.mark.parametrize("shape", [(17, 17), (19, 400), (16, 8900), (30, 8900)])
+def test_images_too_small_for_a_face_have_none(pipeline, shape: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """Found by the CLI fuzz test: MTCNN crashed (torch.cat of nothing) on images smaller than
+    its smallest face, which a long strip becomes once shrunk to 1600 px."""
+    assert pipeline.detector.detect(np.full((*shape, 3), 128, np.uint8)) == []
+
+
 def test_large_jpeg_decodes_small_with_its_own_size(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     img = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).resize((6000, 4500))
