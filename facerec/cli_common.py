@@ -24,7 +24,7 @@ from facerec.api import FaceRec
 from facerec.config import Settings
 from facerec.detection import DetectorKind
 from facerec.errors import FacerecError, ModelMismatchError, MultipleFacesError
-from facerec.models.registry import DEFAULT_MODEL, models_help, weights_file
+from facerec.models.registry import DEFAULT_MODEL, MODELS_HELP, weights_file
 from facerec.runtime import default_threads
 from facerec.schemas import ErrorEnvelopeJSON, error_json
 
@@ -39,7 +39,7 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help=f"Embedding model: {models_help()} [default: $FACEREC_MODEL or {DEFAULT_MODEL}].",
+        help=f"Embedding model: {MODELS_HELP} [default: $FACEREC_MODEL or {DEFAULT_MODEL}].",
     ),
 ]
 WeightsOpt = Annotated[

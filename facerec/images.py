@@ -36,7 +36,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 import simplejpeg
@@ -221,6 +220,8 @@ def fit_within(pixels: RGBImage, max_side: int | None) -> tuple[RGBImage, tuple[
         return pixels, (1.0, 1.0)
     f = max_side / max(h, w)
     nw, nh = max(1, round(w * f)), max(1, round(h * f))
+    import cv2  # deferred: `facerec people` and `--help` must not load OpenCV
+
     small = cv2.resize(pixels, (nw, nh), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(small), (w / nw, h / nh)
 

@@ -44,6 +44,14 @@ def weights_file(weights: Path | None = None) -> Path | None:
     return weights
 
 
+#: The `--model` help text, written out so that building the CLI imports no backbone
+#: (tests/models/test_insightface_mbf.py checks it against `models_help()`).
+MODELS_HELP = (
+    "dlib-resnet-v1, sface, facenet-vggface2, facenet-casia-webface, "
+    "insightface-mbf-w600k (NON-COMMERCIAL research weights, extra 'research')"
+)
+
+
 def models_help() -> str:
     """The model names for `--model` help, each non-commercial one marked as such."""
     return ", ".join(

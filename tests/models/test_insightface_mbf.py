@@ -18,7 +18,13 @@ from facerec.embedding import Embedder
 from facerec.errors import WeightsNotFoundError
 from facerec.images import load_image
 from facerec.models import insightface_mbf
-from facerec.models.registry import DEFAULT_MODEL, load_model, model_spec, models_help
+from facerec.models.registry import (
+    DEFAULT_MODEL,
+    MODELS_HELP,
+    load_model,
+    model_spec,
+    models_help,
+)
 from facerec.pipeline import Pipeline, select_one
 
 from ..conftest import shared_file
@@ -67,6 +73,7 @@ def test_loads_pinned_and_tells_people_apart(shared: Path, pipeline: Pipeline) -
 
 def test_help_and_info_say_non_commercial(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert f"{NAME} (NON-COMMERCIAL" in models_help()  # the --model help text
+    assert models_help() == MODELS_HELP  # the CLI's copy, written out to keep torch unloaded
     db = str(tmp_path / "g.db")
     r = subprocess.run(
         [sys.executable, "-m", "facerec", "info", "--model", NAME, "--db", db, "--json"],
