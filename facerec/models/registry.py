@@ -31,6 +31,10 @@ def available_models() -> list[str]:
 
 def model_spec(name: str) -> ModelSpec:
     """A model's declared preprocessing and defaults, without loading weights."""
+    if name == DEFAULT_MODEL:  # its spec module imports no engine: `facerec info` stays light
+        from facerec.models.dlib_spec import DLIB_SPEC
+
+        return DLIB_SPEC
     specs = _specs()
     if name not in specs:
         raise ModelError(f"unknown model {name!r}; choose from {', '.join(sorted(specs))}")
