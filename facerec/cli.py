@@ -149,9 +149,7 @@ def verify_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Is the face in IMAGE the enrolled NAME? Exit 0 accepted, 1 rejected."""
-    settings = make_settings(
-        model, weights, threshold, min_face_size, detector, threads=threads
-    )
+    settings = make_settings(model, weights, threshold, min_face_size, detector, threads=threads)
     with session(db, settings, as_json=as_json) as fr:
         result = fr.verify(name, image, largest=largest)
         _note_ignored(str(image), result.ignored_faces)

@@ -202,7 +202,13 @@ def identify(
     sims = np.asarray(similarities, dtype=np.float64)
     if sims.size == 0:
         return Identification(
-            None, float("-inf"), t.value, (), p_unknown=1.0, far=t.far, fpir=t.fpir,
+            None,
+            float("-inf"),
+            t.value,
+            (),
+            p_unknown=1.0,
+            far=t.far,
+            fpir=t.fpir,
             source=t.describe(),
         )
     order = np.argsort(-sims, kind="stable")

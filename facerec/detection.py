@@ -123,6 +123,7 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         # "yunet" from a JSON file or a form is the enum member; anything else fails here.
         object.__setattr__(self, "kind", DetectorKind(self.kind))
+
     max_side: int | None = DETECTION_MAX_SIDE
 
 

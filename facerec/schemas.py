@@ -236,7 +236,9 @@ def enrollment_json(r: EnrollResult) -> EnrollmentJSON:
         person=person_json(r.person),
         added=r.added,
         skipped=r.skipped,
-        lookalike=LookalikeJSON(name=look.name, similarity=float(look.similarity)) if look else None,
+        lookalike=LookalikeJSON(name=look.name, similarity=float(look.similarity))
+        if look
+        else None,
         ignored_faces=list(r.ignored_faces),
     )
 

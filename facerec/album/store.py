@@ -840,9 +840,7 @@ def _release_path(s: Session, raw: bytes, content_sha256: str) -> None:
             s.execute(
                 update(AlbumPhoto)
                 .where(AlbumPhoto.id == photo_id, AlbumPhoto.path_bytes == raw)
-                .values(
-                    path=other[0], path_bytes=other[1], size_bytes=other[2], mtime_ns=other[3]
-                )
+                .values(path=other[0], path_bytes=other[1], size_bytes=other[2], mtime_ns=other[3])
             )
 
 

@@ -203,9 +203,7 @@ def camera(
     from facerec.camera.stream import FrameSource, parse_source
 
     events: list[DecisionEvent] = []
-    settings = make_settings(
-        model, weights, threshold, min_face_size, detector, threads=threads
-    )
+    settings = make_settings(model, weights, threshold, min_face_size, detector, threads=threads)
     with session(db, settings, as_json=as_json) as fr, ExitStack() as stack:
         hook = Webhook(webhook, timeout_s=webhook_timeout_s) if webhook else None
         if hook is not None:

@@ -236,8 +236,6 @@ class AntiSpoof:
         ]
 
 
-
-
 def judge(p_real: Sequence[float], min_real: float = DEFAULT_MIN_REAL) -> CueResult:
     """Live if the mean p(live) over the frames reaches `min_real`, an attack if not."""
     if not p_real:

@@ -49,6 +49,7 @@ class Backbone(Protocol):
 
     def __call__(self, batch: FloatArray) -> FloatArray: ...
 
+
 if TYPE_CHECKING:
     import torch
 

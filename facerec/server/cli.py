@@ -89,9 +89,7 @@ def serve(
         )
     config = ServerConfig(
         db=db or default_db_path(),
-        settings=make_settings(
-            model, weights, threshold, min_face_size, detector, threads=threads
-        ),
+        settings=make_settings(model, weights, threshold, min_face_size, detector, threads=threads),
         max_upload_bytes=int(max_upload_mb * 2**20),
         budget_s=budget_s,
     )
