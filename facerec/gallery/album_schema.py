@@ -150,7 +150,8 @@ class AlbumPhotoPath(Base):
     photo_id: Mapped[int] = mapped_column(
         ForeignKey("album_photos.id", ondelete="CASCADE"), index=True
     )
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    # Printable, so not unique: two exact names may print alike (revision 0007).
+    path: Mapped[str] = mapped_column(Text, index=True)
     # The empty default only lets SQLite add the column to existing tables; 0006 fills it.
     path_bytes: Mapped[bytes] = mapped_column(
         LargeBinary, index=True, unique=True, server_default=text("x''")

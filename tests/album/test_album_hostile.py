@@ -127,7 +127,8 @@ def test_copies_and_moves_of_a_non_utf8_name_keep_exact_bytes(
         assert (again.unchanged, again.duplicates, again.processed) == (1, 1, 0)
         (photo,) = album.view().photos
         assert sorted(p.rsplit("/", 1)[-1] for p in photo.paths) == [
-            "caf\\xe9 obama.jpg", "copie \\xe9\\xff.jpg"
+            "caf\\xe9 obama.jpg",
+            "copie \\xe9\\xff.jpg",
         ]
         known = {os.fsencode(k.path): k.primary for k in album.store.known()}
         assert known == {os.fsencode(first): True, os.fsencode(copy): False}
@@ -139,3 +140,33 @@ def test_copies_and_moves_of_a_non_utf8_name_keep_exact_bytes(
         assert photo.path.endswith("copie \\xe9\\xff.jpg") and len(photo.paths) == 1
         known = {os.fsencode(k.path): k.primary for k in album.store.known()}
         assert known == {os.fsencode(copy): True}
+
+
+def test_two_names_that_print_alike_are_both_kept(shared: Path, pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """b'caf\\xe9' and the literal characters 'caf\\\\xe9' print the same; both are paths of one photo.
+
+    Before revision 0007 the printable `path` was unique, so the second copy's row
+    was refused and the scan failed on it.
+    """
+    from facerec.album.api import Album
+    from facerec.api import FaceRec
+
+    src = shared / EX / "obama.jpg"
+    if not src.exists():
+        pytest.skip("shared face_recognition photos not present")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    raw = folder / os.fsdecode(LATIN1)
+    literal = folder / "caf\\xe9 obama.jpg"  # a backslash, an x, an e, a 9
+    shutil.copy(src, raw)
+    shutil.copy(src, literal)
+    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr, Album(fr) as album:
+        summary = album.scan(folder, workers=0, threads=1)
+        assert (summary.errors, summary.processed, summary.duplicates) == (0, 1, 1)
+        (photo,) = album.view().photos
+        assert [p.rsplit("/", 1)[-1] for p in photo.paths] == ["caf\\xe9 obama.jpg"] * 2
+        assert {os.fsencode(k.path) for k in album.store.known()} == {
+            os.fsencode(raw),
+            os.fsencode(literal),
+        }
+        assert album.scan(folder, workers=0, threads=1).unchanged == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
@@ -85,3 +86,30 @@ def test_upgrade_fills_path_bytes_and_downgrade_keeps_rows(tmp_path: Path) -> No
         con.close()
     command.upgrade(config(db), "head")
     assert {"path_bytes", "damage"} <= columns(db)
+
+
+def test_0007_lets_two_exact_names_print_alike(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    command.upgrade(config(db), "0006")
+    con = sqlite3.connect(db)
+    con.execute(PHOTO, ("/p/caf\\xe9.jpg", "aa"))
+    row = "INSERT INTO album_photo_paths (photo_id, path, path_bytes, size_bytes, mtime_ns) "
+    row += "VALUES (1, '/p/caf\\xe9.jpg', ?, 1, 1)"
+    con.execute(row, (b"/p/caf\xe9.jpg",))
+    con.commit()
+    with pytest.raises(sqlite3.IntegrityError):  # what the scan met before 0007
+        con.execute(row, (b"/p/caf\\xe9.jpg",))
+    con.close()
+
+    command.upgrade(config(db), "0007")
+    con = sqlite3.connect(db)
+    try:
+        con.execute(row, (b"/p/caf\\xe9.jpg",))
+        con.commit()
+        assert con.execute("SELECT count(*) FROM album_photo_paths").fetchone() == (2,)
+        with pytest.raises(sqlite3.IntegrityError):  # the exact bytes stay unique
+            con.execute(row, (b"/p/caf\xe9.jpg",))
+        indexes = {r[1]: r[2] for r in con.execute("PRAGMA index_list(album_photo_paths)")}
+        assert indexes.get("ix_album_photo_paths_path") == 0
+    finally:
+        con.close()
