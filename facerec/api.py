@@ -171,20 +171,34 @@ class FaceRec:
             from facerec.embedding import Embedder  # torch loads here, not for people/info
 
             count = use_threads(self.settings.threads)
-            model = load_model(self.settings.model, self.settings.weights, threads=count)
+            model = load_model(self.model_name(), self.settings.weights, threads=count)
             embedder = Embedder(model, batch_size=self.settings.batch_size, flip=self.settings.flip)
             self._pipeline = Pipeline(
                 Detector(self.settings.detector, threads=count), embedder, self.settings.quality
             )
         return self._pipeline
 
+    def model_name(self) -> str:
+        """The model this session runs: asked for, else `$FACEREC_MODEL`, else the gallery's own.
+
+        A gallery is pinned to the model that filled it, so opening it without
+        naming a model uses that model: a gallery enrolled before the default
+        changed keeps working, and the thresholds always belong to the model
+        that embeds. Only an empty gallery falls back to the registry default.
+        """
+        if self.settings.model:
+            return self.settings.model
+        if env := os.environ.get("FACEREC_MODEL"):
+            return env
+        pinned = self.gallery.model
+        return pinned.name if pinned is not None else DEFAULT_MODEL
+
     @property
     def spec(self) -> ModelSpec:
         """The active model's spec, without loading it if it is not loaded yet."""
         if self._pipeline is not None:
             return self._pipeline.embedder.spec
-        pinned = self.gallery.model
-        return model_spec(self.settings.model or (pinned.name if pinned else None) or DEFAULT_MODEL)
+        return model_spec(self.model_name())
 
     def threshold(self) -> float:
         """The 1:1 threshold in force (see `decision_threshold`)."""
@@ -239,6 +253,7 @@ class FaceRec:
         """Add one face from each photo file to `name`'s samples; all or nothing."""
         if not images:
             raise ValueError("enroll needs at least one image")
+        validate_name(name)  # a bad name fails before a single photo is decoded
         loaded = [load_image(p) for p in images]  # bad files fail before any model loads
         return self.enroll_images(
             name, loaded, largest=largest, force=force, strict=strict, progress=progress

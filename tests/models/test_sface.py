@@ -13,13 +13,13 @@ import numpy.typing as npt
 import pytest
 
 from facerec.alignment import FitDirection, alignment_matrix, warp_to_template
-from facerec.api import FaceRec
+from facerec.api import FaceRec, Settings
 from facerec.embedding import Embedder
 from facerec.errors import ModelError, ModelMismatchError, WeightsNotFoundError
 from facerec.images import load_image
 from facerec.models import sface as sface_module
-from facerec.models.base import LoadedModel, installed_file, sha256_file
-from facerec.models.registry import load_model
+from facerec.models.base import LoadedModel, ModelIdentity, installed_file, sha256_file
+from facerec.models.registry import DEFAULT_MODEL, load_model
 from facerec.models.runners import OpenCVBackbone
 from facerec.models.sface import SFACE_SPEC
 from facerec.pipeline import Pipeline, select_one
@@ -218,6 +218,28 @@ def test_cli_reembeds_a_dlib_gallery_to_sface(
     assert json.loads(r.stdout)["accepted"] is True
     r = _facerec(["verify", "Barack Obama", biden, "--model", "sface"], cli_env, db)
     assert r.returncode == 1, r.stdout + r.stderr
-    # Now pinned to sface, the default model is the one refused.
-    r = _facerec(["verify", "Barack Obama", obama2], cli_env, db)
+    # Now pinned to sface: without --model the gallery's own model runs; dlib is refused.
+    r = _facerec(["verify", "Barack Obama", obama2, "--json"], cli_env, db)
+    assert r.returncode == 0 and json.loads(r.stdout)["accepted"] is True, r.stderr
+    r = _facerec(["verify", "Barack Obama", obama2, "--model", "dlib-resnet-v1"], cli_env, db)
     assert r.returncode == 2 and "sface" in r.stderr
+
+
+def test_without_a_model_named_the_gallery_runs_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named (setting, then $FACEREC_MODEL) wins; else the pinned model; else the default."""
+    monkeypatch.delenv("FACEREC_MODEL", raising=False)
+    db = tmp_path / "g.db"
+    with FaceRec(db) as fr:
+        assert fr.model_name() == DEFAULT_MODEL  # empty: nothing pinned yet
+        fr.gallery.reembed(ModelIdentity("sface", sface_module.WEIGHTS_SHA256), {})
+    with FaceRec(db) as fr:
+        assert fr.model_name() == "sface" and fr.spec is SFACE_SPEC
+        assert fr.threshold() == fr.decision_threshold().value  # sface's own operating point
+        assert abs(fr.threshold() - 0.4258) < 0.01
+    with FaceRec(db, Settings(model="dlib-resnet-v1")) as fr:
+        assert fr.model_name() == "dlib-resnet-v1"
+    monkeypatch.setenv("FACEREC_MODEL", "insightface-mbf-w600k")
+    with FaceRec(db) as fr:
+        assert fr.model_name() == "insightface-mbf-w600k"
