@@ -2,6 +2,7 @@
 
     python scripts/bench_door_lfw.py                      # all 3,000 pairs of pairs_dev.txt
     python scripts/bench_door_lfw.py --limit 200          # a quick look: 100 matched + 100 mismatched
+    python scripts/bench_door_lfw.py --model sface        # another registered model, its own defaults
 
 For each pair the first photo is enrolled under a fresh name in an otherwise empty
 gallery and the second photo is verified against it, through the public Python API
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from facerec.api import FaceRec
+from facerec.api import FaceRec, Settings
 from facerec.cli_common import jsonable
 from facerec.errors import FacerecError, ImageError, MultipleFacesError, NoFaceError
 from facerec.evaluation.pairs import balanced_head, read_lfw_pairs
@@ -66,15 +67,17 @@ def main() -> None:
         default=None,
         help="only the first N/2 matched and N/2 mismatched pairs",
     )
-    ap.add_argument("--json", type=Path, default=Path("bench-results/door_lfw.json"))
+    ap.add_argument("--model", default=None, help="registered model [facerec default]")
+    ap.add_argument("--json", type=Path, default=None, help="[bench-results/door_lfw_MODEL.json]")
     args = ap.parse_args()
+    settings = Settings(model=args.model)
 
     pairs = balanced_head(read_lfw_pairs(args.pairs), args.limit)
     folds = sorted({p.fold for p in pairs})
     counts = {f: collections.Counter[str]() for f in folds}
     refusals: collections.Counter[str] = collections.Counter()
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, FaceRec(Path(tmp) / "door.db") as fr:
+    with tempfile.TemporaryDirectory() as tmp, FaceRec(Path(tmp) / "door.db", settings) as fr:
         info = fr.info()  # threshold and its source, before the first enrolment pins a model
         for i, pair in enumerate(pairs):
             c = counts[pair.fold]
@@ -121,6 +124,8 @@ def main() -> None:
     for key, n in refusals.most_common():
         step, why = key.split(": ", 1)
         print(f"| {step} | {why} | {n} |")
+    if args.json is None:
+        args.json = Path(f"bench-results/door_lfw_{info.model}.json")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
