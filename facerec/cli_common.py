@@ -39,7 +39,7 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help=f"Embedding model: {MODELS_HELP} [default: $FACEREC_MODEL or {DEFAULT_MODEL}].",
+        help=f"Embedding model: {MODELS_HELP} [default: $FACEREC_MODEL, else the model the gallery was filled with, else {DEFAULT_MODEL}].",
     ),
 ]
 WeightsOpt = Annotated[

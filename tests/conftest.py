@@ -41,13 +41,17 @@ def shared_file(shared: Path, rel: str) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline():  # type: ignore[no-untyped-def]
-    """MTCNN + the default (dlib) model, loaded once: loading costs seconds."""
+    """MTCNN + dlib's ResNet, loaded once: loading costs seconds.
+
+    dlib, not the default model: most tests' similarities were measured with it,
+    and the API tests pass this pipeline in. CLI subprocess tests run the real default.
+    """
     from facerec.detection import Detector
     from facerec.embedding import Embedder
     from facerec.models.registry import load_model
     from facerec.pipeline import Pipeline
 
-    return Pipeline(Detector(), Embedder(load_model()))
+    return Pipeline(Detector(), Embedder(load_model("dlib-resnet-v1")))
 
 
 @pytest.fixture()

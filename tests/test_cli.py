@@ -83,6 +83,7 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "gallery.db"
 
 
+@pytest.mark.slow  # a dozen CLI processes, each loading the models
 def test_round_trip(shared: Path, cli_env: dict[str, str], db: Path) -> None:
     obama = shared_file(shared, f"{EX}/obama.jpg")
     r = facerec(["enroll", "Barack Obama", str(obama), "--json"], cli_env, db)
@@ -141,6 +142,7 @@ def test_round_trip(shared: Path, cli_env: dict[str, str], db: Path) -> None:
     assert info["model"] == "dlib-resnet-v1" and info["gallery"]["n_people"] == 1
 
 
+@pytest.mark.slow  # about fifteen CLI processes, each loading the models
 def test_bad_inputs_exit_2_and_change_nothing(
     shared: Path, cli_env: dict[str, str], db: Path, tmp_path: Path
 ) -> None:

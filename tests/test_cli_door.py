@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import shared_file
 from .test_cli import EX, dump, facerec
 
@@ -31,6 +33,7 @@ def index_bytes(db: Path) -> bytes:
     return Path(str(db) + ".faiss").read_bytes()
 
 
+@pytest.mark.slow  # several CLI processes, each loading the models
 def test_enrolling_two_people_under_one_name_changes_nothing(
     shared: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -54,6 +57,7 @@ def test_enrolling_two_people_under_one_name_changes_nothing(
     assert json.loads(r.stdout)["added"] == 2
 
 
+@pytest.mark.slow  # several CLI processes, each loading the models
 def test_a_second_name_for_an_enrolled_face_warns_or_fails_strict(
     shared: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import shared_file
 from .test_cli import dump
 from .test_jpeg_damage import zeroed
@@ -27,6 +29,7 @@ def facerec(args: list[str], env: dict[str, str], db: Path) -> subprocess.Comple
     return r
 
 
+@pytest.mark.slow  # a CLI process per hostile file
 def test_hostile_files_through_the_cli(
     shared: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

