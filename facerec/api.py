@@ -185,7 +185,10 @@ class FaceRec:
         naming a model uses that model: a gallery enrolled before the default
         changed keeps working, and the thresholds always belong to the model
         that embeds. Only an empty gallery falls back to the registry default.
+        A pipeline passed in (or already loaded) decides.
         """
+        if self._pipeline is not None:
+            return self._pipeline.embedder.spec.name
         if self.settings.model:
             return self.settings.model
         if env := os.environ.get("FACEREC_MODEL"):

@@ -54,6 +54,29 @@ def pipeline():  # type: ignore[no-untyped-def]
     return Pipeline(Detector(), Embedder(load_model("dlib-resnet-v1")))
 
 
+@pytest.fixture(scope="session")
+def sface():  # type: ignore[no-untyped-def]
+    """SFace, the default model, loaded once."""
+    from facerec.models.registry import load_model
+
+    return load_model("sface", threads=1)
+
+
+@pytest.fixture(scope="session")
+def sface_pipeline(pipeline, sface):  # type: ignore[no-untyped-def]
+    """MTCNN (the session's) + SFace: what `FaceRec()` runs with every default."""
+    from facerec.embedding import Embedder
+    from facerec.pipeline import Pipeline
+
+    return Pipeline(pipeline.detector, Embedder(sface))
+
+
+@pytest.fixture(params=["sface", "dlib-resnet-v1"])
+def each_model(request, pipeline, sface_pipeline):  # type: ignore[no-untyped-def]
+    """The default model (SFace), then dlib's ResNet (the model of older galleries)."""
+    return sface_pipeline if request.param == "sface" else pipeline
+
+
 @pytest.fixture()
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment for CLI subprocesses: no user gallery, no weights download."""

@@ -67,7 +67,7 @@ def test_a_second_name_for_an_enrolled_face_warns_or_fails_strict(
     before = dump(db)
     again = str(shared_file(shared, f"{EX}/obama2.jpg"))
     r = facerec(["enroll", "Barry", again, "--strict"], cli_env, db)
-    assert r.returncode == 2 and "match enrolled 'Barack Obama' (similarity 0.9" in r.stderr
+    assert r.returncode == 2 and "match enrolled 'Barack Obama' (similarity 0." in r.stderr
     assert dump(db) == before
     r = facerec(["enroll", "Barry", again, "--json"], cli_env, db)
     assert r.returncode == 0, r.stderr
@@ -84,11 +84,12 @@ def test_verify_says_how_many_faces_it_ignored(
                    cli_env, db).returncode == 0  # fmt: skip
     photo = shared_file(shared, f"{lfw}2.jpg")
     r = facerec(["verify", "Al Pacino", str(photo), "--json", "--threads", "1"], cli_env, db)
-    # His own face scores 0.938, just under dlib's FAR 1e-4 door threshold: a genuine refusal
-    # (exit 1) that still says which face it compared and that it ignored the bystander.
-    assert r.returncode in (0, 1), r.stdout + r.stderr
-    assert json.loads(r.stdout)["ignored_faces"] == 1
-    assert json.loads(r.stdout)["similarity"] > 0.93
+    # The default model (SFace) accepts his own face (dlib scored it 0.938, just under its
+    # FAR 1e-4 door threshold); the bystander is ignored and said to be.
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["ignored_faces"] == 1 and out["accepted"] is True
+    assert out["similarity"] >= out["threshold"]
     assert f"note: {photo}: used the main face, 1 other face(s) ignored" in r.stderr
 
 

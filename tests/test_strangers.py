@@ -1,7 +1,8 @@
 """Issue #10's stranger cases with the defaults: a stranger's photo must not open the door.
 
 Each case enrols real people from the shared photos in a fresh gallery through the Python API,
-with the default model and no threshold given, so the threshold is the shipped operating point
+with the default model (SFace) and with dlib's ResNet (the model of galleries made before it),
+no threshold given, so the threshold is the shipped operating point
 (FAR <= 1e-4 on every pair of LFW). The same test checks that the true person is still accepted,
 so a threshold that simply refuses everyone cannot pass. The LFW photos are centred on their
 subject, who is the largest face, hence `largest=True` for them.
@@ -22,7 +23,8 @@ from .conftest import shared_file
 
 CHAVEZ = "Hugo_Chavez"
 #: The first four Hugo Chavez photos the enrolment gate takes (0003 is in profile): against this
-#: prototype lennon-2.jpg scores 0.9217, the similarity reported in the issue (accepted at 0.905).
+#: prototype lennon-2.jpg scores 0.9217 with dlib, the similarity reported in the issue
+#: (accepted at 0.905).
 CHAVEZ_ENROL = (1, 2, 4, 5)
 POWELL = "Colin_Powell"
 BLAIR = "Tony_Blair"
@@ -46,13 +48,14 @@ def assert_door_default(fr: FaceRec) -> None:
 
 
 def test_lennon_does_not_open_hugo_chavez_door(
-    shared: Path, pipeline: Pipeline, tmp_path: Path
+    shared: Path, each_model: Pipeline, tmp_path: Path
 ) -> None:
-    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
+    with FaceRec(tmp_path / "g.db", pipeline=each_model) as fr:
         fr.enroll("Hugo Chavez", lfw(shared, CHAVEZ, *CHAVEZ_ENROL), largest=True)
         assert_door_default(fr)
         lennon = fr.verify("Hugo Chavez", shared_file(shared, "openface/lennon/lennon-2.jpg"))
-        assert lennon.similarity == pytest.approx(0.9217, abs=2e-3)  # the issue's case
+        if fr.model_name() == "dlib-resnet-v1":
+            assert lennon.similarity == pytest.approx(0.9217, abs=2e-3)  # the issue's case
         assert not lennon.accepted, lennon
         assert lennon.far is not None and lennon.far <= DOOR_FAR
         assert lennon.source.startswith("operating point FAR<=1e-4 on LFW")
@@ -60,8 +63,10 @@ def test_lennon_does_not_open_hugo_chavez_door(
         assert chavez.accepted, chavez
 
 
-def test_tony_blair_is_not_colin_powell(shared: Path, pipeline: Pipeline, tmp_path: Path) -> None:
-    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
+def test_tony_blair_is_not_colin_powell(
+    shared: Path, each_model: Pipeline, tmp_path: Path
+) -> None:
+    with FaceRec(tmp_path / "g.db", pipeline=each_model) as fr:
         fr.enroll("Colin Powell", lfw(shared, POWELL, 1, 2, 3), largest=True)
         assert_door_default(fr)
         for photo in lfw(shared, BLAIR, *range(1, 11)):
@@ -72,9 +77,9 @@ def test_tony_blair_is_not_colin_powell(shared: Path, pipeline: Pipeline, tmp_pa
 
 
 def test_strangers_are_unknown_to_a_gallery_of_hugo_chavez(
-    shared: Path, pipeline: Pipeline, tmp_path: Path
+    shared: Path, each_model: Pipeline, tmp_path: Path
 ) -> None:
-    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
+    with FaceRec(tmp_path / "g.db", pipeline=each_model) as fr:
         fr.enroll("Hugo Chavez", lfw(shared, CHAVEZ, *CHAVEZ_ENROL), largest=True)
         for rel in STRANGERS:
             res = fr.identify(shared_file(shared, rel))

@@ -662,11 +662,13 @@ class AlbumStore(SqliteTables):
                 .outerjoin(Identity, Identity.id == AlbumFace.identity_id)
                 .order_by(AlbumFace.photo_id, AlbumFace.face_index)
             ).all()  # fmt: skip
-            paths_by_photo: dict[int, list[str]] = {}
-            for pid, path in s.execute(
-                select(AlbumPhotoPath.photo_id, AlbumPhotoPath.path).order_by(AlbumPhotoPath.path)
+            paths_by_photo: dict[int, list[tuple[str, bytes]]] = {}
+            for pid, path, raw in s.execute(
+                select(
+                    AlbumPhotoPath.photo_id, AlbumPhotoPath.path, AlbumPhotoPath.path_bytes
+                ).order_by(AlbumPhotoPath.path, AlbumPhotoPath.path_bytes)
             ):
-                paths_by_photo.setdefault(pid, []).append(path)
+                paths_by_photo.setdefault(pid, []).append((path, raw))
             forgotten = dict(
                 s.execute(
                     select(AlbumForgottenFace.content_sha256, func.count()).group_by(
@@ -703,7 +705,11 @@ class AlbumStore(SqliteTables):
                 height=p.height,
                 scanned_at=p.scanned_at,
                 faces=tuple(faces_by_photo.get(p.id, ())),
-                paths=(p.path, *(x for x in paths_by_photo.get(p.id, ()) if x != p.path)),
+                # Other files by their exact names: two may print alike (revision 0007).
+                paths=(
+                    p.path,
+                    *(x for x, raw in paths_by_photo.get(p.id, ()) if raw != p.path_bytes),
+                ),
                 forgotten=int(forgotten.get(p.content_sha256, 0)),
             )
             for p in photos

@@ -26,6 +26,7 @@ import pytest
 from facerec.camera.audit import AuditLog
 from facerec.camera.events import DecisionEvent
 from facerec.gallery import Gallery, PrototypeIndex
+from facerec.models.registry import DEFAULT_MODEL
 from facerec.schemas import EnrollmentJSON, ImageJSON, VerificationJSON
 from facerec.server.auth import KeyStore
 
@@ -109,7 +110,7 @@ def photo(shared: Path, name: str) -> tuple[str, bytes, str]:
 def test_health_and_openapi_need_no_key(server: Server) -> None:
     with server.client(token=None) as c:
         health = c.get("/v1/health")
-        assert health.status_code == 200 and health.json()["model"] == "dlib-resnet-v1"
+        assert health.status_code == 200 and health.json()["model"] == DEFAULT_MODEL
         schema = c.get("/openapi.json").json()
     assert {"/v1/enroll", "/v1/verify", "/v1/identify", "/v1/people", "/v1/people/{name}",
             "/v1/health"} <= set(schema["paths"])  # fmt: skip
