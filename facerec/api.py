@@ -51,7 +51,13 @@ from facerec.gallery.forget import ForgetTarget
 from facerec.images import LoadedImage, decode_image, load_image
 from facerec.models.base import ModelSpec, sha256_file
 from facerec.models.registry import DEFAULT_MODEL, load_model, model_spec
-from facerec.operating import CurveProvenance, OperatingCurve, curve_for, resolve_threshold
+from facerec.operating import (
+    CurveProvenance,
+    OperatingCurve,
+    curve_for,
+    resolve_threshold,
+    shipped_sizes,
+)
 from facerec.pipeline import Face, Pipeline, StoredCrop, select_subject, storage_crop
 from facerec.quality import Quality
 from facerec.runtime import use_threads
@@ -124,6 +130,11 @@ class Info:
     identification: DecisionThreshold
     operating_points: CurveProvenance | None
     non_commercial: bool  # the weights' licence allows research use only
+    #: The 1:1 threshold for a person enrolled from k photos, per shipped prototype size
+    #: (k photos or fewer, down to the previous size); empty without shipped curves.
+    verification_by_photos: dict[int, DecisionThreshold] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 class FaceRec:
@@ -207,27 +218,44 @@ class FaceRec:
         """The 1:1 threshold in force (see `decision_threshold`)."""
         return self.decision_threshold().value
 
-    def decision_threshold(self, gallery_size: int | None = None) -> DecisionThreshold:
+    def decision_threshold(
+        self, gallery_size: int | None = None, enrolled: int = 1
+    ) -> DecisionThreshold:
         """The threshold in force, where it came from and its estimated FAR (1:N: FPIR).
 
         Explicit override, else calibrated in the gallery, else the operating
         point shipped for the active weights (`facerec.operating`), else the
         model default. `gallery_size` None: 1:1; a number: 1:N over that many people.
+        `enrolled`: photos behind the prototype(s) compared; a prototype of
+        several photos sits closer to strangers, so it needs a higher threshold
+        for the same FAR (the shipped curve for that size).
         """
         spec = self.spec
         return resolve_threshold(
             explicit=self.settings.threshold,
             calibrated=self.gallery.threshold(spec.name),
-            curve=self.operating_curve(),
+            curve=self.operating_curve(enrolled),
             default=spec.threshold,
             gallery_size=gallery_size,
             door_far=self.settings.target_far,
             fpir=self.settings.target_fpir,
         )
 
-    def operating_curve(self) -> OperatingCurve | None:
-        """The shipped curve of the active model if it was measured for the active weights."""
-        return curve_for(self.spec.name, self._weights_sha256(), self.settings.flip)
+    def operating_curve(self, enrolled: int = 1) -> OperatingCurve | None:
+        """The shipped curve of the active model if it was measured for the active weights.
+
+        `enrolled`: photos per prototype (`facerec.operating.size_for` picks the curve).
+        """
+        return curve_for(self.spec.name, self._weights_sha256(), self.settings.flip, enrolled)
+
+    def verification_threshold(self, name: str) -> DecisionThreshold:
+        """1:1 against `name`: the operating point for a prototype of their number of photos."""
+        return self.decision_threshold(enrolled=self.gallery.sample_count(name))
+
+    def identification_threshold(self) -> DecisionThreshold:
+        """1:N over this gallery: its size (FPIR scaling) and its largest prototype's photos."""
+        people, most = self.gallery.size_and_most_samples()
+        return self.decision_threshold(gallery_size=people, enrolled=max(1, most))
 
     def _weights_sha256(self) -> str | None:
         """The active weights' digest, without loading the model; None: the default weights."""
@@ -363,7 +391,7 @@ class FaceRec:
         if image.damage is not None:
             log.warning("%s: %s; the decision may be unreliable", image.source, image.damage)
         subject = select_subject(self.faces(image), image, largest=largest)
-        threshold = self.decision_threshold()
+        threshold = self.verification_threshold(name)
         result = verify(name, subject.face.embedding, self.gallery.prototype(name), threshold)
         return dataclasses.replace(result, ignored_faces=subject.ignored)
 
@@ -379,7 +407,7 @@ class FaceRec:
         self, images: Iterable[str | Path], *, progress: bool = False
     ) -> list[ImageIdentification]:
         self.gallery.check_model(self.pipeline.embedder.identity)
-        threshold = self._identification_threshold()
+        threshold = self.identification_threshold()
         paths = list(images)
         results = []
         for path in tqdm(paths, desc="identifying", unit="photo", disable=not progress):
@@ -394,11 +422,7 @@ class FaceRec:
     def identify_image(self, image: LoadedImage) -> ImageIdentification:
         """1:N for every face of a decoded image."""
         self.gallery.check_model(self.pipeline.embedder.identity)
-        return self._identify_loaded(image, self._identification_threshold())
-
-    def _identification_threshold(self) -> DecisionThreshold:
-        """1:N: the threshold for this gallery's number of people (FPIR scaling)."""
-        return self.decision_threshold(gallery_size=self.gallery.info().n_people)
+        return self._identify_loaded(image, self.identification_threshold())
 
     def _identify_loaded(
         self, image: LoadedImage, threshold: DecisionThreshold
@@ -506,9 +530,14 @@ class FaceRec:
             licence=spec.licence,
             origin=spec.origin,
             verification=one_to_one,
-            identification=self.decision_threshold(gallery_size=gallery.n_people),
+            identification=self.identification_threshold(),
             operating_points=curve.provenance if curve is not None else None,
             non_commercial=spec.non_commercial,
+            verification_by_photos=(
+                {k: self.decision_threshold(enrolled=k) for k in shipped_sizes(spec.name)}
+                if curve is not None
+                else {}
+            ),
         )
 
     def reembed(self, *, progress: bool = False) -> int:

@@ -346,6 +346,13 @@ def info(db: DbOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> 
             typer.echo(f"  1:1:     {_threshold_note(v.value, v.far, v.describe())}")
             fpir = f", FPIR {format_rate(i.fpir)}" if i.fpir is not None else ""
             typer.echo(f"  1:N:     {_threshold_note(i.value, i.far, i.describe())}{fpir}")
+            if len(r.verification_by_photos) > 1:
+                sizes = sorted(r.verification_by_photos)
+                by = ", ".join(
+                    f"{k}{'+' if k == sizes[-1] else ''}: {r.verification_by_photos[k].value:.4f}"
+                    for k in sizes
+                )
+                typer.echo(f"  1:1 by photos enrolled (a prototype of more needs more): {by}")
             op = r.operating_points
             if op is None:
                 typer.echo("operating points: none measured for these weights")

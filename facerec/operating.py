@@ -21,6 +21,15 @@ From it:
   `MIN_FALSE_ACCEPTS` expected false accepts) is clamped to the strictest
   measured point, with a warning: an extrapolated tail is a guess.
 
+A door compares a photo with a *prototype*, the normalised mean of a person's
+enrolment photos, and a mean of several photos sits closer to everyone,
+strangers included: at the photo-pair threshold, a prototype of three photos
+lets through several times the stated FAR. So a curve is also measured for
+probes against prototypes of k photos (`enrolled` = k; package data
+`<model>.prototype-<k>.json`), and a decision about a person enrolled from n
+photos reads the curve of the smallest measured k >= n (the stricter side;
+past the largest measured k, the largest).
+
 Thresholds resolve in one order everywhere (`resolve_threshold`): explicit,
 calibrated on the user's data (`facerec calibrate`), the shipped operating
 point, the model's registry default.
@@ -36,6 +45,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from facerec.decision import DecisionThreshold, ThresholdSource, format_rate
@@ -134,9 +144,13 @@ class OperatingCurve:
     ceiling: float
     false_accepts: tuple[int, ...]
     true_accepts: tuple[int, ...]
+    #: Photos per prototype on the enrolled side: 1 = photo against photo.
+    enrolled: int = 1
 
     def __post_init__(self) -> None:
         fa, ta = self.false_accepts, self.true_accepts
+        if self.enrolled < 1:
+            raise ValueError("a curve's prototypes hold at least one photo")
         if not fa or len(fa) != len(ta):
             raise ValueError("a curve needs equally many (>= 1) false and true accept counts")
         if not self.resolution > 0 or not -1.0 <= self.first <= 1.0:
@@ -165,6 +179,17 @@ class OperatingCurve:
     @property
     def impostor_pairs(self) -> int:
         return self.provenance.impostor_pairs
+
+    @property
+    def evidence(self) -> str:
+        """What the rates rest on, for messages: the set, prototype size and pair count."""
+        p = self.provenance
+        if self.enrolled == 1:
+            return p.evidence
+        return (
+            f"{p.dataset}, prototypes of {self.enrolled} photos "
+            f"({p.impostor_pairs:,} impostor comparisons)"
+        )
 
     @property
     def min_far(self) -> float:
@@ -212,7 +237,7 @@ class OperatingCurve:
             log.warning(
                 "target FAR %s is below what %s measures (%s, %d false accepts); using %s",
                 f"{target:.2g}",
-                self.provenance.evidence,
+                self.evidence,
                 f"{self.min_far:.2g}",
                 MIN_FALSE_ACCEPTS,
                 f"{self.min_far:.2g}",
@@ -253,6 +278,7 @@ class OperatingCurve:
             "grid": {"first": self.first, "resolution": self.resolution, "ceiling": self.ceiling},
             "false_accepts": list(self.false_accepts),
             "true_accepts": list(self.true_accepts),
+            "enrolled": self.enrolled,
         }
 
     @classmethod
@@ -282,6 +308,7 @@ class OperatingCurve:
                 ceiling=float(data["grid"]["ceiling"]),
                 false_accepts=_ints(data["false_accepts"]),
                 true_accepts=_ints(data["true_accepts"]),
+                enrolled=_int(data.get("enrolled", 1)),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"missing or mistyped field ({exc})") from None
@@ -311,29 +338,66 @@ def _ints(v: Any) -> tuple[int, ...]:
     return tuple(_int(x) for x in v)
 
 
-def curve_file(model: str) -> str:
-    """The package data file name of a model's curve."""
+def curve_file(model: str, enrolled: int = 1) -> str:
+    """The package data file name of a model's curve for prototypes of `enrolled` photos."""
     if not _MODEL_NAME.match(model):
         raise ModelError(f"{model!r} is not a model name")
-    return f"{model}.json"
+    return f"{model}.json" if enrolled == 1 else f"{model}.prototype-{enrolled}.json"
+
+
+def _package_data() -> Traversable:
+    return importlib.resources.files("facerec.models") / "operating_points"
 
 
 @functools.cache
-def shipped_curve(model: str) -> OperatingCurve | None:
-    """The curve shipped for `model`, or None when none was measured for it yet.
+def shipped_sizes(model: str) -> tuple[int, ...]:
+    """The prototype sizes (photos) a curve was shipped for, 1 (photo pairs) first."""
+    curve_file(model)  # validates the name
+    prefix = f"{model}.prototype-"
+    sizes = {1}
+    for res in _package_data().iterdir():
+        name = res.name
+        if name.startswith(prefix) and name.endswith(".json"):
+            k = name[len(prefix) : -len(".json")]
+            if k.isdigit() and int(k) > 1:
+                sizes.add(int(k))
+    return tuple(sorted(sizes))
+
+
+def size_for(model: str, enrolled: int) -> int:
+    """Which shipped curve a person enrolled from `enrolled` photos is decided on.
+
+    The smallest measured size >= `enrolled`: a prototype's FAR grows with its
+    photos, so reading a larger size's curve errs on the strict side. Beyond
+    the largest measured size, the largest.
+    """
+    sizes = shipped_sizes(model)
+    return next((k for k in sizes if k >= enrolled), sizes[-1])
+
+
+def shipped_curve(model: str, enrolled: int = 1) -> OperatingCurve | None:
+    """The curve shipped for `model` (prototypes of `enrolled` photos), or None when none was measured.
 
     A file that exists but cannot be parsed is a broken installation, not a
     missing measurement: it raises instead of silently loosening the door.
     """
-    res = importlib.resources.files("facerec.models") / "operating_points" / curve_file(model)
+    return _shipped_curve(model, enrolled)  # one cache key however it is called
+
+
+@functools.cache
+def _shipped_curve(model: str, enrolled: int) -> OperatingCurve | None:
+    res = _package_data() / curve_file(model, enrolled)
     if not res.is_file():
         return None
     try:
         curve = OperatingCurve.from_json(json.loads(res.read_text()))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelError(f"{res}: not a usable operating-point file ({exc})") from None
-    if curve.model != model:
-        raise ModelError(f"{res}: holds the curve of {curve.model!r}, not of {model!r}")
+    if curve.model != model or curve.enrolled != enrolled:
+        raise ModelError(
+            f"{res}: holds the curve of {curve.model!r} for prototypes of {curve.enrolled} "
+            f"photo(s), not of {model!r} for {enrolled}"
+        )
     return curve
 
 
@@ -389,7 +453,7 @@ def _described(
         fpir = min(1.0, max(1, gallery_size) * far)
     evidence = ""
     if curve is not None:
-        evidence = curve.provenance.evidence
+        evidence = curve.evidence
         if point is None:  # below the table
             evidence = f"FAR above {format_rate(curve.ceiling)} on {evidence}"
     return DecisionThreshold(
@@ -403,15 +467,20 @@ def _described(
     )
 
 
-def curve_for(model: str, weights_sha256: str | None, flip: bool = False) -> OperatingCurve | None:
+def curve_for(
+    model: str, weights_sha256: str | None, flip: bool = False, enrolled: int = 1
+) -> OperatingCurve | None:
     """The shipped curve if it was measured for these weights and this flip setting.
+
+    `enrolled`: photos in the prototype decided on; the curve read is
+    `size_for`'s (photo pairs for 1, or where no prototype curve was shipped).
 
     `weights_sha256` None means "the model's own default weights, not loaded
     yet": the shipped curve applies. Any other weights (a fine-tuned
     checkpoint) or flip averaging give other scores and other error rates,
     so no curve applies to them.
     """
-    curve = shipped_curve(model)
+    curve = shipped_curve(model, size_for(model, max(1, enrolled)))
     if curve is None or curve.flip != flip:
         return None
     if weights_sha256 is not None and weights_sha256 != curve.weights_sha256:

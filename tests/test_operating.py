@@ -24,6 +24,8 @@ from facerec.operating import (
     curve_for,
     resolve_threshold,
     shipped_curve,
+    shipped_sizes,
+    size_for,
 )
 
 # -- Clopper-Pearson -------------------------------------------------------------------------
@@ -159,6 +161,9 @@ def test_json_round_trip_and_junk() -> None:
         OperatingCurve.from_json(bad)
     with pytest.raises(ValueError, match="format"):
         OperatingCurve.from_json({**c.to_json(), "format": 99})
+    older = c.to_json()
+    del older["enrolled"]  # files written before prototype curves: photo pairs
+    assert OperatingCurve.from_json(older).enrolled == 1
 
 
 # -- threshold resolution -------------------------------------------------------------------
@@ -241,6 +246,28 @@ def test_a_curve_applies_only_to_its_weights() -> None:
     assert curve_for(DEFAULT_MODEL, None) is c  # the default weights, not loaded yet
     assert curve_for(DEFAULT_MODEL, "0" * 64) is None  # e.g. a fine-tuned checkpoint
     assert curve_for(DEFAULT_MODEL, c.weights_sha256, flip=True) is None  # other embeddings
+
+
+@pytest.mark.parametrize("model", ["sface", "dlib-resnet-v1"])
+def test_prototype_curves_raise_the_threshold_with_the_photos_behind_it(model: str) -> None:
+    """A mean of k photos sits closer to strangers: the same FAR needs a higher threshold."""
+    assert shipped_sizes(model) == (1, 2, 3, 5)
+    assert [size_for(model, n) for n in (1, 2, 3, 4, 5, 40)] == [1, 2, 3, 5, 5, 5]
+    doors = []
+    for n in (1, 2, 3, 5):
+        c = curve_for(model, None, enrolled=n)
+        assert c is not None and c.enrolled == n and c.model == model
+        assert c.impostor_pairs >= 1_000_000  # FAR 1e-4 resolved: >= 100 false accepts
+        door = c.for_far(DOOR_FAR)
+        assert door.far <= DOOR_FAR and not door.clamped
+        doors.append(door.threshold)
+        if n > 1:
+            assert f"prototypes of {n} photos" in c.evidence
+            # What the photo-pair threshold really lets through against such prototypes.
+            photo_door = curve_for(model, None).for_far(DOOR_FAR).threshold  # type: ignore[union-attr]
+            assert c.point_at(photo_door).far > DOOR_FAR  # type: ignore[union-attr]
+    assert doors == sorted(doors) and doors[-1] > doors[0]
+    assert curve_for(model, None, enrolled=4) is curve_for(model, None, enrolled=5)
 
 
 def test_models_without_a_curve_and_bad_names() -> None:

@@ -53,7 +53,13 @@ def test_lennon_does_not_open_hugo_chavez_door(
     with FaceRec(tmp_path / "g.db", pipeline=each_model) as fr:
         fr.enroll("Hugo Chavez", lfw(shared, CHAVEZ, *CHAVEZ_ENROL), largest=True)
         assert_door_default(fr)
+        # Four photos behind the prototype: the operating point of 5-photo prototypes (the
+        # smallest measured size >= 4), stricter than the photo-pair door, at the same FAR.
+        t = fr.verification_threshold("Hugo Chavez")
+        assert t.value > fr.decision_threshold().value and "prototypes of 5 photos" in t.evidence
+        assert t.far is not None and t.far <= DOOR_FAR
         lennon = fr.verify("Hugo Chavez", shared_file(shared, "openface/lennon/lennon-2.jpg"))
+        assert lennon.threshold == t.value
         if fr.model_name() == "dlib-resnet-v1":
             assert lennon.similarity == pytest.approx(0.9217, abs=2e-3)  # the case
         assert not lennon.accepted, lennon
@@ -63,9 +69,7 @@ def test_lennon_does_not_open_hugo_chavez_door(
         assert chavez.accepted, chavez
 
 
-def test_tony_blair_is_not_colin_powell(
-    shared: Path, each_model: Pipeline, tmp_path: Path
-) -> None:
+def test_tony_blair_is_not_colin_powell(shared: Path, each_model: Pipeline, tmp_path: Path) -> None:
     with FaceRec(tmp_path / "g.db", pipeline=each_model) as fr:
         fr.enroll("Colin Powell", lfw(shared, POWELL, 1, 2, 3), largest=True)
         assert_door_default(fr)

@@ -124,7 +124,13 @@ class DoorCamera:
             )
         self._pipeline = fr.pipeline
         gallery.check_model(self._pipeline.embedder.identity)
-        self.threshold = fr.threshold()
+        # A claim is decided on the claimed person's prototype (its size sets the operating
+        # point); watching names anyone in the gallery, so its threshold follows the gallery.
+        self.threshold = (
+            fr.verification_threshold(self.claim)
+            if self.claim is not None
+            else fr.identification_threshold()
+        ).value
         self._prototype = gallery.prototype(self.claim) if self.claim is not None else None
         self._window = SlidingWindow(self.rule)
         self._crops: dict[int, RGBImage] = {}

@@ -108,6 +108,7 @@ class PairCounts:
         provenance: CurveProvenance,
         ceiling: float = 0.1,
         flip: bool = False,
+        enrolled: int = 1,
     ) -> OperatingCurve:
         """The shippable table: from the first threshold with FAR <= `ceiling` to the first
         threshold no impostor pair reaches."""
@@ -134,6 +135,7 @@ class PairCounts:
             ceiling=ceiling,
             false_accepts=tuple(int(x) for x in fa[first : last + 1]),
             true_accepts=tuple(int(x) for x in ta[first : last + 1]),
+            enrolled=enrolled,
         )
 
 

@@ -500,6 +500,33 @@ class Gallery:
         with self._read() as s:
             return [Person(n, int(c), ca, ua) for n, c, ca, ua in s.execute(stmt)]
 
+    def sample_count(self, name: str) -> int:
+        """How many photos `name`'s prototype is the mean of (UnknownPersonError if none)."""
+        key = _name_key(name)
+        with self._read() as s:
+            row = s.execute(
+                select(Identity.id, func.count(Sample.id))
+                .outerjoin(Sample, Sample.identity_id == Identity.id)
+                .where(Identity.name == key)
+                .group_by(Identity.id)
+            ).first()
+        if row is None:
+            raise UnknownPersonError(key)
+        return int(row[1])
+
+    def size_and_most_samples(self) -> tuple[int, int]:
+        """(people enrolled, the most photos behind any one prototype), in one read."""
+        per_person = (
+            select(func.count(Sample.id).label("n"))
+            .select_from(Identity)
+            .outerjoin(Sample, Sample.identity_id == Identity.id)
+            .group_by(Identity.id)
+            .subquery()
+        )
+        with self._read() as s:
+            people, most = s.execute(select(func.count(), func.max(per_person.c.n))).one()
+        return int(people), int(most or 0)
+
     def has(self, name: str) -> bool:
         with self._read() as s:
             return s.scalar(select(Identity.id).where(Identity.name == _name_key(name))) is not None
