@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from facerec.api import FaceRec
+from facerec.models.registry import DEFAULT_MODEL
 from facerec.pipeline import Pipeline
 from facerec.schemas import (
     EnrollmentJSON,
@@ -139,7 +140,7 @@ def test_round_trip(shared: Path, cli_env: dict[str, str], db: Path) -> None:
     r = facerec(["info", "--json"], cli_env, db)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["model"] == "dlib-resnet-v1" and info["gallery"]["n_people"] == 1
+    assert info["model"] == DEFAULT_MODEL and info["gallery"]["n_people"] == 1
 
 
 @pytest.mark.slow  # about fifteen CLI processes, each loading the models

@@ -45,7 +45,7 @@ def one(db: Path, sql: str) -> object:
 
 @pytest.mark.slow  # ~33 s here: CLI scans in subprocesses, one of them killed mid-way
 def test_killed_scan_reruns_without_duplicates(
-    shared: Path, pipeline: Pipeline, cli_env: dict[str, str], tmp_path: Path
+    shared: Path, sface_pipeline: Pipeline, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     lfw = shared_file(shared, "lfw/images")
     photos = tmp_path / "photos"
@@ -79,7 +79,9 @@ def test_killed_scan_reruns_without_duplicates(
     assert one(db, "SELECT COUNT(*) FROM album_photos p WHERE NOT EXISTS "
                "(SELECT 1 FROM album_faces f WHERE f.photo_id = p.id)") == 0  # fmt: skip
 
-    with FaceRec(db, pipeline=pipeline) as fr, Album(fr) as album:
+    # The CLI scanned with the default model; the rerun must use the same one, or every photo
+    # is (rightly) scanned again for the new model.
+    with FaceRec(db, pipeline=sface_pipeline) as fr, Album(fr) as album:
         rerun = album.scan(photos, workers=1)
     assert rerun.unchanged == before
     assert rerun.processed == N_PHOTOS - before

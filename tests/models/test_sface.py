@@ -201,7 +201,7 @@ def test_cli_reembeds_a_dlib_gallery_to_sface(
     obama, obama2, biden = (
         str(shared_file(shared, f"{EX}/{n}")) for n in ("obama.jpg", "obama2.jpg", "biden.jpg")
     )
-    r = _facerec(["enroll", "Barack Obama", obama], cli_env, db)
+    r = _facerec(["enroll", "Barack Obama", obama, "--model", "dlib-resnet-v1"], cli_env, db)
     assert r.returncode == 0, r.stderr
 
     r = _facerec(["verify", "Barack Obama", obama2, "--model", "sface"], cli_env, db)
