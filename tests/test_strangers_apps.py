@@ -12,8 +12,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from facerec.album.api import Album
@@ -23,31 +21,14 @@ from facerec.camera.events import ACCEPTED, IDENTIFIED, DecisionEvent
 from facerec.camera.stream import FrameSource
 from facerec.pipeline import Pipeline
 
+from .camera.test_camera_cli import write_video
 from .conftest import shared_file
 from .test_strangers import BLAIR, CHAVEZ, CHAVEZ_ENROL, POWELL, STRANGERS, lfw
 
-SIZE = (640, 480)
-
 
 def clip(path: Path, photos: list[Path], seconds_each: float = 2.0) -> str:
-    """An MP4 (10 fps) showing each photo in turn, letterboxed to 640x480."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, SIZE)
-    assert writer.isOpened()
-    try:
-        for photo in photos:
-            image = cv2.imread(str(photo))
-            assert image is not None, photo
-            h, w = image.shape[:2]
-            scale = min(SIZE[0] / w, SIZE[1] / h)
-            small = cv2.resize(image, (round(w * scale), round(h * scale)))
-            frame = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
-            y, x = (SIZE[1] - small.shape[0]) // 2, (SIZE[0] - small.shape[1]) // 2
-            frame[y : y + small.shape[0], x : x + small.shape[1]] = small
-            for _ in range(round(seconds_each * 10)):
-                writer.write(frame)
-    finally:
-        writer.release()
-    return str(path)
+    """An MP4 (10 fps, 640x480, letterboxed) showing each photo in turn."""
+    return str(write_video(path, [(photo, seconds_each) for photo in photos]))
 
 
 def watch(fr: FaceRec, video: str, claim: str | None = None) -> list[DecisionEvent]:
