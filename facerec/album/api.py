@@ -114,8 +114,13 @@ class Album:
         return self._store
 
     def thresholds(self) -> tuple[float, float, float]:
-        """(match, cluster, fold) cosine thresholds in force."""
-        t = self._fr.threshold()
+        """(match, cluster, fold) cosine thresholds in force.
+
+        Matching an album face names it after anyone in the gallery: 1:N, so the
+        threshold follows the gallery's size (FPIR) and its largest prototype,
+        as `identify` and the watching camera do.
+        """
+        t = self._fr.identification_threshold().value
         c = self.settings.cluster_threshold
         f = self.settings.fold_threshold
         return (
