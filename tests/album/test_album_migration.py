@@ -8,13 +8,10 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 
 import facerec.gallery.album_schema as album_schema
-from facerec.gallery.schema import Base, create_sqlite_engine
 
-from ..migrations_support import config, tables
+from ..migrations_support import config, orm_diff, tables
 
 ALBUM_TABLES = {"album_photos", "album_faces", "album_clusters", "album_negatives"}
 GALLERY_TABLES = {"meta", "thresholds", "identities", "samples", "prototypes"}
@@ -45,14 +42,7 @@ def test_album_tables_match_the_orm(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
     command.upgrade(config(db), "head")  # the ORM mirrors the newest revision
     assert tables(db) >= ALBUM_TABLES
-    engine = create_sqlite_engine(f"sqlite:///{db}")
-    try:
-        with engine.connect() as conn:
-            diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
-    finally:
-        engine.dispose()
+    diff = orm_diff(db)
     # Only the album tables are compared here (later revisions add tables of their own).
     ours = [d for d in diff if table_of(d) in ALBUM_TABLES]
     assert ours == []
@@ -131,14 +121,7 @@ def test_0004_keeps_every_photo_path_and_downgrades(tmp_path: Path) -> None:
         ).fetchall() == [(1, "/album/a.jpg", 10, 20)]
     finally:
         con.close()
-    engine = create_sqlite_engine(f"sqlite:///{db}")
-    try:
-        with engine.connect() as conn:
-            diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
-    finally:
-        engine.dispose()
+    diff = orm_diff(db)
     # Later revisions change the paths table (tests/album/test_album_paths_migration.py):
     # 0006 adds `path_bytes`, 0007 trades the unique constraint on `path` for an index.
     later = ("path_bytes", "ix_album_photo_paths_path", "UniqueConstraint(Column('path'")

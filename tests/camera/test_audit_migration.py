@@ -7,16 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 
 import facerec.gallery.ops_schema  # noqa: F401  (audit_events joins Base.metadata)
 from facerec.camera.audit import AuditLog
 from facerec.camera.events import PRESENTATION_ATTACK, DecisionEvent
-from facerec.gallery.schema import Base, create_sqlite_engine
 from facerec.liveness.verdict import Cue, CueResult, LivenessVerdict, Verdict
 
-from ..migrations_support import config
+from ..migrations_support import config, orm_diff
 
 
 def columns(db: Path) -> list[str]:
@@ -39,14 +36,7 @@ def test_0005_adds_the_columns_keeps_old_rows_and_downgrades(tmp_path: Path) -> 
     con.close()
     command.upgrade(config(db), "0005")
     assert {"reason", "liveness"} <= set(columns(db))
-    engine = create_sqlite_engine(f"sqlite:///{db}")
-    try:
-        with engine.connect() as conn:
-            diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
-    finally:
-        engine.dispose()
+    diff = orm_diff(db)
     assert [d for d in diff if "audit_events" in repr(d)] == []
     with AuditLog(db) as audit:
         (old,) = audit.recent()

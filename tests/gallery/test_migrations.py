@@ -9,15 +9,12 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from facerec.gallery import album_schema, ops_schema  # noqa: F401  (their tables join Base.metadata)
-from facerec.gallery.schema import Base, create_sqlite_engine
 
-from ..migrations_support import MIGRATIONS, config, tables
+from ..migrations_support import MIGRATIONS, config, orm_diff, tables
 
 ROOT = MIGRATIONS.parent
 
@@ -66,14 +63,7 @@ def test_upgrade_and_downgrade_with_the_command_api(tmp_path: Path) -> None:
 def test_migrations_match_the_orm_schema(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
     command.upgrade(config(db), "head")
-    engine = create_sqlite_engine(f"sqlite:///{db}")
-    try:
-        with engine.connect() as conn:
-            diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
-    finally:
-        engine.dispose()
+    diff = orm_diff(db)
     assert diff == []
 
 

@@ -8,18 +8,16 @@ from pathlib import Path
 
 import numpy as np
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 
 import facerec.gallery.ops_schema as ops
 from facerec.camera.audit import AuditLog
 from facerec.camera.events import DecisionEvent
 from facerec.gallery import Gallery, NewSample
-from facerec.gallery.schema import Base, create_sqlite_engine
+from facerec.gallery.schema import Base
 from facerec.images import to_png
 from facerec.models.base import ModelIdentity
 
-from ..migrations_support import config, tables
+from ..migrations_support import config, orm_diff, tables
 
 OPS_TABLES = {"audit_events", "api_keys"}
 #: Columns later revisions add to these tables (0005: tests/camera/test_audit_migration.py).
@@ -30,14 +28,7 @@ def test_0003_matches_the_orm_and_downgrades(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
     command.upgrade(config(db), "0003")
     assert tables(db) >= OPS_TABLES
-    engine = create_sqlite_engine(f"sqlite:///{db}")
-    try:
-        with engine.connect() as conn:
-            diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
-    finally:
-        engine.dispose()
+    diff = orm_diff(db)
     # Only differences outside this revision's tables may remain (other apps' tables whose
     # models this test process did not import); none may concern ours.
     ours = [d for d in diff if OPS_TABLES & set(_tables_in(d)) and not _later_column(d)]
