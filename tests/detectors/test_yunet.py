@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from facerec.quality import QualityLimits
 from facerec.training.data import Preparation
 
 from ..conftest import shared_file
+from ..test_cli import facerec
 
 EX = "face_recognition/examples"
 YUNET = DetectorConfig(kind=DetectorKind.YUNET)
@@ -182,25 +181,15 @@ def test_chip_cache_key_names_the_detector() -> None:
     assert Preparation(DLIB_TEMPLATE, YUNET).key() != mtcnn.key()
 
 
-def run_cli(args: list[str], env: dict[str, str], db: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "facerec", *args, "--db", str(db)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_cli_detector_option_and_environment(
     shared: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     db = tmp_path / "gallery.db"
     obama = shared_file(shared, f"{EX}/obama.jpg")
     two = shared_file(shared, f"{EX}/two_people.jpg")
-    r = run_cli(["enroll", "Barack Obama", str(obama), "--detector", "yunet"], cli_env, db)
+    r = facerec(["enroll", "Barack Obama", str(obama), "--detector", "yunet"], cli_env, db)
     assert r.returncode == 0, r.stderr
-    r = run_cli(["identify", str(two), "--json"], {**cli_env, "FACEREC_DETECTOR": "yunet"}, db)
+    r = facerec(["identify", str(two), "--json"], {**cli_env, "FACEREC_DETECTOR": "yunet"}, db)
     assert r.returncode == 0, r.stderr
     (photo,) = json.loads(r.stdout)
     faces = photo["faces"]
@@ -209,5 +198,5 @@ def test_cli_detector_option_and_environment(
     assert all(0.85 < f["score"] < 0.99 and f["usable"] for f in faces)
     names = [f["name"] for f in faces]
     assert names.count("Barack Obama") == 1
-    r = run_cli(["verify", "Barack Obama", str(obama)], {**cli_env, "FACEREC_DETECTOR": "nope"}, db)
+    r = facerec(["verify", "Barack Obama", str(obama)], {**cli_env, "FACEREC_DETECTOR": "nope"}, db)
     assert r.returncode == 2 and "'mtcnn', 'yunet'" in r.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -25,6 +23,7 @@ from facerec.models.sface import SFACE_SPEC
 from facerec.pipeline import Pipeline, select_one
 
 from ..conftest import shared_file
+from ..test_cli import facerec
 
 EX = "face_recognition/examples"
 PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg")
@@ -159,16 +158,6 @@ def test_runner_honours_the_thread_count() -> None:
         cv2.setNumThreads(before)
 
 
-def _facerec(args: list[str], env: dict[str, str], db: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "facerec", *args, "--db", str(db)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_dlib_gallery_refuses_sface_until_reembedded(
     shared: Path, pipeline: Pipeline, sface_pipeline: Pipeline, tmp_path: Path
 ) -> None:
@@ -201,27 +190,27 @@ def test_cli_reembeds_a_dlib_gallery_to_sface(
     obama, obama2, biden = (
         str(shared_file(shared, f"{EX}/{n}")) for n in ("obama.jpg", "obama2.jpg", "biden.jpg")
     )
-    r = _facerec(["enroll", "Barack Obama", obama, "--model", "dlib-resnet-v1"], cli_env, db)
+    r = facerec(["enroll", "Barack Obama", obama, "--model", "dlib-resnet-v1"], cli_env, db)
     assert r.returncode == 0, r.stderr
 
-    r = _facerec(["verify", "Barack Obama", obama2, "--model", "sface"], cli_env, db)
+    r = facerec(["verify", "Barack Obama", obama2, "--model", "sface"], cli_env, db)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "dlib-resnet-v1" in r.stderr and "sface" in r.stderr
 
-    r = _facerec(["reembed", "--model", "sface", "--json"], cli_env, db)
+    r = facerec(["reembed", "--model", "sface", "--json"], cli_env, db)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out == {"samples": 1, "model": "sface", "weights_sha256": sface_module.WEIGHTS_SHA256}
 
-    r = _facerec(["verify", "Barack Obama", obama2, "--model", "sface", "--json"], cli_env, db)
+    r = facerec(["verify", "Barack Obama", obama2, "--model", "sface", "--json"], cli_env, db)
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["accepted"] is True
-    r = _facerec(["verify", "Barack Obama", biden, "--model", "sface"], cli_env, db)
+    r = facerec(["verify", "Barack Obama", biden, "--model", "sface"], cli_env, db)
     assert r.returncode == 1, r.stdout + r.stderr
     # Now pinned to sface: without --model the gallery's own model runs; dlib is refused.
-    r = _facerec(["verify", "Barack Obama", obama2, "--json"], cli_env, db)
+    r = facerec(["verify", "Barack Obama", obama2, "--json"], cli_env, db)
     assert r.returncode == 0 and json.loads(r.stdout)["accepted"] is True, r.stderr
-    r = _facerec(["verify", "Barack Obama", obama2, "--model", "dlib-resnet-v1"], cli_env, db)
+    r = facerec(["verify", "Barack Obama", obama2, "--model", "dlib-resnet-v1"], cli_env, db)
     assert r.returncode == 2 and "sface" in r.stderr
 
 
