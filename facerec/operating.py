@@ -50,6 +50,7 @@ from typing import Any
 
 from facerec.decision import DecisionThreshold, ThresholdSource, format_rate
 from facerec.errors import ModelError
+from facerec.jsonfields import json_bool, json_int, json_ints, json_str
 
 log = logging.getLogger(__name__)
 
@@ -289,53 +290,29 @@ class OperatingCurve:
                 raise ValueError(f"format {data['format']!r}, expected {CURVE_FORMAT}")
             p = data["provenance"]
             prov = CurveProvenance(
-                dataset=_str(p["dataset"]),
-                description=_str(p["description"]),
-                photos=_int(p["photos"]),
-                people=_int(p["people"]),
-                impostor_pairs=_int(p["impostor_pairs"]),
-                genuine_pairs=_int(p["genuine_pairs"]),
-                date=_str(p["date"]),
-                command=_str(p["command"]),
+                dataset=json_str(p["dataset"]),
+                description=json_str(p["description"]),
+                photos=json_int(p["photos"]),
+                people=json_int(p["people"]),
+                impostor_pairs=json_int(p["impostor_pairs"]),
+                genuine_pairs=json_int(p["genuine_pairs"]),
+                date=json_str(p["date"]),
+                command=json_str(p["command"]),
             )
             return cls(
-                model=_str(data["model"]),
-                weights_sha256=_str(data["weights_sha256"]),
-                flip=_bool(data["flip"]),
+                model=json_str(data["model"]),
+                weights_sha256=json_str(data["weights_sha256"]),
+                flip=json_bool(data["flip"]),
                 provenance=prov,
                 first=float(data["grid"]["first"]),
                 resolution=float(data["grid"]["resolution"]),
                 ceiling=float(data["grid"]["ceiling"]),
-                false_accepts=_ints(data["false_accepts"]),
-                true_accepts=_ints(data["true_accepts"]),
-                enrolled=_int(data.get("enrolled", 1)),
+                false_accepts=json_ints(data["false_accepts"]),
+                true_accepts=json_ints(data["true_accepts"]),
+                enrolled=json_int(data.get("enrolled", 1)),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"missing or mistyped field ({exc})") from None
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise TypeError(f"expected a string, got {v!r}")
-    return v
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise TypeError(f"expected true or false, got {v!r}")
-    return v
-
-
-def _int(v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise TypeError(f"expected an integer, got {v!r}")
-    return v
-
-
-def _ints(v: Any) -> tuple[int, ...]:
-    if not isinstance(v, list):
-        raise TypeError("expected a list of integers")
-    return tuple(_int(x) for x in v)
 
 
 def curve_file(model: str, enrolled: int = 1) -> str:

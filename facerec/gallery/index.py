@@ -36,6 +36,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from facerec.jsonfields import json_int, json_str
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"FACEREC-INDEX 1\n"
@@ -247,13 +249,13 @@ def _split(data: bytes) -> tuple[IndexStamp, int, str, bytes]:
     try:
         header = json.loads(data[len(MAGIC) : end])
         stamp = IndexStamp(
-            revision=_int(header["revision"]),
-            model_name=_str(header["model_name"]),
-            model_sha256=_str(header["model_sha256"]),
-            dim=_int(header["dim"]),
+            revision=json_int(header["revision"]),
+            model_name=json_str(header["model_name"]),
+            model_sha256=json_str(header["model_sha256"]),
+            dim=json_int(header["dim"]),
         )
-        count = _int(header["count"])
-        digest = _str(header["payload_sha256"])
+        count = json_int(header["count"])
+        digest = json_str(header["payload_sha256"])
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"bad stamp line: {exc}") from exc
     return stamp, count, digest, data[end + 1 :]
@@ -276,18 +278,6 @@ def _deserialize(payload: bytes, stamp: IndexStamp, count: int, digest: str) -> 
             f"index holds {index.ntotal} x {index.d}, stamp says {count} x {stamp.dim}"
         )
     return index
-
-
-def _int(v: object) -> int:
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise TypeError(f"expected an integer, got {v!r}")
-    return v
-
-
-def _str(v: object) -> str:
-    if not isinstance(v, str):
-        raise TypeError(f"expected a string, got {v!r}")
-    return v
 
 
 def _fsync_dir(folder: Path) -> None:
