@@ -151,17 +151,9 @@ def with_margin(photo: BGRImage, frac: float = 0.08) -> BGRImage:
 
 def framed_print(photo: BGRImage, n: int, seed: int = 0) -> list[BGRImage]:
     """A print with its paper margin, held by a shaking hand, the video recompressed hard."""
-    rng = np.random.default_rng(seed)
-    bg = room(seed + 1)
-    sheet = with_margin(photo)
-    frames = []
-    for _ in range(n):
-        frame = project_plane(sheet, bg, yaw_deg=float(rng.normal(0, 4)),
-                              pitch_deg=float(rng.normal(0, 4)), roll_deg=float(rng.normal(0, 3)),
-                              shift=(float(rng.normal(0, 6)), float(rng.normal(0, 6))),
-                              height_frac=0.8)  # fmt: skip
-        frames.append(recompress(sensor_noise(frame, rng, 3.0), 40))
-    return frames
+    return _held_up(with_margin(photo), room(seed + 1), n, np.random.default_rng(seed),
+                    tilt_sd=4, roll=(0, 3), shift_sd=6, height_frac=0.8, noise=3.0,
+                    quality=40)  # fmt: skip
 
 
 def on_screen(photo: BGRImage, pixel_pitch: int = 3) -> BGRImage:
@@ -191,16 +183,34 @@ def on_screen(photo: BGRImage, pixel_pitch: int = 3) -> BGRImage:
 
 def screen(photo: BGRImage, n: int, seed: int = 0) -> list[BGRImage]:
     """A phone showing the photo, held up to the camera with a slight tremor."""
-    rng = np.random.default_rng(seed)
-    bg = room(seed + 2)
-    sheet = on_screen(photo)
+    return _held_up(on_screen(photo), room(seed + 2), n, np.random.default_rng(seed),
+                    tilt_sd=3, roll=(2, 1), shift_sd=5, height_frac=0.85, noise=2.0,
+                    quality=80)  # fmt: skip
+
+
+def _held_up(
+    sheet: BGRImage,
+    bg: BGRImage,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    tilt_sd: float,
+    roll: tuple[float, float],
+    shift_sd: float,
+    height_frac: float,
+    noise: float,
+    quality: int,
+) -> list[BGRImage]:
+    """A flat `sheet` held up before `bg` by a trembling hand: tilt, roll and shift per frame
+    (normal, in degrees and pixels), sensor noise, then recompressed at JPEG `quality`."""
     frames = []
     for _ in range(n):
-        frame = project_plane(sheet, bg, yaw_deg=float(rng.normal(0, 3)),
-                              pitch_deg=float(rng.normal(0, 3)), roll_deg=float(rng.normal(2, 1)),
-                              shift=(float(rng.normal(0, 5)), float(rng.normal(0, 5))),
-                              height_frac=0.85)  # fmt: skip
-        frames.append(recompress(sensor_noise(frame, rng), 80))
+        frame = project_plane(sheet, bg, yaw_deg=float(rng.normal(0, tilt_sd)),
+                              pitch_deg=float(rng.normal(0, tilt_sd)),
+                              roll_deg=float(rng.normal(*roll)),
+                              shift=(float(rng.normal(0, shift_sd)), float(rng.normal(0, shift_sd))),
+                              height_frac=height_frac)  # fmt: skip
+        frames.append(recompress(sensor_noise(frame, rng, noise), quality))
     return frames
 
 
