@@ -76,7 +76,7 @@ def test_gallery_reopens_a_database_migrated_by_alembic(tmp_path: Path) -> None:
         assert g.info().schema_revision == head()
     assert version(db) == [head()]
     # The Gallery migrates from the installed facerec.migrations package: this very folder.
-    from facerec.gallery.store import migrations_dir
+    from facerec.storage.migrate import migrations_dir
 
     assert migrations_dir().resolve() == MIGRATIONS
 

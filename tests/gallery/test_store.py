@@ -453,7 +453,7 @@ def test_thresholds(gallery: Gallery, db: Path, rng: np.random.Generator) -> Non
 
 
 def test_pragmas_in_force(gallery: Gallery, db: Path, rng: np.random.Generator) -> None:
-    with gallery._engine.connect() as conn:
+    with gallery.database.engine.connect() as conn:
         pragma = {
             name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
             for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
@@ -516,7 +516,7 @@ def test_info(gallery: Gallery, db: Path, rng: np.random.Generator) -> None:
     assert (info.model, info.revision, info.n_people, info.n_samples) == (None, 0, 0, 0)
     from alembic.script import ScriptDirectory
 
-    from facerec.gallery.store import alembic_config
+    from facerec.storage.migrate import alembic_config
 
     assert info.schema_revision == ScriptDirectory.from_config(alembic_config()).get_current_head()
     enroll_people(gallery, rng, n_people=2, per=3)
