@@ -33,13 +33,14 @@ Offline (`--sql`) mode is not supported: the database is always migrated live.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import context
 from sqlalchemy import Connection, text
 
 from facerec.gallery import album_schema, ops_schema  # noqa: F401  (their tables join Base.metadata)
-from facerec.gallery.schema import Base
+from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX, Base
 from facerec.storage.database import BEGIN_OPTION, WRITE_LOCK_KEY, create_engine_for
 from facerec.storage.urls import DatabaseUrl, parse_url, sqlite_file
 
@@ -62,12 +63,18 @@ def _where() -> DatabaseUrl:
     return parse_url(url)
 
 
+def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
+    """Autogenerate leaves out the HNSW index, made per gallery for its pinned dimension."""
+    return not (type_ == "index" and name == PROTOTYPE_HNSW_INDEX)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,
         transactional_ddl=True,
+        include_name=include_name,
     )
 
 

@@ -38,6 +38,22 @@ class Probe:
         finally:
             con.close()
 
+    def execute(self, sql: str, *args: object) -> None:
+        """Run one statement that returns no rows (committed at once)."""
+        if self.postgres:
+            import psycopg
+
+            dsn = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
+            with psycopg.connect(dsn, autocommit=True) as con:
+                con.execute(sql.replace("?", "%s"), args)
+            return
+        con = sqlite3.connect(Path(self.url))
+        try:
+            con.execute(sql, args)
+            con.commit()
+        finally:
+            con.close()
+
     def count(self, table: str) -> int:
         return int(self.rows(f"SELECT COUNT(*) FROM {table}")[0][0])
 

@@ -52,14 +52,18 @@ def orm_diff(db: Path | str) -> list[Any]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from facerec.gallery.schema import Base
+    from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX, Base
     from facerec.storage.database import create_engine_for
     from facerec.storage.urls import parse_url
 
     engine = create_engine_for(parse_url(str(db)))
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            # As migrations/env.py: the HNSW index is made per gallery, not by a migration.
+            skip_hnsw = lambda name, type_, parents: name != PROTOTYPE_HNSW_INDEX  # noqa: E731
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": skip_hnsw}
+            )
             return list(compare_metadata(context, Base.metadata))
     finally:
         engine.dispose()

@@ -15,7 +15,7 @@ expression, which is what lets the planner use the index.
 HNSW is approximate. `hnsw.ef_search` (candidates kept while walking the
 graph) is raised to `EF_SEARCH`, or to `k` when more answers are asked for,
 for exact-like recall at gallery sizes; beyond pgvector's maximum of 1000 the
-search falls back to an exact scan. Scores are cosine similarities
+search orders by an expression the index does not serve, an exact scan. Scores are cosine similarities
 (1 - cosine distance), the same numbers FAISS gives on SQLite.
 """
 
@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
 from facerec.gallery.records import Hit
+from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX
 from facerec.gallery.search import check_query_dim
 from facerec.gallery.state import GalleryState, PrototypeChange, read_state
 from facerec.storage import Database, Embedding
 
 #: The HNSW index on the prototypes (not in the ORM: it exists once a dimension is pinned).
-HNSW_INDEX = "ix_prototypes_vector_hnsw"
+HNSW_INDEX = PROTOTYPE_HNSW_INDEX
 #: Candidates kept per search (pgvector's default is 40; its maximum 1000).
 EF_SEARCH = 200
 _EF_MAX = 1000
@@ -56,15 +57,10 @@ class PgvectorSearch:
             if k == 0:
                 return [[] for _ in range(queries.shape[0])]
             if k > _EF_MAX:
-                s.execute(text("SET LOCAL enable_indexscan = off"))
+                nearest = nearest_query(state.dim, exact=True)
             else:
                 s.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, k)}"))
-            cast = _cast("p.vector", state.dim)
-            nearest = text(
-                f"SELECT i.name, {cast} <=> {_cast(':q', state.dim)} AS distance "
-                "FROM prototypes AS p JOIN identities AS i ON i.id = p.identity_id "
-                f"ORDER BY {cast} <=> {_cast(':q', state.dim)} LIMIT :k"
-            ).bindparams(bindparam("q", type_=Embedding()))
+                nearest = nearest_query(state.dim)
             return [
                 [
                     Hit(name, 1.0 - float(distance))
@@ -91,6 +87,25 @@ class PgvectorSearch:
         self, old_revision: int, after: GalleryState, change: PrototypeChange | None
     ) -> None:
         """Nothing: the index is part of the committed transaction."""
+
+
+def nearest_query(dim: int, *, exact: bool = False) -> TextClause:
+    """Names and cosine distances of the `:k` prototypes nearest to `:q`, nearest first.
+
+    The ORDER BY is the indexed expression, so the planner can walk the HNSW
+    index. `exact` orders by the uncast column instead, an expression no index
+    serves: a full scan and sort, for more answers than an HNSW scan returns.
+    """
+    distance = (
+        "p.vector <=> CAST(:q AS vector)"
+        if exact
+        else f"{_cast('p.vector', dim)} <=> {_cast(':q', dim)}"
+    )
+    return text(
+        f"SELECT i.name, {distance} AS distance "
+        "FROM prototypes AS p JOIN identities AS i ON i.id = p.identity_id "
+        f"ORDER BY {distance} LIMIT :k"
+    ).bindparams(bindparam("q", type_=Embedding()))
 
 
 def _cast(expression: str, dim: int) -> str:

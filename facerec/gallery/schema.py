@@ -31,6 +31,7 @@ __all__ = [
     "META_REVISION",
     "NAMING_CONVENTION",
     "PRAGMAS",
+    "PROTOTYPE_HNSW_INDEX",
     "Base",
     "Identity",
     "Meta",
@@ -40,6 +41,11 @@ __all__ = [
     "UTCDateTime",
     "create_sqlite_engine",
 ]
+
+#: The pgvector HNSW index on `prototypes` (PostgreSQL only). Not in the ORM: it is
+#: created when a gallery pins its dimension, for that dimension (see
+#: `facerec.gallery.pgvector_search`), so schema comparisons leave it out.
+PROTOTYPE_HNSW_INDEX = "ix_prototypes_vector_hnsw"
 
 #: Meta keys.
 META_REVISION = "revision"
