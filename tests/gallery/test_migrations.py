@@ -149,9 +149,7 @@ def test_alembic_cli_on_postgres(empty_postgres_url: str) -> None:
     assert version(empty_postgres_url) == [head()]
     probe = Probe(empty_postgres_url)
     assert probe.rows("SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
-    down = alembic(*target, "downgrade", "base")
-    assert down.returncode == 0, down.stderr
-    assert tables(empty_postgres_url) & GALLERY_TABLES == set()
+    # Downgrades on PostgreSQL: test_every_revision_goes_down_and_up_again (one process fewer).
 
 
 def test_alembic_cli_without_a_database_says_how(tmp_path: Path) -> None:

@@ -28,8 +28,8 @@ def test_anything_unusual_defers_to_alembic(tmp_path: Path) -> None:
     assert head_from_scripts(tmp_path) is None
 
 
-def test_a_gallery_at_the_head_is_stamped_and_reopens(tmp_path: Path) -> None:
-    db = tmp_path / "g.db"
+def test_a_gallery_at_the_head_is_stamped_and_reopens(empty_db_url: str) -> None:
+    db = empty_db_url
     Gallery.open(db).close()
     with Gallery.open(db) as g:
         assert g.info().schema_revision == head_from_scripts(migrations_dir())

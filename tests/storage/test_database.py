@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from facerec.errors import GalleryError
 from facerec.gallery.schema import Identity, Meta, Prototype
 from facerec.storage import Database, insert
-from facerec.storage.database import PG_MAX_OVERFLOW, PG_POOL_SIZE
+from facerec.storage.database import BUSY_TIMEOUT_MS, PG_MAX_OVERFLOW, PG_POOL_SIZE
 
 from ..db_probe import Probe
 
@@ -162,3 +162,17 @@ def test_an_unreachable_server_is_a_gallery_error_without_the_password() -> None
 def test_compact(db: Database) -> None:
     """SQLite rewrites the file; PostgreSQL cannot promise deleted bytes are gone, and says so."""
     assert db.compact() is (db.dialect == "sqlite")
+
+
+@pytest.mark.slow
+def test_a_writer_waits_at_most_the_busy_timeout(db_url: str) -> None:
+    """A writer held up longer than BUSY_TIMEOUT_MS gets a GalleryError naming the database."""
+    with Database.open(db_url) as one, Database.open(db_url) as two, one.write() as s:
+        s.execute(text("UPDATE meta SET value = value WHERE key = 'revision'"))  # takes the lock
+        started = time.monotonic()
+        with pytest.raises(GalleryError) as err, two.write() as w:
+            w.execute(text("SELECT 1"))
+        waited = time.monotonic() - started
+    assert BUSY_TIMEOUT_MS / 1000 - 1 <= waited <= BUSY_TIMEOUT_MS / 1000 + 10
+    assert str(err.value).startswith(f"{two.display}: ")
+    assert "lock" in str(err.value)
