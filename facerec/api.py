@@ -102,7 +102,9 @@ class Forgotten:
     `compacted` says the database file was rewritten and its write-ahead log
     emptied afterwards, so no deleted byte is left in either file (False
     when another process kept the log busy; SQLite finishes that when the
-    last connection closes). `album_kept`: the album was left alone on request.
+    last connection closes). Always False on PostgreSQL, where deleted rows
+    linger as dead tuples until vacuumed (`facerec.storage.Database.compact`).
+    `album_kept`: the album was left alone on request.
     """
 
     name: str

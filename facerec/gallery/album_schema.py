@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from facerec.gallery.schema import Base
+from facerec.storage.types import BigInt
 
 #: `AlbumPhoto.status` values: used, unreadable, not a regular file (never opened).
 PHOTO_OK = "ok"
@@ -70,8 +71,8 @@ class AlbumPhoto(Base):
     # The empty default only lets SQLite add the column to existing tables; 0006 fills it.
     path_bytes: Mapped[bytes] = mapped_column(LargeBinary, index=True, server_default=text("x''"))
     content_sha256: Mapped[str] = mapped_column(Text, unique=True)
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(Text)
@@ -156,8 +157,8 @@ class AlbumPhotoPath(Base):
     path_bytes: Mapped[bytes] = mapped_column(
         LargeBinary, index=True, unique=True, server_default=text("x''")
     )
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
 
 
 class AlbumForgottenFace(Base):

@@ -108,8 +108,9 @@ class GalleryInfo:
     pinned model, if any.
     """
 
-    path: Path
-    index_path: Path
+    path: Path | None  # the SQLite file; None on PostgreSQL
+    index_path: Path | None  # the FAISS index file; None on PostgreSQL (searched in the database)
+    database: str  # the database for people: the path, or the URL without its password
     model: ModelIdentity | None
     revision: int
     schema_revision: str | None

@@ -1,15 +1,13 @@
-"""The gallery: enrolled people in SQLite (the truth) and a FAISS index over their prototypes.
+"""The gallery: enrolled people in the database (the truth) and a search over their prototypes.
 
-`Gallery` is the only owner of the database session and of the in-memory
-`PrototypeIndex`. Every write follows one rule, taken from InsightFace's
-server guide: change SQLite and bump the `meta.revision` counter in ONE
-transaction, commit, then bring the index along and stamp it with the new
-revision. If the index is not exactly one revision behind (another process
-wrote in between, or the file is missing, stale or damaged), it is rebuilt from
-the `prototypes` table instead of patched. Before every search the stamp is
-compared with the database's revision, so a write made by another process is
-seen by the next search. A write that raises rolls back and never reaches the
-index, so a failed enrolment leaves both exactly as they were.
+`Gallery` owns the gallery's tables in one `facerec.storage.Database`
+(a SQLite file or PostgreSQL) and one `PrototypeSearch`: a FAISS cache beside
+a SQLite file (`faiss_search`), or pgvector inside PostgreSQL
+(`pgvector_search`). Every write changes the tables and bumps the
+`meta.revision` counter in ONE transaction, queued behind every other
+facerec writer (see `facerec.storage.database`), then tells the search what
+it did. A write that raises rolls back and never reaches the search, so a
+failed enrolment leaves both exactly as they were.
 
 Each person is represented for 1:N search by a prototype, the normalised mean
 of their normalised sample embeddings: one vector per person keeps the index
@@ -23,12 +21,10 @@ unrelated spaces, and comparing them gives confident nonsense.
 
 from __future__ import annotations
 
-import ast
-import importlib.resources
 import json
 import logging
 import math
-import re
+import os
 import threading
 import unicodedata
 from collections import defaultdict
@@ -38,18 +34,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, delete, func, select, text, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from facerec.errors import GalleryError, InvalidNameError, ModelMismatchError, UnknownPersonError
+from facerec.gallery.faiss_search import FaissSearch
 from facerec.gallery.forget import ForgetTarget
-from facerec.gallery.index import IndexStamp, PrototypeIndex
+from facerec.gallery.pgvector_search import PgvectorSearch
 from facerec.gallery.records import (
     EnrollResult,
     GalleryInfo,
@@ -59,7 +54,6 @@ from facerec.gallery.records import (
     StoredSample,
 )
 from facerec.gallery.schema import (
-    BEGIN_OPTION,
     META_EMBEDDING_DIM,
     META_MODEL_NAME,
     META_MODEL_SHA256,
@@ -69,12 +63,12 @@ from facerec.gallery.schema import (
     Prototype,
     Sample,
     Threshold,
-    create_sqlite_engine,
 )
+from facerec.gallery.search import PrototypeSearch
+from facerec.gallery.state import GalleryState, PrototypeChange, checked, read_state
 from facerec.models.base import ModelIdentity
-
-if TYPE_CHECKING:
-    from alembic.config import Config
+from facerec.storage import Database, insert
+from facerec.storage.migrate import stored_revision
 
 log = logging.getLogger(__name__)
 
@@ -86,31 +80,6 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Unicode categories refused in names: control characters, lone surrogates
 # (not encodable), and line/paragraph separators (they break one-line output).
 _BAD_NAME_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-
-
-@dataclass(frozen=True, slots=True)
-class _State:
-    """The `meta` table, parsed."""
-
-    revision: int
-    model: ModelIdentity | None
-    dim: int | None
-
-    def stamp(self) -> IndexStamp | None:
-        """What an index of this gallery must be stamped with; None: nothing to index yet."""
-        if self.model is None or self.dim is None:
-            return None
-        return IndexStamp(self.revision, self.model.name, self.model.weights_sha256, self.dim)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _IndexChange:
-    """What one committed write did to the prototypes, so the index can follow without a rebuild."""
-
-    upserts: tuple[
-        tuple[int, str, npt.NDArray[np.float32]], ...
-    ] = ()  # (identity id, name, vector)
-    removed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -128,67 +97,75 @@ class _Prepared:
 
 
 class Gallery:
-    """One gallery database plus the FAISS index derived from it. Open with `Gallery.open`.
+    """One gallery in a database, plus the prototype search that follows it. Open with `Gallery.open`.
 
-    Safe to share between threads (writes and index access are serialised by a
-    lock) and between processes (SQLite WAL + busy_timeout; the revision stamp
-    tells each process when its index is outdated).
+    Safe to share between threads (writes are serialised by a lock, the
+    search guards itself) and between processes and machines (every write
+    queues behind the others in the database; see `facerec.storage.database`).
     """
 
-    def __init__(self, path: Path, index_path: Path, engine: Engine) -> None:
-        """Use `Gallery.open`, which creates and migrates the database first."""
-        self._path = path
-        self._index_path = index_path
-        self._engine = engine
-        self._reads = sessionmaker(bind=engine, expire_on_commit=False)
-        self._writes = sessionmaker(
-            bind=engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}), expire_on_commit=False
-        )
+    def __init__(
+        self, database: Database, *, index_path: Path | None = None, owns_database: bool = False
+    ) -> None:
+        """Use `Gallery.open`. `database` must be migrated; it is closed with the gallery if owned.
+
+        `index_path`: where a SQLite gallery keeps its FAISS index (default:
+        beside the database, `gallery.db.faiss`). A PostgreSQL gallery
+        searches in the database and takes no index file.
+        """
+        self._db = database
+        self._owns_db = owns_database
+        self._search: PrototypeSearch
+        self._index_path: Path | None = None
+        if database.path is not None:
+            self._index_path = (
+                Path(index_path).expanduser().absolute()
+                if index_path is not None
+                else database.path.with_suffix(database.path.suffix + ".faiss")
+            )
+            self._search = FaissSearch(database, self._index_path)
+        else:
+            if index_path is not None:
+                raise ValueError(
+                    f"{database.display}: a PostgreSQL gallery searches in the database; "
+                    "it has no index file"
+                )
+            self._search = PgvectorSearch(database)
         self._lock = threading.RLock()
-        self._index: PrototypeIndex | None = None
-        self._names: dict[int, str] = {}
-        self._names_revision: int | None = None
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, *, index_path: Path | None = None) -> Gallery:
-        """Open (creating if needed) the gallery at `path` and migrate it to the current schema.
+    def open(
+        cls, target: str | os.PathLike[str] | Database, *, index_path: Path | None = None
+    ) -> Gallery:
+        """Open (creating if needed) the gallery at `target` and migrate it to the current schema.
 
-        The index lives next to the database (`gallery.db.faiss`) unless
-        `index_path` says otherwise; it is loaded lazily, on the first search or
-        write, so listing people stays instant on a large gallery.
+        `target`: a SQLite file path, a `sqlite:///` or `postgresql://` URL
+        (`facerec.storage.parse_url`), or an open `Database` (shared: the
+        gallery does not close it). A SQLite gallery's FAISS index lives next
+        to the file unless `index_path` says otherwise; it is loaded lazily,
+        on the first search or write, so listing people stays instant on a
+        large gallery.
         """
-        path = Path(path).expanduser().absolute()
-        index_path = (
-            Path(index_path).expanduser().absolute()
-            if index_path is not None
-            else path.with_suffix(path.suffix + ".faiss")
-        )
-        if path.is_dir():
-            raise GalleryError(f"{path}: is a directory, not a gallery database")
+        if isinstance(target, Database):
+            return cls(target, index_path=index_path)
+        database = Database.open(target)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GalleryError(f"{path}: cannot create its folder: {exc}") from exc
-        engine = create_sqlite_engine(f"sqlite:///{path}")
-        try:
-            _migrate(engine, path)
+            return cls(database, index_path=index_path, owns_database=True)
         except BaseException:
-            engine.dispose()
+            database.close()
             raise
-        return cls(path, index_path, engine)
 
     def close(self) -> None:
-        """Release the database connections and the in-memory index. Idempotent."""
+        """Release the search's memory and, if the gallery opened it, the database. Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._index = None
-            self._names = {}
-            self._names_revision = None
-            self._engine.dispose()
+            self._search.close()
+            if self._owns_db:
+                self._db.close()
 
     def __enter__(self) -> Gallery:
         return self
@@ -199,28 +176,45 @@ class Gallery:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Gallery({str(self._path)!r})"
+        return f"Gallery({self._db.display!r})"
 
     # -- properties -----------------------------------------------------------------------------
     @property
-    def path(self) -> Path:
-        return self._path
+    def database(self) -> Database:
+        """The database the gallery lives in, for the stores whose tables live beside it."""
+        return self._db
 
     @property
-    def index_path(self) -> Path:
+    def display(self) -> str:
+        """The gallery's database for messages (a path, or a URL without its password)."""
+        return self._db.display
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file. A PostgreSQL gallery has none: GalleryError (use `database`)."""
+        if self._db.path is None:
+            raise GalleryError(
+                f"{self._db.display}: a PostgreSQL gallery has no file; "
+                "stores beside it must open `Gallery.database`"
+            )
+        return self._db.path
+
+    @property
+    def index_path(self) -> Path | None:
+        """The FAISS index file of a SQLite gallery; None on PostgreSQL (the index is in the database)."""
         return self._index_path
 
     @property
     def model(self) -> ModelIdentity | None:
         """The pinned model, read from the database (another process may have re-pinned it)."""
         with self._read() as s:
-            return _state(s).model
+            return read_state(s).model
 
     @property
     def revision(self) -> int:
         """Number of committed writes; stamps the index."""
         with self._read() as s:
-            return _state(s).revision
+            return read_state(s).revision
 
     # -- model pin ------------------------------------------------------------------------------
     def check_model(self, model: ModelIdentity) -> None:
@@ -231,7 +225,7 @@ class Gallery:
         """
         pinned = self.model
         if pinned is not None and pinned != model:
-            raise ModelMismatchError(self._path, pinned, model)
+            raise ModelMismatchError(self._db.display, pinned, model)
 
     # -- writes ---------------------------------------------------------------------------------
     def enroll(self, name: str, samples: Sequence[NewSample], model: ModelIdentity) -> EnrollResult:
@@ -248,16 +242,17 @@ class Gallery:
         total = len(samples)
         prepared = [_prepare(pos, total, smp) for pos, smp in enumerate(samples, 1)]
 
-        def work(s: Session, state: _State) -> tuple[EnrollResult, _IndexChange]:
+        def work(s: Session, state: GalleryState) -> tuple[EnrollResult, PrototypeChange]:
             if state.model is None:
                 _set_meta(s, META_MODEL_NAME, model.name)
                 _set_meta(s, META_MODEL_SHA256, model.weights_sha256)
             elif state.model != model:
-                raise ModelMismatchError(self._path, state.model, model)
+                raise ModelMismatchError(self._db.display, state.model, model)
             dim = state.dim
             if dim is None:
                 dim = int(prepared[0].embedding.shape[0])
                 _set_meta(s, META_EMBEDDING_DIM, str(dim))
+                self._search.dimension_pinned(s, dim)
             now = _now()
             identity = s.scalar(select(Identity).where(Identity.name == name))
             if identity is None:
@@ -281,7 +276,7 @@ class Gallery:
                 s.add(
                     Sample(
                         identity_id=identity.id,
-                        embedding=_encode(p.embedding),
+                        embedding=p.embedding,
                         crop=p.crop,
                         crop_landmarks=p.crop_landmarks,
                         source=p.source,
@@ -293,12 +288,12 @@ class Gallery:
                     )
                 )
                 added += 1
-            change = _IndexChange()
+            change = PrototypeChange()
             if added:
                 identity.updated_at = now
                 s.flush()
                 vector = _store_prototype(s, identity.id, dim, now)
-                change = _IndexChange(upserts=((identity.id, name, vector),))
+                change = PrototypeChange(upserts=((identity.id, name, vector),))
             n_samples = s.scalar(
                 select(func.count()).select_from(Sample).where(Sample.identity_id == identity.id)
             )
@@ -326,25 +321,19 @@ class Gallery:
         like them; if it raises, nothing is deleted. Returns the number of
         samples deleted and what `erase` returned.
 
-        The FAISS index file holds their prototype: it is deleted before the
+        A FAISS index file holds their prototype: it is deleted before the
         transaction and rebuilt after it, so a process killed at any point
         leaves no copy of the prototype beside a committed deletion (and a
-        failed one costs only a rebuild). Deleted rows are overwritten with
-        zeros (`secure_delete`); `compact` also clears the write-ahead log.
+        failed one costs only a rebuild). On SQLite deleted rows are
+        overwritten with zeros (`secure_delete`); `compact` says what is left
+        elsewhere (the write-ahead log; PostgreSQL's dead tuples).
         """
         key = _name_key(name)
         if not self.has(key):
             raise UnknownPersonError(key)
-        with self._lock:
-            self._index = None
-            try:
-                self._index_path.unlink(missing_ok=True)
-            except OSError as exc:
-                raise GalleryError(
-                    f"{self._index_path}: cannot delete the prototype index: {exc}"
-                ) from exc
+        self._search.forgetting()
 
-        def work(s: Session, state: _State) -> tuple[tuple[int, T], _IndexChange]:
+        def work(s: Session, state: GalleryState) -> tuple[tuple[int, T], PrototypeChange]:
             row = s.execute(
                 select(Identity.id, Prototype.vector)
                 .outerjoin(Prototype, Prototype.identity_id == Identity.id)
@@ -352,56 +341,35 @@ class Gallery:
             ).first()
             if row is None:
                 raise UnknownPersonError(key)
-            identity_id, blob = row
+            identity_id, stored = row
             n = s.scalar(
                 select(func.count()).select_from(Sample).where(Sample.identity_id == identity_id)
             )
-            if blob is None or state.model is None:
+            if stored is None or state.model is None:
                 raise GalleryError(
-                    f"{self._path}: {key!r} has no prototype; the gallery is damaged"
+                    f"{self._db.display}: {key!r} has no prototype; the gallery is damaged"
                 )
-            prototype = _decode(blob, state.dim, f"prototype of {key!r}")
+            prototype = checked(stored, state.dim, f"prototype of {key!r}")
             prototype = (prototype / np.linalg.norm(prototype)).astype(np.float32)
             target = ForgetTarget(identity_id, key, state.model, prototype, float(threshold))
             erased = erase(s, target)
-            # Samples and the prototype go with it: ON DELETE CASCADE (foreign_keys=ON).
+            # Samples and the prototype go with it: ON DELETE CASCADE (foreign_keys=ON on SQLite).
             s.execute(delete(Identity).where(Identity.id == identity_id))
-            return (int(n or 0), erased), _IndexChange(removed=(identity_id,))
+            return (int(n or 0), erased), PrototypeChange(removed=(identity_id,))
 
         return self._commit(work)
 
     def compact(self) -> bool:
-        """Rewrite the database without free pages and empty its write-ahead log; True if both did.
+        """After a deletion, leave no deleted byte in the database's files; True when done.
 
-        After a deletion, the old page versions may survive in the WAL file
-        until the next checkpoint, and pages freed before `secure_delete` was
-        on (older galleries) may still hold deleted rows. VACUUM rebuilds the
-        file from live rows only, and a TRUNCATE checkpoint copies the log back
-        and empties it. Another process reading an old snapshot can keep the
-        log from being emptied; that is reported (False), never an error: SQLite
-        checkpoints again when the last connection closes.
+        SQLite: VACUUM and an emptied write-ahead log (False when another
+        process kept the log busy). PostgreSQL: always False; deleted rows stay
+        as dead tuples until autovacuum, and in the WAL and backups
+        (`facerec.storage.Database.compact` says what an operator does).
         """
         with self._lock:
-            if self._closed:
-                raise GalleryError(f"{self._path}: the gallery is closed")
-            raw = self._engine.raw_connection()  # autocommit: VACUUM refuses a transaction
-            try:
-                cursor = raw.cursor()
-                try:
-                    cursor.execute("VACUUM")
-                    cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    row = cursor.fetchone()
-                    busy = row[0] if row is not None else 1
-                finally:
-                    cursor.close()
-            except Exception as exc:  # sqlite3.OperationalError: busy, disk full
-                log.warning(
-                    "%s: could not compact the gallery after a deletion: %s", self._path, exc
-                )
-                return False
-            finally:
-                raw.close()
-            return busy == 0
+            self._check_open()
+            return self._db.compact()
 
     def reembed(self, model: ModelIdentity, embeddings: Mapping[int, npt.ArrayLike]) -> None:
         """Replace every sample's embedding with one from `model`, re-pin, recompute prototypes.
@@ -418,7 +386,7 @@ class Gallery:
             raise ValueError(f"new embeddings have mixed dimensions {sorted(dims)}")
         dim = dims.pop() if dims else None
 
-        def work(s: Session, state: _State) -> tuple[None, None]:
+        def work(s: Session, state: GalleryState) -> tuple[None, None]:
             owners = dict(s.execute(select(Sample.id, Sample.identity_id)).all())
             missing = sorted(owners.keys() - vectors.keys())
             extra = sorted(vectors.keys() - owners.keys())
@@ -432,12 +400,12 @@ class Gallery:
             _set_meta(s, META_MODEL_SHA256, model.weights_sha256)
             if dim is None:  # no samples: the next enrolment pins the dimension
                 s.execute(delete(Meta).where(Meta.key == META_EMBEDDING_DIM))
+                self._search.dimension_pinned(s, None)
                 return None, None
             _set_meta(s, META_EMBEDDING_DIM, str(dim))
-            s.execute(
-                update(Sample),
-                [{"id": sid, "embedding": _encode(v)} for sid, v in vectors.items()],
-            )
+            if dim != state.dim:  # before the vectors change: an index holds one dimension
+                self._search.dimension_pinned(s, None)
+            s.execute(update(Sample), [{"id": sid, "embedding": v} for sid, v in vectors.items()])
             members: dict[int, list[int]] = defaultdict(list)
             for sid, identity_id in owners.items():
                 members[identity_id].append(sid)
@@ -447,13 +415,15 @@ class Gallery:
                 [
                     {
                         "identity_id": identity_id,
-                        "vector": _encode(_prototype(np.stack([vectors[i] for i in sids]))),
+                        "vector": _prototype(np.stack([vectors[i] for i in sids])),
                         "n_samples": len(sids),
                         "updated_at": now,
                     }
                     for identity_id, sids in members.items()
                 ],
             )
+            if dim != state.dim:
+                self._search.dimension_pinned(s, dim)
             return None, None  # new model, new vectors: rebuild the index
 
         self._commit(work)
@@ -469,17 +439,17 @@ class Gallery:
         if target_far is not None and not (math.isfinite(target_far) and 0.0 < target_far <= 1.0):
             raise ValueError(f"target FAR must lie in (0, 1], got {target_far}")
 
-        def work(s: Session, state: _State) -> tuple[None, _IndexChange]:
+        def work(s: Session, state: GalleryState) -> tuple[None, PrototypeChange]:
             values = {
                 "threshold": float(threshold),
                 "target_far": None if target_far is None else float(target_far),
                 "calibrated_at": _now(),
             }
-            stmt = sqlite_insert(Threshold).values(model_name=model_name, **values)
+            stmt = insert(s, Threshold).values(model_name=model_name, **values)
             s.execute(
                 stmt.on_conflict_do_update(index_elements=[Threshold.model_name], set_=values)
             )
-            return None, _IndexChange()  # prototypes untouched: only the stamp moves
+            return None, PrototypeChange()  # prototypes untouched: only the stamp moves
 
         self._commit(work)
 
@@ -535,15 +505,15 @@ class Gallery:
         """`name`'s prototype (unit length), read from the database rather than the cache."""
         key = _name_key(name)
         with self._read() as s:
-            state = _state(s)
-            blob = s.scalar(
+            state = read_state(s)
+            vector = s.scalar(
                 select(Prototype.vector)
                 .join(Identity, Identity.id == Prototype.identity_id)
                 .where(Identity.name == key)
             )
-            if blob is None:
+            if vector is None:
                 raise UnknownPersonError(key)
-            return _decode(blob, state.dim, f"prototype of {key!r}")
+            return checked(vector, state.dim, f"prototype of {key!r}")
 
     def prototypes(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """All names (sorted) and their prototypes as an (N, D) matrix, from one snapshot."""
@@ -553,12 +523,12 @@ class Gallery:
             .order_by(Identity.name)
         )
         with self._read() as s:
-            state = _state(s)
+            state = read_state(s)
             rows = s.execute(stmt).all()
             names = [n for n, _ in rows]
             if not rows:
                 return names, np.zeros((0, state.dim or 0), np.float32)
-            return names, np.stack([_decode(v, state.dim, f"prototype of {n!r}") for n, v in rows])
+            return names, np.stack([checked(v, state.dim, f"prototype of {n!r}") for n, v in rows])
 
     def samples(self) -> Iterator[StoredSample]:
         """Every stored sample, in id order, from one consistent snapshot (streamed)."""
@@ -569,9 +539,9 @@ class Gallery:
             .execution_options(yield_per=256)
         )
         with self._read() as s:
-            dim = _state(s).dim
+            dim = read_state(s).dim
             for row, name in s.execute(stmt):
-                embedding = _decode(row.embedding, dim, f"sample {row.id}")
+                embedding = checked(row.embedding, dim, f"sample {row.id}")
                 embedding.flags.writeable = False
                 yield StoredSample(
                     id=row.id,
@@ -600,30 +570,13 @@ class Gallery:
             raise ValueError(f"queries must be a 2-D array (n, dim), got shape {q.shape}")
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
-        with self._lock:
-            current = self._current_index()
-            if current is None or q.shape[0] == 0:
-                return [[] for _ in range(q.shape[0])]
-            index, names = current
-            if q.shape[1] != index.dim:
-                raise ValueError(
-                    f"queries have dimension {q.shape[1]}, the gallery's model "
-                    f"{index.stamp.model_name} gives {index.dim}"
-                )
-            sims, ids = index.search(_normalise_rows(q), k)
-            return [
-                [
-                    Hit(names[int(i)], float(sim))
-                    for sim, i in zip(srow, irow, strict=True)
-                    if i >= 0
-                ]
-                for srow, irow in zip(sims, ids, strict=True)
-            ]
+        self._check_open()
+        return self._search.search(_normalise_rows(q) if q.shape[0] else q, k)
 
     def info(self) -> GalleryInfo:
         """Counts, pin, revisions and threshold from one snapshot."""
         with self._read() as s:
-            state = _state(s)
+            state = read_state(s)
             n_people = s.scalar(select(func.count()).select_from(Identity)) or 0
             n_samples = s.scalar(select(func.count()).select_from(Sample)) or 0
             threshold = None
@@ -631,10 +584,11 @@ class Gallery:
                 threshold = s.scalar(
                     select(Threshold.threshold).where(Threshold.model_name == state.model.name)
                 )
-            schema = _stored_revision(s.connection())
+            schema = stored_revision(s.connection())
         return GalleryInfo(
-            path=self._path,
+            path=self._db.path,
             index_path=self._index_path,
+            database=self._db.display,
             model=state.model,
             revision=state.revision,
             schema_revision=schema,
@@ -644,243 +598,36 @@ class Gallery:
         )
 
     # -- transactions ---------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GalleryError(f"{self._db.display}: the gallery is closed")
+
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        """A read transaction: every query inside sees the same snapshot (WAL)."""
-        if self._closed:
-            raise GalleryError(f"{self._path}: the gallery is closed")
-        try:
-            with self._reads() as s, s.begin():
-                yield s
-        except OperationalError as exc:
-            raise GalleryError(f"{self._path}: {exc.orig}") from exc
+        """A read transaction: every query inside sees the same snapshot."""
+        self._check_open()
+        with self._db.read() as s:
+            yield s
 
-    def _commit(self, work: Callable[[Session, _State], tuple[T, _IndexChange | None]]) -> T:
-        """Run `work` in one write transaction with the revision bump, then update the index.
+    def _commit(
+        self, work: Callable[[Session, GalleryState], tuple[T, PrototypeChange | None]]
+    ) -> T:
+        """Run `work` in one write transaction with the revision bump, then tell the search.
 
         `work` returns its result and what it did to the prototypes (None: too
         much to patch, rebuild). If `work` raises, the transaction rolls back
-        and the index is not touched.
+        and the search is not told.
         """
         with self._lock:
-            if self._closed:
-                raise GalleryError(f"{self._path}: the gallery is closed")
-            try:
-                with self._writes.begin() as s:
-                    before = _state(s)
-                    _set_meta(s, META_REVISION, str(before.revision + 1))
-                    result, change = work(s, before)
-                    s.flush()
-                    after = _state(s)
-            except OperationalError as exc:
-                raise GalleryError(f"{self._path}: {exc.orig}") from exc
-            self._apply(before.revision, after, change)
+            self._check_open()
+            with self._db.write() as s:
+                before = read_state(s)
+                _set_meta(s, META_REVISION, str(before.revision + 1))
+                result, change = work(s, before)
+                s.flush()
+                after = read_state(s)
+            self._search.committed(before.revision, after, change)
             return result
-
-    # -- index ----------------------------------------------------------------------------------
-    def _apply(self, old_revision: int, after: _State, change: _IndexChange | None) -> None:
-        """Bring the index from `old_revision` to the committed state `after`.
-
-        Patches the index when it is exactly at `old_revision` (in memory or on
-        disk); otherwise, or for a wholesale change, rebuilds it from SQLite. The
-        database is already committed: a failure here is logged and the index
-        dropped, to be rebuilt by the next search.
-        """
-        stamp = after.stamp()
-        try:
-            if stamp is None:
-                self._index = None
-                return
-            expected = IndexStamp(old_revision, stamp.model_name, stamp.model_sha256, stamp.dim)
-            index = (
-                self._index if self._index is not None and self._index.stamp == expected else None
-            )
-            if index is None and change is not None:
-                index = PrototypeIndex.load(self._index_path, expected)
-            if index is None or change is None:
-                self._index = None
-                self._current_index(try_file=False)  # the file predates this commit
-                return
-            index.remove(list(change.removed))
-            index.upsert(
-                [u[0] for u in change.upserts],
-                np.stack([u[2] for u in change.upserts])
-                if change.upserts
-                else np.zeros((0, stamp.dim), np.float32),
-            )
-            index.restamp(after.revision)
-            if self._names_revision == old_revision:
-                for identity_id in change.removed:
-                    self._names.pop(identity_id, None)
-                self._names.update({u[0]: u[1] for u in change.upserts})
-                self._names_revision = after.revision
-            self._index = index
-            self._save(index)
-        except Exception:
-            log.warning("could not update the prototype index; it will be rebuilt", exc_info=True)
-            self._index = None
-
-    def _current_index(
-        self, *, try_file: bool = True
-    ) -> tuple[PrototypeIndex, dict[int, str]] | None:
-        """The index and id->name map at the database's current revision.
-
-        The index in memory if its stamp matches, else the saved file if its
-        stamp matches (`try_file`), else one rebuilt from SQLite and saved.
-        """
-        with self._read() as s:
-            state = _state(s)
-            stamp = state.stamp()
-            if stamp is None:
-                self._index = None
-                return None
-            refreshed = False
-            if self._index is None or self._index.stamp != stamp:
-                self._index = PrototypeIndex.load(self._index_path, stamp) if try_file else None
-                refreshed = True
-            if self._names_revision != state.revision:
-                self._names = dict(s.execute(select(Identity.id, Identity.name)).all())
-                self._names_revision = state.revision
-                refreshed = True
-            index = self._index
-            if index is not None and refreshed and set(index.ids().tolist()) != self._names.keys():
-                log.warning(
-                    "prototype index %s disagrees with the gallery; rebuilding it", self._index_path
-                )
-                index = None
-            if index is None:
-                index = self._rebuild(s, stamp)
-                self._index = index
-            return index, self._names
-
-    def _rebuild(self, s: Session, stamp: IndexStamp) -> PrototypeIndex:
-        """A new index from the prototypes table (inside the caller's snapshot), saved to disk."""
-        rows = s.execute(
-            select(Prototype.identity_id, Prototype.vector).order_by(Prototype.identity_id)
-        ).all()
-        ids = np.array([i for i, _ in rows], dtype=np.int64)
-        vectors = (
-            np.stack([_decode(v, stamp.dim, f"prototype {i}") for i, v in rows])
-            if rows
-            else np.zeros((0, stamp.dim), np.float32)
-        )
-        index = PrototypeIndex.build(ids, vectors, stamp)
-        log.info(
-            "rebuilt prototype index %s: %d people, revision %d",
-            self._index_path,
-            len(rows),
-            stamp.revision,
-        )
-        self._save(index)
-        return index
-
-    def _save(self, index: PrototypeIndex) -> None:
-        try:
-            index.save(self._index_path)
-        except OSError as exc:
-            # The database is fine; the next process just rebuilds the index.
-            log.warning("cannot save prototype index %s: %s", self._index_path, exc)
-
-
-# -- migrations -----------------------------------------------------------------------------------
-def migrations_dir() -> Path:
-    """The Alembic scripts: shipped as `facerec.migrations`, or `migrations/` in a source tree."""
-    try:
-        folder = Path(str(importlib.resources.files("facerec.migrations")))
-    except ModuleNotFoundError:
-        folder = Path(__file__).resolve().parents[2] / "migrations"
-    if not (folder / "env.py").is_file():
-        raise GalleryError(f"Alembic migrations not found at {folder}; reinstall facerec")
-    return folder
-
-
-def alembic_config() -> Config:
-    """An Alembic Config pointing at the shipped migrations (no alembic.ini needed)."""
-    from alembic.config import Config
-
-    config = Config()
-    # ConfigParser interpolates %; a path may contain one.
-    config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
-    return config
-
-
-def _migrate(engine: Engine, path: Path) -> None:
-    """Bring the database to the newest schema; no write lock taken when it is already there.
-
-    The usual case, a database already at the head, is answered without
-    importing Alembic (a third of a cheap command's start-up): the stored
-    revision is read with one query and the head from the scripts' text.
-    """
-    head = _head_from_scripts(migrations_dir())
-    try:
-        with engine.connect() as conn:
-            if head is not None and _stored_revision(conn) == head:
-                return
-    except SQLAlchemyError:
-        pass  # Alembic below says what is wrong
-    from alembic import command
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from alembic.script.revision import RevisionError
-    from alembic.util import CommandError
-
-    config = alembic_config()
-    head = ScriptDirectory.from_config(config).get_current_head()
-    current: str | None = None
-    try:
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-        if current == head:
-            return
-        with engine.connect() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-    except (CommandError, RevisionError) as exc:
-        raise GalleryError(
-            f"{path}: schema revision {current!r} is unknown to this facerec "
-            f"(was the gallery made by a newer version?): {exc}"
-        ) from exc
-    except SQLAlchemyError as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise GalleryError(f"{path}: cannot open the gallery database: {reason}") from exc
-
-
-_ASSIGNMENT = re.compile(r"^(down_)?revision\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
-
-
-def _head_from_scripts(folder: Path) -> str | None:
-    """The one head revision of the migration scripts, read from their text; None when unsure.
-
-    Every Alembic script starts with `revision = ...` and `down_revision = ...`;
-    a merge (tuple), a branch (two heads) or anything unexpected gives None,
-    and the caller asks Alembic itself.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for script in (folder / "versions").glob("*.py"):
-        values = {bool(down): raw for down, raw in _ASSIGNMENT.findall(script.read_text())}
-        if not values:
-            continue  # __init__.py
-        try:
-            revision, parent = (ast.literal_eval(values[key]) for key in (False, True))
-        except (KeyError, ValueError, SyntaxError):
-            return None
-        if not isinstance(revision, str) or not isinstance(parent, str | None):
-            return None
-        revisions.add(revision)
-        if parent is not None:
-            parents.add(parent)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
-def _stored_revision(conn: Connection) -> str | None:
-    """The schema revision Alembic stamped into the database, or None (new or unstamped)."""
-    try:
-        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    except OperationalError:  # no such table: a new database
-        return None
-    return str(rows[0]) if len(rows) == 1 else None
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -892,19 +639,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _state(s: Session) -> _State:
-    meta = dict(s.execute(select(Meta.key, Meta.value)).all())
-    name, sha = meta.get(META_MODEL_NAME), meta.get(META_MODEL_SHA256)
-    dim = meta.get(META_EMBEDDING_DIM)
-    return _State(
-        revision=int(meta.get(META_REVISION, "0")),
-        model=ModelIdentity(name, sha) if name is not None and sha is not None else None,
-        dim=int(dim) if dim is not None else None,
-    )
-
-
 def _set_meta(s: Session, key: str, value: str) -> None:
-    stmt = sqlite_insert(Meta).values(key=key, value=value)
+    stmt = insert(s, Meta).values(key=key, value=value)
     s.execute(stmt.on_conflict_do_update(index_elements=[Meta.key], set_={"value": value}))
 
 
@@ -988,20 +724,6 @@ def _box(values: Sequence[float]) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
-def _encode(v: npt.NDArray[np.float32]) -> bytes:
-    """float32 little-endian, whatever the machine: the file may move between machines."""
-    return np.asarray(v, dtype="<f4").tobytes()
-
-
-def _decode(blob: bytes, dim: int | None, what: str) -> npt.NDArray[np.float32]:
-    v = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-    if dim is not None and v.shape[0] != dim:
-        raise GalleryError(
-            f"{what} has {v.shape[0]} values stored, the gallery's dimension is {dim}"
-        )
-    return v
-
-
 def _normalise_rows(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Unit-length rows; refuse NaN/inf and zero rows rather than return NaN similarities."""
     if not np.all(np.isfinite(x)):
@@ -1027,11 +749,11 @@ def _store_prototype(
     s: Session, identity_id: int, dim: int, now: datetime
 ) -> npt.NDArray[np.float32]:
     """Recompute and store one person's prototype from all their samples (flushed)."""
-    blobs = s.scalars(select(Sample.embedding).where(Sample.identity_id == identity_id)).all()
+    stored = s.scalars(select(Sample.embedding).where(Sample.identity_id == identity_id)).all()
     vector = _prototype(
-        np.stack([_decode(b, dim, f"a sample of identity {identity_id}") for b in blobs])
+        np.stack([checked(v, dim, f"a sample of identity {identity_id}") for v in stored])
     )
-    values = {"vector": _encode(vector), "n_samples": len(blobs), "updated_at": now}
-    stmt = sqlite_insert(Prototype).values(identity_id=identity_id, **values)
+    values = {"vector": vector, "n_samples": len(stored), "updated_at": now}
+    stmt = insert(s, Prototype).values(identity_id=identity_id, **values)
     s.execute(stmt.on_conflict_do_update(index_elements=[Prototype.identity_id], set_=values))
     return vector

@@ -5,7 +5,8 @@ Revises:
 Create Date: 2026-11-23
 
 Mirrors `facerec.gallery.schema`; `tests/gallery/test_migrations.py` checks
-that the two agree. Constraint names follow the schema's naming convention so
+that the two agree. Embeddings are `facerec.storage.types.Embedding`: the BLOB
+SQLite always had, a pgvector `vector` on PostgreSQL. Constraint names follow the schema's naming convention so
 later batch-mode migrations can address them.
 """
 
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from facerec.storage.types import Embedding
 
 # revision identifiers, used by Alembic.
 revision: str = "0001"
@@ -52,7 +55,7 @@ def upgrade() -> None:
         "samples",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("identity_id", sa.Integer(), nullable=False),
-        sa.Column("embedding", sa.LargeBinary(), nullable=False),
+        sa.Column("embedding", Embedding(), nullable=False),
         sa.Column("crop", sa.LargeBinary(), nullable=False),
         sa.Column("crop_landmarks", sa.Text(), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
@@ -74,7 +77,7 @@ def upgrade() -> None:
     op.create_table(
         "prototypes",
         sa.Column("identity_id", sa.Integer(), nullable=False),
-        sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sa.Column("vector", Embedding(), nullable=False),
         sa.Column("n_samples", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(

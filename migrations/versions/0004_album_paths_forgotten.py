@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from facerec.storage.types import BigInt
+
 # revision identifiers, used by Alembic.
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -30,8 +32,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("photo_id", sa.Integer(), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
-        sa.Column("size_bytes", sa.Integer(), nullable=False),
-        sa.Column("mtime_ns", sa.Integer(), nullable=False),
+        sa.Column("size_bytes", BigInt, nullable=False),
+        sa.Column("mtime_ns", BigInt, nullable=False),
         sa.ForeignKeyConstraint(
             ["photo_id"],
             ["album_photos.id"],

@@ -29,19 +29,24 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Plain ALTER TABLE ADD COLUMN (no table copy): NOT NULL needs the constant default.
+    # Plain ALTER TABLE ADD COLUMN (no table copy): NOT NULL needs the constant default,
+    # an empty blob in each dialect's own spelling (`x''` is a bit string to PostgreSQL).
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    empty = sa.text("x''") if sqlite else sa.text("''::bytea")
+    # Text to its UTF-8 bytes: every stored path was valid UTF-8 text.
+    as_bytes = "CAST(path AS BLOB)" if sqlite else "convert_to(path, 'UTF8')"
     op.add_column(
         "album_photos",
-        sa.Column("path_bytes", sa.LargeBinary(), server_default=sa.text("x''"), nullable=False),
+        sa.Column("path_bytes", sa.LargeBinary(), server_default=empty, nullable=False),
     )
     op.add_column("album_photos", sa.Column("damage", sa.Text(), nullable=True))
-    op.execute("UPDATE album_photos SET path_bytes = CAST(path AS BLOB)")
+    op.execute(f"UPDATE album_photos SET path_bytes = {as_bytes}")
     op.create_index("ix_album_photos_path_bytes", "album_photos", ["path_bytes"])
     op.add_column(
         "album_photo_paths",
-        sa.Column("path_bytes", sa.LargeBinary(), server_default=sa.text("x''"), nullable=False),
+        sa.Column("path_bytes", sa.LargeBinary(), server_default=empty, nullable=False),
     )
-    op.execute("UPDATE album_photo_paths SET path_bytes = CAST(path AS BLOB)")
+    op.execute(f"UPDATE album_photo_paths SET path_bytes = {as_bytes}")
     op.create_index(
         "ix_album_photo_paths_path_bytes", "album_photo_paths", ["path_bytes"], unique=True
     )

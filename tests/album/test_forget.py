@@ -308,14 +308,14 @@ def test_a_crash_after_the_commit_leaves_no_index_with_the_person(
     scene: tuple[Path, dict[str, Any]], pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed between the committed deletion and the index rebuild: the old index file is gone."""
-    from facerec.gallery.store import Gallery
+    from facerec.gallery.faiss_search import FaissSearch
 
     db, facts = scene
     index = Path(str(db) + ".faiss")
     with FaceRec(db, pipeline=pipeline) as fr:
         fr.gallery.search(facts["prototype"][None, :], 1)  # the index file exists
         assert index.is_file()
-        monkeypatch.setattr(Gallery, "_apply", lambda *a, **k: None)  # dies right after commit
+        monkeypatch.setattr(FaissSearch, "committed", lambda *a, **k: None)  # dies after commit
         fr.gallery.forget(BIDEN, facts["threshold"], lambda s, t: None)
         assert not index.exists()
     monkeypatch.undo()

@@ -1,4 +1,5 @@
-"""Alembic: the migrations build exactly the schema the ORM describes, both ways, API and CLI."""
+"""Alembic: the migrations build exactly the schema the ORM describes, both ways, API and CLI,
+on SQLite and on PostgreSQL (one history for both)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 
 from facerec.gallery import album_schema, ops_schema  # noqa: F401  (their tables join Base.metadata)
 
+from ..db_probe import Probe
 from ..migrations_support import MIGRATIONS, config, orm_diff, tables
 
 ROOT = MIGRATIONS.parent
@@ -21,12 +24,8 @@ ROOT = MIGRATIONS.parent
 GALLERY_TABLES = {"meta", "thresholds", "identities", "samples", "prototypes"}
 
 
-def version(db: Path) -> list[str]:
-    con = sqlite3.connect(db)
-    try:
-        return [r[0] for r in con.execute("SELECT version_num FROM alembic_version")]
-    finally:
-        con.close()
+def version(db: Path | str) -> list[str]:
+    return [r[0] for r in Probe(str(db)).rows("SELECT version_num FROM alembic_version")]
 
 
 def head() -> str:
@@ -37,46 +36,66 @@ def head() -> str:
     return rev
 
 
-def test_upgrade_and_downgrade_with_the_command_api(tmp_path: Path) -> None:
+def test_upgrade_and_downgrade_with_the_command_api(empty_db_url: str) -> None:
     """Revision 0001 itself: exactly the gallery's tables, then back to nothing."""
-    db = tmp_path / "g.db"
+    db = empty_db_url
     command.upgrade(config(db), "0001")
     assert tables(db) - {"sqlite_sequence"} == GALLERY_TABLES | {"alembic_version"}
     assert version(db) == ["0001"]
-    con = sqlite3.connect(db)
+    probe = Probe(db)
+    assert probe.rows("SELECT value FROM meta WHERE key = 'revision'") == [("0",)]
+    from facerec.storage.database import create_engine_for
+    from facerec.storage.urls import parse_url
+
+    engine = create_engine_for(parse_url(db))
     try:
-        assert con.execute("SELECT value FROM meta WHERE key = 'revision'").fetchall() == [("0",)]
-        fks = con.execute("PRAGMA foreign_key_list(samples)").fetchall()
-        assert [(fk[2], fk[3], fk[4], fk[6]) for fk in fks] == [
-            ("identities", "identity_id", "id", "CASCADE")
-        ]
-        indexes = {r[1] for r in con.execute("PRAGMA index_list(samples)")}
-        assert "ix_samples_identity_id" in indexes
+        with engine.connect() as conn:
+            schema = inspect(conn)
+            fks = schema.get_foreign_keys("samples")
+            indexes = {ix["name"] for ix in schema.get_indexes("samples")}
+            embedding = {c["name"]: c["type"] for c in schema.get_columns("samples")}["embedding"]
     finally:
-        con.close()
+        engine.dispose()
+    assert [
+        (fk["referred_table"], fk["constrained_columns"], fk["referred_columns"], fk["options"])
+        for fk in fks
+    ] == [("identities", ["identity_id"], ["id"], {"ondelete": "CASCADE"})]
+    assert "ix_samples_identity_id" in indexes
+    # SQLite keeps the BLOB every existing gallery has; PostgreSQL gets a pgvector column.
+    assert type(embedding).__name__ == ("VECTOR" if probe.postgres else "BLOB")
 
     command.downgrade(config(db), "base")
     assert tables(db) & GALLERY_TABLES == set()
     assert version(db) == []
 
 
-def test_migrations_match_the_orm_schema(tmp_path: Path) -> None:
-    db = tmp_path / "g.db"
+def test_every_revision_goes_down_and_up_again(empty_db_url: str) -> None:
+    """Head to base (every downgrade, newest first) and back up: nothing is left behind or in the way."""
+    db = empty_db_url
+    command.upgrade(config(db), "head")
+    command.downgrade(config(db), "base")
+    assert tables(db) - {"sqlite_sequence"} == {"alembic_version"}
+    command.upgrade(config(db), "head")
+    assert orm_diff(db) == []
+
+
+def test_migrations_match_the_orm_schema(empty_db_url: str) -> None:
+    db = empty_db_url
     command.upgrade(config(db), "head")
     diff = orm_diff(db)
     assert diff == []
 
 
-def test_gallery_reopens_a_database_migrated_by_alembic(tmp_path: Path) -> None:
+def test_gallery_reopens_a_database_migrated_by_alembic(empty_db_url: str) -> None:
     from facerec.gallery import Gallery
 
-    db = tmp_path / "g.db"
+    db = empty_db_url
     command.upgrade(config(db), "head")
     with Gallery.open(db) as g:
         assert g.info().schema_revision == head()
     assert version(db) == [head()]
     # The Gallery migrates from the installed facerec.migrations package: this very folder.
-    from facerec.gallery.store import migrations_dir
+    from facerec.storage.migrate import migrations_dir
 
     assert migrations_dir().resolve() == MIGRATIONS
 
@@ -119,6 +138,18 @@ def test_alembic_cli(tmp_path: Path, how: str) -> None:
     down = alembic(*target, "downgrade", "base")
     assert down.returncode == 0, down.stderr
     assert tables(db) & GALLERY_TABLES == set()
+
+
+def test_alembic_cli_on_postgres(empty_postgres_url: str) -> None:
+    """`-x url=postgresql+psycopg://...`: the same history, and the pgvector extension with it."""
+    target = ["-c", str(ROOT / "alembic.ini"), "-x", f"url={empty_postgres_url}"]
+    up = alembic(*target, "upgrade", "head")
+    assert up.returncode == 0, up.stderr
+    assert tables(empty_postgres_url) >= GALLERY_TABLES
+    assert version(empty_postgres_url) == [head()]
+    probe = Probe(empty_postgres_url)
+    assert probe.rows("SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
+    # Downgrades on PostgreSQL: test_every_revision_goes_down_and_up_again (one process fewer).
 
 
 def test_alembic_cli_without_a_database_says_how(tmp_path: Path) -> None:

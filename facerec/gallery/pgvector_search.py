@@ -1,0 +1,113 @@
+"""Prototype search on PostgreSQL: pgvector's cosine distance over an HNSW index, in the database.
+
+Nothing is cached outside the database: each search is one read transaction
+over the committed `prototypes` rows, so any number of processes on any
+number of machines answer from the same gallery, and a write is seen by the
+next search everywhere.
+
+The `vector` column has no fixed dimension (a gallery can be re-embedded by
+a model of another size), and pgvector can only index a fixed dimension. The
+index is therefore built on the expression `(vector::vector(D))` for the
+gallery's pinned dimension D, in the very transaction that pins it, and
+dropped and rebuilt by `reembed` when D changes. A search orders by the same
+expression, which is what lets the planner use the index.
+
+HNSW is approximate. `hnsw.ef_search` (candidates kept while walking the
+graph) is raised to `EF_SEARCH`, or to `k` when more answers are asked for,
+for exact-like recall at gallery sizes; beyond pgvector's maximum of 1000 the
+search orders by an expression the index does not serve, an exact scan. Scores are cosine similarities
+(1 - cosine distance), the same numbers FAISS gives on SQLite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy.orm import Session
+
+from facerec.gallery.records import Hit
+from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX
+from facerec.gallery.search import check_query_dim
+from facerec.gallery.state import GalleryState, PrototypeChange, read_state
+from facerec.storage import Database, Embedding
+
+#: The HNSW index on the prototypes (not in the ORM: it exists once a dimension is pinned).
+HNSW_INDEX = PROTOTYPE_HNSW_INDEX
+#: Candidates kept per search (pgvector's default is 40; its maximum 1000).
+EF_SEARCH = 200
+_EF_MAX = 1000
+
+
+class PgvectorSearch:
+    """Cosine search in the database of one PostgreSQL gallery."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def close(self) -> None:
+        """Nothing held outside the database."""
+
+    def search(self, queries: npt.NDArray[np.float32], k: int) -> list[list[Hit]]:
+        with self._db.read() as s:
+            state = read_state(s)
+            if state.dim is None or state.model is None or queries.shape[0] == 0:
+                return [[] for _ in range(queries.shape[0])]
+            check_query_dim(queries, state.dim, state.model.name)
+            if k == 0:
+                return [[] for _ in range(queries.shape[0])]
+            if k > _EF_MAX:
+                nearest = nearest_query(state.dim, exact=True)
+            else:
+                s.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, k)}"))
+                nearest = nearest_query(state.dim)
+            return [
+                [
+                    Hit(name, 1.0 - float(distance))
+                    for name, distance in s.execute(nearest, {"q": row, "k": int(k)})
+                ]
+                for row in queries
+            ]
+
+    def dimension_pinned(self, s: Session, dim: int | None) -> None:
+        """(Re)build the HNSW index for `dim` in the pinning transaction; None: drop it."""
+        s.execute(text(f"DROP INDEX IF EXISTS {HNSW_INDEX}"))
+        if dim is not None:
+            s.execute(
+                text(
+                    f"CREATE INDEX {HNSW_INDEX} ON prototypes "
+                    f"USING hnsw (({_cast('vector', dim)}) vector_cosine_ops)"
+                )
+            )
+
+    def forgetting(self) -> None:
+        """Nothing: no copy of a prototype lives outside the database."""
+
+    def committed(
+        self, old_revision: int, after: GalleryState, change: PrototypeChange | None
+    ) -> None:
+        """Nothing: the index is part of the committed transaction."""
+
+
+def nearest_query(dim: int, *, exact: bool = False) -> TextClause:
+    """Names and cosine distances of the `:k` prototypes nearest to `:q`, nearest first.
+
+    The ORDER BY is the indexed expression, so the planner can walk the HNSW
+    index. `exact` orders by the uncast column instead, an expression no index
+    serves: a full scan and sort, for more answers than an HNSW scan returns.
+    """
+    distance = (
+        "p.vector <=> CAST(:q AS vector)"
+        if exact
+        else f"{_cast('p.vector', dim)} <=> {_cast(':q', dim)}"
+    )
+    return text(
+        f"SELECT i.name, {distance} AS distance "
+        "FROM prototypes AS p JOIN identities AS i ON i.id = p.identity_id "
+        f"ORDER BY {distance} LIMIT :k"
+    ).bindparams(bindparam("q", type_=Embedding()))
+
+
+def _cast(expression: str, dim: int) -> str:
+    """`expression` as a vector of exactly `dim` values: the indexed expression's shape."""
+    return f"CAST({expression} AS vector({int(dim)}))"
