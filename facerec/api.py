@@ -20,8 +20,8 @@ import dataclasses
 import itertools
 import logging
 import os
-import unicodedata
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,9 +34,9 @@ from tqdm import tqdm
 from facerec.album.store import AlbumForgotten, AlbumStore
 from facerec.camera.audit import AuditForgotten, AuditLog
 from facerec.config import Settings, default_db_path
-from facerec.decision import DecisionThreshold, Identification, Verification, identify, verify
+from facerec.decision import Claim, DecisionThreshold, Identification, Verification, identify
 from facerec.detection import Detector
-from facerec.enrolment import EnrolmentCheck, check_enrolment
+from facerec.enrolment import EnrolmentCheck, check_enrolment, new_sample
 from facerec.errors import FacerecError, ImageError, UnknownPersonError
 from facerec.gallery import (
     EnrollResult,
@@ -45,12 +45,12 @@ from facerec.gallery import (
     Hit,
     NewSample,
     Person,
-    validate_name,
 )
 from facerec.gallery.forget import ForgetTarget
 from facerec.images import LoadedImage, decode_image, load_image
-from facerec.models.base import ModelSpec, sha256_file
+from facerec.models.base import ModelIdentity, ModelSpec, sha256_file
 from facerec.models.registry import DEFAULT_MODEL, load_model, model_spec
+from facerec.names import name_key, validate_name
 from facerec.operating import (
     CurveProvenance,
     OperatingCurve,
@@ -58,7 +58,7 @@ from facerec.operating import (
     resolve_threshold,
     shipped_sizes,
 )
-from facerec.pipeline import Face, Pipeline, StoredCrop, select_subject, storage_crop
+from facerec.pipeline import Face, Pipeline, StoredCrop, select_subject
 from facerec.quality import Quality
 from facerec.runtime import use_threads
 
@@ -318,12 +318,12 @@ class FaceRec:
         for image in images:
             if image.damage is not None:  # a damaged face would poison the prototype
                 raise ImageError(image.source, f"{image.damage}; a damaged photo is not enrolled")
-        identity = self.pipeline.embedder.identity
-        self.gallery.check_model(identity)
+        identity = self.check_model()
         samples, ignored = [], []
         for image in tqdm(images, desc=f"enrolling {key}", unit="photo", disable=not progress):
             subject = select_subject(self.faces(image), image, largest=largest)
-            samples.append(_new_sample(image, subject.face))
+            face = subject.face
+            samples.append(new_sample(image, face.detection, face.embedding, face.quality.as_dict()))
             ignored.append(subject.ignored)
         check = self.check_enrolment(key, samples)
         refusal = None if force else check.refusal(strict=strict)
@@ -343,7 +343,7 @@ class FaceRec:
             prototype = None
 
         def nearest_others(queries: npt.NDArray[np.float32]) -> list[Hit | None]:
-            hits = self.gallery.search(queries, 2)  # the person themself takes at most one
+            hits = self.nearest(queries, 2)  # the person themself takes at most one
             return [next((h for h in row if h.name != key), None) for row in hits]
 
         return check_enrolment(
@@ -389,13 +389,22 @@ class FaceRec:
         """1:1 on a decoded image."""
         if not self.gallery.has(name):
             raise UnknownPersonError(name)
-        self.gallery.check_model(self.pipeline.embedder.identity)
+        self.check_model()
         if image.damage is not None:
             log.warning("%s: %s; the decision may be unreliable", image.source, image.damage)
         subject = select_subject(self.faces(image), image, largest=largest)
-        threshold = self.verification_threshold(name)
-        result = verify(name, subject.face.embedding, self.gallery.prototype(name), threshold)
+        result = self.claim(name).verify(subject.face.embedding)
         return dataclasses.replace(result, ignored_faces=subject.ignored)
+
+    def claim(self, name: str) -> Claim:
+        """1:1 against `name`, fixed now: their prototype and the threshold for its number of photos.
+
+        `verify` decides a photo with it; a door decides every frame with one
+        `Claim`, so frame and photo are judged by the same rule.
+        """
+        if not self.gallery.has(name):
+            raise UnknownPersonError(name)
+        return Claim(name, self.gallery.prototype(name), self.verification_threshold(name))
 
     def faces(self, image: LoadedImage) -> list[Face]:
         """Every face of one image through the pipeline."""
@@ -408,7 +417,7 @@ class FaceRec:
     def identify_many(
         self, images: Iterable[str | Path], *, progress: bool = False
     ) -> list[ImageIdentification]:
-        self.gallery.check_model(self.pipeline.embedder.identity)
+        self.check_model()
         threshold = self.identification_threshold()
         paths = list(images)
         results = []
@@ -423,7 +432,7 @@ class FaceRec:
 
     def identify_image(self, image: LoadedImage) -> ImageIdentification:
         """1:N for every face of a decoded image."""
-        self.gallery.check_model(self.pipeline.embedder.identity)
+        self.check_model()
         return self._identify_loaded(image, self.identification_threshold())
 
     def _identify_loaded(
@@ -436,24 +445,97 @@ class FaceRec:
         self, faces: Sequence[Face], threshold: DecisionThreshold
     ) -> tuple[IdentifiedFace, ...]:
         usable = [f for f in faces if f.quality.ok]
-        hits = self.gallery.search(_stack(usable), SOFTMAX_POOL) if usable else []
-        decided = {
-            id(f): identify(
-                [h.name for h in hs],
-                [h.similarity for h in hs],
-                threshold,
-                scale=self.settings.softmax_scale,
-                top_k=self.settings.top_k,
-            )
-            for f, hs in zip(usable, hits, strict=True)
-        }
+        found = self.identify_embeddings(_stack(usable), threshold) if usable else []
+        decided = {id(f): ident for f, ident in zip(usable, found, strict=True)}
         return tuple(
             IdentifiedFace(f.detection.box, f.detection.score, f.quality, decided.get(id(f)))
             for f in faces
         )
 
+    def identify_embeddings(
+        self, embeddings: npt.ArrayLike, threshold: DecisionThreshold | None = None
+    ) -> list[Identification]:
+        """1:N for each row of `embeddings` (n, D): the one decision `identify` and the door share.
+
+        The nearest `SOFTMAX_POOL` people from the index feed the open-set
+        softmax (`decision.identify`). `threshold` defaults to this gallery's
+        1:N threshold (`identification_threshold`); a caller deciding many
+        times passes the one it resolved once. The embeddings must come from
+        the model the gallery is pinned to (`check_model`).
+        """
+        queries = np.asarray(embeddings, dtype=np.float32)
+        if queries.ndim == 2 and queries.shape[0] == 0:
+            return []
+        t = threshold if threshold is not None else self.identification_threshold()
+        return [
+            identify(
+                [h.name for h in hits],
+                [h.similarity for h in hits],
+                t,
+                scale=self.settings.softmax_scale,
+                top_k=self.settings.top_k,
+            )
+            for hits in self.nearest(queries, SOFTMAX_POOL)
+        ]
+
+    def nearest(self, embeddings: npt.ArrayLike, k: int) -> list[list[Hit]]:
+        """The `k` people whose prototypes are most similar to each row, best first.
+
+        The search behind every 1:N decision (`identify_embeddings`, the
+        enrolment checks, the album's joint assignment). It loads no model:
+        the album matches stored embeddings of the model it scanned with.
+        """
+        return self.gallery.search(embeddings, k)
+
+    def check_model(self) -> ModelIdentity:
+        """The loaded model's identity, once the gallery is known to be pinned to it (or to none).
+
+        Loads the model if needed; `ModelMismatchError` otherwise. Every verb
+        that compares a new embedding with the gallery calls it first, and an
+        app calls it up front so a wrong model fails before the first frame
+        or request.
+        """
+        identity = self.pipeline.embedder.identity
+        self.gallery.check_model(identity)
+        return identity
+
+    def pinned_model(self) -> ModelIdentity | None:
+        """The model the gallery is pinned to (None before the first enrolment); loads nothing."""
+        return self.gallery.model
+
+    def has(self, name: str) -> bool:
+        """Is `name` enrolled (after `name_key` normalisation)?"""
+        return self.gallery.has(name)
+
     def people(self) -> list[Person]:
         return self.gallery.people()
+
+    def enroll_samples(
+        self, name: str, samples: Sequence[NewSample], model: ModelIdentity
+    ) -> EnrollResult:
+        """Add samples embedded earlier by `model` (album faces a person named) to `name`.
+
+        No photo is read and no model is loaded. The enrolment checks are not
+        run: the person chose these faces themself, as `--force` would.
+        """
+        return self.gallery.enroll(name, samples, model)
+
+    def sample_embeddings(self, names: Collection[str]) -> dict[str, npt.NDArray[np.float32]]:
+        """Each named person's enrolled sample embeddings (n, D), for prototypes with extra faces.
+
+        Names not enrolled are left out.
+        """
+        wanted = {name_key(n) for n in names}
+        rows: dict[str, list[npt.NDArray[np.float32]]] = defaultdict(list)
+        if wanted:
+            for sample in self.gallery.samples():
+                if sample.name in wanted:
+                    rows[sample.name].append(sample.embedding)
+        return {n: np.stack(r) for n, r in rows.items()}
+
+    def set_threshold(self, threshold: float, *, target_far: float | None = None) -> None:
+        """Store a calibrated 1:1 threshold for the active model (and the FAR it was set for)."""
+        self.gallery.set_threshold(self.spec.name, threshold, target_far=target_far)
 
     def remove(self, name: str, *, keep_album: bool = False) -> Forgotten:
         """Forget `name`: their enrolment and every stored face that is theirs, in one transaction.
@@ -480,7 +562,7 @@ class FaceRec:
         samples, (album, audit) = self.gallery.forget(name, threshold, erase)
         compacted = self.gallery.compact()
         return Forgotten(
-            name=_name_key(name),
+            name=name_key(name),
             samples=samples,
             album=album,
             audit=audit,
@@ -502,8 +584,7 @@ class FaceRec:
             if first is None:
                 return out
             try:
-                pipeline = self.pipeline
-                self.gallery.check_model(pipeline.embedder.identity)
+                self.check_model()
             except FacerecError as exc:
                 log.warning("door-camera images cannot be checked for %s: %s", name, exc)
                 return out
@@ -513,7 +594,7 @@ class FaceRec:
                 except ImageError as exc:
                     log.warning("%s", exc)
                     continue
-                faces = pipeline.faces(image)
+                faces = self.faces(image)
                 if faces:
                     out[event_id] = _stack(faces)
         return out
@@ -556,27 +637,8 @@ class FaceRec:
         return len(new)
 
 
-def _name_key(name: str) -> str:
-    """Names as the gallery stores them: trimmed, Unicode NFC."""
-    return unicodedata.normalize("NFC", name.strip())
-
-
 def _stack(faces: Sequence[Face]) -> npt.NDArray[np.float32]:
     return np.stack([f.embedding for f in faces]).astype(np.float32)
-
-
-def _new_sample(image: LoadedImage, face: Face) -> NewSample:
-    crop = storage_crop(image, face.detection)
-    return NewSample(
-        embedding=face.embedding,
-        crop_png=crop.png,
-        crop_landmarks=crop.landmarks,
-        source=image.source,
-        content_sha256=image.sha256,
-        box=face.detection.box,
-        det_score=face.detection.score,
-        quality=face.quality.as_dict(),
-    )
 
 
 __all__ = [

@@ -380,7 +380,7 @@ def reembed(
     """Recompute every sample with the chosen model from its stored aligned crop."""
     with session(db, make_settings(model, weights, threads=threads), as_json=as_json) as fr:
         n = fr.reembed(progress=progress())
-        ident = fr.pipeline.embedder.identity
+        ident = fr.check_model()  # the model the gallery is now pinned to
         emit(
             as_json,
             {"samples": n, "model": ident.name, "weights_sha256": ident.weights_sha256},

@@ -160,6 +160,24 @@ def verify(
     )
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Claim:
+    """1:1 against one person, fixed once: their prototype and the threshold set for it.
+
+    A door verifies frame after frame against the same person; reading the
+    prototype and resolving the threshold once keeps each frame's decision
+    exactly `verify`, the rule `FaceRec.verify` applies to a photo.
+    """
+
+    name: str
+    prototype: npt.NDArray[np.float32]
+    threshold: DecisionThreshold
+
+    def verify(self, query: npt.ArrayLike) -> Verification:
+        """Is `query` (one embedding) this person?"""
+        return verify(self.name, query, self.prototype, self.threshold)
+
+
 def softmax(scores: npt.ArrayLike, scale: float) -> npt.NDArray[np.float64]:
     z = scale * np.asarray(scores, dtype=np.float64)
     z -= z.max(initial=-np.inf) if z.size else 0.0

@@ -27,14 +27,18 @@ rate); `scripts/bench_face_selection.py` reports both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from facerec.detection import DetectedFace
 from facerec.errors import FacerecError
-from facerec.gallery.records import Hit
+from facerec.gallery.records import Hit, NewSample
+from facerec.images import LoadedImage
+from facerec.pipeline import storage_crop
+from facerec.prototypes import normalised_mean
 
 #: Two leave-one-out similarities closer than this count as a tie (float rounding).
 _TIE = 1e-6
@@ -170,7 +174,7 @@ def check_enrolment(
         own = [_leave_one_out(x, i) for i in range(len(x))]
     else:
         own = [None]
-    mean = _unit(x.mean(axis=0))
+    mean = normalised_mean(x)
     others = list(nearest_others(np.vstack([x, mean]).astype(np.float32)))
     photos = tuple(
         PhotoCheck(src, s, o) for src, s, o in zip(sources, own, others[:-1], strict=True)
@@ -182,10 +186,11 @@ def check_enrolment(
 
 
 def _leave_one_out(x: npt.NDArray[np.float64], i: int) -> float:
-    """Cosine of photo i with the normalised mean of the other photos."""
-    rest = np.delete(x, i, axis=0).mean(axis=0)
-    norm = float(np.linalg.norm(rest))
-    return float(x[i] @ rest / norm) if norm > 1e-12 else -1.0
+    """Cosine of photo i with the normalised mean of the other photos (-1 if they cancel out)."""
+    try:
+        return float(x[i] @ normalised_mean(np.delete(x, i, axis=0)))
+    except ValueError:
+        return -1.0
 
 
 def _unit(v: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -195,3 +200,29 @@ def _unit(v: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 def _rounded(s: float | None) -> float:
     return round((s if s is not None else 0.0) / _TIE) * _TIE
+
+
+def new_sample(
+    image: LoadedImage,
+    detection: DetectedFace,
+    embedding: npt.NDArray[np.float32],
+    quality: Mapping[str, float],
+) -> NewSample:
+    """What the gallery keeps of one face to enrol: its embedding and the wide aligned crop.
+
+    The crop is cut from `image` now, so `reembed` can later compute another
+    model's embedding without the photo; a face enrolled from a new photo and
+    one named in the album (a stored embedding, the photo read again) are
+    stored alike.
+    """
+    crop = storage_crop(image, detection)
+    return NewSample(
+        embedding=embedding,
+        crop_png=crop.png,
+        crop_landmarks=crop.landmarks,
+        source=image.source,
+        content_sha256=image.sha256,
+        box=detection.box,
+        det_score=detection.score,
+        quality=quality,
+    )

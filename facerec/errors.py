@@ -51,8 +51,8 @@ class NoFaceError(FacerecError):
 
     def __init__(self, source: str | Path, detail: str = "") -> None:
         self.source = display_path(source)
-        msg = f"{self.source}: no face found"
-        super().__init__(f"{msg} ({detail})" if detail else msg)
+        self.reason = f"no face found ({detail})" if detail else "no face found"
+        super().__init__(f"{self.source}: {self.reason}")
 
 
 class MultipleFacesError(FacerecError):
@@ -62,7 +62,8 @@ class MultipleFacesError(FacerecError):
         self.source = display_path(source)
         self.count = count
         why = f" ({detail})" if detail else ""
-        super().__init__(f"{self.source}: {count} faces found where one was expected{why}")
+        self.reason = f"{count} faces found where one was expected{why}"
+        super().__init__(f"{self.source}: {self.reason}")
 
 
 class ModelError(FacerecError):

@@ -94,7 +94,7 @@ def main() -> None:
                 refusals[f"{step}: {reason(exc)}"] += 1
                 accepted = None
             finally:
-                if fr.gallery.has(name):
+                if fr.has(name):
                     fr.remove(name)
             if accepted:
                 c[f"{kind}_accepted"] += 1

@@ -1,8 +1,10 @@
 """The album's Python API: scan, refresh, name, not, unfold, view, over one `FaceRec`.
 
-`Album` borrows the `FaceRec`'s gallery (people, prototypes, the FAISS
-index, the model pin and the threshold) and pipeline, and keeps its own rows
-through `AlbumStore`. Everything that decides something about a face is a
+`Album` asks its `FaceRec` for everything about people (the nearest
+prototypes, the 1:N threshold, the model pin, enrolment, the pipeline a scan
+feeds) through its public verbs and re-implements none of it; its own
+algorithms are the joint assignment, folding and clustering, and it keeps its
+own rows through `AlbumStore`. Everything that decides something about a face is a
 *refresh* over the whole album, run at the end of every scan and after every
 user decision:
 
@@ -27,7 +29,6 @@ enrolled on purpose, and `unfold` restores the album exactly.
 
 from __future__ import annotations
 
-import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,13 +58,15 @@ from facerec.album.scan import (
 from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate
 from facerec.api import FaceRec
 from facerec.detection import DetectedFace
+from facerec.enrolment import new_sample
 from facerec.errors import ImageError, UnknownPersonError
 from facerec.gallery import NewSample
 from facerec.gallery.album_schema import MATCH_AUTO, MATCH_CONFIRMED
 from facerec.images import load_image
 from facerec.models.base import ModelIdentity
+from facerec.names import name_key
 from facerec.paths import display_path
-from facerec.pipeline import storage_crop
+from facerec.prototypes import prototype
 
 #: Clusters link faces at the match threshold plus this: a wrong merge (two
 #: strangers in one cluster, then enrolled as one person) costs more than a
@@ -152,13 +155,12 @@ class Album:
         large albums should also call `scan.limit_heap_fragmentation()` once,
         as `facerec album scan` does, to keep its peak memory flat.
         """
-        pipeline = self._fr.pipeline
-        self._fr.gallery.check_model(pipeline.embedder.identity)
+        self._fr.check_model()
         with torch_threads(threads):
             counts = scan_folder(
                 Path(root),
                 self.store,
-                pipeline,
+                self._fr.pipeline,
                 workers=workers,
                 batch_size=batch_size,
                 max_side=max_side,
@@ -181,9 +183,8 @@ class Album:
 
     def refresh(self, *, fold: bool = False) -> RefreshResult:
         """Re-match every usable face, optionally fold confident matches, re-cluster the unknown."""
-        gallery = self._fr.gallery
         store = self.store
-        model = gallery.model or store.latest_model()
+        model = self._fr.pinned_model() or store.latest_model()
         faces = store.usable_faces(model)
         threshold, cluster_threshold, fold_threshold = self.thresholds()
         candidates = self._candidates(faces)
@@ -263,7 +264,7 @@ class Album:
                 f"no album cluster {cluster_id} (cluster ids are listed by "
                 "`facerec album report`; naming or rescanning may have changed them)"
             )
-        key = _name_key(name)
+        key = name_key(name)
         existing = store.identities().get(key)
         negatives = store.negatives() if existing is not None else set()
         excluded = tuple(f.face_id for f in faces if (f.face_id, existing) in negatives)
@@ -277,7 +278,7 @@ class Album:
                 f"cannot enrol cluster {cluster_id}: none of its photos is on disk unchanged "
                 f"({', '.join(sorted({display_path(f.photo_path) for f in keep})[:3])} ...)"
             )
-        result = self._fr.gallery.enroll(key, samples, model)
+        result = self._fr.enroll_samples(key, samples, model)
         identity = store.identities()[result.person.name]
         confirmed = store.confirm([f.face_id for f in keep], identity)
         return NameResult(
@@ -298,7 +299,7 @@ class Album:
             raise AlbumError(
                 f"no album face {face_id} (face ids are listed by `facerec album report`)"
             )
-        key = _name_key(name)
+        key = name_key(name)
         identity = store.identities().get(key)
         if identity is None:
             raise UnknownPersonError(key)
@@ -307,7 +308,7 @@ class Album:
 
     def unfold(self, name: str) -> UnfoldResult:
         """Take `name`'s folded album matches out of their album prototype again."""
-        key = _name_key(name)
+        key = name_key(name)
         identity = self.store.identities().get(key)
         if identity is None:
             raise UnknownPersonError(key)
@@ -330,7 +331,7 @@ class Album:
         ids = self.store.identities()
         if not len(faces) or not ids:
             return out
-        hits = self._fr.gallery.search(faces.embeddings, min(len(ids), CANDIDATES))
+        hits = self._fr.nearest(faces.embeddings, min(len(ids), CANDIDATES))
         for cands, face_hits in zip(out, hits, strict=True):
             cands.update({ids[h.name]: h.similarity for h in face_hits if h.name in ids})
         album_protos = self._album_prototypes(ids)
@@ -347,31 +348,20 @@ class Album:
         return out
 
     def _album_prototypes(self, ids: dict[str, int]) -> dict[int, npt.NDArray[np.float32]]:
-        """Identity id -> normalised mean of enrolled samples and folded faces (unit rows)."""
+        """Identity id -> prototype of enrolled samples and folded faces together (unit rows)."""
         folded = self.store.folded_embeddings()
         if not folded:
             return {}
         names = {i: n for n, i in ids.items()}
-        wanted = {names[i] for i in folded if i in names}
-        sums = {i: _unit(v).sum(axis=0, dtype=np.float64) for i, v in folded.items()}
-        for sample in self._fr.gallery.samples():
-            if sample.name in wanted:
-                sums[ids[sample.name]] += _unit(sample.embedding[None, :])[0]
-        return {
-            i: (s / np.linalg.norm(s)).astype(np.float32)
-            for i, s in sums.items()
-            if np.linalg.norm(s) > 1e-12
-        }
-
-
-def _name_key(name: str) -> str:
-    """Names as the gallery stores them: trimmed, Unicode NFC."""
-    return unicodedata.normalize("NFC", name.strip())
-
-
-def _unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    v = x.astype(np.float64)
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        enrolled = self._fr.sample_embeddings({names[i] for i in folded if i in names})
+        out = {}
+        for i, rows in folded.items():
+            own = enrolled.get(names[i]) if i in names else None
+            try:
+                out[i] = prototype(rows if own is None else np.concatenate([rows, own]))
+            except ValueError:  # they cancel out: no direction, so the index's prototype stays
+                continue
+        return out
 
 
 def _one_model(faces: Sequence[ClusterFace], cluster_id: int) -> ModelIdentity:
@@ -410,17 +400,5 @@ def _samples(faces: Sequence[ClusterFace]) -> tuple[list[NewSample], tuple[int, 
                 missing.append(f.face_id)
                 continue
             detection = DetectedFace(f.box, f.det_score, f.landmarks)  # type: ignore[arg-type]
-            crop = storage_crop(image, detection)
-            samples.append(
-                NewSample(
-                    embedding=f.embedding,
-                    crop_png=crop.png,
-                    crop_landmarks=crop.landmarks,
-                    source=image.source,
-                    content_sha256=f.content_sha256,
-                    box=f.box,
-                    det_score=f.det_score,
-                    quality=f.quality,
-                )
-            )
+            samples.append(new_sample(image, detection, f.embedding, f.quality))
     return samples, tuple(sorted(missing))

@@ -6,9 +6,10 @@ closest to the camera, a face cut off by the frame edge is a passer-by, and a
 blurred or turned-away main face is no evidence either way, nor is a frame
 with two people of similar size). Its
 embedding is compared with the claimed person's prototype (claim mode, 1:1,
-`decision.verify`) or searched in the gallery (watch mode, 1:N,
-`decision.identify`, with unknown rejection), and the result is one vote in a
-`SlidingWindow`. A frame without a usable face casts no vote.
+`FaceRec.claim`) or searched in the gallery (watch mode, 1:N,
+`FaceRec.identify_embeddings`, with unknown rejection): the very decisions
+`facerec verify` and `facerec identify` make on a photo. The result is one
+vote in a `SlidingWindow`. A frame without a usable face casts no vote.
 
 Decisions: claim mode ends with `accepted`, `rejected` (k frames said "not
 them", or the face was not live: reason "presentation attack") or `timeout`
@@ -29,7 +30,6 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 
-from facerec.api import SOFTMAX_POOL, FaceRec
+from facerec.api import FaceRec
 from facerec.camera.events import (
     ACCEPTED,
     IDENTIFIED,
@@ -59,10 +59,11 @@ from facerec.camera.window import (
     WindowDecision,
     WindowRule,
 )
-from facerec.decision import identify, verify
+from facerec.decision import Claim, DecisionThreshold
 from facerec.errors import FacerecError, MultipleFacesError, NoFaceError, UnknownPersonError
 from facerec.images import LoadedImage, RGBImage
 from facerec.liveness.verdict import LivenessVerdict, Verdict
+from facerec.names import name_key
 from facerec.pipeline import Face, select_subject
 
 log = logging.getLogger(__name__)
@@ -110,28 +111,30 @@ class DoorCamera:
         self.source = source
         self.rule = rule or WindowRule()
         self.save_images = save_images
-        self.claim = unicodedata.normalize("NFC", claim.strip()) if claim is not None else None
+        self.claim = name_key(claim) if claim is not None else None
         self.mode = "claim" if self.claim is not None else "watch"
         self.liveness: LivenessTracker | None = None
         self._presence = Presence(cooldown_s)
         self._fr = fr
-        gallery = fr.gallery
-        if self.claim is not None and not gallery.has(self.claim):
+        if self.claim is not None and not fr.has(self.claim):
             raise UnknownPersonError(self.claim)
-        if self.claim is None and not gallery.people():
+        if self.claim is None and not fr.people():
             raise CameraError(
-                f"{gallery.path}: no one is enrolled; watch mode has no one to recognise"
+                f"{fr.db_path.absolute()}: no one is enrolled; watch mode has no one to recognise"
             )
-        self._pipeline = fr.pipeline
-        gallery.check_model(self._pipeline.embedder.identity)
+        fr.check_model()
         # A claim is decided on the claimed person's prototype (its size sets the operating
         # point); watching names anyone in the gallery, so its threshold follows the gallery.
-        self.threshold = (
-            fr.verification_threshold(self.claim)
-            if self.claim is not None
-            else fr.identification_threshold()
-        ).value
-        self._prototype = gallery.prototype(self.claim) if self.claim is not None else None
+        # Both are resolved once: every frame is then decided exactly as `FaceRec.verify` /
+        # `FaceRec.identify` decide a photo.
+        self._claim: Claim | None = None
+        self._identification: DecisionThreshold | None = None
+        if self.claim is not None:
+            self._claim = fr.claim(self.claim)
+            self.threshold = self._claim.threshold.value
+        else:
+            self._identification = fr.identification_threshold()
+            self.threshold = self._identification.value
         self._window = SlidingWindow(self.rule)
         self._crops: dict[int, RGBImage] = {}
         self._latencies: deque[FrameLatency] = deque(maxlen=LATENCY_HISTORY)
@@ -150,14 +153,14 @@ class DoorCamera:
         """Process one frame; the event if this frame completed a decision."""
         start = time.perf_counter()
         image = LoadedImage(source=f"{self.source}@{frame.t:.3f}s", pixels=frame.pixels, sha256="")
-        faces = self._pipeline.faces(image)
+        faces = self._fr.faces(image)
         vote: Vote | None = None
         reason: str | None = None
         best: Face | None = None
         try:
             best = select_subject(faces, image).face
         except (NoFaceError, MultipleFacesError) as exc:  # no face, or no clear subject
-            reason = str(exc).removeprefix(f"{image.source}: ") if faces else "no face"
+            reason = exc.reason if faces else "no face"
         else:
             label, score = self._judge(best)
             vote = Vote(frame.t, label, score, frame.index)
@@ -213,18 +216,10 @@ class DoorCamera:
 
     def _judge(self, face: Face) -> tuple[str | None, float]:
         """(label, similarity) of one face: the claim if it matches, the identified name, or None."""
-        if self.claim is not None:
-            assert self._prototype is not None
-            v = verify(self.claim, face.embedding, self._prototype, self.threshold)
-            return (self.claim if v.accepted else None), v.similarity
-        hits = self._fr.gallery.search(face.embedding[None, :], SOFTMAX_POOL)[0]
-        ident = identify(
-            [h.name for h in hits],
-            [h.similarity for h in hits],
-            self.threshold,
-            scale=self._fr.settings.softmax_scale,
-            top_k=1,
-        )
+        if self._claim is not None:
+            v = self._claim.verify(face.embedding)
+            return (self._claim.name if v.accepted else None), v.similarity
+        ident = self._fr.identify_embeddings(face.embedding[None, :], self._identification)[0]
         return ident.name, ident.similarity
 
     # -- decisions ------------------------------------------------------------------------------

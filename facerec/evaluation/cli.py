@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
             ver, r = verification_report(pairs, vectors)
             result: dict[str, object] = {
                 "target": str(target),
-                "model": fr.pipeline.embedder.spec.name,
+                "model": fr.spec.name,
                 "images": len(paths),
                 "missed_faces": len(embedded.missed),
                 "detected": embedded.detected,
@@ -234,8 +234,8 @@ def register(app: typer.Typer) -> None:
             vectors = embedded.lookup()
             scores = [float(vectors[p.a] @ vectors[p.b]) for p in pairs]
             tar, threshold = tar_at_far(roc(scores, [p.same for p in pairs]), far)
-            name = fr.pipeline.embedder.spec.name
-            fr.gallery.set_threshold(name, threshold, target_far=far)
+            name = fr.spec.name
+            fr.set_threshold(threshold, target_far=far)
             result = {
                 "model": name,
                 "threshold": threshold,

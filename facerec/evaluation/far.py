@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facerec.operating import CurveProvenance, OperatingCurve, OperatingPoint, clopper_pearson
+from facerec.prototypes import normalised_mean
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,8 @@ def prototype_counts(
     """Histograms of probe-photo vs prototype cosines, the way the gallery decides.
 
     Every person with more than `enrol` photos is enrolled from their first
-    `enrol` photos (in the given order) as a normalised mean, like the
-    gallery's prototype. Impostor comparisons: each prototype against every
+    `enrol` photos (in the given order) by the gallery's own prototype rule
+    (`facerec.prototypes`). Impostor comparisons: each prototype against every
     photo of everyone else (enrolled or not). Genuine: each prototype against
     its own person's photos that were not enrolled.
     """
@@ -205,8 +206,7 @@ def prototype_counts(
         if len(rows) > enrol:
             chosen = rows[:enrol]
             enrolled[chosen] = True
-            m = e[chosen].mean(axis=0)
-            protos.append(m / np.linalg.norm(m))
+            protos.append(normalised_mean(e[chosen]))
             owners.append(label)
     if not protos:
         raise ValueError(f"no person has more than {enrol} photos")

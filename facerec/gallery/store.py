@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import threading
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ import numpy.typing as npt
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from facerec.errors import GalleryError, InvalidNameError, ModelMismatchError, UnknownPersonError
+from facerec.errors import GalleryError, ModelMismatchError, UnknownPersonError
 from facerec.gallery.faiss_search import FaissSearch
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.pgvector_search import PgvectorSearch
@@ -67,6 +66,9 @@ from facerec.gallery.schema import (
 from facerec.gallery.search import PrototypeSearch
 from facerec.gallery.state import GalleryState, PrototypeChange, checked, read_state
 from facerec.models.base import ModelIdentity
+from facerec.names import name_key as _name_key
+from facerec.names import validate_name
+from facerec.prototypes import prototype as _prototype
 from facerec.storage import Database, insert
 from facerec.storage.migrate import stored_revision
 
@@ -74,12 +76,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Longest accepted name, in characters after normalisation.
-MAX_NAME_LENGTH = 200
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Unicode categories refused in names: control characters, lone surrogates
-# (not encodable), and line/paragraph separators (they break one-line output).
-_BAD_NAME_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -644,32 +641,6 @@ def _set_meta(s: Session, key: str, value: str) -> None:
     s.execute(stmt.on_conflict_do_update(index_elements=[Meta.key], set_={"value": value}))
 
 
-def _name_key(name: str) -> str:
-    """How a name is stored and looked up: trimmed, Unicode NFC (so 'é' typed two ways is one person)."""
-    return unicodedata.normalize("NFC", name.strip())
-
-
-def validate_name(name: str) -> str:
-    """`name` as stored (trimmed, NFC), or `InvalidNameError` saying why it cannot be a name.
-
-    Public so a service can refuse a bad name before any model work.
-    """
-    if not isinstance(name, str):
-        raise InvalidNameError(f"a person's name must be a string, got {type(name).__name__}")
-    key = _name_key(name)
-    if not key:
-        raise InvalidNameError("a person's name must not be empty")
-    if len(key) > MAX_NAME_LENGTH:
-        raise InvalidNameError(
-            f"a person's name may have at most {MAX_NAME_LENGTH} characters, got {len(key)}"
-        )
-    bad = sorted({ch for ch in key if unicodedata.category(ch) in _BAD_NAME_CATEGORIES})
-    if bad:
-        codes = ", ".join(f"U+{ord(ch):04X}" for ch in bad)
-        raise InvalidNameError(f"name {key!r} contains control or line-break characters ({codes})")
-    return key
-
-
 def _as_vector(value: npt.ArrayLike, what: str) -> npt.NDArray[np.float32]:
     """A finite, non-zero 1-D float32 vector, or ValueError naming `what`."""
     v = np.array(value, dtype=np.float32)
@@ -732,17 +703,6 @@ def _normalise_rows(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     if np.any(norms == 0):
         raise ValueError("a query embedding is all zeros")
     return (x / norms).astype(np.float32)
-
-
-def _prototype(embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Normalised mean of the normalised rows (re-normalised here: inputs are not trusted)."""
-    x = embeddings.astype(np.float64)
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    mean = unit.mean(axis=0)
-    norm = np.linalg.norm(mean)
-    if norm < 1e-12:
-        raise ValueError("the samples' embeddings cancel out; their mean has no direction")
-    return (mean / norm).astype(np.float32)
 
 
 def _store_prototype(

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from facerec.api import FaceRec, Forgotten, ImageIdentification
 from facerec.decision import Verification
 from facerec.errors import FacerecError, UnknownPersonError
-from facerec.gallery import EnrollResult, Person, validate_name
+from facerec.gallery import EnrollResult, Person
 from facerec.images import LoadedImage, decode_image
+from facerec.names import validate_name
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,8 @@ class FaceService:
         self._max_pixels = max_pixels
         self.budget_s = budget_s
         self._model_lock = threading.Lock()
-        self.gallery = fr.gallery
-        self.pipeline = fr.pipeline
-        self.identity = self.pipeline.embedder.identity
-        self.gallery.check_model(self.identity)
+        self.gallery = fr.gallery  # its path names the database to the app (keys, logs)
+        self.identity = fr.check_model()
 
     @property
     def model_name(self) -> str:
@@ -129,7 +128,7 @@ class FaceService:
         """1:1 against `name`'s prototype; a bad or unknown name fails before any model work."""
         start = time.perf_counter()
         name = validate_name(name)
-        if not self.gallery.has(name):
+        if not self._fr.has(name):
             raise UnknownPersonError(name)
         image = self._decode(upload)
         with self._model("verify", start):
@@ -160,7 +159,7 @@ class FaceService:
             self._model_lock.release()
 
     def people(self) -> list[Person]:
-        return self.gallery.people()
+        return self._fr.people()
 
     def remove(self, name: str) -> Forgotten:
         """Forget `name` everywhere (`FaceRec.remove`), under the model lock: saved door-camera

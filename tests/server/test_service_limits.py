@@ -35,19 +35,19 @@ def photo(shared: Path) -> Upload:
     return Upload("obama.jpg", shared_file(shared, f"{EX}/obama.jpg").read_bytes())
 
 
-def no_model(service: FaceService, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make any model work fail the test."""
+def no_model(pipeline: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any model work of the service's pipeline fail the test."""
 
     def ran(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model ran for a request that was invalid from the start")
 
-    monkeypatch.setattr(service.pipeline, "faces_batch", ran)
+    monkeypatch.setattr(pipeline, "faces_batch", ran)
 
 
 def test_bad_names_fail_before_any_model_work(
-    service: FaceService, photo: Upload, monkeypatch: pytest.MonkeyPatch
+    service: FaceService, photo: Upload, monkeypatch: pytest.MonkeyPatch, pipeline: object
 ) -> None:
-    no_model(service, monkeypatch)
+    no_model(pipeline, monkeypatch)
     for bad in ("x" * 10_000, "  ", "line\nbreak"):
         with pytest.raises(InvalidNameError):
             service.enroll(bad, [photo])
