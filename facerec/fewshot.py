@@ -180,7 +180,7 @@ class CosineClassifier(nn.Module):
         return f"n_classes={n_classes}, dim={dim}, scale={self.scale}"
 
 
-def _finetune_batched(
+def finetune_batched(
     weight: Tensor,
     support: Tensor,
     support_labels: Tensor,
@@ -255,7 +255,7 @@ def finetune_on_support(
         n_classes = int(support_labels.max()) + 1 if support_labels.numel() else 0
     support_labels = support_labels.long()
     protos = prototypes(support, support_labels, n_classes)
-    w, b = _finetune_batched(
+    w, b = finetune_batched(
         protos[None],
         support[None],
         support_labels[None],
@@ -430,7 +430,7 @@ def run_episodes(
         e, _, dim = sup.shape
         protos = F.normalize(sup.reshape(e, n_way, k_shot, dim).mean(dim=2), dim=-1)
         if finetune:
-            w, b = _finetune_batched(protos, sup, support_labels[sl], qry, mask, cfg)
+            w, b = finetune_batched(protos, sup, support_labels[sl], qry, mask, cfg)
             logits = torch.bmm(qry, F.normalize(w, dim=-1).transpose(1, 2)) * cfg.scale
             logits = logits + b[:, None, :]
         else:

@@ -60,8 +60,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facerec.fewshot import DEFAULT_SCALE, EpisodeIndices, FinetuneConfig, sample_episodes
-from facerec.fewshot import _finetune_batched as finetune_batched
+from facerec.fewshot import (
+    DEFAULT_SCALE,
+    EpisodeIndices,
+    FinetuneConfig,
+    finetune_batched,
+    sample_episodes,
+)
 
 
 class HeadKind(StrEnum):
