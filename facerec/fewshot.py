@@ -180,7 +180,7 @@ class CosineClassifier(nn.Module):
         return f"n_classes={n_classes}, dim={dim}, scale={self.scale}"
 
 
-def _finetune_batched(
+def finetune_batched(
     weight: Tensor,
     support: Tensor,
     support_labels: Tensor,
@@ -255,7 +255,7 @@ def finetune_on_support(
         n_classes = int(support_labels.max()) + 1 if support_labels.numel() else 0
     support_labels = support_labels.long()
     protos = prototypes(support, support_labels, n_classes)
-    w, b = _finetune_batched(
+    w, b = finetune_batched(
         protos[None],
         support[None],
         support_labels[None],
@@ -274,6 +274,79 @@ _CHUNK_ELEMENTS = 1 << 24
 one batched optimisation instead of many small ones (per-op overhead dominates tiny episodes)."""
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class EpisodeIndices:
+    """Row indices into a labelled embedding set for E episodes, padded to fixed widths.
+
+    Within an episode, class `way` owns support columns way*k_shot.. and query
+    columns way*n_query..; `query_mask` is False on padding (a class with
+    fewer than k_shot + n_query images). `unknown` holds queries of people
+    outside the support set (open-set episodes; width 0 when there are none),
+    `unknown_mask` its padding.
+    """
+
+    support: npt.NDArray[np.intp]  # (E, n_way * k_shot)
+    query: npt.NDArray[np.intp]  # (E, n_way * n_query)
+    query_mask: npt.NDArray[np.bool_]
+    unknown: npt.NDArray[np.intp]  # (E, n_unknown * n_query)
+    unknown_mask: npt.NDArray[np.bool_]
+
+
+def sample_episodes(
+    labels: npt.NDArray[np.intp],
+    n_classes: int,
+    *,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    episodes: int,
+    rng: np.random.Generator,
+    n_unknown: int = 0,
+) -> EpisodeIndices:
+    """Draw N-way K-shot episodes, optionally with `n_unknown` people outside the support.
+
+    Known classes are drawn among those with at least k_shot + 1 images; each
+    gives `k_shot` support and min(n_query, available - k_shot) query images,
+    without overlap. Unknown people are drawn among the remaining classes with
+    any image and give min(n_query, available) queries each. The unknown draws
+    come after an episode's known draws, so with n_unknown = 0 the episodes are
+    exactly those of earlier releases for the same seed.
+    """
+    members = [np.flatnonzero(labels == c) for c in range(n_classes)]
+    eligible = np.array([c for c in range(n_classes) if len(members[c]) >= k_shot + 1])
+    if len(eligible) < n_way:
+        raise ValueError(
+            f"{n_way}-way {k_shot}-shot episodes need {n_way} classes with at least "
+            f"{k_shot + 1} images, found {len(eligible)}"
+        )
+    present = np.array([c for c in range(n_classes) if len(members[c])])
+    if n_unknown and len(present) < n_way + n_unknown:
+        raise ValueError(
+            f"open-set episodes with {n_way} known and {n_unknown} unknown people need "
+            f"{n_way + n_unknown} people, found {len(present)}"
+        )
+    support = np.empty((episodes, n_way * k_shot), dtype=np.intp)
+    query = np.zeros((episodes, n_way * n_query), dtype=np.intp)
+    mask = np.zeros((episodes, n_way * n_query), dtype=bool)
+    unknown = np.zeros((episodes, n_unknown * n_query), dtype=np.intp)
+    unknown_mask = np.zeros((episodes, n_unknown * n_query), dtype=bool)
+    for e in range(episodes):
+        known = rng.choice(eligible, size=n_way, replace=False)
+        for way, c in enumerate(known):
+            perm = rng.permutation(members[c])
+            q = perm[k_shot : k_shot + n_query]
+            support[e, way * k_shot : (way + 1) * k_shot] = perm[:k_shot]
+            query[e, way * n_query : way * n_query + len(q)] = q
+            mask[e, way * n_query : way * n_query + len(q)] = True
+        if n_unknown:
+            others = np.setdiff1d(present, known)
+            for slot, c in enumerate(rng.choice(others, size=n_unknown, replace=False)):
+                q = rng.permutation(members[c])[:n_query]
+                unknown[e, slot * n_query : slot * n_query + len(q)] = q
+                unknown_mask[e, slot * n_query : slot * n_query + len(q)] = True
+    return EpisodeIndices(support, query, mask, unknown, unknown_mask)
+
+
 def _sample_episodes(
     labels: npt.NDArray[np.intp],
     n_classes: int,
@@ -284,25 +357,17 @@ def _sample_episodes(
     episodes: int,
     rng: np.random.Generator,
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-    """Index arrays: support (E, n_way*k_shot), queries (E, n_way*n_query) padded with 0, mask."""
-    members = [np.flatnonzero(labels == c) for c in range(n_classes)]
-    eligible = np.array([c for c in range(n_classes) if len(members[c]) >= k_shot + 1])
-    if len(eligible) < n_way:
-        raise ValueError(
-            f"{n_way}-way {k_shot}-shot episodes need {n_way} classes with at least "
-            f"{k_shot + 1} images, found {len(eligible)}"
-        )
-    support = np.empty((episodes, n_way * k_shot), dtype=np.intp)
-    query = np.zeros((episodes, n_way * n_query), dtype=np.intp)
-    mask = np.zeros((episodes, n_way * n_query), dtype=bool)
-    for e in range(episodes):
-        for way, c in enumerate(rng.choice(eligible, size=n_way, replace=False)):
-            perm = rng.permutation(members[c])
-            q = perm[k_shot : k_shot + n_query]
-            support[e, way * k_shot : (way + 1) * k_shot] = perm[:k_shot]
-            query[e, way * n_query : way * n_query + len(q)] = q
-            mask[e, way * n_query : way * n_query + len(q)] = True
-    return support, query, mask
+    """Closed-set index arrays: support (E, n_way*k_shot), queries (E, n_way*n_query) padded with 0, mask."""
+    idx = sample_episodes(
+        labels,
+        n_classes,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        episodes=episodes,
+        rng=rng,
+    )
+    return idx.support, idx.query, idx.query_mask
 
 
 def run_episodes(
@@ -365,7 +430,7 @@ def run_episodes(
         e, _, dim = sup.shape
         protos = F.normalize(sup.reshape(e, n_way, k_shot, dim).mean(dim=2), dim=-1)
         if finetune:
-            w, b = _finetune_batched(protos, sup, support_labels[sl], qry, mask, cfg)
+            w, b = finetune_batched(protos, sup, support_labels[sl], qry, mask, cfg)
             logits = torch.bmm(qry, F.normalize(w, dim=-1).transpose(1, 2)) * cfg.scale
             logits = logits + b[:, None, :]
         else:

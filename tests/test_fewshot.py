@@ -11,8 +11,8 @@ from facerec.fewshot import (
     CosineClassifier,
     EpisodeResult,
     FinetuneConfig,
-    _finetune_batched,
     _sample_episodes,
+    finetune_batched,
     finetune_on_support,
     prototype_logits,
     prototype_predict,
@@ -124,7 +124,7 @@ def test_batched_finetuning_equals_one_episode_at_a_time() -> None:
     mask[1, -2:] = False
     labels_s = torch.tensor([[0, 1, 2], [0, 1, 2]])
     protos = torch.stack([prototypes(s, labels_s[0], 3) for s in sup])
-    w, b = _finetune_batched(protos, sup, labels_s, qry, mask, cfg)
+    w, b = finetune_batched(protos, sup, labels_s, qry, mask, cfg)
     for e in range(2):
         alone = finetune_on_support(sup[e], labels_s[e], qry[e][mask[e]], steps=10)
         torch.testing.assert_close(w[e], alone.weight.detach())

@@ -22,6 +22,7 @@ from facerec.cli_common import (
     ThreadsOpt,
     WeightsOpt,
     fail,
+    jsonable,
     make_settings,
     print_json,
     progress,
@@ -31,8 +32,14 @@ from facerec.detection import DetectorKind
 from facerec.errors import FacerecError
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
+    import numpy as np
+    import numpy.typing as npt
+
     from facerec.evaluation.cache import EvaluationCache
     from facerec.evaluation.embed import EmbeddedSet
+    from facerec.evaluation.episodes import EpisodeSets
+    from facerec.evaluation.pairs import Pair
+    from facerec.pipeline import Pipeline
 
 TargetArg = Annotated[
     Path,
@@ -51,6 +58,15 @@ CacheDirOpt = Annotated[
 ]
 NoCacheOpt = Annotated[
     bool, typer.Option("--no-cache", help="Detect and embed every photo again; write no cache.")
+]
+TrainOnOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--train-on",
+        help="People who train the learned few-shot heads of --episodes, none of them evaluated: "
+        "an LFW pairs.txt (everyone in its images/ folder) or a <person>/<photo> folder "
+        "[default: a seeded half of the evaluated set's people].",
+    ),
 ]
 
 
@@ -81,6 +97,126 @@ def _pairs(target: Path, seed: int):  # type: ignore[no-untyped-def]
     raise FacerecError(f"{target}: no such pairs file or folder")
 
 
+def _folder_of(target: Path) -> Path:
+    """The <person>/<photo> folder of a set: itself, or a pairs file's images/ folder."""
+    return target.parent / "images" if target.is_file() else target
+
+
+def _episode_sets(
+    target: Path,
+    pairs: list[Pair],
+    people: dict[str, list[Path]] | None,
+    vectors: dict[Path, npt.NDArray[np.float32]],
+    pipeline: Pipeline,
+    cache: EvaluationCache | None,
+    train_on: Path | None,
+    seed: int,
+) -> EpisodeSets:
+    """Who the few-shot heads are evaluated on and who trains them (people never in both).
+
+    A folder set's people are all candidates for evaluation. For a pairs file
+    they are the people named in its pairs, with all their photos in images/;
+    the other people there (LFW: those outside pairs_dev.txt) only ever train.
+    Without `train_on`, a seeded half of the candidates is evaluated and the
+    rest train; with it, every candidate is evaluated and `train_on`'s people
+    train (a transfer test when it is another set).
+    """
+    from facerec.evaluation.embed import embed_set
+    from facerec.evaluation.episodes import EpisodeSets, labelled, split_people
+    from facerec.evaluation.pairs import folder_identities
+
+    def people_of(root: Path) -> tuple[dict[str, list[Path]], dict[Path, npt.NDArray[np.float32]]]:
+        found = folder_identities(root)
+        paths = sorted(p for ps in found.values() for p in ps)
+        return found, embed_set(pipeline, paths, progress=progress(), cache=cache).lookup()
+
+    if train_on is not None and not train_on.exists():
+        raise FacerecError(f"{train_on}: no such pairs file or folder")
+    if people is None:  # a pairs file: its people, every photo of theirs
+        pool, pool_vectors = people_of(_folder_of(target))
+        named = {p.a.parent.name for p in pairs} | {p.b.parent.name for p in pairs}
+        missing = sorted(named - pool.keys())
+        if missing:
+            raise FacerecError(
+                f"{target}: no photos of {len(missing)} people of its pairs, e.g. {missing[0]}"
+            )
+        candidates, extra = frozenset(named), frozenset(pool.keys() - named)
+    else:
+        pool, pool_vectors = people, vectors
+        candidates, extra = frozenset(people), frozenset()
+    what = f"{target.name} people"
+    if train_on is None:
+        train_names, evaluated = split_people(sorted(candidates), seed)
+        ev_emb, ev_lab = labelled(pool, pool_vectors, evaluated)
+        tr_emb, tr_lab = labelled(pool, pool_vectors, train_names | extra)
+        evaluated_text = f"{len(evaluated):,} {what} (a half drawn with seed {seed})"
+        trained_text = f"the other {len(train_names):,}" + (
+            f" and {len(extra):,} people outside the pairs" if extra else ""
+        )
+    else:
+        train_root = _folder_of(train_on)
+        trainers, train_vectors = people_of(train_root)
+        shared = sorted(trainers.keys() & candidates)
+        if shared:
+            raise FacerecError(
+                f"{train_on}: {len(shared)} of its people are evaluated too (e.g. {shared[0]}); "
+                "the heads must be trained on other people (omit --train-on to split one set "
+                "in halves)"
+            )
+        ev_emb, ev_lab = labelled(pool, pool_vectors, candidates)
+        tr_emb, tr_lab = labelled(trainers, train_vectors)
+        evaluated_text = f"all {len(candidates):,} {what}"
+        trained_text = f"{len(trainers):,} people of {train_root}"
+    return EpisodeSets(ev_emb, ev_lab, tr_emb, tr_lab, evaluated_text, trained_text)
+
+
+def _compare_heads(
+    sets: EpisodeSets,
+    episodes: int,
+    seed: int,
+    train_steps: int | None,
+    result: dict[str, object],
+) -> str:
+    """Run the few-shot head comparison into `result["episode_heads"]`; returns its text.
+
+    A set too small for it (fewer than 5 evaluated people with 2+ photos) is
+    said so, not an error: the rest of the evaluation still stands.
+    """
+    from facerec.evaluation.episodes import compare_heads
+    from facerec.fewshot_heads import EpisodicTraining
+
+    try:
+        report = compare_heads(
+            sets.evaluated,
+            sets.evaluated_labels,
+            sets.training,
+            sets.training_labels,
+            episodes=episodes,
+            seed=seed,
+            train_config=None if train_steps is None else EpisodicTraining(steps=train_steps),
+        )
+    except ValueError as exc:
+        result["episode_heads"] = {"skipped": str(exc)}
+        return f"few-shot heads: skipped ({exc})"
+    result["episode_heads"] = {
+        "evaluated": sets.evaluated_text,
+        "trained_on": sets.trained_text,
+        **jsonable(report),
+    }
+    fpir = report.target_fpir
+    return "\n".join(
+        [
+            f"few-shot heads, {report.episodes} episodes per column, mean ± 95% CI "
+            f"({report.n_way}-way, up to {report.n_query} queries per person):",
+            f"  evaluated on {sets.evaluated_text}; heads trained on {sets.trained_text}",
+            f"  open set: + {report.n_unknown} unknown people per episode; DIR at the threshold "
+            f"passing {100 * fpir:g}% of unknown queries (per head, pooled over its episodes), "
+            "bootstrap interval",
+            report.table(),
+        ]
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def evaluate(
@@ -90,8 +226,23 @@ def register(app: typer.Typer) -> None:
         ] = Path("evaluation"),
         episodes: Annotated[
             int,
-            typer.Option("--episodes", help="Also run N 5-way 1/5-shot episodes (0: none).", min=0),
+            typer.Option(
+                "--episodes",
+                help="Also compare every few-shot head on N 5-way 1/5-shot episodes, "
+                "closed-set and with unknown people (0: none).",
+                min=0,
+            ),
         ] = 0,
+        train_on: TrainOnOpt = None,
+        train_steps: Annotated[
+            int | None,
+            typer.Option(
+                "--train-steps",
+                help="Adam steps (of 16 episodes each) per learned few-shot head; fewer is "
+                "quicker and rougher [default: 300].",
+                min=0,
+            ),
+        ] = None,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         db: DbOpt = None,
         model: ModelOpt = None,
@@ -161,6 +312,11 @@ def register(app: typer.Typer) -> None:
                         if (counts >= k + 1).sum() >= 5  # 5-way needs 5 people with k + 1 photos
                         for ft in (False, True)
                     ]
+            if episodes:
+                sets = _episode_sets(
+                    target, pairs, people, vectors, fr.pipeline, cache, train_on, seed
+                )
+                heads_text = _compare_heads(sets, episodes, seed, train_steps, result)
             out.mkdir(parents=True, exist_ok=True)
             plot_roc(r, out / "roc.png", f"{target.name}: {result['model']}, AUC {ver.auc:.4f}")
             (out / "report.json").write_text(json.dumps(result, indent=2))
@@ -188,11 +344,8 @@ def register(app: typer.Typer) -> None:
                 f"rank-1 {ident['rank1'] * 100:.2f}%, rank-5 {ident['rank5'] * 100:.2f}%, "
                 + ", ".join(f"DIR@FAR={k} {v * 100:.2f}%" for k, v in ident["dir_at_far"].items())
             )
-        for ep in result.get("episodes", []):  # type: ignore[attr-defined]
-            typer.echo(
-                f"{ep['n_way']}-way {ep['k_shot']}-shot {'fine-tuned' if ep['finetune'] else 'prototypes'}: "
-                f"{ep['mean_accuracy'] * 100:.2f}% ± {ep['ci95'] * 100:.2f} ({ep['episodes']} episodes)"
-            )
+        if episodes:
+            typer.echo(heads_text)
         typer.echo(f"wrote {out / 'report.json'} and {out / 'roc.png'}")
 
     @app.command()

@@ -52,14 +52,61 @@ def test_evaluate_folder_set(small_att: Path, tmp_path: Path, cli_env: dict[str,
         cli_env,
     )
     assert r.returncode == 0, r.stderr
-    assert "accuracy" in r.stdout and "5-way 5-shot" in r.stdout
+    assert "accuracy" in r.stdout
+    # Half of 8 people are too few to compare the few-shot heads; the rest still stands.
+    assert "few-shot heads: skipped (5-way episodes need 5 evaluated people" in r.stdout
     report = json.loads((out / "report.json").read_text())
+    assert "found 4" in report["episode_heads"]["skipped"]
     ver = report["verification"]
     assert ver["positives"] == 8 * 21 and ver["negatives"] == 8 * 21
     assert ver["accuracy"] > 0.9 and 0.9 < ver["auc"] <= 1.0
     assert report["identification"]["rank1"] > 0.8
     assert len(report["episodes"]) == 4
     assert (out / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def copy_people(src: Path, dst: Path, people: slice, photos: int) -> Path:
+    for person in sorted(src.iterdir())[people]:
+        (dst / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:photos]:
+            (dst / person.name / photo.name).write_bytes(photo.read_bytes())
+    return dst
+
+
+@pytest.mark.slow  # embeds 120 photos and trains three small heads twice
+def test_episodes_compare_every_head(shared: Path, tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """12 AT&T people (enough for 5 known + 5 unknown), heads trained on 6 Yale people."""
+    from facerec.fewshot_heads import HeadKind
+
+    att = copy_people(shared_file(shared, "att_faces"), tmp_path / "att", slice(0, 12), 7)
+    yale = copy_people(shared_file(shared, "yalefaces"), tmp_path / "yale", slice(0, 6), 6)
+    out = tmp_path / "eval"
+    common = ["--db", str(tmp_path / "g.db"), "--cache-dir", str(tmp_path / "cache")]
+    args = ["evaluate", str(att), "--episodes", "20", "--train-steps", "2", "--out", str(out)]
+    r = run([*args, "--train-on", str(yale), *common], cli_env)
+    assert r.returncode == 0, r.stderr
+    assert f"evaluated on all 12 att people; heads trained on 6 people of {yale}" in r.stdout
+    table = r.stdout[r.stdout.index("head ") :]
+    for head in HeadKind:
+        assert f"\n{head.value}  " in table
+    assert "open 1-shot DIR@FPIR=1e-02" in table
+    report = json.loads((out / "report.json").read_text())
+    heads = report["episode_heads"]
+    assert {(h["head"], h["k_shot"]) for h in heads["results"]} == {
+        (h.value, k) for h in HeadKind for k in (1, 5)
+    }
+    assert all(h["open_set"]["unknown_queries"] >= 100 for h in heads["results"])
+    # every AT&T person is evaluated, so the fixed heads repeat the "episodes" rows
+    for old in report["episodes"]:
+        name = "fine-tuned cosine" if old["finetune"] else "prototypes"
+        new = next(
+            h for h in heads["results"] if h["head"] == name and h["k_shot"] == old["k_shot"]
+        )
+        assert new["closed"]["accuracy"] == pytest.approx(old["mean_accuracy"], abs=1e-6)
+    # training on the people being evaluated is refused, by name
+    r = run([*args, "--train-on", str(att), *common], cli_env)
+    assert r.returncode == 2
+    assert "12 of its people are evaluated too" in r.stderr
 
 
 def test_calibrate_stores_threshold(
