@@ -120,7 +120,7 @@ class DoorCamera:
             raise UnknownPersonError(self.claim)
         if self.claim is None and not gallery.people():
             raise CameraError(
-                f"{gallery.path}: no one is enrolled; watch mode has no one to recognise"
+                f"{fr.display}: no one is enrolled; watch mode has no one to recognise"
             )
         self._pipeline = fr.pipeline
         gallery.check_model(self._pipeline.embedder.identity)

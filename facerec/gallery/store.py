@@ -67,7 +67,7 @@ from facerec.gallery.schema import (
 from facerec.gallery.search import PrototypeSearch
 from facerec.gallery.state import GalleryState, PrototypeChange, checked, read_state
 from facerec.models.base import ModelIdentity
-from facerec.storage import Database, insert
+from facerec.storage import Database, DatabaseUrl, insert
 from facerec.storage.migrate import stored_revision
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,10 @@ class Gallery:
     # -- lifecycle ------------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, target: str | os.PathLike[str] | Database, *, index_path: Path | None = None
+        cls,
+        target: str | os.PathLike[str] | DatabaseUrl | Database,
+        *,
+        index_path: Path | None = None,
     ) -> Gallery:
         """Open (creating if needed) the gallery at `target` and migrate it to the current schema.
 
