@@ -187,3 +187,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "sub" / "gallery.db")
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with nothing in it yet (for migration tests), as a SQLite file and in PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "gallery.db")
+    return str(request.getfixturevalue("empty_postgres_url"))

@@ -12,7 +12,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from facerec.gallery import album_schema, ops_schema  # noqa: F401  (their tables join Base.metadata)
+# The apps' tables join Base.metadata, so the ORM describes the whole database.
+import facerec.album.tables
+import facerec.camera.tables
+import facerec.server.tables  # noqa: F401
 
 from ..migrations_support import MIGRATIONS, config, orm_diff, tables
 
