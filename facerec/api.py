@@ -6,8 +6,8 @@ instantly, and it checks the gallery's model pin before any comparison so
 embeddings of two different models are never compared.
 
 `remove` forgets a person everywhere their face is stored in the gallery
-file, not only their enrolment: the album's and the door camera's tables live
-there too (`gallery/album_schema.py`, `gallery/ops_schema.py`), so this is the
+database, not only their enrolment: the album's and the door camera's tables
+live there too (`album/tables.py`, `camera/tables.py`), so this is the
 one place that knows every store holding faces and calls each one's `forget`
 inside the one transaction that deletes the person. Completeness of a deletion
 must not depend on which app happens to be imported, hence the imports of
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from facerec.album.store import AlbumForgotten, AlbumStore
 from facerec.camera.audit import AuditForgotten, AuditLog
-from facerec.config import Settings, default_db_path
+from facerec.config import Settings, database_url
 from facerec.decision import Claim, DecisionThreshold, Identification, Verification, identify
 from facerec.detection import Detector
 from facerec.enrolment import EnrolmentCheck, check_enrolment, new_sample
@@ -61,6 +61,7 @@ from facerec.operating import (
 from facerec.pipeline import Face, Pipeline, StoredCrop, select_subject
 from facerec.quality import Quality
 from facerec.runtime import use_threads
+from facerec.storage import Database, DatabaseUrl
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,7 @@ class Info:
     non_commercial: bool  # the weights' licence allows research use only
     #: The 1:1 threshold for a person enrolled from k photos, per shipped prototype size
     #: (k photos or fewer, down to the previous size); empty without shipped curves.
-    verification_by_photos: dict[int, DecisionThreshold] = dataclasses.field(
-        default_factory=dict
-    )
+    verification_by_photos: dict[int, DecisionThreshold] = dataclasses.field(default_factory=dict)
 
 
 class FaceRec:
@@ -144,16 +143,18 @@ class FaceRec:
 
     def __init__(
         self,
-        db: str | Path | None = None,
+        db: str | os.PathLike[str] | DatabaseUrl | None = None,
         settings: Settings | None = None,
         *,
         pipeline: Pipeline | None = None,
     ) -> None:
-        """`pipeline` shares an already-loaded detector and model (a server, a test session)."""
+        """`db`: a SQLite file path or a database URL (`facerec.storage.parse_url`; None:
+        `$FACEREC_DB`, else the user data dir). `pipeline` shares an already-loaded detector
+        and model (a server, a test session). A bad `db` fails here, before any work."""
         self.settings = settings or Settings()
         if self.settings.model is not None:
             model_spec(self.settings.model)  # an unknown name fails before any work
-        self.db_path = Path(db).expanduser() if db is not None else default_db_path()
+        self.db_url = database_url(db)
         self._gallery: Gallery | None = None
         self._pipeline = pipeline
 
@@ -174,8 +175,19 @@ class FaceRec:
     @property
     def gallery(self) -> Gallery:
         if self._gallery is None:
-            self._gallery = Gallery.open(self.db_path)
+            self._gallery = Gallery.open(self.db_url)
         return self._gallery
+
+    @property
+    def database(self) -> Database:
+        """The gallery's database (opened and migrated on first use), for the apps' stores:
+        their tables live beside the gallery's and share its engine."""
+        return self.gallery.database
+
+    @property
+    def display(self) -> str:
+        """The database for messages: the SQLite path, or the URL without its password."""
+        return self.db_url.display
 
     @property
     def pipeline(self) -> Pipeline:
@@ -578,25 +590,24 @@ class FaceRec:
         reports it as unchecked rather than guessing.
         """
         out: dict[int, npt.NDArray[np.float32]] = {}
-        with AuditLog(self.gallery.path) as audit:
-            images = audit.images_about_others(name)
-            first = next(images, None)
-            if first is None:
-                return out
+        images = AuditLog(self.database).images_about_others(name)
+        first = next(images, None)
+        if first is None:
+            return out
+        try:
+            self.check_model()
+        except FacerecError as exc:
+            log.warning("door-camera images cannot be checked for %s: %s", name, exc)
+            return out
+        for event_id, jpeg in itertools.chain([first], images):
             try:
-                self.check_model()
-            except FacerecError as exc:
-                log.warning("door-camera images cannot be checked for %s: %s", name, exc)
-                return out
-            for event_id, jpeg in itertools.chain([first], images):
-                try:
-                    image = decode_image(jpeg, source=f"audit event {event_id}")
-                except ImageError as exc:
-                    log.warning("%s", exc)
-                    continue
-                faces = self.faces(image)
-                if faces:
-                    out[event_id] = _stack(faces)
+                image = decode_image(jpeg, source=f"audit event {event_id}")
+            except ImageError as exc:
+                log.warning("%s", exc)
+                continue
+            faces = self.faces(image)
+            if faces:
+                out[event_id] = _stack(faces)
         return out
 
     def info(self) -> Info:

@@ -27,12 +27,19 @@ from facerec.errors import FacerecError, ModelMismatchError, MultipleFacesError
 from facerec.models.registry import DEFAULT_MODEL, MODELS_HELP, weights_file
 from facerec.runtime import default_threads
 from facerec.schemas import ErrorEnvelopeJSON, error_json
+from facerec.storage import DatabaseUrl
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
 
+#: A string, not a Path: a Path would turn `postgresql://user@host/db` into `postgresql:/user@host/db`.
+#: `facerec.storage.parse_url` reads it (a plain path stays a SQLite file, `~` expanded).
 DbOpt = Annotated[
-    Path | None,
-    typer.Option("--db", help="Gallery database file [default: $FACEREC_DB or the user data dir]."),
+    str | None,
+    typer.Option(
+        "--db",
+        help="Gallery database: a SQLite file, or a PostgreSQL URL such as "
+        "postgresql://user@host/facerec [default: $FACEREC_DB or the user data dir].",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 ModelOpt = Annotated[
@@ -176,8 +183,10 @@ def reported_errors(*, as_json: bool = False, weights: Path | None = None) -> It
 
 
 @contextmanager
-def session(db: Path | None, settings: Settings, *, as_json: bool = False) -> Iterator[FaceRec]:
-    """Open the API inside `reported_errors`."""
+def session(
+    db: str | DatabaseUrl | None, settings: Settings, *, as_json: bool = False
+) -> Iterator[FaceRec]:
+    """Open the API inside `reported_errors` (a `--db` that names no usable database exits 2)."""
     weights = weights_file(settings.weights)
     with reported_errors(as_json=as_json, weights=weights), FaceRec(db, settings) as fr:
         yield fr

@@ -1,5 +1,9 @@
 """Settings shared by the Python API and the CLI, and where the gallery lives by default.
 
+The gallery database is named the same way everywhere (`--db`, `$FACEREC_DB`,
+`FaceRec(db=...)`): a SQLite file path, `sqlite:///PATH`, or a PostgreSQL URL
+(`postgresql://user@host/db`), as `facerec.storage.parse_url` reads them.
+
 Thresholds resolve in one order everywhere: an explicit override, else the
 threshold calibrated into the gallery for its model (`facerec calibrate`), else
 the operating point shipped for the model's weights at `target_far` (1:1) or
@@ -17,16 +21,27 @@ import platformdirs
 from facerec.detection import DetectorConfig
 from facerec.operating import DEFAULT_FPIR, DOOR_FAR
 from facerec.quality import QualityLimits
+from facerec.storage import DatabaseUrl, parse_url
 
 ENV_DB = "FACEREC_DB"
 
 
-def default_db_path() -> Path:
-    """$FACEREC_DB, else `gallery.db` in the user data dir (e.g. ~/.local/share/facerec)."""
+def default_database() -> DatabaseUrl:
+    """$FACEREC_DB (a path or a URL), else `gallery.db` in the user data dir (~/.local/share/facerec).
+
+    A value that is not a usable database raises `GalleryError` naming it.
+    """
     env = os.environ.get(ENV_DB)
     if env:
-        return Path(env).expanduser()
-    return platformdirs.user_data_path("facerec", appauthor=False) / "gallery.db"
+        return parse_url(env)
+    return parse_url(platformdirs.user_data_path("facerec", appauthor=False) / "gallery.db")
+
+
+def database_url(db: str | os.PathLike[str] | DatabaseUrl | None) -> DatabaseUrl:
+    """What a `--db` option or a `db=` argument names: `db` parsed, or the default for None."""
+    if isinstance(db, DatabaseUrl):
+        return db
+    return default_database() if db is None else parse_url(db)
 
 
 @dataclass(frozen=True, slots=True)

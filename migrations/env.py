@@ -39,8 +39,13 @@ from pathlib import Path
 from alembic import context
 from sqlalchemy import Connection, text
 
-from facerec.gallery import album_schema, ops_schema  # noqa: F401  (their tables join Base.metadata)
-from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX, Base
+# Every table module, so Base.metadata holds the whole database (one history for all of them).
+from facerec.album import tables as album_tables  # noqa: F401
+from facerec.camera import tables as camera_tables  # noqa: F401
+from facerec.gallery import schema as gallery_tables  # noqa: F401
+from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX
+from facerec.server import tables as server_tables  # noqa: F401
+from facerec.storage import Base
 from facerec.storage.database import BEGIN_OPTION, WRITE_LOCK_KEY, create_engine_for
 from facerec.storage.urls import DatabaseUrl, parse_url, sqlite_file
 

@@ -51,12 +51,11 @@ def free_port() -> int:
 
 
 def start_server(db: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    from facerec.gallery import Gallery
     from facerec.server.auth import KeyStore
+    from facerec.storage import Database
 
-    Gallery.open(db).close()
-    with KeyStore(db) as keys:
-        token = keys.create("load-test").token
+    with Database.open(db) as database:
+        token = KeyStore(database).create("load-test").token
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(

@@ -1,46 +1,38 @@
 """What the migration tests of the gallery, album and ops tables share.
 
-`db` is a SQLite file (a Path or a path string) or a PostgreSQL URL
-(`postgresql+psycopg://...`, from the `empty_postgres_url` fixture).
+`db` is a SQLite file (a Path, or a path string) or a PostgreSQL URL string, as
+the `db_url` and `empty_db_url` fixtures give them.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
 
-from .db_probe import Probe, is_postgres
+from .db_rows import is_postgres, table_names
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def url_of(db: Path | str) -> str:
-    """The SQLAlchemy URL of `db`."""
-    return str(db) if is_postgres(str(db)) else f"sqlite:///{db}"
+    """`db` as a SQLAlchemy URL (password included: it only goes to the test's own Alembic)."""
+    return db if isinstance(db, str) and is_postgres(db) else f"sqlite:///{db}"
 
 
 def config(db: Path | str) -> Config:
     """An Alembic config on the project's migrations/ for the database `db`."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    # ConfigParser interpolates %; a URL may hold percent-escapes (a socket folder).
+    # ConfigParser interpolates %, and a PostgreSQL URL may carry %2F (a socket folder).
     cfg.set_main_option("sqlalchemy.url", url_of(db).replace("%", "%%"))
     return cfg
 
 
 def tables(db: Path | str) -> set[str]:
-    """The table names in `db`, read with the plain driver (not through the code under test)."""
-    if is_postgres(str(db)):
-        rows = Probe(str(db)).rows("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        return {r[0] for r in rows}
-    con = sqlite3.connect(db)
-    try:
-        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    finally:
-        con.close()
+    """The table names in `db`, read with its own driver (not through the code under test)."""
+    return set(table_names(str(db)))
 
 
 def orm_diff(db: Path | str) -> list[Any]:
@@ -52,11 +44,11 @@ def orm_diff(db: Path | str) -> list[Any]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX, Base
+    from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX
+    from facerec.storage import Base, parse_url
     from facerec.storage.database import create_engine_for
-    from facerec.storage.urls import parse_url
 
-    engine = create_engine_for(parse_url(str(db)))
+    engine = create_engine_for(parse_url(url_of(db)))
     try:
         with engine.connect() as conn:
             # As migrations/env.py: the HNSW index is made per gallery, not by a migration.

@@ -93,9 +93,7 @@ def test_the_gallery_prototype_is_the_core_prototype(fr: FaceRec) -> None:
 #: Files outside the core allowed a pattern, and why. `.gallery.path` names the database file
 #: (the album's and the camera's tables, the server's keys): no face logic.
 _ALLOWED: dict[str, set[str]] = {
-    # The camera's audit table keys rows on names; its module belongs to the storage move
-    # (#12 part 1), which switches it to `facerec.names.name_key`.
-    "unicodedata.normalize(": {"names.py", "camera/audit.py"},
+    "unicodedata.normalize(": {"names.py"},
     "NewSample(": {"enrolment.py"},
     "SOFTMAX_POOL": set(),
 }

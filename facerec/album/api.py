@@ -56,12 +56,12 @@ from facerec.album.scan import (
     torch_threads,
 )
 from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate
+from facerec.album.tables import MATCH_AUTO, MATCH_CONFIRMED
 from facerec.api import FaceRec
 from facerec.detection import DetectedFace
 from facerec.enrolment import new_sample
 from facerec.errors import ImageError, UnknownPersonError
 from facerec.gallery import NewSample
-from facerec.gallery.album_schema import MATCH_AUTO, MATCH_CONFIRMED
 from facerec.images import load_image
 from facerec.models.base import ModelIdentity
 from facerec.names import name_key
@@ -105,15 +105,13 @@ class Album:
         self.close()
 
     def close(self) -> None:
-        """Release the album's connections (the FaceRec is the caller's to close)."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        """Let go of the album's store (its database is the FaceRec's, the caller's to close)."""
+        self._store = None
 
     @property
     def store(self) -> AlbumStore:
         if self._store is None:
-            self._store = AlbumStore(self._fr.gallery.path)  # the gallery migrated it first
+            self._store = AlbumStore(self._fr.database)  # the gallery migrated it first
         return self._store
 
     def thresholds(self) -> tuple[float, float, float]:

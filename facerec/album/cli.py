@@ -72,7 +72,7 @@ ClusterThresholdOpt = Annotated[
 
 @contextmanager
 def _album(
-    db: Path | None,
+    db: str | None,
     settings: Settings,
     cluster_threshold: float | None = None,
     fold_threshold: float | None = None,

@@ -1,18 +1,19 @@
 """Album rows in the gallery database: the only module that reads or writes the album tables.
 
-The album shares the gallery's SQLite file (so a face's match is a real
-foreign key to a person) but not the `Gallery` object's session: the Gallery
-owns people, samples and prototypes and its revision counter stamps the FAISS
-index, which album writes must not move. `AlbumStore` therefore opens its own
-engine on the same file with the same pragmas and transaction handling
-(`create_sqlite_engine`), reads `identities` only to translate names and ids,
-and never writes a gallery table.
+The album shares the gallery's database (so a face's match is a real
+foreign key to a person) and its `facerec.storage.Database` (one engine per
+process), but not the `Gallery` object's transactions: the Gallery owns
+people, samples and prototypes and its revision counter stamps the prototype
+search, which album writes must not move. `AlbumStore` reads `identities`
+only to translate names and ids, and never writes a gallery table.
 
-Every write is one transaction (BEGIN IMMEDIATE: a second scanner waits for
-the lock instead of failing). A scan commits each batch of photos together
-with their faces, so a scan killed at any point leaves whole photos or none,
-and the UNIQUE keys (content hash; photo + face position) make a rerun unable
-to add a second copy.
+Every write is one `Database.write()` transaction, queued behind any other
+facerec writer (a second scanner waits instead of failing). A scan commits
+each batch of photos together with their faces, so a scan killed at any
+point leaves whole photos or none, and the UNIQUE keys (content hash; photo +
+face position) make a rerun unable to add a second copy. Nothing here is
+particular to SQLite or PostgreSQL; orderings that a database's text
+collation would decide are made in Python, so both list the same album alike.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import and_, delete, func, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from facerec.album.records import (
@@ -36,8 +36,7 @@ from facerec.album.records import (
     PersonView,
     PhotoView,
 )
-from facerec.errors import GalleryError
-from facerec.gallery.album_schema import (
+from facerec.album.tables import (
     MATCH_AUTO,
     MATCH_CONFIRMED,
     PHOTO_ERROR,
@@ -50,11 +49,13 @@ from facerec.gallery.album_schema import (
     AlbumPhoto,
     AlbumPhotoPath,
 )
+from facerec.errors import GalleryError
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.schema import Identity
-from facerec.gallery.tables import SqliteTables
 from facerec.models.base import ModelIdentity
 from facerec.paths import display_path, path_bytes
+from facerec.storage import Database
+from facerec.storage import insert as upsert
 
 Vectors = npt.NDArray[np.float32]
 
@@ -206,8 +207,14 @@ class FaceImage:
     box: tuple[float, float, float, float]
 
 
-class AlbumStore(SqliteTables):
-    """The album tables of one gallery database. Open after `Gallery.open` has migrated it."""
+class AlbumStore:
+    """The album tables of one gallery database, through the gallery's `Database` (migrated).
+
+    Holds no connection of its own: whoever opened the database closes it.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     # -- scanning -------------------------------------------------------------------------------
     def known(self) -> list[KnownPhoto]:
@@ -222,7 +229,7 @@ class AlbumStore(SqliteTables):
             AlbumPhoto.model_sha256,
             AlbumPhoto.path_bytes,
         ).join(AlbumPhoto, AlbumPhoto.id == AlbumPhotoPath.photo_id)
-        with self._read() as s:
+        with self.database.read() as s:
             return [
                 KnownPhoto(
                     path=os.fsdecode(p),
@@ -247,7 +254,7 @@ class AlbumStore(SqliteTables):
         a forgotten face's box (`forget`) are not stored again.
         """
         now = datetime.now(UTC)
-        with self._write() as s:
+        with self.database.write() as s:
             for p in photos:
                 raw = path_bytes(p.path)
                 _release_path(s, raw, p.content_sha256)
@@ -298,7 +305,7 @@ class AlbumStore(SqliteTables):
                                     {str(k): float(v) for k, v in f.quality.items()}, sort_keys=True
                                 ),
                                 "quality_reasons": "; ".join(f.quality_reasons) or None,
-                                "embedding": encode(f.embedding),
+                                "embedding": np.asarray(f.embedding, np.float32),
                                 "thumbnail": f.thumbnail,
                                 "folded": False,
                             }
@@ -365,7 +372,7 @@ class AlbumStore(SqliteTables):
         model = (target.model.name, target.model.weights_sha256)
         doomed: list[tuple[int, int, str, str]] = []  # face id, photo id, content, box
         unchecked = 0
-        chunk: list[tuple[int, int, str, bytes, int | None, str, str | None, str | None]] = []
+        chunk: list[tuple[int, int, str, Vectors, int | None, str, str | None, str | None]] = []
 
         def judge() -> None:
             nonlocal unchecked
@@ -375,9 +382,9 @@ class AlbumStore(SqliteTables):
             )
             close = set()
             if same:
-                blobs = [r[3] for r in same]
-                if len({len(b) for b in blobs}) == 1:
-                    hits = target.is_them(decode_rows(blobs))
+                vectors = [r[3] for r in same]
+                if len({len(v) for v in vectors}) == 1:
+                    hits = target.is_them(stack_rows(vectors))
                     close = {r[0] for r, hit in zip(same, hits.tolist(), strict=True) if hit}
             doomed.extend(
                 (r[0], r[1], r[5], r[2])
@@ -446,14 +453,14 @@ class AlbumStore(SqliteTables):
             stmt = stmt.where(
                 AlbumPhoto.model_name == model.name, AlbumPhoto.model_sha256 == model.weights_sha256
             )
-        with self._read() as s:
+        with self.database.read() as s:
             rows = s.execute(stmt).all()
         if not rows:
             return FaceTable(
                 np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32),
                 (), (), (), (), (),
             )  # fmt: skip
-        embeddings = decode_rows([r[2] for r in rows])
+        embeddings = stack_rows([r[2] for r in rows])
         return FaceTable(
             face_ids=np.array([r[0] for r in rows], dtype=np.int64),
             photo_ids=np.array([r[1] for r in rows], dtype=np.int64),
@@ -473,7 +480,7 @@ class AlbumStore(SqliteTables):
             .order_by(AlbumPhoto.scanned_at.desc(), AlbumPhoto.id.desc())
             .limit(1)
         )
-        with self._read() as s:
+        with self.database.read() as s:
             row = s.execute(stmt).first()
         if row is None or row[0] is None or row[1] is None:
             return None
@@ -481,7 +488,7 @@ class AlbumStore(SqliteTables):
 
     def negatives(self) -> set[tuple[int, int]]:
         """Every (face id, identity id) pair a user said does not match."""
-        with self._read() as s:
+        with self.database.read() as s:
             return {
                 (f, i)
                 for f, i in s.execute(select(AlbumNegative.face_id, AlbumNegative.identity_id))
@@ -489,7 +496,7 @@ class AlbumStore(SqliteTables):
 
     def identities(self) -> dict[str, int]:
         """Enrolled names -> identity ids (read-only use of the gallery's table)."""
-        with self._read() as s:
+        with self.database.read() as s:
             return {n: i for i, n in s.execute(select(Identity.id, Identity.name))}
 
     def folded_embeddings(self) -> dict[int, Vectors]:
@@ -499,12 +506,12 @@ class AlbumStore(SqliteTables):
             .where(AlbumFace.folded.is_(True), AlbumFace.identity_id.is_not(None))
             .order_by(AlbumFace.id)
         )
-        groups: dict[int, list[bytes]] = {}
-        with self._read() as s:
-            for identity_id, blob in s.execute(stmt):
+        groups: dict[int, list[Vectors]] = {}
+        with self.database.read() as s:
+            for identity_id, vector in s.execute(stmt):
                 if identity_id is not None:
-                    groups.setdefault(identity_id, []).append(blob)
-        return {k: decode_rows(v) for k, v in groups.items()}
+                    groups.setdefault(identity_id, []).append(vector)
+        return {k: stack_rows(v) for k, v in groups.items()}
 
     def apply(self, updates: Sequence[FaceUpdate], group_ids: Sequence[int | None]) -> int:
         """Write a refresh in one transaction; returns how many faces changed.
@@ -514,7 +521,7 @@ class AlbumStore(SqliteTables):
         Only rows that differ are written.
         """
         now = datetime.now(UTC)
-        with self._write() as s:
+        with self.database.write() as s:
             ids: list[int] = []
             for gid in group_ids:
                 if gid is None:
@@ -582,7 +589,7 @@ class AlbumStore(SqliteTables):
             .where(AlbumFace.cluster_id == cluster_id)
             .order_by(AlbumFace.id)
         )
-        with self._read() as s:
+        with self.database.read() as s:
             return [
                 ClusterFace(
                     face_id=f.id,
@@ -592,7 +599,7 @@ class AlbumStore(SqliteTables):
                     landmarks=tuple((float(x), float(y)) for x, y in json.loads(f.landmarks)),
                     det_score=f.det_score,
                     quality={str(k): float(v) for k, v in json.loads(f.quality).items()},
-                    embedding=decode_rows([f.embedding])[0],
+                    embedding=stack_rows([f.embedding])[0],
                     model=ModelIdentity(p.model_name, p.model_sha256)
                     if p.model_name is not None and p.model_sha256 is not None
                     else None,
@@ -601,14 +608,14 @@ class AlbumStore(SqliteTables):
             ]
 
     def has_face(self, face_id: int) -> bool:
-        with self._read() as s:
+        with self.database.read() as s:
             return s.scalar(select(AlbumFace.id).where(AlbumFace.id == face_id)) is not None
 
     def confirm(self, face_ids: Sequence[int], identity_id: int) -> int:
         """Mark faces as confirmed to be `identity_id` (a named cluster); they leave their cluster."""
         if not face_ids:
             return 0
-        with self._write() as s:
+        with self.database.write() as s:
             result = s.execute(
                 update(AlbumFace)
                 .where(AlbumFace.id.in_(list(face_ids)))
@@ -623,8 +630,8 @@ class AlbumStore(SqliteTables):
 
     def add_negative(self, face_id: int, identity_id: int) -> bool:
         """Record "face is not identity"; undo a current match to it. True if one was undone."""
-        with self._write() as s:
-            stmt = sqlite_insert(AlbumNegative).values(
+        with self.database.write() as s:
+            stmt = upsert(s, AlbumNegative).values(
                 face_id=face_id, identity_id=identity_id, created_at=datetime.now(UTC)
             )
             s.execute(stmt.on_conflict_do_nothing())
@@ -637,7 +644,7 @@ class AlbumStore(SqliteTables):
 
     def unfold(self, identity_id: int) -> int:
         """Take every folded face of `identity_id` back out of the album prototype."""
-        with self._write() as s:
+        with self.database.write() as s:
             result = s.execute(
                 update(AlbumFace)
                 .where(AlbumFace.identity_id == identity_id, AlbumFace.folded.is_(True))
@@ -648,11 +655,11 @@ class AlbumStore(SqliteTables):
     # -- reports --------------------------------------------------------------------------------
     def view(self) -> AlbumView:
         """Photos, faces, people and clusters from one snapshot, photos in path order."""
-        with self._read() as s:
-            photos = (
-                s.execute(select(AlbumPhoto).order_by(AlbumPhoto.path, AlbumPhoto.id))
-                .scalars()
-                .all()
+        with self.database.read() as s:
+            # Sorted here, not by the database: PostgreSQL's text order follows its collation
+            # (locale); Python's code-point order is SQLite's (BINARY, UTF-8 bytes) everywhere.
+            photos = sorted(
+                s.execute(select(AlbumPhoto)).scalars().all(), key=lambda p: (p.path, p.id)
             )
             face_rows = s.execute(
                 select(AlbumFace.id, AlbumFace.photo_id, AlbumFace.face_index, AlbumFace.box,
@@ -663,10 +670,11 @@ class AlbumStore(SqliteTables):
                 .order_by(AlbumFace.photo_id, AlbumFace.face_index)
             ).all()  # fmt: skip
             paths_by_photo: dict[int, list[tuple[str, bytes]]] = {}
-            for pid, path, raw in s.execute(
-                select(
-                    AlbumPhotoPath.photo_id, AlbumPhotoPath.path, AlbumPhotoPath.path_bytes
-                ).order_by(AlbumPhotoPath.path, AlbumPhotoPath.path_bytes)
+            for pid, path, raw in sorted(
+                s.execute(
+                    select(AlbumPhotoPath.photo_id, AlbumPhotoPath.path, AlbumPhotoPath.path_bytes)
+                ),
+                key=lambda r: (r[1], r[2]),
             ):
                 paths_by_photo.setdefault(pid, []).append((path, raw))
             forgotten = dict(
@@ -739,7 +747,7 @@ class AlbumStore(SqliteTables):
         wanted = sorted(set(face_ids))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            with self._read() as s:
+            with self.database.read() as s:
                 rows = s.execute(
                     select(AlbumFace.id, AlbumFace.thumbnail, AlbumPhoto.path_bytes,
                            AlbumPhoto.content_sha256, AlbumFace.box)
@@ -753,7 +761,7 @@ class AlbumStore(SqliteTables):
     def forgotten_boxes(self) -> dict[str, list[tuple[float, float, float, float]]]:
         """Content hash -> boxes of the faces forgotten in that photo (to hide them in previews)."""
         out: dict[str, list[tuple[float, float, float, float]]] = {}
-        with self._read() as s:
+        with self.database.read() as s:
             for sha, box in s.execute(
                 select(AlbumForgottenFace.content_sha256, AlbumForgottenFace.box)
             ):
@@ -762,7 +770,7 @@ class AlbumStore(SqliteTables):
 
     def counts(self) -> dict[str, int]:
         """Row counts per album table (for `info`-style summaries and tests)."""
-        with self._read() as s:
+        with self.database.read() as s:
             return {
                 "photos": int(s.scalar(select(func.count()).select_from(AlbumPhoto)) or 0),
                 "faces": int(s.scalar(select(func.count()).select_from(AlbumFace)) or 0),
@@ -788,19 +796,14 @@ class AlbumStore(SqliteTables):
             }
 
 
-def encode(v: npt.ArrayLike) -> bytes:
-    """float32 little-endian, as the gallery stores vectors."""
-    return np.asarray(v, dtype="<f4").tobytes()
-
-
-def decode_rows(blobs: Sequence[bytes]) -> Vectors:
-    """Stack equal-length float32 blobs into an (N, D) array in one copy."""
-    if not blobs:
+def stack_rows(vectors: Sequence[npt.ArrayLike]) -> Vectors:
+    """Stack equal-length stored embeddings into an (N, D) float32 array."""
+    if not vectors:
         return np.zeros((0, 0), np.float32)
-    dim = len(blobs[0]) // 4
-    if any(len(b) != dim * 4 for b in blobs):
+    rows = [np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors]
+    if len({r.shape[0] for r in rows}) != 1:
         raise GalleryError("album face embeddings of different lengths in one table")
-    return np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32).reshape(len(blobs), dim)
+    return np.stack(rows)
 
 
 def _box(values: Sequence[float]) -> tuple[float, float, float, float]:
@@ -829,17 +832,20 @@ def _release_path(s: Session, raw: bytes, content_sha256: str) -> None:
     ).all()
     s.execute(delete(AlbumPhotoPath).where(AlbumPhotoPath.id.in_([r[0] for r in rows])))
     for photo_id in {r[1] for r in rows} | set(stray):
-        other = s.execute(
-            select(
-                AlbumPhotoPath.path,
-                AlbumPhotoPath.path_bytes,
-                AlbumPhotoPath.size_bytes,
-                AlbumPhotoPath.mtime_ns,
-            )
-            .where(AlbumPhotoPath.photo_id == photo_id)
-            .order_by(AlbumPhotoPath.path)
-            .limit(1)
-        ).first()
+        # The first remaining path in code-point order, chosen here rather than by the
+        # database's collation, so SQLite and PostgreSQL pick the same one.
+        other = min(
+            s.execute(
+                select(
+                    AlbumPhotoPath.path,
+                    AlbumPhotoPath.path_bytes,
+                    AlbumPhotoPath.size_bytes,
+                    AlbumPhotoPath.mtime_ns,
+                ).where(AlbumPhotoPath.photo_id == photo_id)
+            ),
+            key=lambda r: (r[0], r[1]),
+            default=None,
+        )
         if other is None:
             s.execute(delete(AlbumPhoto).where(AlbumPhoto.id == photo_id))
         else:
@@ -853,7 +859,7 @@ def _release_path(s: Session, raw: bytes, content_sha256: str) -> None:
 def _set_path(s: Session, photo_id: int, raw: bytes, size_bytes: int, mtime_ns: int) -> None:
     """Record that `photo_id`'s content is at the file named `raw` (with these stat facts)."""
     values = {"photo_id": photo_id, "size_bytes": size_bytes, "mtime_ns": mtime_ns}
-    stmt = sqlite_insert(AlbumPhotoPath).values(path=display_path(raw), path_bytes=raw, **values)
+    stmt = upsert(s, AlbumPhotoPath).values(path=display_path(raw), path_bytes=raw, **values)
     s.execute(stmt.on_conflict_do_update(index_elements=[AlbumPhotoPath.path_bytes], set_=values))
     s.execute(
         update(AlbumPhoto)

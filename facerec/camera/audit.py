@@ -14,17 +14,16 @@ embeddings) and `AuditLog.forget`, in the transaction that deletes the
 person, also deletes the image from any other event in which their face is
 found; that event stays, for it is still a fact about the claimed person.
 
-The log has its own SQLite engine on the gallery file, opened with the
-gallery's pragmas (`create_sqlite_engine`: foreign keys, WAL, busy timeout),
-and writes with BEGIN IMMEDIATE, so it queues behind a concurrent enrolment
-instead of failing. It never touches `meta.revision`: the revision stamps the
-prototype index, which audit rows do not change.
+The log works through the gallery's `facerec.storage.Database` (SQLite or
+PostgreSQL, one engine per process): each write is one `Database.write()`
+transaction, queued behind a concurrent enrolment instead of failing. It
+never touches `meta.revision`: the revision stamps the prototype search,
+which audit rows do not change.
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,15 +32,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from facerec.camera.events import DecisionEvent, liveness_json
+from facerec.camera.tables import AuditEvent
 from facerec.errors import GalleryError
 from facerec.gallery.forget import ForgetTarget
-from facerec.gallery.ops_schema import AuditEvent
 from facerec.gallery.schema import Identity
-from facerec.gallery.tables import SqliteTables
+from facerec.names import name_key
+from facerec.storage import Database
 
 #: Saved images read per query while they are re-embedded for `forget`.
 _IMAGE_CHUNK = 64
@@ -83,18 +82,24 @@ class AuditForgotten:
     unchecked: int = 0
 
 
-class AuditLog(SqliteTables):
-    """Writes and reads `audit_events` of one gallery database (already migrated)."""
+class AuditLog:
+    """Writes and reads `audit_events` through the gallery's `Database` (already migrated).
+
+    Holds no connection of its own: whoever opened the database closes it.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def record(self, event: DecisionEvent, image: bytes | None = None) -> int:
         """Store one decision (and, if given, the JPEG of the best face); returns the row id."""
         name = event.name if event.name is not None else event.claim
         try:
-            with self._writes.begin() as s:
+            with self.database.write() as s:
                 identity_id = None
                 if name is not None:
                     identity_id = s.scalar(
-                        select(Identity.id).where(Identity.name == _name_key(name))
+                        select(Identity.id).where(Identity.name == name_key(name))
                     )
                 row = AuditEvent(
                     time=event.time,
@@ -114,8 +119,8 @@ class AuditLog(SqliteTables):
                 s.add(row)
                 s.flush()
                 return int(row.id)
-        except OperationalError as exc:
-            raise GalleryError(f"{self.path}: cannot write the audit event: {exc.orig}") from exc
+        except GalleryError as exc:  # locked past the timeout, connection lost
+            raise GalleryError(f"cannot write the audit event: {exc}") from exc
 
     def recent(self, limit: int = 100) -> list[AuditRecord]:
         """The latest `limit` events, newest first."""
@@ -125,7 +130,7 @@ class AuditLog(SqliteTables):
             .order_by(AuditEvent.id.desc())
             .limit(limit)
         )
-        with self._reads() as s, s.begin():
+        with self.database.read() as s:
             return [
                 AuditRecord(
                     id=row.id,
@@ -148,7 +153,7 @@ class AuditLog(SqliteTables):
 
     def image(self, event_id: int) -> bytes | None:
         """The stored JPEG of an event, if one was saved."""
-        with self._reads() as s, s.begin():
+        with self.database.read() as s:
             return s.scalar(select(AuditEvent.image).where(AuditEvent.id == event_id))
 
     def images_about_others(self, name: str) -> Iterator[tuple[int, bytes]]:
@@ -158,7 +163,7 @@ class AuditLog(SqliteTables):
         an image saved after its chunk was read is caught by `forget`, which
         counts any image it was not given faces for as unchecked.
         """
-        key = _name_key(name)
+        key = name_key(name)
         last = 0
         while True:
             stmt = (
@@ -173,7 +178,7 @@ class AuditLog(SqliteTables):
                 .order_by(AuditEvent.id)
                 .limit(_IMAGE_CHUNK)
             )
-            with self._read() as s:
+            with self.database.read() as s:
                 rows = s.execute(stmt).all()
             if not rows:
                 return
@@ -225,9 +230,7 @@ def _liveness(event: DecisionEvent) -> str | None:
     return json.dumps(data, ensure_ascii=False) if data is not None else None
 
 
-def _name_key(name: str) -> str:
-    """Names are stored trimmed and NFC-normalised (as `Gallery` stores them)."""
-    return unicodedata.normalize("NFC", name.strip())
+
 
 
 def _finite(x: float) -> float | None:

@@ -220,7 +220,7 @@ def camera(
             )
         elif claim is not None:
             log.warning("%s: liveness is off: a photo of %s opens this door", frames.name, claim)
-        audit = stack.enter_context(AuditLog(fr.gallery.path))
+        audit = AuditLog(fr.database)
         if policy is not None and policy.challenge is not None:
             _prompt(frames.name, policy.challenge, as_json)
 

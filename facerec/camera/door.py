@@ -120,7 +120,7 @@ class DoorCamera:
             raise UnknownPersonError(self.claim)
         if self.claim is None and not fr.people():
             raise CameraError(
-                f"{fr.db_path.absolute()}: no one is enrolled; watch mode has no one to recognise"
+                f"{fr.display}: no one is enrolled; watch mode has no one to recognise"
             )
         fr.check_model()
         # A claim is decided on the claimed person's prototype (its size sets the operating

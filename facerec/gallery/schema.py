@@ -6,9 +6,8 @@ so they cannot drift. Nothing here imports torch or FAISS, so the Alembic CLI
 (`migrations/env.py`) can import it cheaply.
 
 The declarative `Base`, the column types and the engine set-up live in
-`facerec.storage`; `Base`, `create_sqlite_engine` and `BEGIN_OPTION` are
-re-exported here for the stores that still open their own SQLite engine
-(`facerec.gallery.tables`) until they move onto `facerec.storage.Database`.
+`facerec.storage`. The apps' tables live with their apps (`facerec.album.tables`,
+`facerec.camera.tables`, `facerec.server.tables`) on the same `Base`.
 """
 
 from __future__ import annotations
@@ -20,17 +19,14 @@ import numpy.typing as npt
 from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from facerec.storage.database import BEGIN_OPTION, PRAGMAS, create_sqlite_engine
 from facerec.storage.types import NAMING_CONVENTION, Base, Embedding, UTCDateTime
 
 __all__ = [
-    "BEGIN_OPTION",
     "META_EMBEDDING_DIM",
     "META_MODEL_NAME",
     "META_MODEL_SHA256",
     "META_REVISION",
     "NAMING_CONVENTION",
-    "PRAGMAS",
     "PROTOTYPE_HNSW_INDEX",
     "Base",
     "Identity",
@@ -39,7 +35,6 @@ __all__ = [
     "Sample",
     "Threshold",
     "UTCDateTime",
-    "create_sqlite_engine",
 ]
 
 #: The pgvector HNSW index on `prototypes` (PostgreSQL only). Not in the ORM: it is

@@ -69,7 +69,7 @@ from facerec.models.base import ModelIdentity
 from facerec.names import name_key as _name_key
 from facerec.names import validate_name
 from facerec.prototypes import prototype as _prototype
-from facerec.storage import Database, insert
+from facerec.storage import Database, DatabaseUrl, insert
 from facerec.storage.migrate import stored_revision
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,10 @@ class Gallery:
     # -- lifecycle ------------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, target: str | os.PathLike[str] | Database, *, index_path: Path | None = None
+        cls,
+        target: str | os.PathLike[str] | DatabaseUrl | Database,
+        *,
+        index_path: Path | None = None,
     ) -> Gallery:
         """Open (creating if needed) the gallery at `target` and migrate it to the current schema.
 

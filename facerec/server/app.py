@@ -19,11 +19,11 @@ behind the service's model lock; see `facerec.server.service` for why.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -67,6 +67,7 @@ from facerec.server.service import (
     ServiceBusyError,
     Upload,
 )
+from facerec.storage import DatabaseUrl
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 class ServerConfig:
     """Everything `create_app` needs; `facerec serve` fills it from its options."""
 
-    db: Path
+    db: str | os.PathLike[str] | DatabaseUrl  # a SQLite file or a database URL, as FaceRec takes
     settings: Settings = field(default_factory=Settings)
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -149,7 +150,7 @@ def require_key(
 ) -> ApiKeyInfo:
     """The caller's active API key, else 401.
 
-    Synchronous on purpose: FastAPI runs it in the threadpool, since it reads SQLite.
+    Synchronous on purpose: FastAPI runs it in the threadpool, since it reads the database.
     """
     token = credentials.credentials if credentials is not None else api_key
     keys = getattr(request.app.state, "keys", None)
@@ -188,20 +189,19 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             except BaseException:
                 owned.close()
                 raise
-        keys = KeyStore(svc.gallery.path)
+        keys = KeyStore(svc.database)
         app.state.service, app.state.keys = svc, keys
         if not keys.has_active():
             log.warning(
                 "no active API key in %s: every request will get 401; "
                 "create one with `facerec keys create NAME`",
-                svc.gallery.path,
+                svc.database.display,
             )
-        log.info("serving gallery %s with model %s", svc.gallery.path, svc.model_name)
+        log.info("serving gallery %s with model %s", svc.database.display, svc.model_name)
         try:
             yield
         finally:
             app.state.service = app.state.keys = None
-            keys.close()
             if owned is not None:
                 owned.close()
 

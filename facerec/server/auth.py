@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
-from facerec.errors import FacerecError, GalleryError
-from facerec.gallery.ops_schema import ApiKey
-from facerec.gallery.tables import SqliteTables
+from facerec.errors import FacerecError
+from facerec.server.tables import ApiKey
+from facerec.storage import Database
 
 TOKEN_PREFIX = "frk"
 PREFIX_CHARS = 8
@@ -77,8 +77,14 @@ def new_token() -> tuple[str, str]:
     return prefix, f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
 
 
-class KeyStore(SqliteTables):
-    """Creates, lists, revokes and checks API keys in `api_keys` of a (migrated) gallery file."""
+class KeyStore:
+    """Creates, lists, revokes and checks API keys in `api_keys` of the gallery's `Database`.
+
+    Holds no connection of its own: whoever opened the (migrated) database closes it.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def create(self, name: str) -> NewApiKey:
         """A new key called `name`; a revoked key of that name is replaced, an active one is not."""
@@ -86,7 +92,7 @@ class KeyStore(SqliteTables):
         prefix, token = new_token()
         now = datetime.now(UTC)
         try:
-            with self._writes.begin() as s:
+            with self.database.write() as s:
                 old = s.scalar(select(ApiKey).where(ApiKey.name == name))
                 if old is not None and old.revoked_at is None:
                     raise ApiKeyError(f"an active key named {name!r} exists; revoke it first")
@@ -94,17 +100,15 @@ class KeyStore(SqliteTables):
                     s.execute(delete(ApiKey).where(ApiKey.id == old.id))
                     s.flush()
                 s.add(ApiKey(name=name, prefix=prefix, hash=digest(token), created_at=now))
-        except IntegrityError as exc:  # a prefix collision (1 in 2^40) or a racing create
+        except IntegrityError as exc:  # a prefix collision (1 in 2^40)
             raise ApiKeyError(f"could not create key {name!r}, try again: {exc.orig}") from exc
-        except OperationalError as exc:
-            raise GalleryError(f"{self.path}: {exc.orig}") from exc
         return NewApiKey(ApiKeyInfo(name, prefix, now, None), token)
 
     def revoke(self, name: str) -> ApiKeyInfo:
         """Revoke the active key called `name` (idempotent for an already revoked one)."""
         name = _check_name(name)
         now = datetime.now(UTC)
-        with self._writes.begin() as s:
+        with self.database.write() as s:
             row = s.scalar(select(ApiKey).where(ApiKey.name == name))
             if row is None:
                 raise ApiKeyError(f"no API key named {name!r}")
@@ -114,12 +118,12 @@ class KeyStore(SqliteTables):
             return _info(row)
 
     def all_keys(self) -> list[ApiKeyInfo]:
-        """Every key, active and revoked, by name."""
-        with self._reads() as s, s.begin():
-            return [_info(r) for r in s.scalars(select(ApiKey).order_by(ApiKey.name))]
+        """Every key, active and revoked, by name (code-point order, whatever the database's collation)."""
+        with self.database.read() as s:
+            return sorted((_info(r) for r in s.scalars(select(ApiKey))), key=lambda k: k.name)
 
     def has_active(self) -> bool:
-        with self._reads() as s, s.begin():
+        with self.database.read() as s:
             return (
                 s.scalar(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1)) is not None
             )
@@ -130,7 +134,7 @@ class KeyStore(SqliteTables):
         prefix = match.group(1) if match else ""
         row = None
         if prefix:
-            with self._reads() as s, s.begin():
+            with self.database.read() as s:
                 row = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
         stored = row.hash if row is not None else _DUMMY_DIGEST
         ok = hmac.compare_digest(digest(token or ""), stored)

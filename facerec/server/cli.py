@@ -10,7 +10,6 @@ import ipaddress
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,9 +29,10 @@ from facerec.cli_common import (
     reported_errors,
     session,
 )
-from facerec.config import default_db_path
+from facerec.config import database_url
 from facerec.detection import DetectorKind
 from facerec.server.auth import ApiKeyInfo, KeyStore
+from facerec.storage import Database
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,17 @@ def serve(
             "put a TLS-terminating proxy in front",
             host,
         )
+    with reported_errors():  # a --db that names no usable database: one line, exit code 2
+        where = database_url(db)
     config = ServerConfig(
-        db=db or default_db_path(),
+        db=where,
         settings=make_settings(model, weights, threshold, min_face_size, detector, threads=threads),
         max_upload_bytes=int(max_upload_mb * 2**20),
         budget_s=budget_s,
     )
     # Open the gallery and load the model before listening: a bad gallery or missing
     # weights is then one line on stderr and exit code 2, as in every other command.
-    with session(config.db, config.settings) as fr:
+    with session(where, config.settings) as fr:
         service = FaceService(fr, max_pixels=config.max_pixels, budget_s=config.budget_s)
         uvicorn.run(
             create_app(config, service),
@@ -117,15 +119,11 @@ def _is_loopback(host: str) -> bool:
 
 
 @contextmanager
-def _key_store(db: Path | None, *, as_json: bool = False) -> Iterator[KeyStore]:
-    """The key store of a migrated gallery; anticipated failures exit 2 with one line, as `session`."""
-    from facerec.gallery import Gallery
-
-    path = db or default_db_path()
-    with reported_errors(as_json=as_json):
-        Gallery.open(path).close()  # creates and migrates the database if needed
-        with KeyStore(path) as store:
-            yield store
+def _key_store(db: str | None, *, as_json: bool = False) -> Iterator[KeyStore]:
+    """The key store of the gallery database (created and migrated if needed); anticipated
+    failures exit 2 with one line, as `session`."""
+    with reported_errors(as_json=as_json), Database.open(database_url(db)) as database:
+        yield KeyStore(database)
 
 
 @keys_app.command("create")

@@ -41,6 +41,7 @@ from facerec.errors import FacerecError, UnknownPersonError
 from facerec.gallery import EnrollResult, Person
 from facerec.images import LoadedImage, decode_image
 from facerec.names import validate_name
+from facerec.storage import Database
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,11 @@ class FaceService:
     @property
     def model_name(self) -> str:
         return self.identity.name
+
+    @property
+    def database(self) -> Database:
+        """The gallery's database, shared with the stores beside it (the API keys)."""
+        return self._fr.database
 
     def _decode(self, upload: Upload) -> LoadedImage:
         filename = (upload.filename or "image")[:MAX_FILENAME_CHARS]

@@ -219,7 +219,8 @@ class Database:
 
     def error(self, exc: OperationalError) -> GalleryError:
         """`exc` as the GalleryError users see: the database (no password) and the driver's reason."""
-        reason = str(exc.orig).strip() if exc.orig is not None else str(exc)
+        # One line: psycopg's reasons carry a second line ("Is the server running...?").
+        reason = " ".join(str(exc.orig if exc.orig is not None else exc).split())
         return GalleryError(f"{self._where.display}: {reason}")
 
     def compact(self) -> bool:

@@ -82,7 +82,7 @@ def migrate(engine: Engine, display: str) -> None:
             f"(was the gallery made by a newer version?): {exc}"
         ) from exc
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip()
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line
         raise GalleryError(f"{display}: cannot open the gallery database: {reason}") from exc
 
 

@@ -4,8 +4,10 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23
 
-Mirrors `facerec.gallery.album_schema`; `tests/album/test_album_migration.py`
+Mirrors `facerec.album.tables`; `tests/album/test_album_migration.py`
 checks that the two agree and that downgrade leaves the 0001 schema intact.
+Face embeddings are `facerec.storage.types.Embedding`, as the gallery's samples
+(0001): the BLOB SQLite always had, a pgvector `vector` on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from facerec.storage.types import BigInt
+from facerec.storage.types import BigInt, Embedding
 
 # revision identifiers, used by Alembic.
 revision: str = "0002"
@@ -61,7 +63,7 @@ def upgrade() -> None:
         sa.Column("det_score", sa.Float(), nullable=False),
         sa.Column("quality", sa.Text(), nullable=False),
         sa.Column("quality_reasons", sa.Text(), nullable=True),
-        sa.Column("embedding", sa.LargeBinary(), nullable=False),
+        sa.Column("embedding", Embedding(), nullable=False),
         sa.Column("thumbnail", sa.LargeBinary(), nullable=True),
         sa.Column("identity_id", sa.Integer(), nullable=True),
         sa.Column("similarity", sa.Float(), nullable=True),

@@ -4,9 +4,10 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-24
 
-Mirrors `facerec.gallery.ops_schema`. `audit_events.identity_id` cascades on
-delete, so removing a person removes every audit event (and face image) about
-them; the index on it keeps that cascade from scanning the whole table.
+Mirrors `facerec.camera.tables` (audit events) and `facerec.server.tables`
+(API keys). `audit_events.identity_id` cascades on delete, so removing a person
+removes every audit event (and face image) about them; the index on it keeps
+that cascade from scanning the whole table.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Revises: 0003
 Create Date: 2026-11-26
 
 Mirrors `AlbumPhotoPath` and `AlbumForgottenFace` in
-`facerec.gallery.album_schema`. Each existing photo's one path is copied into
+`facerec.album.tables`. Each existing photo's one path is copied into
 `album_photo_paths`, so an upgraded album lists and skips exactly what it did
 before; copies found from now on are added beside it.
 """

@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01
 
-Mirrors `facerec.gallery.ops_schema.AuditEvent.reason` / `.liveness`. Both
+Mirrors `facerec.camera.tables.AuditEvent.reason` / `.liveness`. Both
 columns are nullable, so existing rows (made before liveness existed) stay
 valid as they are: NULL reads as "liveness was not checked".
 """

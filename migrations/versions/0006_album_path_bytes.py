@@ -4,7 +4,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-30
 
-Mirrors `AlbumPhoto` and `AlbumPhotoPath` in `facerec.gallery.album_schema`.
+Mirrors `AlbumPhoto` and `AlbumPhotoPath` in `facerec.album.tables`.
 A file name that is not UTF-8 could not be stored in the text column `path` at all (the scan stopped
 with "surrogates not allowed"), so `path_bytes` keeps every name exactly and
 `path` becomes its printable form; the same pair goes into every path row

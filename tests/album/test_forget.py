@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import pytest
 
 from facerec.album import report
 from facerec.album.api import Album
-from facerec.album.store import NewFace, NewPhoto
+from facerec.album.store import AlbumStore, NewFace, NewPhoto
 from facerec.api import FaceRec
 from facerec.camera.audit import AuditLog
 from facerec.camera.door import DoorCamera, run
@@ -39,6 +40,8 @@ from facerec.images import LoadedImage
 from facerec.pipeline import Pipeline
 
 from ..camera.test_camera_cli import write_video
+from ..conftest import shared_file
+from ..db_rows import is_postgres, rows
 from .conftest import EX, Built, copy_db
 
 OBAMA, BIDEN = "Barack Obama", "Joe Biden"
@@ -53,10 +56,11 @@ def sql(db: Path, query: str, *args: Any) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def door(fr: FaceRec, db: Path, video: Path, claim: str) -> None:
+def door(fr: FaceRec, video: Path, claim: str) -> None:
     """One claim at the door on `video`, recorded with its image as `facerec camera` does."""
     camera = DoorCamera(fr, video.name, claim=claim, rule=WindowRule(k=2, n=3), save_images=True)
-    with FrameSource(parse_source(str(video)), fps=5) as frames, AuditLog(db) as audit:
+    audit = AuditLog(fr.database)
+    with FrameSource(parse_source(str(video)), fps=5) as frames:
 
         def deliver(event: DecisionEvent, image: bytes | None) -> None:
             audit.record(event, image)
@@ -115,7 +119,7 @@ def scene(
         for n, (photo, claim) in enumerate(
             [("biden.jpg", OBAMA), ("biden.jpg", BIDEN), ("obama2.jpg", OBAMA)]
         ):
-            door(fr, db, write_video(tmp_path / f"door{n}.mp4", [(ex / photo, 0.8)]), claim)
+            door(fr, write_video(tmp_path / f"door{n}.mp4", [(ex / photo, 0.8)]), claim)
         threshold = fr.threshold()
         proto = fr.gallery.prototype(BIDEN).copy()
     return db, {"threshold": threshold, "prototype": proto}
@@ -322,3 +326,50 @@ def test_a_crash_after_the_commit_leaves_no_index_with_the_person(
     with FaceRec(db, pipeline=pipeline) as fr:
         hits = fr.gallery.search(facts["prototype"][None, :], 5)[0]
         assert [h.name for h in hits] == [OBAMA]
+
+
+def _claim(claim: str, decision: str) -> DecisionEvent:
+    return DecisionEvent(
+        time=datetime.now(UTC), source="door", mode="claim", claim=claim, decision=decision,
+        name=claim, best_score=0.5, threshold=0.9, scores=(0.5,), votes=1, frames=1,
+        stream_time_s=0.2, latency_ms=50.0, frame_latencies=(),
+    )  # fmt: skip
+
+
+def test_remove_forgets_everywhere_in_one_transaction_on_each_database(
+    db_url: str, pipeline: Pipeline, shared: Path
+) -> None:
+    """`FaceRec.remove` on a SQLite file and on PostgreSQL: Biden's album faces, his door event
+    and his face in Obama's door event go with his enrolment; Obama's rows stay.
+
+    The album and the door log are written through their stores (no scan, no camera), so the
+    model only runs for the enrolments and for re-embedding the one saved door image."""
+    ex = shared / EX
+    biden_jpeg = shared_file(shared, f"{EX}/biden.jpg").read_bytes()
+    with FaceRec(db_url, pipeline=pipeline) as fr:
+        fr.enroll(OBAMA, [ex / "obama.jpg"])
+        fr.enroll(BIDEN, [ex / "biden.jpg"])
+        album = AlbumStore(fr.database)
+        faces = tuple(
+            NewFace(i, (10.0 + 100 * i, 10.0, 90.0 + 100 * i, 90.0), ((0.0, 0.0),) * 5, 0.99, {},
+                    (), fr.gallery.prototype(name), None)
+            for i, name in enumerate((OBAMA, BIDEN))
+        )  # fmt: skip
+        model = fr.pipeline.embedder.identity
+        album.write([NewPhoto("/album/both.jpg", "sha-both", 1, 1, 300, 100, None, model, faces)])
+        obama_face, _ = (int(i) for i in album.usable_faces(model).face_ids)
+        audit = AuditLog(fr.database)
+        audit.record(_claim(OBAMA, "rejected"), biden_jpeg)  # Biden at Obama's door
+        audit.record(_claim(BIDEN, "accepted"), None)
+        audit.record(_claim(OBAMA, "accepted"), None)
+
+        result = fr.remove(BIDEN)
+
+    assert (result.samples, result.album.faces, result.album.photos) == (1, 1, 1)
+    assert (result.audit.events, result.audit.images, result.audit.unchecked) == (1, 1, 0)
+    assert result.compacted is not is_postgres(db_url)  # nothing to compact in PostgreSQL
+    assert rows(db_url, "SELECT name FROM identities") == [(OBAMA,)]
+    assert rows(db_url, "SELECT id FROM album_faces") == [(obama_face,)]
+    assert rows(db_url, "SELECT count(*) FROM album_forgotten_faces") == [(1,)]
+    events = rows(db_url, "SELECT claimed_name, decision, image FROM audit_events ORDER BY id")
+    assert events == [(OBAMA, "rejected", None), (OBAMA, "accepted", None)]

@@ -2,58 +2,46 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 from alembic import command
 
-import facerec.gallery.ops_schema  # noqa: F401  (audit_events joins Base.metadata)
+import facerec.camera.tables  # noqa: F401  (audit_events joins Base.metadata)
 from facerec.camera.audit import AuditLog
 from facerec.camera.events import PRESENTATION_ATTACK, DecisionEvent
 from facerec.liveness.verdict import Cue, CueResult, LivenessVerdict, Verdict
+from facerec.storage import Database
 
+from ..db_rows import execute, rows, schema
 from ..migrations_support import config, orm_diff
 
 
-def columns(db: Path) -> list[str]:
-    con = sqlite3.connect(db)
-    try:
-        return [r[1] for r in con.execute("PRAGMA table_info(audit_events)")]
-    finally:
-        con.close()
+def columns(db: str) -> list[str]:
+    return [c["name"] for c in schema(db).get_columns("audit_events")]
 
 
-def test_0005_adds_the_columns_keeps_old_rows_and_downgrades(tmp_path: Path) -> None:
-    db = tmp_path / "g.db"
+def test_0005_adds_the_columns_keeps_old_rows_and_downgrades(empty_db_url: str) -> None:
+    db = empty_db_url
     command.upgrade(config(db), "0003")
-    con = sqlite3.connect(db)
-    with con:
-        con.execute(
-            "INSERT INTO audit_events (time, source, mode, decision, scores, frames) "
-            "VALUES ('2026-01-01 00:00:00', 'door.mp4', 'claim', 'accepted', '[0.95]', 3)"
-        )
-    con.close()
+    execute(
+        db,
+        "INSERT INTO audit_events (time, source, mode, decision, scores, frames) "
+        "VALUES ('2026-01-01 00:00:00', 'door.mp4', 'claim', 'accepted', '[0.95]', 3)",
+    )
     command.upgrade(config(db), "0005")
     assert {"reason", "liveness"} <= set(columns(db))
     diff = orm_diff(db)
     assert [d for d in diff if "audit_events" in repr(d)] == []
-    with AuditLog(db) as audit:
-        (old,) = audit.recent()
+    with Database.open(db, migrate=False) as database:
+        (old,) = AuditLog(database).recent()
     assert old.decision == "accepted" and old.reason is None and old.liveness is None
 
     command.downgrade(config(db), "0003")
     assert not {"reason", "liveness"} & set(columns(db))
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("SELECT decision FROM audit_events").fetchall() == [("accepted",)]
-    finally:
-        con.close()
+    assert rows(db, "SELECT decision FROM audit_events") == [("accepted",)]
 
 
-def test_the_audit_row_keeps_the_reason_and_every_cue(tmp_path: Path) -> None:
-    db = tmp_path / "g.db"
-    command.upgrade(config(db), "head")
+def test_the_audit_row_keeps_the_reason_and_every_cue(db_url: str) -> None:
     verdict = LivenessVerdict(
         Verdict.ATTACK,
         "parallax: moves as a flat picture",
@@ -68,7 +56,8 @@ def test_the_audit_row_keeps_the_reason_and_every_cue(tmp_path: Path) -> None:
         stream_time_s=2.0, latency_ms=80.0, frame_latencies=(), reason=PRESENTATION_ATTACK,
         liveness=verdict, liveness_scores=(0.9, float("nan"), 0.92),
     )  # fmt: skip
-    with AuditLog(db) as audit:
+    with Database.open(db_url) as database:
+        audit = AuditLog(database)
         audit.record(event)
         (row,) = audit.recent()
     assert row.reason == PRESENTATION_ATTACK and row.liveness is not None

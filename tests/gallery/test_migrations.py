@@ -14,7 +14,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from facerec.gallery import album_schema, ops_schema  # noqa: F401  (their tables join Base.metadata)
+# The apps' tables join Base.metadata, so the ORM describes the whole database.
+import facerec.album.tables
+import facerec.camera.tables
+import facerec.server.tables  # noqa: F401
 
 from ..db_probe import Probe
 from ..migrations_support import MIGRATIONS, config, orm_diff, tables

@@ -1,36 +1,35 @@
-"""API keys: stored hashed, shown once, checked in constant time, revocable; `facerec keys`."""
+"""API keys: stored hashed, shown once, checked in constant time, revocable; `facerec keys`.
+
+Every test runs on a SQLite file and on PostgreSQL (the `db_url` fixture).
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
 
 from facerec.cli import app
-from facerec.gallery import Gallery
 from facerec.server.auth import ApiKeyError, KeyStore, digest
+from facerec.storage import Database
+
+from ..db_rows import rows
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> KeyStore:
-    db = tmp_path / "g.db"
-    Gallery.open(db).close()
-    return KeyStore(db)
+def store(db_url: str) -> Iterator[KeyStore]:
+    with Database.open(db_url) as database:
+        yield KeyStore(database)
 
 
-def test_tokens_are_stored_only_as_digests(store: KeyStore) -> None:
+def test_tokens_are_stored_only_as_digests(store: KeyStore, db_url: str) -> None:
     new = store.create("door-1")
     assert new.token.startswith(f"frk_{new.info.prefix}_") and len(new.token) > 50
-    con = sqlite3.connect(store.path)
-    try:
-        rows = con.execute("SELECT name, prefix, hash FROM api_keys").fetchall()
-    finally:
-        con.close()
-    assert rows == [("door-1", new.info.prefix, digest(new.token))]
-    assert new.token not in repr(rows)
+    stored = rows(db_url, "SELECT name, prefix, hash FROM api_keys")
+    assert stored == [("door-1", new.info.prefix, digest(new.token))]
+    assert new.token not in repr(stored)
     assert store.check(new.token) == new.info
 
 
@@ -62,8 +61,15 @@ def test_revoke_then_recreate(store: KeyStore) -> None:
         store.revoke("nobody")
 
 
-def test_keys_cli(tmp_path: Path) -> None:
-    db = str(tmp_path / "g.db")
+def test_keys_are_listed_by_name(store: KeyStore) -> None:
+    """In code-point order, whatever the database's collation."""
+    for name in ("b", "B", "a", "é", "Z"):
+        store.create(name)
+    assert [k.name for k in store.all_keys()] == ["B", "Z", "a", "b", "é"]
+
+
+def test_keys_cli(db_url: str) -> None:
+    db = db_url
     runner = CliRunner()
     created = runner.invoke(app, ["keys", "create", "door-1", "--db", db, "--json"])
     assert created.exit_code == 0, created.output

@@ -29,6 +29,7 @@ from facerec.gallery import Gallery, PrototypeIndex
 from facerec.models.registry import DEFAULT_MODEL
 from facerec.schemas import EnrollmentJSON, ImageJSON, VerificationJSON
 from facerec.server.auth import KeyStore
+from facerec.storage import Database
 
 from ..conftest import shared_file
 from ..schema_shape import assert_shape
@@ -44,6 +45,7 @@ class Server:
     url: str
     token: str
     db: Path
+    database: Database  # the test's own connection to the server's database
     keys: KeyStore
 
     def client(self, token: str | None = "default") -> httpx.Client:
@@ -63,8 +65,8 @@ def free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("server")
     db = tmp / "gallery.db"
-    Gallery.open(db).close()
-    keys = KeyStore(db)
+    database = Database.open(db)
+    keys = KeyStore(database)
     token = keys.create("tests").token
     port = free_port()
     env = dict(os.environ, FACEREC_OFFLINE="1", FACEREC_DB=str(tmp / "unused.db"))
@@ -90,7 +92,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 pytest.fail(f"server not up in {STARTUP_S} s")
             time.sleep(0.3)
-        yield Server(url, token, db, keys)
+        yield Server(url, token, db, database, keys)
     finally:
         proc.terminate()
         try:
@@ -99,7 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.kill()
             proc.wait()
         log.close()
-        keys.close()
+        database.close()
 
 
 def photo(shared: Path, name: str) -> tuple[str, bytes, str]:
@@ -158,8 +160,7 @@ def test_round_trip_leaves_nothing_of_the_person(server: Server, shared: Path) -
             assert (face["p_unknown"] < 0.5) == (face["name"] == OBAMA), face
 
         # A door-camera attempt about him, with an image, as `facerec camera` records it.
-        with AuditLog(server.db) as audit:
-            audit.record(_attempt(), b"\xff\xd8\xff-face-of-obama")
+        AuditLog(server.database).record(_attempt(), b"\xff\xd8\xff-face-of-obama")
         assert _count(server.db, "SELECT count(*) FROM audit_events") == 1
 
         r = c.delete(f"/v1/people/{OBAMA}")

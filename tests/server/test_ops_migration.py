@@ -1,22 +1,25 @@
-"""Revision 0003 (audit events, API keys): matches the ORM, downgrades cleanly, cascades on delete."""
+"""Revision 0003 (audit events, API keys): matches the ORM, downgrades cleanly, cascades on delete.
+
+On a SQLite file and on PostgreSQL (the `empty_db_url` / `db_url` fixtures).
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 from alembic import command
 
-import facerec.gallery.ops_schema as ops
+import facerec.camera.tables as camera_tables
+import facerec.server.tables  # noqa: F401  (api_keys joins Base.metadata)
 from facerec.camera.audit import AuditLog
 from facerec.camera.events import DecisionEvent
 from facerec.gallery import Gallery, NewSample
-from facerec.gallery.schema import Base
 from facerec.images import to_png
 from facerec.models.base import ModelIdentity
+from facerec.storage import Base, Database
 
+from ..db_rows import dump, schema
 from ..migrations_support import config, orm_diff, tables
 
 OPS_TABLES = {"audit_events", "api_keys"}
@@ -24,8 +27,8 @@ OPS_TABLES = {"audit_events", "api_keys"}
 LATER_COLUMNS = {("audit_events", "reason"), ("audit_events", "liveness")}
 
 
-def test_0003_matches_the_orm_and_downgrades(tmp_path: Path) -> None:
-    db = tmp_path / "g.db"
+def test_0003_matches_the_orm_and_downgrades(empty_db_url: str) -> None:
+    db = empty_db_url
     command.upgrade(config(db), "0003")
     assert tables(db) >= OPS_TABLES
     diff = orm_diff(db)
@@ -33,16 +36,15 @@ def test_0003_matches_the_orm_and_downgrades(tmp_path: Path) -> None:
     # models this test process did not import); none may concern ours.
     ours = [d for d in diff if OPS_TABLES & set(_tables_in(d)) and not _later_column(d)]
     assert ours == []
-    con = sqlite3.connect(db)
-    try:
-        fks = con.execute("PRAGMA foreign_key_list(audit_events)").fetchall()
-        assert [(fk[2], fk[3], fk[4], fk[6]) for fk in fks] == [
-            ("identities", "identity_id", "id", "CASCADE")
-        ]
-        indexes = {r[1] for r in con.execute("PRAGMA index_list(audit_events)")}
-        assert {"ix_audit_events_identity_id", "ix_audit_events_time"} <= indexes
-    finally:
-        con.close()
+    found = schema(db)
+    fks = found.get_foreign_keys("audit_events")
+    assert [
+        (fk["referred_table"], fk["constrained_columns"], fk["referred_columns"],
+         fk["options"].get("ondelete"))
+        for fk in fks
+    ] == [("identities", ["identity_id"], ["id"], "CASCADE")]  # fmt: skip
+    indexes = {ix["name"] for ix in found.get_indexes("audit_events")}
+    assert {"ix_audit_events_identity_id", "ix_audit_events_time"} <= indexes
 
     command.downgrade(config(db), "0002")
     assert tables(db) & OPS_TABLES == set()
@@ -79,11 +81,12 @@ def _tables_in(diff: object) -> list[str]:
 
 def test_ops_models_are_in_the_metadata() -> None:
     assert set(Base.metadata.tables) >= OPS_TABLES
-    assert ops.AuditEvent.__table__.c.identity_id.foreign_keys
+    assert camera_tables.AuditEvent.__table__.c.identity_id.foreign_keys
 
 
-def test_removing_a_person_removes_their_audit_events(tmp_path: Path) -> None:
-    db = tmp_path / "g.db"
+def test_removing_a_person_removes_their_audit_events(db_url: str) -> None:
+    """The cascade alone (`Gallery.remove`, not `FaceRec.remove`): the database does the work."""
+    db = db_url
     model = ModelIdentity("test-model", "0" * 64)
     crop = to_png(np.zeros((32, 32, 3), np.uint8))
 
@@ -92,25 +95,19 @@ def test_removing_a_person_removes_their_audit_events(tmp_path: Path) -> None:
         return NewSample(v, crop, ((1.0, 2.0),) * 5, f"p{seed}.jpg", f"sha{seed}", (0, 0, 9, 9),
                          0.99, {})  # fmt: skip
 
-    with Gallery.open(db) as g:
+    with Database.open(db) as database, Gallery.open(database) as g:
         g.enroll("Ada", [sample(1)], model)
         g.enroll("Bob", [sample(2)], model)
-    with AuditLog(db) as audit:
+        audit = AuditLog(database)
         for name, image in (("Ada", b"\xff\xd8\xffada"), ("Bob", None)):
             audit.record(_event(name), image)
         audit.record(_event(None), b"\xff\xd8\xffstranger")  # an unknown face: no person
         assert len(audit.recent()) == 3
-    with Gallery.open(db) as g:
         g.remove("Ada")
-    with AuditLog(db) as audit:
         left = audit.recent()
     assert [(r.name, r.decision) for r in left] == [(None, "unknown"), ("Bob", "identified")]
-    con = sqlite3.connect(db)
-    try:
-        dump = repr([list(con.execute(f"SELECT * FROM {t}")) for t in tables(db)])
-    finally:
-        con.close()
-    assert "Ada" not in dump and b"ada" not in dump.encode()
+    everything = dump(db)
+    assert "Ada" not in everything and "ada" not in everything and "stranger" in everything
 
 
 def _event(name: str | None) -> DecisionEvent:

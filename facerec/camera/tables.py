@@ -1,15 +1,16 @@
-"""Operational tables next to the gallery: the door camera's audit trail and the HTTP API keys.
+"""The door camera's table: its audit trail of decisions (`audit_events`, Alembic 0003, 0005).
 
-They live in the gallery database (Alembic revision 0003) rather than a file of
-their own for two reasons. An audit event points at the person it is about
-with a foreign key, and SQLite only enforces foreign keys inside one database:
-`ON DELETE CASCADE` is what makes "remove a person" also remove every audit
-event (and its optional face image) about them, with no code to forget. And
-one file is one thing to back up, move and protect.
+It lives in the gallery database rather than a file of its own for two
+reasons. An audit event points at the person it is about with a foreign key,
+and a database only enforces foreign keys inside itself: `ON DELETE CASCADE`
+is what makes "remove a person" also remove every audit event (and its
+optional face image) about them, with no code to forget. And one database is
+one thing to back up, move and protect.
 
-The classes share `Base` (and so the naming convention) with
-`facerec.gallery.schema`; importing this module adds them to `Base.metadata`.
-Like the core schema, nothing here imports torch, so the Alembic CLI stays cheap.
+The camera owns the table (only `facerec.camera.audit` reads or writes it);
+it shares `facerec.storage.Base` with the gallery's tables, so one Alembic
+history creates both. Nothing here imports torch: the Alembic CLI
+(`migrations/env.py`) imports this module.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Float, ForeignKey, Integer, LargeBinary, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from facerec.gallery.schema import Base
+import facerec.gallery.schema  # noqa: F401  (`identities`, which our foreign key points at)
+from facerec.storage import Base
 
 #: The two ways the door camera runs: verify one claimed person, or identify anyone.
 AUDIT_MODES = ("claim", "watch")
@@ -62,22 +64,3 @@ class AuditEvent(Base):
     image: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG, only with --save-images
     reason: Mapped[str | None] = mapped_column(Text)
     liveness: Mapped[str | None] = mapped_column(Text)  # JSON {verdict, reason, cues, p_real}
-
-
-class ApiKey(Base):
-    """An HTTP API key, stored as a SHA-256 digest, never in clear.
-
-    The token is `frk_<prefix>_<secret>`; `prefix` (random, unique) finds the
-    row without scanning, and the digest of the whole token is compared in
-    constant time. A revoked key keeps its row (and so its name) until a new key
-    of that name replaces it.
-    """
-
-    __tablename__ = "api_keys"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
-    prefix: Mapped[str] = mapped_column(Text, unique=True)
-    hash: Mapped[str] = mapped_column(Text)  # hex SHA-256 of the whole token
-    created_at: Mapped[datetime]
-    revoked_at: Mapped[datetime | None]

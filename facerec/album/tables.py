@@ -1,5 +1,5 @@
-"""The album tables (Alembic revisions 0002, 0004): photos and their paths, faces, clusters,
-negatives, and where forgotten faces were.
+"""The album tables (Alembic revisions 0002, 0004, 0006, 0007): photos and their paths, faces,
+clusters, negatives, and where forgotten faces were.
 
 They live in the gallery database, next to the people they are matched to, so
 a face's match can point at an identity with a real foreign key, and so that
@@ -12,13 +12,18 @@ Two UNIQUE constraints make an interrupted scan safe to rerun: a photo is
 keyed by the SHA-256 of its content, and a face by (photo, position in the
 photo), so a batch committed twice cannot create a second copy of anything.
 
-Like `schema.py`, nothing here imports torch or FAISS.
+The album owns these tables (only `facerec.album.store` reads or writes
+them); they share `facerec.storage.Base` with the gallery's, so one Alembic
+history creates both. Nothing here imports torch or FAISS: the Alembic CLI
+(`migrations/env.py`) imports this module.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import (
     Boolean,
     Float,
@@ -28,11 +33,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from facerec.gallery.schema import Base
+import facerec.gallery.schema  # noqa: F401  (`identities`, which our foreign keys point at)
+from facerec.storage import Base, Embedding
 from facerec.storage.types import BigInt
 
 #: `AlbumPhoto.status` values: used, unreadable, not a regular file (never opened).
@@ -68,8 +73,9 @@ class AlbumPhoto(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, index=True)
-    # The empty default only lets SQLite add the column to existing tables; 0006 fills it.
-    path_bytes: Mapped[bytes] = mapped_column(LargeBinary, index=True, server_default=text("x''"))
+    # Revision 0006 gives the column an empty default only to add it to existing rows (and
+    # fills it); every row written since names its bytes, so the model declares no default.
+    path_bytes: Mapped[bytes] = mapped_column(LargeBinary, index=True)
     content_sha256: Mapped[str] = mapped_column(Text, unique=True)
     size_bytes: Mapped[int] = mapped_column(BigInt)
     mtime_ns: Mapped[int] = mapped_column(BigInt)
@@ -119,7 +125,8 @@ class AlbumFace(Base):
     det_score: Mapped[float] = mapped_column(Float)
     quality: Mapped[str] = mapped_column(Text)  # JSON {metric: value}
     quality_reasons: Mapped[str | None] = mapped_column(Text)  # "; "-joined; NULL: accepted
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian
+    # float32 little-endian bytes on SQLite, pgvector `vector` on PostgreSQL.
+    embedding: Mapped[npt.NDArray[np.float32]] = mapped_column(Embedding)
     thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)  # JPEG
     identity_id: Mapped[int | None] = mapped_column(
         ForeignKey("identities.id", ondelete="SET NULL"), index=True
@@ -153,10 +160,8 @@ class AlbumPhotoPath(Base):
     )
     # Printable, so not unique: two exact names may print alike (revision 0007).
     path: Mapped[str] = mapped_column(Text, index=True)
-    # The empty default only lets SQLite add the column to existing tables; 0006 fills it.
-    path_bytes: Mapped[bytes] = mapped_column(
-        LargeBinary, index=True, unique=True, server_default=text("x''")
-    )
+    # As in `AlbumPhoto`: 0006's empty default only served to add the column.
+    path_bytes: Mapped[bytes] = mapped_column(LargeBinary, index=True, unique=True)
     size_bytes: Mapped[int] = mapped_column(BigInt)
     mtime_ns: Mapped[int] = mapped_column(BigInt)
 
