@@ -12,8 +12,11 @@ facerec runs it).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def is_postgres(db: str | Path) -> bool:
@@ -70,9 +73,31 @@ def table_names(db: str | Path) -> list[str]:
     return sorted(str(r[0]) for r in rows(db, sql))
 
 
-def dump(db: str | Path) -> str:
-    """Every value of every table as one text, to search for what must be gone."""
-    return repr({t: rows(db, f'SELECT * FROM "{t}"') for t in table_names(db)})
+def dump(db: str | Path, tables: Sequence[str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of `tables` (by default all of them), each table in a fixed order.
+
+    Equal dumps mean an unchanged database; the `repr` of one is the text to
+    search for what must be gone.
+    """
+    names = table_names(db) if tables is None else tables
+    return {t: rows(db, f'SELECT * FROM "{t}" ORDER BY 1') for t in names}
+
+
+def vectors(db: str | Path, sql: str, *args: object) -> list[np.ndarray]:
+    """The first column of each row as a float32 vector, decoded from the stored form.
+
+    SQLite stores little-endian float32 bytes; PostgreSQL's `vector` reads
+    back as its text form `[x,y,...]` (psycopg knows no pgvector type here).
+    """
+    out = []
+    for (value,) in rows(db, sql, *args):
+        if is_postgres(db):
+            assert isinstance(value, str) and value.startswith("["), value
+            out.append(np.array([float(x) for x in value[1:-1].split(",")], np.float32))
+        else:
+            assert isinstance(value, bytes), value
+            out.append(np.frombuffer(value, dtype="<f4"))
+    return out
 
 
 def schema(db: str | Path) -> Any:

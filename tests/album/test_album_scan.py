@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ from PIL import Image
 from facerec.album.api import Album
 from facerec.api import FaceRec
 from facerec.pipeline import Pipeline
+
+from ..db_rows import rows
 
 OBAMA, BIDEN, LIN = "Barack Obama", "Joe Biden", "Lin-Manuel Miranda"
 OBAMA_PHOTOS = [
@@ -32,14 +33,6 @@ def by_file(album: Album) -> dict[str, list[Any]]:
 
 def names(faces: list[Any]) -> list[str | None]:
     return [f.person for f in faces]
-
-
-def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_scan_finds_the_enrolled_people(album_built: Any, pipeline: Pipeline) -> None:

@@ -48,14 +48,6 @@ OBAMA, BIDEN = "Barack Obama", "Joe Biden"
 JPEG, PNG = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
 
 
-def sql(db: Path, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(query, args).fetchall()
-    finally:
-        con.close()
-
-
 def door(fr: FaceRec, video: Path, claim: str) -> None:
     """One claim at the door on `video`, recorded with its image as `facerec camera` does."""
     camera = DoorCamera(fr, video.name, claim=claim, rule=WindowRule(k=2, n=3), save_images=True)
@@ -127,23 +119,23 @@ def scene(
 
 def biden_rows(db: Path, proto: np.ndarray, threshold: float) -> dict[str, list[bytes]]:
     """Biden's BLOBs before the removal: what must not be found anywhere afterwards."""
-    (biden,) = sql(db, "SELECT id FROM identities WHERE name = ?", BIDEN)[0]
+    (biden,) = rows(db, "SELECT id FROM identities WHERE name = ?", BIDEN)[0]
     faces = [
         (emb, thumb)
-        for emb, thumb, ident in sql(
+        for emb, thumb, ident in rows(
             db, "SELECT embedding, thumbnail, identity_id FROM album_faces"
         )
         if ident == biden or cos(np.frombuffer(emb, "<f4"), proto)[0] >= threshold
     ]
     return {
         "embeddings": [e for e, _ in faces]
-        + [r[0] for r in sql(db, "SELECT embedding FROM samples WHERE identity_id = ?", biden)]
+        + [r[0] for r in rows(db, "SELECT embedding FROM samples WHERE identity_id = ?", biden)]
         + [proto.astype("<f4").tobytes()],
         "images": [t for _, t in faces if t is not None]
-        + [r[0] for r in sql(db, "SELECT crop FROM samples WHERE identity_id = ?", biden)]
+        + [r[0] for r in rows(db, "SELECT crop FROM samples WHERE identity_id = ?", biden)]
         + [
             r[0]
-            for r in sql(
+            for r in rows(
                 db,
                 "SELECT image FROM audit_events WHERE image IS NOT NULL AND source LIKE 'door0%' "
                 "OR identity_id = ?",
@@ -162,12 +154,12 @@ def test_remove_forgets_a_face_everywhere(
     theirs = biden_rows(db, proto, threshold)
     assert len(theirs["embeddings"]) >= 5 and len(theirs["images"]) >= 5
     obama_before = {
-        "samples": sql(db, "SELECT s.* FROM samples s JOIN identities i ON i.id = s.identity_id "
+        "samples": rows(db, "SELECT s.* FROM samples s JOIN identities i ON i.id = s.identity_id "
                        "WHERE i.name = ?", OBAMA),
-        "faces": sql(db, "SELECT f.id, f.embedding, f.thumbnail FROM album_faces f "
+        "faces": rows(db, "SELECT f.id, f.embedding, f.thumbnail FROM album_faces f "
                      "JOIN identities i ON i.id = f.identity_id WHERE i.name = ?", OBAMA),
     }  # fmt: skip
-    events = sql(db, "SELECT source, decision, claimed_name, image IS NOT NULL FROM audit_events")
+    events = rows(db, "SELECT source, decision, claimed_name, image IS NOT NULL FROM audit_events")
     assert [e[1:] for e in events] == [
         ("rejected", OBAMA, 1), ("accepted", BIDEN, 1), ("accepted", OBAMA, 1),
     ]  # fmt: skip
@@ -210,9 +202,9 @@ def test_remove_forgets_a_face_everywhere(
             checked += 1
         assert value not in theirs["embeddings"] + theirs["images"], (table, column)
     assert checked > 30
-    for (dump,) in sql(db, "SELECT group_concat(name) FROM identities"):
+    for (dump,) in rows(db, "SELECT group_concat(name) FROM identities"):
         assert BIDEN not in (dump or "")
-    assert sql(db, "SELECT COUNT(*) FROM audit_events WHERE claimed_name = ?", BIDEN) == [(0,)]
+    assert rows(db, "SELECT COUNT(*) FROM audit_events WHERE claimed_name = ?", BIDEN) == [(0,)]
 
     # Every file beside the database (WAL, index) and in the report: none of his bytes.
     files = [p for p in db.parent.rglob("*") if p.is_file()] + [
@@ -227,18 +219,18 @@ def test_remove_forgets_a_face_everywhere(
             assert not (cos(embed_image(pipeline, data), proto) >= threshold).any(), path
 
     # Obama is untouched: his samples, his album faces, his own door event with its image.
-    assert obama_before["samples"] == sql(
+    assert obama_before["samples"] == rows(
         db,
         "SELECT s.* FROM samples s JOIN identities i ON i.id = s.identity_id WHERE i.name = ?",
         OBAMA,
     )
-    assert obama_before["faces"] == sql(
+    assert obama_before["faces"] == rows(
         db,
         "SELECT f.id, f.embedding, f.thumbnail FROM album_faces f "
         "JOIN identities i ON i.id = f.identity_id WHERE i.name = ?",
         OBAMA,
     )
-    assert sql(db, "SELECT decision, claimed_name, image IS NOT NULL FROM audit_events") == [
+    assert rows(db, "SELECT decision, claimed_name, image IS NOT NULL FROM audit_events") == [
         ("rejected", OBAMA, 0),  # Biden's attempt at Obama's door: the fact stays, his face goes
         ("accepted", OBAMA, 1),
     ]
@@ -251,13 +243,13 @@ def test_a_rescan_does_not_bring_a_forgotten_face_back(
     with FaceRec(db, pipeline=pipeline) as fr, Album(fr) as album:
         result = fr.remove(BIDEN)
         assert result.album.faces >= 3
-        faces = sql(db, "SELECT COUNT(*) FROM album_faces")
+        faces = rows(db, "SELECT COUNT(*) FROM album_faces")
         # Unchanged photos are not read again, so nothing can come back...
         again = album.scan(album_built.photos, workers=0)
-        assert again.processed == 0 and sql(db, "SELECT COUNT(*) FROM album_faces") == faces
+        assert again.processed == 0 and rows(db, "SELECT COUNT(*) FROM album_faces") == faces
         # ...and a photo detected again (as after a model change) does not store his face.
         photo = next(p for p in album.view().photos if Path(p.path).name == "two_people.jpg")
-        (box,) = [json.loads(b) for (b,) in sql(
+        (box,) = [json.loads(b) for (b,) in rows(
             db, "SELECT f.box FROM album_forgotten_faces f JOIN album_photos p "
             "ON p.content_sha256 = f.content_sha256 WHERE p.id = ?", photo.id)]  # fmt: skip
         shifted = (box[0] + 3, box[1] - 2, box[2] + 6, box[3] + 4)
@@ -288,24 +280,24 @@ def test_keep_album_deletes_only_the_enrolment(
     scene: tuple[Path, dict[str, Any]], pipeline: Pipeline
 ) -> None:
     db, _ = scene
-    (biden,) = sql(db, "SELECT id FROM identities WHERE name = ?", BIDEN)[0]
-    matched = sql(
+    (biden,) = rows(db, "SELECT id FROM identities WHERE name = ?", BIDEN)[0]
+    matched = rows(
         db, "SELECT id, embedding, thumbnail FROM album_faces WHERE identity_id = ?", biden
     )
     assert len(matched) >= 3
-    total = sql(db, "SELECT COUNT(*) FROM album_faces")
+    total = rows(db, "SELECT COUNT(*) FROM album_faces")
     with FaceRec(db, pipeline=pipeline) as fr:
         result = fr.remove(BIDEN, keep_album=True)
     assert result.album_kept and result.album.faces == 0 and result.samples == 1
     assert result.audit.events == 1 and result.audit.images == 1
-    assert sql(db, "SELECT COUNT(*) FROM album_faces") == total
+    assert rows(db, "SELECT COUNT(*) FROM album_faces") == total
     ids = ",".join(str(m[0]) for m in matched)
-    rows = sql(
+    kept = rows(
         db, f"SELECT id, embedding, thumbnail, identity_id FROM album_faces WHERE id IN ({ids})"
     )
-    assert [r[:3] for r in rows] == matched and all(r[3] is None for r in rows)
-    assert sql(db, "SELECT COUNT(*) FROM identities WHERE name = ?", BIDEN) == [(0,)]
-    assert sql(db, "SELECT COUNT(*) FROM album_forgotten_faces") == [(0,)]
+    assert [r[:3] for r in kept] == matched and all(r[3] is None for r in kept)
+    assert rows(db, "SELECT COUNT(*) FROM identities WHERE name = ?", BIDEN) == [(0,)]
+    assert rows(db, "SELECT COUNT(*) FROM album_forgotten_faces") == [(0,)]
 
 
 def test_a_crash_after_the_commit_leaves_no_index_with_the_person(

@@ -19,7 +19,7 @@ import facerec.album.tables
 import facerec.camera.tables
 import facerec.server.tables  # noqa: F401
 
-from ..db_probe import Probe
+from ..db_rows import is_postgres, rows
 from ..migrations_support import MIGRATIONS, config, orm_diff, tables
 
 ROOT = MIGRATIONS.parent
@@ -28,7 +28,7 @@ GALLERY_TABLES = {"meta", "thresholds", "identities", "samples", "prototypes"}
 
 
 def version(db: Path | str) -> list[str]:
-    return [r[0] for r in Probe(str(db)).rows("SELECT version_num FROM alembic_version")]
+    return [r[0] for r in rows(db, "SELECT version_num FROM alembic_version")]
 
 
 def head() -> str:
@@ -45,8 +45,7 @@ def test_upgrade_and_downgrade_with_the_command_api(empty_db_url: str) -> None:
     command.upgrade(config(db), "0001")
     assert tables(db) - {"sqlite_sequence"} == GALLERY_TABLES | {"alembic_version"}
     assert version(db) == ["0001"]
-    probe = Probe(db)
-    assert probe.rows("SELECT value FROM meta WHERE key = 'revision'") == [("0",)]
+    assert rows(db, "SELECT value FROM meta WHERE key = 'revision'") == [("0",)]
     from facerec.storage.database import create_engine_for
     from facerec.storage.urls import parse_url
 
@@ -65,7 +64,7 @@ def test_upgrade_and_downgrade_with_the_command_api(empty_db_url: str) -> None:
     ] == [("identities", ["identity_id"], ["id"], {"ondelete": "CASCADE"})]
     assert "ix_samples_identity_id" in indexes
     # SQLite keeps the BLOB every existing gallery has; PostgreSQL gets a pgvector column.
-    assert type(embedding).__name__ == ("VECTOR" if probe.postgres else "BLOB")
+    assert type(embedding).__name__ == ("VECTOR" if is_postgres(db) else "BLOB")
 
     command.downgrade(config(db), "base")
     assert tables(db) & GALLERY_TABLES == set()
@@ -150,8 +149,8 @@ def test_alembic_cli_on_postgres(empty_postgres_url: str) -> None:
     assert up.returncode == 0, up.stderr
     assert tables(empty_postgres_url) >= GALLERY_TABLES
     assert version(empty_postgres_url) == [head()]
-    probe = Probe(empty_postgres_url)
-    assert probe.rows("SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
+    extensions = rows(empty_postgres_url, "SELECT extname FROM pg_extension")
+    assert ("vector",) in extensions
     # Downgrades on PostgreSQL: test_every_revision_goes_down_and_up_again (one process fewer).
 
 

@@ -17,7 +17,7 @@ from facerec.gallery.pgvector_search import HNSW_INDEX, nearest_query
 from facerec.gallery.schema import Identity, Prototype
 from facerec.storage import Embedding
 
-from ..db_probe import Probe
+from ..db_rows import execute, rows
 from ..migrations_support import orm_diff
 from .test_store import DIM, MODEL, OTHER, sample, unit
 
@@ -29,8 +29,8 @@ def gallery(postgres_url: str) -> Iterator[Gallery]:
 
 
 def index_definitions(url: str) -> list[str]:
-    rows = Probe(url).rows("SELECT indexdef FROM pg_indexes WHERE indexname = ?", HNSW_INDEX)
-    return [r[0] for r in rows]
+    found = rows(url, "SELECT indexdef FROM pg_indexes WHERE indexname = ?", HNSW_INDEX)
+    return [r[0] for r in found]
 
 
 def test_the_index_follows_the_pinned_dimension(gallery: Gallery, postgres_url: str) -> None:
@@ -67,7 +67,7 @@ def test_search_agrees_with_exact_cosine(postgres_url: str) -> None:
     the index even for a table this small (it would rather scan 300 rows).
     """
     name = make_url(postgres_url).database
-    Probe(postgres_url).execute(f'ALTER DATABASE "{name}" SET enable_seqscan = off')
+    execute(postgres_url, f'ALTER DATABASE "{name}" SET enable_seqscan = off')
     with Gallery.open(postgres_url) as gallery:
         _agrees_with_exact_cosine(gallery)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from facerec.gallery import Gallery
 
-from ..db_probe import Probe
+from ..db_rows import count, rows
 
 PER_PROCESS = 12
 DIM = 16
@@ -84,9 +84,9 @@ def test_two_processes_enrol_into_one_database_at_once(empty_db_url: str, tmp_pa
         assert w.returncode == 0, err
 
     total = 2 * PER_PROCESS
-    probe = Probe(empty_db_url)
-    assert probe.rows("SELECT value FROM meta WHERE key = 'revision'") == [(str(total),)]
-    assert (probe.count("identities"), probe.count("samples"), probe.count("prototypes")) == (
+    db = empty_db_url
+    assert rows(db, "SELECT value FROM meta WHERE key = 'revision'") == [(str(total),)]
+    assert (count(db, "identities"), count(db, "samples"), count(db, "prototypes")) == (
         total,
         total,
         total,

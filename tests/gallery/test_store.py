@@ -3,7 +3,7 @@
 Most tests run twice (`db_url`): on a real SQLite file with its FAISS index in
 tmp_path, and on a real PostgreSQL database (pgvector) of the session's
 embedded server. Random unit vectors stand in for embeddings. Rows are
-checked with the plain driver (`Probe`: sqlite3 or psycopg), not through the
+checked with the plain driver (`db_rows`: sqlite3 or psycopg), not through the
 Gallery, so a bug in the Gallery's own reads cannot hide a bug in its writes.
 Index-file behaviour (stamps, damage, pragmas, bytes left in files) is
 SQLite's alone and tested on SQLite only.
@@ -29,7 +29,7 @@ from facerec.gallery import Gallery, NewSample, PrototypeIndex
 from facerec.gallery.index import MAGIC, IndexStamp
 from facerec.models.base import ModelIdentity
 
-from ..db_probe import Probe
+from ..db_rows import count, dump, is_postgres, rows, vectors
 
 DIM = 16
 MODEL = ModelIdentity("test-model", "a" * 64)
@@ -74,14 +74,6 @@ def sample(
     )
 
 
-def rows(db: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
-
-
 def normalised_mean(vectors: list[np.ndarray]) -> np.ndarray:
     x = np.stack(vectors).astype(np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -100,23 +92,18 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def probe(db_url: str) -> Probe:
-    return Probe(db_url)
-
-
-@pytest.fixture()
 def gallery(db_url: str) -> Iterator[Gallery]:
     """A new gallery: a SQLite file, then a PostgreSQL database."""
     with Gallery.open(db_url) as g:
         yield g
 
 
-def hnsw_index(probe: Probe) -> list[str]:
+def hnsw_index(db: str) -> list[str]:
     """The definition of the pgvector index on the prototypes, if there is one."""
     return [
         d
-        for (d,) in probe.rows(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_prototypes_vector_hnsw'"
+        for (d,) in rows(
+            db, "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_prototypes_vector_hnsw'"
         )
     ]
 
@@ -143,7 +130,7 @@ def answers(g: Gallery, queries: np.ndarray, k: int = 3) -> list[list[tuple[str,
 
 
 # -- enrol / remove ------------------------------------------------------------------------------
-def test_enroll_remove_round_trip(gallery: Gallery, probe: Probe, rng: np.random.Generator) -> None:
+def test_enroll_remove_round_trip(gallery: Gallery, db_url: str, rng: np.random.Generator) -> None:
     assert gallery.revision == 0
     assert gallery.model is None
     r = gallery.enroll("alice", [sample(rng) for _ in range(3)], MODEL)
@@ -153,13 +140,13 @@ def test_enroll_remove_round_trip(gallery: Gallery, probe: Probe, rng: np.random
     assert gallery.model == MODEL
     assert gallery.revision == 2
     assert [(p.name, p.n_samples) for p in gallery.people()] == [("alice", 3), ("bob", 2)]
-    assert (probe.count("identities"), probe.count("samples"), probe.count("prototypes")) == (
+    assert (count(db_url, "identities"), count(db_url, "samples"), count(db_url, "prototypes")) == (
         2,
         5,
         2,
     )
-    ids = dict(probe.rows("SELECT name, id FROM identities"))
-    meta = dict(probe.rows("SELECT key, value FROM meta"))
+    ids = dict(rows(db_url, "SELECT name, id FROM identities"))
+    meta = dict(rows(db_url, "SELECT key, value FROM meta"))
     assert meta == {
         "revision": "2",
         "model_name": MODEL.name,
@@ -176,12 +163,13 @@ def test_enroll_remove_round_trip(gallery: Gallery, probe: Probe, rng: np.random
     assert gallery.remove("alice") == 3
     assert not gallery.has("alice") and gallery.has("bob")
     # ON DELETE CASCADE took alice's samples and prototype with her.
-    assert (probe.count("identities"), probe.count("samples"), probe.count("prototypes")) == (
+    assert (count(db_url, "identities"), count(db_url, "samples"), count(db_url, "prototypes")) == (
         1,
         2,
         1,
     )
-    assert probe.rows("SELECT COUNT(*) FROM samples WHERE identity_id = ?", ids["alice"]) == [(0,)]
+    orphans = rows(db_url, "SELECT COUNT(*) FROM samples WHERE identity_id = ?", ids["alice"])
+    assert orphans == [(0,)]
     if gallery.index_path is not None:
         on_disk = PrototypeIndex.load(gallery.index_path, stamp_of(gallery))
         assert on_disk is not None
@@ -195,7 +183,7 @@ def test_enroll_remove_round_trip(gallery: Gallery, probe: Probe, rng: np.random
 
 
 def test_enroll_adds_to_existing_person_and_skips_known_photos(
-    gallery: Gallery, probe: Probe, rng: np.random.Generator
+    gallery: Gallery, db_url: str, rng: np.random.Generator
 ) -> None:
     first = sample(rng, sha="1" * 64)
     gallery.enroll("alice", [first, sample(rng, sha="2" * 64)], MODEL)
@@ -206,7 +194,7 @@ def test_enroll_adds_to_existing_person_and_skips_known_photos(
         MODEL,
     )
     assert (r.added, r.skipped, r.person.n_samples) == (1, 2, 3)
-    assert probe.count("samples") == 3
+    assert count(db_url, "samples") == 3
     # The same photo may be enrolled for someone else (a group photo).
     r = gallery.enroll("bob", [sample(rng, sha="1" * 64)], MODEL)
     assert (r.added, r.skipped) == (1, 0)
@@ -217,7 +205,7 @@ def test_enroll_adds_to_existing_person_and_skips_known_photos(
 
 
 def test_prototype_is_the_normalised_mean_of_normalised_samples(
-    gallery: Gallery, probe: Probe, rng: np.random.Generator
+    gallery: Gallery, db_url: str, rng: np.random.Generator
 ) -> None:
     # Deliberately not unit length: the gallery must normalise each sample first.
     a, b = unit(rng) * 3.0, unit(rng) * 0.25
@@ -227,9 +215,9 @@ def test_prototype_is_the_normalised_mean_of_normalised_samples(
     assert not np.allclose(expected, (a + b) / np.linalg.norm(a + b), atol=1e-3)
 
     np.testing.assert_allclose(gallery.prototype("alice"), expected, atol=1e-6)
-    (stored,) = probe.vectors("SELECT vector FROM prototypes")
+    (stored,) = vectors(db_url, "SELECT vector FROM prototypes")
     np.testing.assert_allclose(stored, expected, atol=1e-6)
-    assert probe.rows("SELECT n_samples FROM prototypes") == [(2,)]
+    assert rows(db_url, "SELECT n_samples FROM prototypes") == [(2,)]
 
     c = unit(rng)
     gallery.enroll("alice", [sample(rng, emb=c)], MODEL)
@@ -355,12 +343,12 @@ def test_index_stamped_current_but_holding_other_people_is_rebuilt(
 
 
 def test_failed_write_leaves_database_and_index_untouched(
-    gallery: Gallery, probe: Probe, rng: np.random.Generator
+    gallery: Gallery, db_url: str, rng: np.random.Generator
 ) -> None:
     gallery.enroll("alice", [sample(rng), sample(rng)], MODEL)
-    before_rows = probe.dump(TABLES)
+    before_rows = dump(db_url, TABLES)
     index_path = gallery.index_path
-    before_index = index_path.read_bytes() if index_path is not None else hnsw_index(probe)
+    before_index = index_path.read_bytes() if index_path is not None else hnsw_index(db_url)
     before_revision = gallery.revision
 
     # Sample 2 of 3 has the wrong dimension: the new person and sample 1 were already
@@ -377,26 +365,26 @@ def test_failed_write_leaves_database_and_index_untouched(
     with pytest.raises(ValueError, match="missing"):
         gallery.reembed(OTHER, {})
 
-    assert probe.dump(TABLES) == before_rows
+    assert dump(db_url, TABLES) == before_rows
     assert (
-        index_path.read_bytes() if index_path is not None else hnsw_index(probe)
+        index_path.read_bytes() if index_path is not None else hnsw_index(db_url)
     ) == before_index
     assert gallery.revision == before_revision
     assert [p.name for p in gallery.people()] == ["alice"]
 
 
 def test_failed_first_enrolment_pins_nothing(
-    gallery: Gallery, probe: Probe, rng: np.random.Generator
+    gallery: Gallery, db_url: str, rng: np.random.Generator
 ) -> None:
-    before = probe.dump(TABLES)
+    before = dump(db_url, TABLES)
     with pytest.raises(ValueError, match="sample 2 of 3"):
         gallery.enroll("alice", [sample(rng), sample(rng, dim=8), sample(rng)], MODEL)
-    assert probe.dump(TABLES) == before
+    assert dump(db_url, TABLES) == before
     assert gallery.model is None
     if gallery.index_path is not None:
         assert not gallery.index_path.exists()
     else:  # the HNSW index made for the pinned dimension went with the rollback
-        assert hnsw_index(probe) == []
+        assert hnsw_index(db_url) == []
     # The gallery is still free to take any model and dimension.
     gallery.enroll("alice", [sample(rng, dim=8)], OTHER)
     assert gallery.info().model == OTHER
@@ -423,27 +411,27 @@ def test_model_mismatch(gallery: Gallery, rng: np.random.Generator) -> None:
         gallery.enroll("bob", [sample(rng, dim=DIM * 2)], MODEL)
 
 
-def test_reembed(gallery: Gallery, probe: Probe, rng: np.random.Generator) -> None:
+def test_reembed(gallery: Gallery, db_url: str, rng: np.random.Generator) -> None:
     enroll_people(gallery, rng, n_people=3, per=2)
     stored = list(gallery.samples())
     new_dim = 8
     new = {s.id: unit(rng, new_dim) * 2.0 for s in stored}
 
-    before = probe.dump(TABLES)
+    before = dump(db_url, TABLES)
     with pytest.raises(ValueError, match="1 missing"):
         gallery.reembed(OTHER, {k: v for k, v in list(new.items())[1:]})
     with pytest.raises(ValueError, match="1 unknown"):
         gallery.reembed(OTHER, {**new, 10_000: unit(rng, new_dim)})
     with pytest.raises(ValueError, match="mixed dimensions"):
         gallery.reembed(OTHER, {**new, stored[0].id: unit(rng, new_dim + 1)})
-    assert probe.dump(TABLES) == before
+    assert dump(db_url, TABLES) == before
 
     gallery.reembed(OTHER, new)
     assert gallery.model == OTHER
     gallery.check_model(OTHER)
     with pytest.raises(ModelMismatchError):
         gallery.check_model(MODEL)
-    assert dict(probe.rows("SELECT key, value FROM meta"))["embedding_dim"] == str(new_dim)
+    assert dict(rows(db_url, "SELECT key, value FROM meta"))["embedding_dim"] == str(new_dim)
     for s in gallery.samples():
         np.testing.assert_allclose(s.embedding, new[s.id].astype(np.float32))
     for name in ("person0", "person1", "person2"):
@@ -461,21 +449,21 @@ def test_reembed(gallery: Gallery, probe: Probe, rng: np.random.Generator) -> No
         )
         assert loaded is not None and loaded.count == 3
     else:  # the HNSW index was rebuilt for the new dimension
-        (definition,) = hnsw_index(probe)
+        (definition,) = hnsw_index(db_url)
         assert f"vector({new_dim})" in definition and f"vector({DIM})" not in definition
     # Enrolment now takes the new model only.
     gallery.enroll("dave", [sample(rng, dim=new_dim)], OTHER)
 
 
 # -- thresholds, pragmas, names, search edges, errors ----------------------------------------------
-def test_thresholds(gallery: Gallery, probe: Probe, rng: np.random.Generator) -> None:
+def test_thresholds(gallery: Gallery, db_url: str, rng: np.random.Generator) -> None:
     assert gallery.threshold(MODEL.name) is None
     gallery.set_threshold(MODEL.name, 0.55)
     assert gallery.threshold(MODEL.name) == pytest.approx(0.55)
     gallery.set_threshold(MODEL.name, 0.61, target_far=1e-3)
     assert gallery.threshold(MODEL.name) == pytest.approx(0.61)
     assert gallery.threshold(OTHER.name) is None
-    assert probe.rows("SELECT model_name, threshold, target_far FROM thresholds") == [
+    assert rows(db_url, "SELECT model_name, threshold, target_far FROM thresholds") == [
         (MODEL.name, pytest.approx(0.61), pytest.approx(1e-3))
     ]
     assert gallery.info().threshold is None  # no model pinned yet
@@ -550,7 +538,7 @@ def test_search_edges(gallery: Gallery, rng: np.random.Generator) -> None:
 
 def test_info(gallery: Gallery, db_url: str, rng: np.random.Generator) -> None:
     info = gallery.info()
-    if Probe(db_url).postgres:
+    if is_postgres(db_url):
         assert (info.path, info.index_path) == (None, None)
         assert info.database.startswith("postgresql+psycopg://")
     else:
@@ -624,12 +612,12 @@ def test_concurrent_writers_queue_instead_of_failing(db_url: str) -> None:
         assert len(names) == 16
         hits = g2.search(np.stack([unit(np.random.default_rng(3))]), 100)[0]
         assert {h.name for h in hits} == names
-    assert Probe(db_url).count("prototypes") == 16
+    assert count(db_url, "prototypes") == 16
 
 
 # -- forget -----------------------------------------------------------------------------------------
 def test_forget_runs_the_erasure_in_the_same_transaction(
-    gallery: Gallery, probe: Probe, rng: np.random.Generator
+    gallery: Gallery, db_url: str, rng: np.random.Generator
 ) -> None:
     people = enroll_people(gallery, rng, n_people=2, per=2)
     gallery.search(np.stack(people["person1"]), 1)  # the index file now holds both prototypes
@@ -649,9 +637,9 @@ def test_forget_runs_the_erasure_in_the_same_transaction(
     assert (name, threshold, n_then) == ("person0", 0.5, 2)
     np.testing.assert_allclose(proto, normalised_mean(people["person0"]), atol=1e-6)
     assert [p.name for p in gallery.people()] == ["person1"]
-    assert probe.rows("SELECT COUNT(*) FROM samples") == [(2,)]
-    assert probe.count("prototypes") == 1
-    if probe.postgres:
+    assert rows(db_url, "SELECT COUNT(*) FROM samples") == [(2,)]
+    assert count(db_url, "prototypes") == 1
+    if is_postgres(db_url):
         # Dead tuples stay until autovacuum: facerec does not claim the bytes are gone.
         assert gallery.compact() is False
     else:
@@ -669,17 +657,17 @@ def test_forget_runs_the_erasure_in_the_same_transaction(
 
 
 def test_forget_with_a_failing_erasure_deletes_nothing(
-    gallery: Gallery, probe: Probe, rng: np.random.Generator
+    gallery: Gallery, db_url: str, rng: np.random.Generator
 ) -> None:
     enroll_people(gallery, rng, n_people=2)
-    before = probe.dump(TABLES)
+    before = dump(db_url, TABLES)
 
     def erase(s: Any, target: Any) -> None:
         raise RuntimeError("album store failed")
 
     with pytest.raises(RuntimeError, match="album store failed"):
         gallery.forget("person0", 0.5, erase)
-    assert probe.dump(TABLES) == before
+    assert dump(db_url, TABLES) == before
     with pytest.raises(UnknownPersonError):
         gallery.forget("nobody", 0.5, erase)
     assert len(gallery.search(np.stack([unit(rng)]), 5)[0]) == 2  # the index is rebuilt

@@ -16,7 +16,7 @@ from facerec.gallery.schema import Identity, Meta, Prototype
 from facerec.storage import Database, insert
 from facerec.storage.database import BUSY_TIMEOUT_MS, PG_MAX_OVERFLOW, PG_POOL_SIZE
 
-from ..db_probe import Probe
+from ..db_rows import is_postgres, rows, vectors
 
 
 @pytest.fixture()
@@ -31,7 +31,7 @@ def meta(db: Database, key: str) -> str | None:
 
 
 def test_open_says_what_it_is(db: Database, db_url: str) -> None:
-    postgres = Probe(db_url).postgres
+    postgres = is_postgres(db_url)
     assert db.dialect == ("postgresql" if postgres else "sqlite")
     assert (db.path is None) == postgres
     if postgres:
@@ -132,10 +132,9 @@ def test_embeddings_round_trip_exactly(db: Database, db_url: str) -> None:
         back = s.scalar(select(Prototype.vector))
     assert back is not None and back.dtype == np.float32
     assert back.tobytes() == v.tobytes()
-    probe = Probe(db_url)
-    ((stored,),) = probe.rows("SELECT vector FROM prototypes")
-    if probe.postgres:  # pgvector's own text form holds the same float32 values
-        (parsed,) = probe.vectors("SELECT vector FROM prototypes")
+    ((stored,),) = rows(db_url, "SELECT vector FROM prototypes")
+    if is_postgres(db_url):  # pgvector's own text form holds the same float32 values
+        (parsed,) = vectors(db_url, "SELECT vector FROM prototypes")
         assert parsed.tobytes() == v.tobytes()
     else:  # byte for byte what galleries stored before PostgreSQL support
         assert stored == v.astype("<f4").tobytes()
