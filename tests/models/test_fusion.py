@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from facerec.models.sface import SFACE_SPEC
 from facerec.pipeline import Pipeline, select_one, storage_crop
 
 from ..conftest import shared_file
+from ..test_cli import facerec
 
 EX = "face_recognition/examples"
 W_SFACE, W_DLIB = (m.weight for m in SFACE_DLIB_SPEC.members)
@@ -218,3 +220,23 @@ def test_evaluation_fuses_cached_member_vectors_without_running_a_network(
     direct = embed_set(fusion_pipeline, paths)
     assert direct.embedded == 3
     np.testing.assert_allclose(direct.embeddings, expected, atol=1e-5)
+
+
+@pytest.mark.slow  # four CLI processes, each loading torch, MTCNN and both members
+def test_cli_reembeds_an_sface_gallery_to_the_fusion(
+    shared: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "gallery.db"
+    obama, obama2 = (str(shared_file(shared, f"{EX}/{n}")) for n in ("obama.jpg", "obama2.jpg"))
+    r = facerec(["enroll", "Barack Obama", obama, "--model", "sface"], cli_env, db)
+    assert r.returncode == 0, r.stderr
+    r = facerec(["verify", "Barack Obama", obama2, "--model", SFACE_DLIB], cli_env, db)
+    assert r.returncode == 2 and "sface" in r.stderr, r.stdout + r.stderr
+    r = facerec(["reembed", "--model", SFACE_DLIB, "--json"], cli_env, db)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["samples"] == 1 and out["model"] == SFACE_DLIB
+    r = facerec(["verify", "Barack Obama", obama2, "--json"], cli_env, db)  # the pinned fusion
+    assert r.returncode == 0, r.stdout + r.stderr
+    verdict = json.loads(r.stdout)
+    assert verdict["accepted"] is True and verdict["far"] <= 1e-4
