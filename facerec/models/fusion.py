@@ -47,7 +47,7 @@ SFACE_DLIB = "sface+dlib"
 #: (the door's operating point) over every pair of all LFW photos of the people of
 #: pairs_dev.txt's five folds (14.4 million impostor pairs), flip off. dlib's cosines
 #: spread over a range about a quarter as wide as SFace's, which is why its weight is
-#: the larger one. The optimum is flat: 0.2 to 0.8 are within 0.1 point of TAR.
+#: the larger one. The optimum is flat: 0.2 to 0.7 are within 0.1 point of TAR.
 SFACE_DLIB_DLIB_WEIGHT = 0.58
 
 
