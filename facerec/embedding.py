@@ -5,6 +5,10 @@ module is L2-normalised; prototypes, thresholds and the FAISS inner-product
 index all rely on it. Batching, pixel normalisation, flip test-time
 augmentation and the L2 normalisation happen here for every model, whatever
 engine runs its network (see `facerec.models.base.Backbone`).
+
+A fusion (`facerec.models.fusion`) runs one Embedder per member, each on
+the chips of its own template, and fuses their unit vectors: callers hand
+it one list of chips per template (`embed_views`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from facerec.alignment import Template
 from facerec.detection import default_device
 from facerec.images import RGBImage
 from facerec.models.base import LoadedModel, ModelIdentity, ModelSpec
+from facerec.models.fusion import fuse
 
 Embeddings = npt.NDArray[np.float32]
+Chips = Sequence[RGBImage] | npt.NDArray[np.uint8]
 
 
 class Embedder:
@@ -27,7 +34,8 @@ class Embedder:
 
     `flip=True` averages each chip's embedding with its mirror image's: a
     cheap test-time augmentation that usually helps a little on pose.
-    `device` is where the network actually runs (ONNX models stay on the CPU).
+    `device` is where the network actually runs (ONNX models stay on the CPU;
+    a fusion's is its first member's, each member runs where its engine can).
     """
 
     def __init__(
@@ -40,8 +48,17 @@ class Embedder:
         self.model = model
         self.batch_size = batch_size
         self.flip = flip
-        self._backbone = model.backbone.placed_on(device or default_device())
-        self.device = self._backbone.device
+        #: A fusion's member Embedders, in `spec.members` order; empty for a single network.
+        self.members = tuple(Embedder(m, device, batch_size, flip) for m in model.members)
+        self._weights = tuple(m.weight for m in model.spec.members)
+        self.device: torch.device
+        if self.members:
+            self.device = self.members[0].device
+        elif model.backbone is None:
+            raise ValueError(f"{model.spec.name} has neither a network nor members")
+        else:
+            self._backbone = model.backbone.placed_on(device or default_device())
+            self.device = self._backbone.device
         spec = model.spec
         self._mean = np.asarray(spec.mean, dtype=np.float32)  # per channel, last axis
         self._std = np.float32(spec.std)
@@ -54,8 +71,34 @@ class Embedder:
     def identity(self) -> ModelIdentity:
         return self.model.identity
 
-    def embed(self, chips: Sequence[RGBImage] | npt.NDArray[np.uint8]) -> Embeddings:
-        """(N, D) float32 unit vectors for N aligned RGB chips of the model's input size."""
+    @property
+    def templates(self) -> tuple[Template, ...]:
+        """The templates a face is cut to for this model: one, or one per fusion member."""
+        return self.spec.templates
+
+    def embed_views(self, views: Sequence[Chips]) -> Embeddings:
+        """(N, D) unit vectors for N faces, each cut once per template: `views[j][i]` is
+        face i on `templates[j]`. The one entry point that works for every model."""
+        if len(views) != len(self.templates):
+            raise ValueError(
+                f"{self.spec.name} takes {len(self.templates)} chip(s) per face, got {len(views)}"
+            )
+        if not self.members:
+            return self.embed(views[0])
+        return fuse([m.embed(v) for m, v in zip(self.members, views, strict=True)], self._weights)
+
+    def embed(self, chips: Chips) -> Embeddings:
+        """(N, D) float32 unit vectors for N aligned RGB chips of the model's input size.
+
+        A single network only: a fusion needs each face on every member's
+        template (`embed_views`).
+        """
+        if self.members:
+            sizes = " and ".join(f"{t.size}px" for t in self.templates)
+            raise ValueError(
+                f"{self.spec.name} needs each face cut to every member's template ({sizes}); "
+                "use embed_views"
+            )
         n = len(chips)
         out = np.empty((n, self.spec.embedding_dim), dtype=np.float32)
         if n == 0:

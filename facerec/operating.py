@@ -64,7 +64,7 @@ MIN_FALSE_ACCEPTS = 10
 #: Bumped when the package data file's layout changes.
 CURVE_FORMAT = 1
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -50,7 +50,7 @@ class Face:
 
     detection: DetectedFace
     quality: Quality
-    chip: RGBImage  # aligned to the model's template
+    chip: RGBImage  # aligned to the model's template (a fusion's: its first member's)
     embedding: npt.NDArray[np.float32]  # (D,), unit length
 
 
@@ -72,7 +72,13 @@ class Pipeline:
 
     @property
     def template(self) -> Template:
+        """The chip `Face.chip` holds and the quality gate measures (a fusion's first member's)."""
         return self.embedder.spec.template
+
+    @property
+    def templates(self) -> tuple[Template, ...]:
+        """Every chip the model embeds a face from: one per network (`ModelSpec.templates`)."""
+        return self.embedder.templates
 
     def faces(self, image: LoadedImage) -> list[Face]:
         """Every face in one image, best detector score first."""
@@ -81,28 +87,39 @@ class Pipeline:
     def faces_batch(self, images: Sequence[LoadedImage]) -> list[list[Face]]:
         """Faces for several images: one detector batch per image size, one embedder pass."""
         detections = self.detector.detect_batch([im.pixels for im in images])
-        chips: list[RGBImage] = []
+        templates = self.templates
+        views: list[list[RGBImage]] = [[] for _ in templates]
         owners: list[tuple[int, DetectedFace, Quality]] = []
         for i, (im, dets) in enumerate(zip(images, detections, strict=True)):
             for det in dets:
-                chip = warp_to_template(im.pixels, det.landmarks_array(), self.template)
-                chips.append(chip)
-                owners.append((i, det, assess(det, chip, self.limits)))
-        embeddings = self.embedder.embed(chips)
+                landmarks = det.landmarks_array()
+                for view, template in zip(views, templates, strict=True):
+                    view.append(warp_to_template(im.pixels, landmarks, template))
+                owners.append((i, det, assess(det, views[0][-1], self.limits)))
+        embeddings = self.embedder.embed_views(views)
         out: list[list[Face]] = [[] for _ in images]
-        for (i, det, q), chip, emb in zip(owners, chips, embeddings, strict=True):
+        for (i, det, q), chip, emb in zip(owners, views[0], embeddings, strict=True):
             out[i].append(Face(det, q, chip, emb))
         return out
 
     def embed_chips(self, chips: Sequence[RGBImage]) -> npt.NDArray[np.float32]:
+        """Embed chips already cut to `template` (a single network only; see `embed_at`)."""
         return self.embedder.embed(chips)
 
-    def embed_stored(self, crops: Sequence[StoredCrop]) -> npt.NDArray[np.float32]:
-        """Embed stored crops with the current model: re-warp each to its template."""
-        chips = [
-            warp_to_template(from_png(c.png), np.asarray(c.landmarks), self.template) for c in crops
+    def embed_at(
+        self, images: Sequence[RGBImage], landmarks: Sequence[npt.ArrayLike]
+    ) -> npt.NDArray[np.float32]:
+        """Embed face i of `images[i]` at `landmarks[i]`, cut to each of the model's templates."""
+        marks = [np.asarray(lm, dtype=np.float64) for lm in landmarks]
+        views = [
+            [warp_to_template(im, lm, t) for im, lm in zip(images, marks, strict=True)]
+            for t in self.templates
         ]
-        return self.embedder.embed(chips)
+        return self.embedder.embed_views(views)
+
+    def embed_stored(self, crops: Sequence[StoredCrop]) -> npt.NDArray[np.float32]:
+        """Embed stored crops with the current model: re-warp each to its template(s)."""
+        return self.embed_at([from_png(c.png) for c in crops], [c.landmarks for c in crops])
 
 
 def storage_crop(image: LoadedImage, face: DetectedFace) -> StoredCrop:

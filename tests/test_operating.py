@@ -248,7 +248,7 @@ def test_a_curve_applies_only_to_its_weights() -> None:
     assert curve_for(DEFAULT_MODEL, c.weights_sha256, flip=True) is None  # other embeddings
 
 
-@pytest.mark.parametrize("model", ["sface", "dlib-resnet-v1"])
+@pytest.mark.parametrize("model", ["sface", "dlib-resnet-v1", "sface+dlib"])
 def test_prototype_curves_raise_the_threshold_with_the_photos_behind_it(model: str) -> None:
     """A mean of k photos sits closer to strangers: the same FAR needs a higher threshold."""
     assert shipped_sizes(model) == (1, 2, 3, 5)

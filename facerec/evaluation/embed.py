@@ -10,8 +10,9 @@ comparable between runs and between pipelines:
   positions of the set's own detections, and counted as missed.
 
 With an `EvaluationCache`, each photo is detected once per detector
-setting and embedded once per model, whatever the protocol (see
-`evaluation.cache`); the figures are the same with or without it.
+setting and embedded once per network, whatever the protocol (see
+`evaluation.cache`); the figures are the same with or without it. A fusion
+is cached as its members: its vectors are fused from theirs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +31,11 @@ from facerec.alignment import warp_to_template
 from facerec.detection import DetectedFace
 from facerec.evaluation.cache import Detection, EvaluationCache, detector_key, embedding_key
 from facerec.images import load_image, read_bytes
+from facerec.models.fusion import fuse
 from facerec.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from facerec.embedding import Embedder  # imports torch
 
 #: Photos per detector batch (equal-sized photos run as one MTCNN batch).
 DETECT_BATCH = 16
@@ -95,7 +101,32 @@ def embed_set(
     missed = frozenset(p for p, d in zip(paths, detections, strict=True) if d.landmarks is None)
 
     embedder = pipeline.embedder
-    model_key = embedding_key(embedder.identity, pipeline.template, embedder.flip)
+    networks = embedder.members or (embedder,)
+    parts, todo = [], set()
+    for network in networks:
+        vecs, ran = _embed_network(network, paths, shas, landmarks, cache, progress)
+        parts.append(vecs)
+        todo.update(ran)
+    out = fuse(parts, [m.weight for m in embedder.spec.members]) if embedder.members else parts[0]
+    return EmbeddedSet(paths, out, missed, detected=detected, embedded=len(todo))
+
+
+def _embed_network(
+    embedder: Embedder,
+    paths: Sequence[Path],
+    shas: Sequence[str],
+    landmarks: Sequence[npt.NDArray[np.float64]],
+    cache: EvaluationCache | None,
+    progress: bool,
+) -> tuple[npt.NDArray[np.float32], list[int]]:
+    """One network's unit vectors for every photo, and the rows it had to compute.
+
+    Per network, not per model: a fusion's rows are fused from its members'
+    cached vectors, so evaluating a fusion of two models already evaluated
+    runs no network at all.
+    """
+    template = embedder.spec.template
+    model_key = embedding_key(embedder.identity, template, embedder.flip)
     dim = embedder.spec.embedding_dim
     out = np.empty((len(paths), dim), dtype=np.float32)
     todo = []
@@ -105,20 +136,24 @@ def embed_set(
             todo.append(i)
         else:
             out[i] = vec
-    bar = tqdm(total=len(todo), desc="embedding", unit="photo", disable=not progress)
+    bar = tqdm(
+        total=len(todo),
+        desc=f"embedding ({embedder.spec.name})",
+        unit="photo",
+        disable=not progress,
+    )
     for chunk in _chunks(todo, EMBED_CHUNK):
         chips = [
-            warp_to_template(load_image(paths[i]).pixels, landmarks[i], pipeline.template)
-            for i in chunk
+            warp_to_template(load_image(paths[i]).pixels, landmarks[i], template) for i in chunk
         ]
-        vecs = pipeline.embed_chips(chips)
+        vecs = embedder.embed(chips)
         for i, vec in zip(chunk, vecs, strict=True):
             out[i] = vec
             if cache is not None:
                 cache.put_embedding(model_key, shas[i], landmarks[i], vec)
         bar.update(len(chunk))
     bar.close()
-    return EmbeddedSet(paths, out, missed, detected=detected, embedded=len(todo))
+    return out, todo
 
 
 def _detections(

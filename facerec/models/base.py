@@ -10,6 +10,12 @@ Networks run on different engines (PyTorch, OpenCV's DNN module, ONNX
 Runtime), so the Embedder talks to them through the small `Backbone`
 protocol: normalised float32 chips in, raw embeddings out. Batching, flip
 test-time augmentation and L2 normalisation stay in one place, the Embedder.
+
+A *fusion* (`facerec.models.fusion`) is a model made of several networks,
+each fed the chip of its own template cut from the same five landmarks:
+its spec lists the members and their weights, and its `LoadedModel` holds
+the loaded members instead of one backbone. Everything above the Embedder
+sees one more model with one name, one digest and one embedding per face.
 """
 
 from __future__ import annotations
@@ -63,6 +69,13 @@ class ModelSpec:
     embeddings (accept at or above it); a gallery may store a calibrated one.
     `non_commercial` marks weights whose licence allows research use only:
     such a model is never a default and says so wherever it can be chosen.
+
+    `members` is empty for a single network. For a fusion it lists the
+    networks and their weights; each member sees its own template's chip
+    (`templates`), and the fusion's own `template` is its first member's:
+    the chip the quality gate measures and `Face.chip` holds. A fusion's
+    `mean` and `std` are its first member's too and are not used: each
+    member normalises its own chips.
     """
 
     name: str
@@ -74,10 +87,24 @@ class ModelSpec:
     licence: str
     origin: str
     non_commercial: bool = False
+    members: tuple[FusionMember, ...] = ()
 
     @property
     def input_size(self) -> int:
         return self.template.size
+
+    @property
+    def templates(self) -> tuple[Template, ...]:
+        """The chips one face is cut to, one per network, in member order."""
+        return tuple(m.spec.template for m in self.members) or (self.template,)
+
+
+@dataclass(frozen=True, slots=True)
+class FusionMember:
+    """One network of a fusion and its weight (the weights of a fusion sum to 1)."""
+
+    spec: ModelSpec
+    weight: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +120,17 @@ class ModelIdentity:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LoadedModel:
-    """A ready-to-run backbone: its spec, its network, the hash of its weights."""
+    """A ready-to-run backbone: its spec, its network, the hash of its weights.
+
+    A fusion has no network of its own (`backbone` is None): it holds its
+    loaded `members`, in the order of `spec.members`, and its
+    `weights_sha256` digests theirs and the fusion weights.
+    """
 
     spec: ModelSpec
-    backbone: Backbone
+    backbone: Backbone | None
     weights_sha256: str
+    members: tuple[LoadedModel, ...] = ()
 
     @property
     def identity(self) -> ModelIdentity:
@@ -110,6 +143,11 @@ class LoadedModel:
 
         if isinstance(self.backbone, TorchBackbone):
             return self.backbone.module
+        if self.members:
+            raise ModelError(
+                f"{self.spec.name} is a fusion of "
+                f"{', '.join(m.spec.name for m in self.members)}; fine-tune a member instead"
+            )
         raise ModelError(
             f"{self.spec.name} runs on {type(self.backbone).__name__}, not PyTorch, "
             "so it cannot be fine-tuned"
@@ -177,6 +215,8 @@ def probed(model: LoadedModel, source: Path) -> LoadedModel:
     """
     size = model.spec.input_size
     blank = np.zeros((1, 3, size, size), dtype=np.float32)
+    if model.backbone is None:
+        raise ValueError(f"{model.spec.name} has no network of its own to probe")
     try:
         out = model.backbone(blank)
     except Exception as exc:  # each engine has its own error types

@@ -26,16 +26,19 @@ DLIB_MODEL = "dlib-resnet-v1"
 _LIGHT_SPECS = {
     DLIB_MODEL: ("facerec.models.dlib_spec", "DLIB_SPEC"),
     "sface": ("facerec.models.sface", "SFACE_SPEC"),
+    "sface+dlib": ("facerec.models.fusion", "SFACE_DLIB_SPEC"),
 }
 
 
 def _specs() -> dict[str, ModelSpec]:
     from facerec.models.dlib_spec import DLIB_SPEC
+    from facerec.models.fusion import FUSIONS
     from facerec.models.inception import SPECS
     from facerec.models.insightface_mbf import MBF_SPEC
     from facerec.models.sface import SFACE_SPEC
 
-    return {spec.name: spec for spec in (DLIB_SPEC, SFACE_SPEC, *SPECS.values(), MBF_SPEC)}
+    singles = (DLIB_SPEC, SFACE_SPEC, *SPECS.values(), MBF_SPEC)
+    return {spec.name: spec for spec in (*singles, *FUSIONS.values())}
 
 
 def available_models() -> list[str]:
@@ -65,7 +68,7 @@ def weights_file(weights: Path | None = None) -> Path | None:
 #: (tests/models/test_insightface_mbf.py checks it against `models_help()`).
 MODELS_HELP = (
     "dlib-resnet-v1, sface, facenet-vggface2, facenet-casia-webface, "
-    "insightface-mbf-w600k (NON-COMMERCIAL research weights, extra 'research')"
+    "insightface-mbf-w600k (NON-COMMERCIAL research weights, extra 'research'), sface+dlib"
 )
 
 
@@ -85,11 +88,22 @@ def load_model(
     """Load a backbone by name; `weights` (or FACEREC_WEIGHTS) replaces the default file.
 
     `threads` goes to engines with their own thread pools (OpenCV DNN, ONNX
-    Runtime); PyTorch models follow torch's global setting.
+    Runtime); PyTorch models follow torch's global setting. A fusion loads
+    each member's own packaged weights; `weights` names one network's file,
+    so it is refused for a fusion rather than guessed onto a member.
     """
     name = name or os.environ.get("FACEREC_MODEL") or DEFAULT_MODEL
     weights = weights_file(weights)
-    model_spec(name)  # validates the name with a helpful message
+    spec = model_spec(name)  # validates the name with a helpful message
+    if spec.members:
+        from facerec.models.fusion import load_fusion
+
+        if weights is not None:
+            raise ModelError(
+                f"{name} is a fusion of {', '.join(m.spec.name for m in spec.members)} and loads "
+                f"their packaged weights; a weights file ({weights}) applies to one network"
+            )
+        return load_fusion(spec, lambda member: load_model(member, threads=threads))
     if name == DLIB_MODEL:
         from facerec.models.dlib_resnet import load_dlib_resnet
 
