@@ -13,9 +13,8 @@ Two layouts (`IndexKind`):
 - **exact**: `IndexIDMap2(IndexFlatIP(dim))`, inner products over
   L2-normalised prototypes (so scores are cosine similarities) with the
   database's identity ids as FAISS ids. `IDMap2` rather than `IDMap` because
-  it can hand back any person's vector by id. Cost grows with the gallery: on
-  one core of the 2-core development machine a query takes ~1.6 ms at 30k
-  prototypes and ~70 ms at 1M (`scripts/bench_search.py`).
+  it can hand back any person's vector by id. A query reads every prototype,
+  so its cost grows linearly with the gallery.
 - **ivf**: the exact index above plus an inverted file over it: k-means cells
   (Jégou, Douze & Schmid, "Product quantization for nearest neighbor search",
   TPAMI 2011) whose members are stored as 4-bit product-quantisation codes and
@@ -26,19 +25,20 @@ Two layouts (`IndexKind`):
   every returned similarity is the true cosine and the only approximation
   is which people reach the candidate list.
 
-Why IVF and not HNSW: on synthetic face-like embeddings (a query is ~45° from
-its own prototype and ~80° from strangers', as real ones are) HNSW needed
-efSearch ≈ 256 for recall@1 0.99 already at 100k prototypes, took minutes to
-build a single core's 100k, and cannot remove a vector, while the gallery
-replaces and deletes people all the time. IVF removes and adds by id, builds
-a million in about a minute, and its fast-scan codes are cheap enough to probe
-a large share of the cells (`scripts/bench_search.py` has the figures).
+Why IVF and not HNSW (`scripts/bench_search.py` measures both): face
+embeddings are hard for any ANN, because a query sits far from its own
+prototype (cosine ~0.7) compared with how far strangers sit (~0.1), so a
+large share of the gallery has to be looked at for recall@1 0.99. IVF's
+fast-scan codes make looking cheap; HNSW needed several times the CPU per
+query for the same recall, minutes rather than seconds to build, and cannot
+remove a vector, while the gallery replaces and deletes people all the time.
+IVF removes and adds by id.
 
-`IndexKind.AUTO` (the default) is exact below `EXACT_BELOW` prototypes, where
-an exact query still costs under ~2 ms on one core, and IVF above. The index
-follows the gallery as it grows or shrinks (`upsert`/`remove` re-lay it out
-from its own vectors when the policy wants another layout, with hysteresis so
-a gallery at the boundary does not flip at every enrolment).
+`IndexKind.AUTO` (the default) is exact below `EXACT_BELOW` prototypes and IVF
+above. The index follows the gallery as it grows or shrinks: `upsert` and
+`remove` re-lay it out from its own vectors when the policy wants another
+layout, with hysteresis so a gallery at the boundary does not flip at every
+enrolment.
 
 File layout (one file, replaced atomically so a reader never sees half of it)::
 
@@ -82,28 +82,27 @@ _OLD_MAGICS = (b"FACEREC-INDEX 1\n",)
 #: The stamp line is small; a longer "line" means the file is not ours.
 _MAX_STAMP_LINE = 4096
 
-#: `IndexKind.AUTO` searches exactly below this many prototypes. An exact query
-#: on one core of the development machine costs ~1.6 ms (p50) at 30k and
-#: ~2.4 ms at 40k (`scripts/bench_search.py --methods exact --sizes 30000,40000`),
-#: so this is where exact search stops being "free" next to the ~2-4 ms an
-#: IVF query costs at any size.
+#: `IndexKind.AUTO` searches exactly below this many prototypes: about where an
+#: exact query's median on one core passes 2 ms (`scripts/bench_search.py
+#: --methods exact --sizes 20000,30000,40000`), while an IVF query at this size
+#: costs a fraction of that at recall@1 above 0.99.
 EXACT_BELOW = 32_000
 #: Fewer prototypes than this give k-means nothing to learn: kind=ivf stays exact below it.
 IVF_MIN = 1_000
 #: FAISS's own floor of training points per k-means centroid (it warns below it).
 _POINTS_PER_CELL = 39
-#: Cells per sqrt(prototypes). At 1M, 2,048 cells beat 4,096 at every recall
-#: tried (bigger lists suit the block-wise fast scan).
+#: Cells per sqrt(prototypes). At 1M, 2,048 cells gave higher recall than
+#: 4,096 for the same CPU per query (bigger lists suit the block-wise fast scan).
 NLIST_PER_SQRT = 2.0
 #: Cells a query probes: PROBE_FRACTION of them plus PROBE_EXTRA. Small IVFs
-#: need a larger share: on the synthetic face-like sets of
-#: `scripts/bench_search.py` (nlist = 2 sqrt(n)), 3/16 alone reached recall@1
-#: 0.988-0.994 at 10k and 100k prototypes but 0.996 at 1M; with 64 more cells
-#: every size from 10k to 1M reached 0.995 or better.
+#: need a larger share: on the face-like sets of `scripts/bench_search.py`
+#: (nlist = 2 sqrt(n)) 3/16 alone fell just short of recall@1 0.99 at 10k-100k
+#: prototypes yet sufficed at 1M; with 64 more cells every size from 10k to 1M
+#: cleared 0.99.
 PROBE_FRACTION = 3 / 16
 PROBE_EXTRA = 64
 #: Candidates re-scored exactly. 64 already kept recall@1; 128 raises recall@10
-#: (the codes are coarse) for ~0.4 ms.
+#: (4-bit codes rank coarsely) at little cost.
 RERANK = 128
 #: k-means iterations: the cells only need to be compact, not optimal.
 _KMEANS_ITERATIONS = 10
@@ -167,7 +166,9 @@ class IndexLayout:
     def __str__(self) -> str:
         if self.kind is IndexKind.EXACT:
             return "exact"
-        return f"ivf(nlist={self.nlist}, pq_m={self.pq_m}, nprobe={self.nprobe}, rerank={self.rerank})"
+        return (
+            f"ivf(nlist={self.nlist}, pq_m={self.pq_m}, nprobe={self.nprobe}, rerank={self.rerank})"
+        )
 
     def same_structure(self, other: IndexLayout) -> bool:
         return (self.kind, self.nlist, self.pq_m) == (other.kind, other.nlist, other.pq_m)
