@@ -42,9 +42,11 @@ def test_search_is_exact_cosine(
     order = np.argsort(-brute, axis=1)[:, :3]
     np.testing.assert_array_equal(got, ids[order])
     np.testing.assert_allclose(sims, np.take_along_axis(brute, order, axis=1), atol=1e-6)
-    # k is clipped to what the index holds: every id returned is real.
+    # Always (n, k): slots past the five prototypes hold id -1 and similarity -inf.
     sims, got = index.search(queries, 50)
-    assert got.shape == (4, 5) and set(got.ravel()) <= set(ids)
+    assert got.shape == sims.shape == (4, 50) and sims.dtype == np.float32
+    assert set(got[:, :5].ravel()) == set(ids.tolist())
+    assert (got[:, 5:] == -1).all() and np.isneginf(sims[:, 5:]).all()
     assert index.search(queries, 0)[1].shape == (4, 0)
     with pytest.raises(ValueError):
         index.search(queries[:, :5], 1)
@@ -105,7 +107,7 @@ def test_empty_index_round_trips(tmp_path: Path, rng: np.random.Generator) -> No
     empty.save(tmp_path / "e.faiss")
     loaded = PrototypeIndex.load(tmp_path / "e.faiss", STAMP)
     assert loaded is not None and loaded.count == 0
-    assert loaded.search(units(rng, 2), 3)[1].shape == (2, 0)
+    assert (loaded.search(units(rng, 2), 3)[1] == -1).all()
 
 
 @pytest.mark.parametrize(
