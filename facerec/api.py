@@ -47,6 +47,7 @@ from facerec.gallery import (
     Person,
 )
 from facerec.gallery.forget import ForgetTarget
+from facerec.gallery.index_kind import index_kind_from_env
 from facerec.images import LoadedImage, decode_image, load_image
 from facerec.models.base import ModelIdentity, ModelSpec, sha256_file
 from facerec.models.registry import DEFAULT_MODEL, load_model, model_spec
@@ -175,7 +176,8 @@ class FaceRec:
     @property
     def gallery(self) -> Gallery:
         if self._gallery is None:
-            self._gallery = Gallery.open(self.db_url)
+            index = self.settings.index or index_kind_from_env()
+            self._gallery = Gallery.open(self.db_url, index=index)
         return self._gallery
 
     @property
@@ -335,7 +337,9 @@ class FaceRec:
         for image in tqdm(images, desc=f"enrolling {key}", unit="photo", disable=not progress):
             subject = select_subject(self.faces(image), image, largest=largest)
             face = subject.face
-            samples.append(new_sample(image, face.detection, face.embedding, face.quality.as_dict()))
+            samples.append(
+                new_sample(image, face.detection, face.embedding, face.quality.as_dict())
+            )
             ignored.append(subject.ignored)
         check = self.check_enrolment(key, samples)
         refusal = None if force else check.refusal(strict=strict)

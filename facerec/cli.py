@@ -25,6 +25,7 @@ from facerec.cli_common import (
     EXIT_REJECTED,
     DbOpt,
     DetectorOpt,
+    IndexOpt,
     JsonOpt,
     LargestOpt,
     MinFaceOpt,
@@ -43,6 +44,7 @@ from facerec.config import Settings
 from facerec.decision import format_rate
 from facerec.detection import DetectorKind
 from facerec.gallery import Person
+from facerec.gallery.index_kind import IndexKind
 from facerec.operating import DEFAULT_FPIR
 from facerec.runtime import quiet_waits
 
@@ -234,11 +236,14 @@ def identify_cmd(
     min_face_size: MinFaceOpt = 20,
     detector: DetectorOpt = DetectorKind.MTCNN,
     threads: ThreadsOpt = None,
+    index: IndexOpt = IndexKind.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
     """Name every face in each IMAGE, or call it unknown."""
     settings = dataclasses.replace(
-        make_settings(model, weights, threshold, min_face_size, detector, threads=threads),
+        make_settings(
+            model, weights, threshold, min_face_size, detector, threads=threads, index=index
+        ),
         top_k=top_k,
         target_fpir=fpir,
     )

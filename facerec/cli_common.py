@@ -24,6 +24,7 @@ from facerec.api import FaceRec
 from facerec.config import Settings
 from facerec.detection import DetectorKind
 from facerec.errors import FacerecError, ModelMismatchError, MultipleFacesError
+from facerec.gallery.index_kind import ENV_INDEX, IndexKind
 from facerec.models.registry import DEFAULT_MODEL, MODELS_HELP, weights_file
 from facerec.runtime import default_threads
 from facerec.schemas import ErrorEnvelopeJSON, error_json
@@ -80,6 +81,16 @@ MinFaceOpt = Annotated[
     int,
     typer.Option("--min-face-size", help="Smallest face the detector looks for, in pixels.", min=1),
 ]
+IndexOpt = Annotated[
+    IndexKind,
+    typer.Option(
+        "--index",
+        envvar=ENV_INDEX,
+        case_sensitive=False,
+        help="1:N search: auto (exact, then IVF for large SQLite galleries; pgvector HNSW on "
+        "PostgreSQL), exact, or ivf (SQLite only).",
+    ),
+]
 ENV_DETECTOR = "FACEREC_DETECTOR"
 DetectorOpt = Annotated[
     DetectorKind,
@@ -99,6 +110,7 @@ def make_settings(
     min_face_size: int = 20,
     detector: DetectorKind = DetectorKind.MTCNN,
     threads: int | None = None,
+    index: IndexKind | None = None,
 ) -> Settings:
     from facerec.detection import DetectorConfig
 
@@ -108,6 +120,7 @@ def make_settings(
         threshold=threshold,
         detector=DetectorConfig(min_face_size=min_face_size, kind=detector),
         threads=threads,
+        index=index,
     )
 
 

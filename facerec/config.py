@@ -19,6 +19,7 @@ from pathlib import Path
 import platformdirs
 
 from facerec.detection import DetectorConfig
+from facerec.gallery.index_kind import IndexKind
 from facerec.operating import DEFAULT_FPIR, DOOR_FAR
 from facerec.quality import QualityLimits
 from facerec.storage import DatabaseUrl, parse_url
@@ -61,5 +62,8 @@ class Settings:
     # (torch and OpenCV have one pool per process). None: $FACEREC_THREADS, else
     # runtime.default_threads().
     threads: int | None = None
+    # 1:N search structure (SQLite: FAISS exact/IVF; PostgreSQL: pgvector HNSW or exact).
+    # None: $FACEREC_INDEX, else auto (chosen by the gallery's size).
+    index: IndexKind | None = None
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     quality: QualityLimits = field(default_factory=QualityLimits)

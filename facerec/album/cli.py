@@ -28,6 +28,7 @@ from facerec.cli_common import (
     EXIT_ERROR,
     DbOpt,
     DetectorOpt,
+    IndexOpt,
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
@@ -42,6 +43,7 @@ from facerec.cli_common import (
 )
 from facerec.config import Settings
 from facerec.detection import DetectorKind
+from facerec.gallery.index_kind import IndexKind
 
 if TYPE_CHECKING:
     from facerec.album.api import Album
@@ -121,6 +123,7 @@ def scan(
         ),
     ] = None,
     threads: ThreadsOpt = None,
+    index: IndexOpt = IndexKind.AUTO,
     thumbnails: Annotated[
         bool,
         typer.Option("--thumbnails/--no-thumbnails", help="Store small face JPEGs for reports."),
@@ -153,7 +156,9 @@ def scan(
 
     scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
     side = scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None)
-    settings = make_settings(model, weights, threshold, min_face_size, detector, threads=threads)
+    settings = make_settings(
+        model, weights, threshold, min_face_size, detector, threads=threads, index=index
+    )
     # One size for decoding and detection: the detector would otherwise shrink again.
     settings = dataclasses.replace(
         settings, detector=dataclasses.replace(settings.detector, max_side=side)

@@ -230,8 +230,5 @@ def _liveness(event: DecisionEvent) -> str | None:
     return json.dumps(data, ensure_ascii=False) if data is not None else None
 
 
-
-
-
 def _finite(x: float) -> float | None:
     return float(x) if x == x and abs(x) != float("inf") else None

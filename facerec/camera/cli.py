@@ -33,6 +33,7 @@ from facerec.cli_common import (
     EXIT_REJECTED,
     DbOpt,
     DetectorOpt,
+    IndexOpt,
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
@@ -45,6 +46,7 @@ from facerec.cli_common import (
 )
 from facerec.detection import DetectorKind
 from facerec.errors import ModelError
+from facerec.gallery.index_kind import IndexKind
 from facerec.liveness.verdict import DEFAULT_MIN_REAL
 
 if TYPE_CHECKING:  # torch-heavy: imported when a camera actually runs
@@ -161,6 +163,7 @@ def camera(
     min_face_size: MinFaceOpt = 40,
     detector: DetectorOpt = DetectorKind.MTCNN,
     threads: ThreadsOpt = None,
+    index: IndexOpt = IndexKind.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
     """Decide who is at the door from a video stream: --claim NAME or --watch.
@@ -203,7 +206,9 @@ def camera(
     from facerec.camera.stream import FrameSource, parse_source
 
     events: list[DecisionEvent] = []
-    settings = make_settings(model, weights, threshold, min_face_size, detector, threads=threads)
+    settings = make_settings(
+        model, weights, threshold, min_face_size, detector, threads=threads, index=index
+    )
     with session(db, settings, as_json=as_json) as fr, ExitStack() as stack:
         hook = Webhook(webhook, timeout_s=webhook_timeout_s) if webhook else None
         if hook is not None:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from facerec.errors import GalleryError
-from facerec.gallery.index import IndexStamp, PrototypeIndex
+from facerec.gallery.index import IndexPolicy, IndexStamp, PrototypeIndex
 from facerec.gallery.records import Hit
 from facerec.gallery.schema import Identity, Prototype
 from facerec.gallery.search import check_query_dim
@@ -46,9 +46,12 @@ class FaissSearch:
     Thread-safe: the index and the id -> name map are guarded by one lock.
     """
 
-    def __init__(self, database: Database, index_path: Path) -> None:
+    def __init__(
+        self, database: Database, index_path: Path, policy: IndexPolicy | None = None
+    ) -> None:
         self._db = database
         self._index_path = index_path
+        self._policy = policy or IndexPolicy()
         self._lock = threading.RLock()
         self._index: PrototypeIndex | None = None
         self._names: dict[int, str] = {}
@@ -123,7 +126,7 @@ class FaissSearch:
                     else None
                 )
                 if index is None and change is not None:
-                    index = PrototypeIndex.load(self._index_path, expected)
+                    index = PrototypeIndex.load(self._index_path, expected, self._policy)
                 if index is None or change is None:
                     self._index = None
                     self._current_index(try_file=False)  # the file predates this commit
@@ -165,7 +168,9 @@ class FaissSearch:
                 return None
             refreshed = False
             if self._index is None or self._index.stamp != stamp:
-                self._index = PrototypeIndex.load(self._index_path, stamp) if try_file else None
+                self._index = (
+                    PrototypeIndex.load(self._index_path, stamp, self._policy) if try_file else None
+                )
                 refreshed = True
             if self._names_revision != state.revision:
                 self._names = dict(s.execute(select(Identity.id, Identity.name)).all())
@@ -193,7 +198,7 @@ class FaissSearch:
             if rows
             else np.zeros((0, stamp.dim), np.float32)
         )
-        index = PrototypeIndex.build(ids, vectors, stamp)
+        index = PrototypeIndex.build(ids, vectors, stamp, self._policy)
         log.info(
             "rebuilt prototype index %s: %d people, revision %d",
             self._index_path,

@@ -63,7 +63,6 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,6 +71,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facerec import runtime
+from facerec.gallery.index_kind import IndexKind
 from facerec.jsonfields import json_int, json_str
 
 log = logging.getLogger(__name__)
@@ -109,14 +109,6 @@ _KMEANS_ITERATIONS = 10
 _SEED = 1234
 #: Queries re-ranked at a time (bounds the candidate-vector buffer of a large batch).
 _RERANK_CHUNK = 256
-
-
-class IndexKind(StrEnum):
-    """Which FAISS structure holds the prototypes; AUTO picks by gallery size."""
-
-    AUTO = "auto"
-    EXACT = "exact"
-    IVF = "ivf"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,10 @@ _EF_MAX = 1000
 class PgvectorSearch:
     """Cosine search in the database of one PostgreSQL gallery."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, exact: bool = False) -> None:
+        """`exact`: scan every prototype instead of the HNSW index (`--index exact`)."""
         self._db = database
+        self._exact = exact
 
     def close(self) -> None:
         """Nothing held outside the database."""
@@ -56,7 +58,7 @@ class PgvectorSearch:
             check_query_dim(queries, state.dim, state.model.name)
             if k == 0:
                 return [[] for _ in range(queries.shape[0])]
-            if k > _EF_MAX:
+            if self._exact or k > _EF_MAX:
                 nearest = nearest_query(state.dim, exact=True)
             else:
                 s.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, k)}"))

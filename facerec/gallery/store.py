@@ -43,6 +43,8 @@ from sqlalchemy.orm import Session
 from facerec.errors import GalleryError, ModelMismatchError, UnknownPersonError
 from facerec.gallery.faiss_search import FaissSearch
 from facerec.gallery.forget import ForgetTarget
+from facerec.gallery.index import IndexPolicy
+from facerec.gallery.index_kind import IndexKind
 from facerec.gallery.pgvector_search import PgvectorSearch
 from facerec.gallery.records import (
     EnrollResult,
@@ -102,13 +104,21 @@ class Gallery:
     """
 
     def __init__(
-        self, database: Database, *, index_path: Path | None = None, owns_database: bool = False
+        self,
+        database: Database,
+        *,
+        index_path: Path | None = None,
+        index: IndexKind = IndexKind.AUTO,
+        owns_database: bool = False,
     ) -> None:
         """Use `Gallery.open`. `database` must be migrated; it is closed with the gallery if owned.
 
         `index_path`: where a SQLite gallery keeps its FAISS index (default:
         beside the database, `gallery.db.faiss`). A PostgreSQL gallery
         searches in the database and takes no index file.
+        `index`: the FAISS layout on SQLite (`auto`: exact, then IVF from
+        `facerec.gallery.index.EXACT_BELOW` people); on PostgreSQL `auto` is
+        pgvector's HNSW index and `exact` a full scan.
         """
         self._db = database
         self._owns_db = owns_database
@@ -120,14 +130,19 @@ class Gallery:
                 if index_path is not None
                 else database.path.with_suffix(database.path.suffix + ".faiss")
             )
-            self._search = FaissSearch(database, self._index_path)
+            self._search = FaissSearch(database, self._index_path, IndexPolicy(kind=index))
         else:
             if index_path is not None:
                 raise ValueError(
                     f"{database.display}: a PostgreSQL gallery searches in the database; "
                     "it has no index file"
                 )
-            self._search = PgvectorSearch(database)
+            if index is IndexKind.IVF:
+                raise GalleryError(
+                    f"{database.display}: --index ivf is a FAISS layout for SQLite galleries; "
+                    "a PostgreSQL gallery searches with pgvector's HNSW index (auto) or exactly"
+                )
+            self._search = PgvectorSearch(database, exact=index is IndexKind.EXACT)
         self._lock = threading.RLock()
         self._closed = False
 
@@ -138,6 +153,7 @@ class Gallery:
         target: str | os.PathLike[str] | DatabaseUrl | Database,
         *,
         index_path: Path | None = None,
+        index: IndexKind = IndexKind.AUTO,
     ) -> Gallery:
         """Open (creating if needed) the gallery at `target` and migrate it to the current schema.
 
@@ -149,10 +165,10 @@ class Gallery:
         large gallery.
         """
         if isinstance(target, Database):
-            return cls(target, index_path=index_path)
+            return cls(target, index_path=index_path, index=index)
         database = Database.open(target)
         try:
-            return cls(database, index_path=index_path, owns_database=True)
+            return cls(database, index_path=index_path, index=index, owns_database=True)
         except BaseException:
             database.close()
             raise

@@ -18,6 +18,7 @@ from facerec.cli_common import (
     EXIT_ERROR,
     DbOpt,
     DetectorOpt,
+    IndexOpt,
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
@@ -31,6 +32,7 @@ from facerec.cli_common import (
 )
 from facerec.config import database_url
 from facerec.detection import DetectorKind
+from facerec.gallery.index_kind import IndexKind
 from facerec.server.auth import ApiKeyInfo, KeyStore
 from facerec.storage import Database
 
@@ -65,6 +67,7 @@ def serve(
     min_face_size: MinFaceOpt = 20,
     detector: DetectorOpt = DetectorKind.MTCNN,
     threads: ThreadsOpt = None,
+    index: IndexOpt = IndexKind.AUTO,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (info: one line per request).")
     ] = "info",
@@ -91,7 +94,9 @@ def serve(
         where = database_url(db)
     config = ServerConfig(
         db=where,
-        settings=make_settings(model, weights, threshold, min_face_size, detector, threads=threads),
+        settings=make_settings(
+            model, weights, threshold, min_face_size, detector, threads=threads, index=index
+        ),
         max_upload_bytes=int(max_upload_mb * 2**20),
         budget_s=budget_s,
     )
