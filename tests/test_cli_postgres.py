@@ -40,6 +40,7 @@ def with_env(env: dict[str, str], url: str) -> dict[str, str]:
     return {**env, "FACEREC_DB": url}
 
 
+@pytest.mark.slow
 def test_a_url_names_the_database_as_db_or_in_the_environment(
     postgres_url: str, cli_env: dict[str, str]
 ) -> None:

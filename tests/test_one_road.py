@@ -58,6 +58,7 @@ def probes(shared: Path) -> list[LoadedImage]:
     return [load_image(shared_file(shared, p)) for p in PROBES]
 
 
+@pytest.mark.slow
 def test_the_watching_camera_decides_as_identify(fr: FaceRec, probes: list[LoadedImage]) -> None:
     door = DoorCamera(fr, "probes")
     labels = []
@@ -72,6 +73,7 @@ def test_the_watching_camera_decides_as_identify(fr: FaceRec, probes: list[Loade
     assert door.threshold == fr.identification_threshold().value
 
 
+@pytest.mark.slow
 def test_a_claim_at_the_door_decides_as_verify(fr: FaceRec, probes: list[LoadedImage]) -> None:
     door = DoorCamera(fr, "probes", claim="Zoe\u0308 ")  # decomposed and padded: the same name
     assert door.claim == ZOE

@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from facerec.gallery import Gallery
 
 from ..db_rows import count, rows
@@ -57,6 +59,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_enrol_into_one_database_at_once(empty_db_url: str, tmp_path: Path) -> None:
     barrier = tmp_path / "barrier"
     barrier.mkdir()

@@ -202,6 +202,7 @@ def test_a_fusion_gallery_and_an_sface_gallery_refuse_each_other_until_reembedde
         fr.verify("Barack Obama", obama2)
 
 
+@pytest.mark.slow
 def test_evaluation_fuses_cached_member_vectors_without_running_a_network(
     shared: Path,
     pipeline: Pipeline,
