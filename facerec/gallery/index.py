@@ -234,10 +234,11 @@ def _pq_m(dim: int) -> int:
     return 1
 
 
-class PrototypeSearch(Protocol):
-    """What 1:N search needs from a prototype store, whatever holds it (FAISS, pgvector).
+class VectorSearch(Protocol):
+    """k nearest prototypes by id, whatever holds them (FAISS here; pgvector can do the same).
 
-    `search` takes (n, dim) float32 rows of unit length and returns, for each
+    The vector-level contract beneath the gallery's person-level search (which
+    turns ids into names and hits). `search` takes (n, dim) float32 rows of unit length and returns, for each
     row, the `k` most similar prototypes best first: cosine similarities
     (n, k) float32 and ids (n, k) int64. Slots with no prototype (fewer than
     `k` held, or an approximate search that found fewer) have id -1 and
@@ -513,7 +514,7 @@ class PrototypeIndex:
         """Cosine similarities and ids of the `k` nearest prototypes of each query row, best first.
 
         Always (n, k): slots past the prototypes found hold id -1 and
-        similarity -inf (`PrototypeSearch`). With a GPU the exact index is
+        similarity -inf (`VectorSearch`). With a GPU the exact index is
         searched there whatever the layout (it is fast at any size); on CPU
         an IVF layout searches its cells and re-scores the candidates exactly.
         """
@@ -583,7 +584,7 @@ class PrototypeIndex:
 
 if TYPE_CHECKING:
 
-    def _satisfies_protocol(index: PrototypeIndex) -> PrototypeSearch:
+    def _satisfies_protocol(index: PrototypeIndex) -> VectorSearch:
         return index
 
 

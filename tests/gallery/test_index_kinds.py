@@ -19,7 +19,7 @@ from facerec.gallery.index import (
     IndexPolicy,
     IndexStamp,
     PrototypeIndex,
-    PrototypeSearch,
+    VectorSearch,
 )
 
 DIM = 128
@@ -238,7 +238,7 @@ def test_search_pads_to_k_and_satisfies_the_protocol(
     kind: str, people: tuple[np.ndarray, np.ndarray]
 ) -> None:
     ids, protos = people
-    index: PrototypeSearch = PrototypeIndex.build(ids, protos, STAMP, KINDS[kind])
+    index: VectorSearch = PrototypeIndex.build(ids, protos, STAMP, KINDS[kind])
     assert index.count == len(ids) and index.dim == DIM
     sims, got = index.search(protos[:3], len(ids) + 7)
     assert sims.shape == got.shape == (3, len(ids) + 7)
