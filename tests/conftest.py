@@ -178,21 +178,22 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture()
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh PostgreSQL database, already migrated to head; dropped after the test."""
-    name = postgres_server.create(migrated=True)
-    try:
-        yield postgres_server.url_of(name)
-    finally:
-        postgres_server.drop(name)
+    yield from _throwaway_database(postgres_server, migrated=True)
 
 
 @pytest.fixture()
 def empty_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh, empty PostgreSQL database (no tables, no extension); dropped after the test."""
-    name = postgres_server.create(migrated=False)
+    yield from _throwaway_database(postgres_server, migrated=False)
+
+
+def _throwaway_database(server: PostgresServer, *, migrated: bool) -> Iterator[str]:
+    """The URL of a new database on `server`, dropped when the generator is closed."""
+    name = server.create(migrated=migrated)
     try:
-        yield postgres_server.url_of(name)
+        yield server.url_of(name)
     finally:
-        postgres_server.drop(name)
+        server.drop(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
