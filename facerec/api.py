@@ -35,7 +35,7 @@ from facerec.album.store import AlbumForgotten, AlbumStore
 from facerec.camera.audit import AuditForgotten, AuditLog
 from facerec.config import Settings, database_url
 from facerec.decision import Claim, DecisionThreshold, Identification, Verification, identify
-from facerec.detection import Detector
+from facerec.detection import DEFAULT_DETECTOR, Detector, DetectorConfig, DetectorKind
 from facerec.enrolment import EnrolmentCheck, check_enrolment, new_sample
 from facerec.errors import FacerecError, ImageError, UnknownPersonError
 from facerec.gallery import (
@@ -201,9 +201,28 @@ class FaceRec:
             model = load_model(self.model_name(), self.settings.weights, threads=count)
             embedder = Embedder(model, batch_size=self.settings.batch_size, flip=self.settings.flip)
             self._pipeline = Pipeline(
-                Detector(self.settings.detector, threads=count), embedder, self.settings.quality
+                Detector(self.detector_config(), threads=count), embedder, self.settings.quality
             )
         return self._pipeline
+
+    def detector_kind(self) -> DetectorKind:
+        """The detector this session runs: asked for, else the gallery's own, else the default.
+
+        As with the model, a gallery keeps the detector that cut its enrolled
+        faces: queries are cut the same way, and the shipped operating
+        points, measured per detector, apply. A gallery enrolled before the
+        detector was recorded is MTCNN's.
+        """
+        if self._pipeline is not None:
+            return self._pipeline.detector.kind
+        if self.settings.detector.kind is not None:
+            return self.settings.detector.kind
+        pinned = self.gallery.detector
+        return DetectorKind(pinned) if pinned is not None else DEFAULT_DETECTOR
+
+    def detector_config(self) -> DetectorConfig:
+        """`Settings.detector` with its kind resolved (`detector_kind`)."""
+        return dataclasses.replace(self.settings.detector, kind=self.detector_kind())
 
     def model_name(self) -> str:
         """The model this session runs: asked for, else `$FACEREC_MODEL`, else the gallery's own.
@@ -261,8 +280,15 @@ class FaceRec:
         """The shipped curve of the active model if it was measured for the active weights.
 
         `enrolled`: photos per prototype (`facerec.operating.size_for` picks the curve).
+        Curves are per detector too: the landmarks change the scores.
         """
-        return curve_for(self.spec.name, self._weights_sha256(), self.settings.flip, enrolled)
+        return curve_for(
+            self.spec.name,
+            self._weights_sha256(),
+            self.settings.flip,
+            enrolled,
+            self.detector_kind(),
+        )
 
     def verification_threshold(self, name: str) -> DecisionThreshold:
         """1:1 against `name`: the operating point for a prototype of their number of photos."""
@@ -347,7 +373,7 @@ class FaceRec:
             raise refusal
         if check.lookalike is not None:
             log.info("%r resembles enrolled %r", key, check.lookalike.name)
-        result = self.gallery.enroll(key, samples, identity)
+        result = self.gallery.enroll(key, samples, identity, self.detector_kind())
         return dataclasses.replace(result, lookalike=check.lookalike, ignored_faces=tuple(ignored))
 
     def check_enrolment(self, name: str, samples: Sequence[NewSample]) -> EnrolmentCheck:
@@ -534,7 +560,7 @@ class FaceRec:
         No photo is read and no model is loaded. The enrolment checks are not
         run: the person chose these faces themself, as `--force` would.
         """
-        return self.gallery.enroll(name, samples, model)
+        return self.gallery.enroll(name, samples, model, self.detector_kind())
 
     def sample_embeddings(self, names: Collection[str]) -> dict[str, npt.NDArray[np.float32]]:
         """Each named person's enrolled sample embeddings (n, D), for prototypes with extra faces.
@@ -632,7 +658,10 @@ class FaceRec:
             operating_points=curve.provenance if curve is not None else None,
             non_commercial=spec.non_commercial,
             verification_by_photos=(
-                {k: self.decision_threshold(enrolled=k) for k in shipped_sizes(spec.name)}
+                {
+                    k: self.decision_threshold(enrolled=k)
+                    for k in shipped_sizes(spec.name, self.detector_kind())
+                }
                 if curve is not None
                 else {}
             ),

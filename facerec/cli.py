@@ -42,7 +42,6 @@ from facerec.cli_common import (
 )
 from facerec.config import Settings
 from facerec.decision import format_rate
-from facerec.detection import DetectorKind
 from facerec.gallery import Person
 from facerec.gallery.index_kind import IndexKind
 from facerec.operating import DEFAULT_FPIR
@@ -98,7 +97,7 @@ def enroll(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
-    detector: DetectorOpt = DetectorKind.MTCNN,
+    detector: DetectorOpt = None,
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -146,7 +145,7 @@ def verify_cmd(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
-    detector: DetectorOpt = DetectorKind.MTCNN,
+    detector: DetectorOpt = None,
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -234,7 +233,7 @@ def identify_cmd(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
-    detector: DetectorOpt = DetectorKind.MTCNN,
+    detector: DetectorOpt = None,
     threads: ThreadsOpt = None,
     index: IndexOpt = IndexKind.AUTO,
     as_json: JsonOpt = False,

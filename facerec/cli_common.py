@@ -93,12 +93,14 @@ IndexOpt = Annotated[
 ]
 ENV_DETECTOR = "FACEREC_DETECTOR"
 DetectorOpt = Annotated[
-    DetectorKind,
+    DetectorKind | None,
     typer.Option(
         "--detector",
         envvar=ENV_DETECTOR,
         case_sensitive=False,
-        help="Face detector: yunet is several times faster than mtcnn on a CPU.",
+        help="Face detector [default: the one that enrolled the gallery, else yunet]; "
+        "thresholds are measured per detector.",
+        show_default=False,
     ),
 ]
 
@@ -108,7 +110,7 @@ def make_settings(
     weights: Path | None = None,
     threshold: float | None = None,
     min_face_size: int = 20,
-    detector: DetectorKind = DetectorKind.MTCNN,
+    detector: DetectorKind | None = None,
     threads: int | None = None,
     index: IndexKind | None = None,
 ) -> Settings:

@@ -6,9 +6,10 @@ $FACEREC_DETECTOR), not code.
 
 - MTCNN (Zhang et al., "Joint Face Detection and Alignment using Multi-task
   Cascaded Convolutional Networks", 2016), through facenet-pytorch, whose
-  weights ship inside the package. The default.
+  weights ship inside the package.
 - YuNet (Wu et al., "YuNet: A Tiny Millisecond-level Face Detector", 2023),
-  through OpenCV (`facerec.detectors.yunet`): several times faster on a CPU;
+  through OpenCV (`facerec.detectors.yunet`): several times faster on a CPU,
+  a fraction of the memory, and the default (`DEFAULT_DETECTOR`);
   `scripts/bench_detectors.py` measures what that costs in recall.
 
 Both are used for boxes *and* landmarks only; cropping is alignment's job
@@ -27,6 +28,7 @@ pixels, so only the landmarks' precision depends on the shrink
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -54,6 +56,11 @@ class DetectorKind(StrEnum):
 
     MTCNN = "mtcnn"
     YUNET = "yunet"
+
+
+#: The detector when neither the caller nor the gallery names one: YuNet, for its speed
+#: and its memory (no torch in the process), at the accuracy the README's table shows.
+DEFAULT_DETECTOR = DetectorKind.YUNET
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +115,9 @@ class DetectorConfig:
     stages' (P-, R-, O-net) acceptance scores, the pyramid step and a final cut
     on the O-net confidence. For MTCNN a smaller `min_face_size` also means a
     deeper image pyramid (slower): AT&T/Yale-style tight crops need it, album
-    photos rarely do. `yunet` holds YuNet's settings.
+    photos rarely do. `yunet` holds YuNet's settings. `kind` None means
+    the gallery's detector (the one that cut its enrolled faces) when a
+    `FaceRec` has a gallery, else `DEFAULT_DETECTOR`.
     `max_side` bounds the work of both detectors (module docstring); None detects at
     full size, however large.
     """
@@ -117,12 +126,18 @@ class DetectorConfig:
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     factor: float = 0.709
     min_score: float = 0.90
-    kind: DetectorKind = DetectorKind.MTCNN
+    kind: DetectorKind | None = None
     yunet: YuNetConfig = field(default_factory=YuNetConfig)
 
     def __post_init__(self) -> None:
         # "yunet" from a JSON file or a form is the enum member; anything else fails here.
-        object.__setattr__(self, "kind", DetectorKind(self.kind))
+        if self.kind is not None:
+            object.__setattr__(self, "kind", DetectorKind(self.kind))
+
+    @property
+    def detector(self) -> DetectorKind:
+        """The detector this config runs: `kind`, else `DEFAULT_DETECTOR`."""
+        return self.kind if self.kind is not None else DEFAULT_DETECTOR
 
     max_side: int | None = DETECTION_MAX_SIDE
 
@@ -162,17 +177,18 @@ class Detector:
         device: torch.device | None = None,
         threads: int | None = None,
     ):
-        self.config = config or DetectorConfig()
-        self._backend = _BACKENDS[self.config.kind](self.config, device, threads)
+        config = config or DetectorConfig()
+        self.config = dataclasses.replace(config, kind=config.detector)  # never None here
+        self._backend = _BACKENDS[self.config.detector](self.config, device, threads)
 
     @property
     def kind(self) -> DetectorKind:
-        return self.config.kind
+        return self.config.detector
 
     @property
     def sure_score(self) -> float:
         """The score of a face this detector is sure of (see `SURE_SCORE`)."""
-        return SURE_SCORE[self.config.kind]
+        return SURE_SCORE[self.config.detector]
 
     def detect(self, image: RGBImage) -> list[DetectedFace]:
         """All faces in one image, highest score first."""
@@ -194,9 +210,8 @@ def _yunet(
 ) -> DetectorBackend:
     from facerec.detectors.yunet import YuNetDetector  # OpenCV's DNN module: CPU only
 
-    dev = device or default_device()
-    if dev.type != "cpu":
-        log.info("YuNet runs on the CPU; %s is left to the embedding model", dev)
+    if device is not None and device.type != "cpu":  # None: no torch import to find out
+        log.info("YuNet runs on the CPU; %s is left to the embedding model", device)
     return YuNetDetector(config, threads=threads)
 
 
@@ -212,6 +227,9 @@ class MtcnnDetector:
     def __init__(self, config: DetectorConfig | None = None, device: torch.device | None = None):
         from facenet_pytorch import MTCNN  # heavy import, deferred until a detector is needed
 
+        from facerec.runtime import sync_torch_threads
+
+        sync_torch_threads()
         self.config = config or DetectorConfig()
         self.device = device or default_device()
         self._mtcnn = MTCNN(

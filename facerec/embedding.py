@@ -14,16 +14,18 @@ it one list of chips per template (`embed_views`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from facerec.alignment import Template
-from facerec.detection import default_device
 from facerec.images import RGBImage
-from facerec.models.base import LoadedModel, ModelIdentity, ModelSpec
+from facerec.models.base import Backbone, LoadedModel, ModelIdentity, ModelSpec
 from facerec.models.fusion import fuse
+
+if TYPE_CHECKING:
+    import torch
 
 Embeddings = npt.NDArray[np.float32]
 Chips = Sequence[RGBImage] | npt.NDArray[np.uint8]
@@ -51,17 +53,21 @@ class Embedder:
         #: A fusion's member Embedders, in `spec.members` order; empty for a single network.
         self.members = tuple(Embedder(m, device, batch_size, flip) for m in model.members)
         self._weights = tuple(m.weight for m in model.spec.members)
-        self.device: torch.device
-        if self.members:
-            self.device = self.members[0].device
-        elif model.backbone is None:
-            raise ValueError(f"{model.spec.name} has neither a network nor members")
-        else:
-            self._backbone = model.backbone.placed_on(device or default_device())
-            self.device = self._backbone.device
+        self._backbone: Backbone | None = None
+        if not self.members:
+            if model.backbone is None:
+                raise ValueError(f"{model.spec.name} has neither a network nor members")
+            self._backbone = model.backbone.placed_on(device)
         spec = model.spec
         self._mean = np.asarray(spec.mean, dtype=np.float32)  # per channel, last axis
         self._std = np.float32(spec.std)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs (a fusion: its first member's); asking imports torch."""
+        if self._backbone is None:
+            return self.members[0].device
+        return self._backbone.device
 
     @property
     def spec(self) -> ModelSpec:
@@ -125,6 +131,7 @@ class Embedder:
         return _unit(emb)
 
     def _raw(self, x: npt.NDArray[np.float32]) -> Embeddings:
+        assert self._backbone is not None  # a fusion embeds through its members
         emb = self._backbone(x)
         if emb.shape != (len(x), self.spec.embedding_dim):
             raise ValueError(
@@ -136,5 +143,5 @@ class Embedder:
 
 def _unit(emb: Embeddings) -> Embeddings:
     """Rows scaled to unit length (a zero row stays zero), as torch's F.normalize does."""
-    t = torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(emb)), dim=1)
-    return np.asarray(t.numpy(), dtype=np.float32)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return np.asarray(emb / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 DOOR_FAR = 1e-4
 #: 1:N: one stranger face in 1,000 given a name (and never laxer than the door, see above).
 DEFAULT_FPIR = 1e-3
+#: The detector of curves that do not name one (all files before YuNet were MTCNN's), and
+#: whose files carry no detector in their name.
+DEFAULT_CURVE_DETECTOR = "mtcnn"
 #: A FAR is "measured" when the set holds at least this many false accepts at it;
 #: with 10 the 95% interval spans about 0.5x to 1.8x the estimate.
 MIN_FALSE_ACCEPTS = 10
@@ -147,6 +150,9 @@ class OperatingCurve:
     true_accepts: tuple[int, ...]
     #: Photos per prototype on the enrolled side: 1 = photo against photo.
     enrolled: int = 1
+    #: The detector whose landmarks cut the chips (`DetectorKind` value): another
+    #: detector's landmarks give other scores and other error rates.
+    detector: str = DEFAULT_CURVE_DETECTOR
 
     def __post_init__(self) -> None:
         fa, ta = self.false_accepts, self.true_accepts
@@ -280,6 +286,7 @@ class OperatingCurve:
             "false_accepts": list(self.false_accepts),
             "true_accepts": list(self.true_accepts),
             "enrolled": self.enrolled,
+            "detector": self.detector,
         }
 
     @classmethod
@@ -310,16 +317,24 @@ class OperatingCurve:
                 false_accepts=json_ints(data["false_accepts"]),
                 true_accepts=json_ints(data["true_accepts"]),
                 enrolled=json_int(data.get("enrolled", 1)),
+                detector=json_str(data.get("detector", DEFAULT_CURVE_DETECTOR)),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"missing or mistyped field ({exc})") from None
 
 
-def curve_file(model: str, enrolled: int = 1) -> str:
-    """The package data file name of a model's curve for prototypes of `enrolled` photos."""
+def curve_file(model: str, enrolled: int = 1, detector: str = DEFAULT_CURVE_DETECTOR) -> str:
+    """The package data file of a model's curve for prototypes of `enrolled` photos.
+
+    `<model>[@<detector>][.prototype-<k>].json`: MTCNN's curves carry no
+    detector in their name (they came first).
+    """
     if not _MODEL_NAME.match(model):
         raise ModelError(f"{model!r} is not a model name")
-    return f"{model}.json" if enrolled == 1 else f"{model}.prototype-{enrolled}.json"
+    if not _MODEL_NAME.match(detector):
+        raise ModelError(f"{detector!r} is not a detector name")
+    stem = model if detector == DEFAULT_CURVE_DETECTOR else f"{model}@{detector}"
+    return f"{stem}.json" if enrolled == 1 else f"{stem}.prototype-{enrolled}.json"
 
 
 def _package_data() -> Traversable:
@@ -327,10 +342,9 @@ def _package_data() -> Traversable:
 
 
 @functools.cache
-def shipped_sizes(model: str) -> tuple[int, ...]:
+def shipped_sizes(model: str, detector: str = DEFAULT_CURVE_DETECTOR) -> tuple[int, ...]:
     """The prototype sizes (photos) a curve was shipped for, 1 (photo pairs) first."""
-    curve_file(model)  # validates the name
-    prefix = f"{model}.prototype-"
+    prefix = curve_file(model, detector=detector)[: -len(".json")] + ".prototype-"
     sizes = {1}
     for res in _package_data().iterdir():
         name = res.name
@@ -341,39 +355,43 @@ def shipped_sizes(model: str) -> tuple[int, ...]:
     return tuple(sorted(sizes))
 
 
-def size_for(model: str, enrolled: int) -> int:
+def size_for(model: str, enrolled: int, detector: str = DEFAULT_CURVE_DETECTOR) -> int:
     """Which shipped curve a person enrolled from `enrolled` photos is decided on.
 
     The smallest measured size >= `enrolled`: a prototype's FAR grows with its
     photos, so reading a larger size's curve errs on the strict side. Beyond
     the largest measured size, the largest.
     """
-    sizes = shipped_sizes(model)
+    sizes = shipped_sizes(model, detector)
     return next((k for k in sizes if k >= enrolled), sizes[-1])
 
 
-def shipped_curve(model: str, enrolled: int = 1) -> OperatingCurve | None:
-    """The curve shipped for `model` (prototypes of `enrolled` photos), or None when none was measured.
+def shipped_curve(
+    model: str, enrolled: int = 1, detector: str = DEFAULT_CURVE_DETECTOR
+) -> OperatingCurve | None:
+    """The curve shipped for `model` (prototypes of `enrolled` photos, landmarks from
+    `detector`), or None when none was measured.
 
     A file that exists but cannot be parsed is a broken installation, not a
     missing measurement: it raises instead of silently loosening the door.
     """
-    return _shipped_curve(model, enrolled)  # one cache key however it is called
+    return _shipped_curve(model, enrolled, str(detector))  # one cache key however called
 
 
 @functools.cache
-def _shipped_curve(model: str, enrolled: int) -> OperatingCurve | None:
-    res = _package_data() / curve_file(model, enrolled)
+def _shipped_curve(model: str, enrolled: int, detector: str) -> OperatingCurve | None:
+    res = _package_data() / curve_file(model, enrolled, detector)
     if not res.is_file():
         return None
     try:
         curve = OperatingCurve.from_json(json.loads(res.read_text()))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelError(f"{res}: not a usable operating-point file ({exc})") from None
-    if curve.model != model or curve.enrolled != enrolled:
+    if curve.model != model or curve.enrolled != enrolled or curve.detector != detector:
         raise ModelError(
             f"{res}: holds the curve of {curve.model!r} for prototypes of {curve.enrolled} "
-            f"photo(s), not of {model!r} for {enrolled}"
+            f"photo(s) with {curve.detector} landmarks, not of {model!r} for {enrolled} "
+            f"with {detector}"
         )
     return curve
 
@@ -445,9 +463,17 @@ def _described(
 
 
 def curve_for(
-    model: str, weights_sha256: str | None, flip: bool = False, enrolled: int = 1
+    model: str,
+    weights_sha256: str | None,
+    flip: bool = False,
+    enrolled: int = 1,
+    detector: str = DEFAULT_CURVE_DETECTOR,
 ) -> OperatingCurve | None:
-    """The shipped curve if it was measured for these weights and this flip setting.
+    """The shipped curve if it was measured for these weights, flip setting and detector.
+
+    Each detector places the landmarks a little differently, so the chips,
+    the scores and the error rates differ: a curve applies only to the
+    detector it was measured with, and with any other there is none.
 
     `enrolled`: photos in the prototype decided on; the curve read is
     `size_for`'s (photo pairs for 1, or where no prototype curve was shipped).
@@ -457,7 +483,8 @@ def curve_for(
     checkpoint) or flip averaging give other scores and other error rates,
     so no curve applies to them.
     """
-    curve = shipped_curve(model, size_for(model, max(1, enrolled)))
+    detector = str(detector)
+    curve = shipped_curve(model, size_for(model, max(1, enrolled), detector), detector)
     if curve is None or curve.flip != flip:
         return None
     if weights_sha256 is not None and weights_sha256 != curve.weights_sha256:

@@ -8,6 +8,7 @@ detector, template or model shows up everywhere at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -84,8 +85,32 @@ class Pipeline:
         """Every face in one image, best detector score first."""
         return self.faces_batch([image])[0]
 
-    def faces_batch(self, images: Sequence[LoadedImage]) -> list[list[Face]]:
-        """Faces for several images: one detector batch per image size, one embedder pass."""
+    def faces_batch(self, images: Sequence[LoadedImage], *, workers: int = 1) -> list[list[Face]]:
+        """Faces for several images: one detector batch per image size, one embedder pass.
+
+        `workers` > 1 splits the images into that many groups, balanced by
+        pixel count, and runs each group on a thread of its own: the
+        networks release the GIL, and each thread uses its own copy of any
+        network that keeps state (`facerec.replicas`), so with one model
+        thread each, `workers` photos use `workers` cores. That is how a
+        batch job should use cores: independent single-threaded workers never
+        wait at a barrier for a thread the scheduler put to sleep, so on a
+        busy machine they slow down gracefully (`facerec.runtime`).
+        """
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if workers == 1 or len(images) < 2:
+            return self._faces_serial(images)
+        groups = _balanced(images, min(workers, len(images)))
+        out: list[list[Face]] = [[] for _ in images]
+        with ThreadPoolExecutor(len(groups), thread_name_prefix="faces") as pool:
+            done = pool.map(lambda g: self._faces_serial([images[i] for i in g]), groups)
+            for group, faces in zip(groups, done, strict=True):
+                for i, f in zip(group, faces, strict=True):
+                    out[i] = f
+        return out
+
+    def _faces_serial(self, images: Sequence[LoadedImage]) -> list[list[Face]]:
         detections = self.detector.detect_batch([im.pixels for im in images])
         templates = self.templates
         views: list[list[RGBImage]] = [[] for _ in templates]
@@ -120,6 +145,18 @@ class Pipeline:
     def embed_stored(self, crops: Sequence[StoredCrop]) -> npt.NDArray[np.float32]:
         """Embed stored crops with the current model: re-warp each to its template(s)."""
         return self.embed_at([from_png(c.png) for c in crops], [c.landmarks for c in crops])
+
+
+def _balanced(images: Sequence[LoadedImage], n: int) -> list[list[int]]:
+    """Indices of `images` in `n` groups of about equal pixel count (largest first, greedy)."""
+    order = sorted(range(len(images)), key=lambda i: -images[i].pixels.size)
+    groups: list[list[int]] = [[] for _ in range(n)]
+    load = [0] * n
+    for i in order:
+        k = load.index(min(load))
+        groups[k].append(i)
+        load[k] += images[i].pixels.size
+    return [sorted(g) for g in groups if g]
 
 
 def storage_crop(image: LoadedImage, face: DetectedFace) -> StoredCrop:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from facerec.errors import FacerecError
@@ -34,6 +35,7 @@ ENV_THREADS = "FACEREC_THREADS"
 ENV_WAIT_POLICY = "OMP_WAIT_POLICY"
 
 _applied: int | None = None
+_torch_synced: int | None = None
 _interop_set = False
 
 
@@ -92,25 +94,58 @@ def quiet_waits() -> None:
 
 
 def use_threads(n: int | None = None) -> int:
-    """Resolve the thread count and apply it to torch and OpenCV; returns it.
+    """Resolve the thread count and apply it to OpenCV, and to torch once torch is loaded.
+
+    A pipeline of ONNX models and YuNet never imports torch (about 450 MiB of
+    RSS), so torch gets the count when it is loaded: here if it already is,
+    else from `sync_torch_threads()`, which every torch-backed model calls as it
+    is built.
+    """
+    global _applied, _torch_synced
+    count = resolve_threads(n)
+    import cv2
+
+    cv2.setNumThreads(count)
+    _applied = count
+    _torch_synced = None
+    if "torch" in sys.modules:
+        sync_torch_threads()
+    return count
+
+
+def sync_torch_threads() -> None:
+    """Give torch the count `use_threads` applied, if any (called where torch models are built).
 
     torch's inter-op pool can be sized only once per process and only before
     it starts, so that is tried once and otherwise left alone; the intra-op
-    pool (where the work happens) and OpenCV follow every call.
+    pool (where the work happens) follows every call.
     """
-    global _applied, _interop_set
-    count = resolve_threads(n)
-    import cv2
+    global _interop_set, _torch_synced
+    if _applied is None or _torch_synced == _applied:
+        return
     import torch
 
-    torch.set_num_threads(count)
+    torch.set_num_threads(_applied)
     if not _interop_set:
         _interop_set = True
         with contextlib.suppress(RuntimeError):  # already started: the host used torch first
-            torch.set_num_interop_threads(count)
-    cv2.setNumThreads(count)
-    _applied = count
-    return count
+            torch.set_num_interop_threads(_applied)
+    _torch_synced = _applied
+
+
+@contextlib.contextmanager
+def threads_during(n: int) -> Iterator[None]:
+    """Run the block with `n` model threads (OpenCV, and torch if loaded), then restore.
+
+    For a batch job that runs several single-threaded workers (an album
+    scan): each worker's network must not start a team of its own.
+    """
+    before = threads()
+    use_threads(n)
+    try:
+        yield
+    finally:
+        use_threads(before)
 
 
 def threads() -> int:

@@ -40,14 +40,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
+from facerec import runtime
 from facerec.api import FaceRec
 from facerec.camera.door import DoorCamera
 from facerec.camera.stream import FrameSource
 from facerec.camera.window import WindowRule
 from facerec.config import Settings
-from facerec.detection import DetectorConfig
+from facerec.detection import DetectorConfig, DetectorKind
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EX = SHARED / "face_recognition" / "examples"
@@ -136,6 +136,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60, help="frames measured (after warm-up)")
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--min-face-size", type=int, default=40, help="as `facerec camera`")
+    ap.add_argument(
+        "--detector", type=DetectorKind, choices=list(DetectorKind), default=DetectorConfig().kind
+    )
     ap.add_argument("--threads", type=int, default=None, help="model threads [facerec default]")
     ap.add_argument("--load", type=int, default=0, help="competing CPU-bound processes")
     ap.add_argument("--compare", action="store_true", help="default vs 1 vs every core")
@@ -157,7 +160,8 @@ def main() -> None:
 
 def measure(args: argparse.Namespace) -> None:
     settings = Settings(
-        detector=DetectorConfig(min_face_size=args.min_face_size), threads=args.threads
+        detector=DetectorConfig(min_face_size=args.min_face_size, kind=args.detector),
+        threads=args.threads,
     )
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "door.mp4"
@@ -187,7 +191,8 @@ def measure(args: argparse.Namespace) -> None:
     report = {
         "frame_size": list(SIZE),
         "model": model,
-        "threads": torch.get_num_threads(),
+        "detector": str(args.detector),
+        "threads": runtime.threads(),
         "opencv_threads": cv2.getNumThreads(),
         "load": args.load,
         "min_face_size": args.min_face_size,
@@ -199,16 +204,15 @@ def measure(args: argparse.Namespace) -> None:
         "frames_per_s_sustainable": 1000.0 / statistics.mean(process) if process else None,
         "machine": {
             "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_loaded": "torch" in sys.modules,
             "load_average": os.getloadavg(),
             "python": platform.python_version(),
-            "torch": torch.__version__,
             "opencv": cv2.__version__,
         },
     }
     print(
         f"door camera, {args.frames} frames of {SIZE[0]}x{SIZE[1]}, min face {args.min_face_size} px, "
-        f"torch threads {torch.get_num_threads()}, load average "
+        f"detector {args.detector}, model threads {runtime.threads()}, load average "
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     print(f"{'stage':<22}{'frames':>8}{'median ms':>11}{'p95 ms':>9}")

@@ -55,7 +55,7 @@ import numpy as np
 
 from facerec.config import Settings
 from facerec.decision import format_rate
-from facerec.detection import Detector
+from facerec.detection import Detector, DetectorKind
 from facerec.embedding import Embedder
 from facerec.errors import ModelError
 from facerec.evaluation.cache import EvaluationCache
@@ -106,9 +106,11 @@ def same_photo_under_two_names(people: dict[str, list[Path]]) -> set[Path]:
     return {p for d, names in owners.items() if len(names) > 1 for p in files[d]}
 
 
-def production_pipeline(model: str) -> Pipeline:
-    """What `FaceRec` builds for a session with default settings and this model."""
+def production_pipeline(model: str, detector: DetectorKind | None = None) -> Pipeline:
+    """What `FaceRec` builds for a session with default settings, this model and detector."""
     s = Settings(model=model)
+    if detector is not None:
+        s = dataclasses.replace(s, detector=dataclasses.replace(s.detector, kind=detector))
     embedder = Embedder(load_model(model), batch_size=s.batch_size, flip=s.flip)
     return Pipeline(Detector(s.detector), embedder, s.quality)
 
@@ -135,6 +137,7 @@ def fmt_point(label: str, p: OperatingPoint) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=DEFAULT_MODEL, choices=available_models())
+    ap.add_argument("--detector", type=DetectorKind, default=None, choices=list(DetectorKind))
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     ap.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
     ap.add_argument("--cache-dir", type=Path, default=None, help="evaluation cache directory")
@@ -151,13 +154,15 @@ def main() -> int:
         ap.error("--write-package-data needs the whole of LFW (--sets lfw, no --limit-people)")
 
     command = shlex.join(["python", "scripts/bench_far.py", *sys.argv[1:]])
-    pipeline = production_pipeline(args.model)
+    pipeline = production_pipeline(args.model, args.detector)
     identity = pipeline.embedder.identity
     spec = pipeline.embedder.spec
     cache = EvaluationCache(args.cache_dir)
     flip = pipeline.embedder.flip
     try:
-        shipped = curve_for(identity.name, identity.weights_sha256, flip)
+        shipped = curve_for(
+            identity.name, identity.weights_sha256, flip, detector=pipeline.detector.kind
+        )
     except ModelError as exc:  # an outdated file, about to be replaced with --write-package-data
         print(f"shipped curve ignored: {exc}")
         shipped = None
@@ -274,7 +279,8 @@ def main() -> int:
             description=(
                 f"every pair of all {lfw_shape[0]:,} photos of all {lfw_shape[1]:,} people in "
                 "lfw/images (including the people of pairs_dev.txt's folds: not a held-out "
-                "fold); production pipeline with default settings"
+                f"fold); production pipeline with default settings, {pipeline.detector.kind} "
+                "landmarks"
             ),
             photos=lfw_shape[0],
             people=lfw_shape[1],
@@ -283,7 +289,12 @@ def main() -> int:
             date=datetime.date.today().isoformat(),
             command=command,
         )
-        curves = [lfw_counts.curve(identity.name, identity.weights_sha256, provenance, flip=flip)]
+        detector = str(pipeline.detector.kind)
+        curves = [
+            lfw_counts.curve(
+                identity.name, identity.weights_sha256, provenance, flip=flip, detector=detector
+            )
+        ]
         for k, pc in sorted(lfw_protos.items()):
             if k == 1:
                 continue  # a one-photo prototype is the photo: the pair curve above
@@ -293,18 +304,23 @@ def main() -> int:
                     f"LFW people with more than {k} photos, each enrolled from their first {k} "
                     "as a prototype (normalised mean); impostors: every photo of everyone else "
                     "against each prototype; genuine: the person's other photos; production "
-                    "pipeline with default settings"
+                    f"pipeline with default settings, {pipeline.detector.kind} landmarks"
                 ),
                 impostor_pairs=pc.impostor_pairs,
                 genuine_pairs=pc.genuine_pairs,
             )
             curves.append(
                 pc.curve(
-                    identity.name, identity.weights_sha256, proto_provenance, flip=flip, enrolled=k
+                    identity.name,
+                    identity.weights_sha256,
+                    proto_provenance,
+                    flip=flip,
+                    enrolled=k,
+                    detector=detector,
                 )
             )
         for curve in curves:
-            path = PACKAGE_DATA / curve_file(identity.name, curve.enrolled)
+            path = PACKAGE_DATA / curve_file(identity.name, curve.enrolled, curve.detector)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(curve.to_json(), separators=(",", ":")) + "\n")
             door = curve.for_far(DOOR_FAR)

@@ -50,15 +50,18 @@ def shared_file(shared: Path, rel: str) -> Path:
 def pipeline():  # type: ignore[no-untyped-def]
     """MTCNN + dlib's ResNet, loaded once: loading costs seconds.
 
+    MTCNN, not the default detector (YuNet), for the same reason as dlib below.
+
     dlib, not the default model: most tests' similarities were measured with it,
     and the API tests pass this pipeline in. CLI subprocess tests run the real default.
     """
-    from facerec.detection import Detector
+    from facerec.detection import Detector, DetectorConfig, DetectorKind
     from facerec.embedding import Embedder
     from facerec.models.registry import load_model
     from facerec.pipeline import Pipeline
 
-    return Pipeline(Detector(), Embedder(load_model("dlib-resnet-v1")))
+    mtcnn = DetectorConfig(kind=DetectorKind.MTCNN)
+    return Pipeline(Detector(mtcnn), Embedder(load_model("dlib-resnet-v1")))
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -53,7 +54,6 @@ from facerec.album.scan import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_SIDE,
     scan_folder,
-    torch_threads,
 )
 from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate
 from facerec.album.tables import MATCH_AUTO, MATCH_CONFIRMED
@@ -67,6 +67,7 @@ from facerec.models.base import ModelIdentity
 from facerec.names import name_key
 from facerec.paths import display_path
 from facerec.prototypes import prototype
+from facerec.runtime import available_cores, threads_during
 
 #: Clusters link faces at the match threshold plus this: a wrong merge (two
 #: strangers in one cluster, then enrolled as one person) costs more than a
@@ -147,14 +148,20 @@ class Album:
 
         `workers` decoder threads (None: cores - 1; 0: decode inline) feed
         batches of `batch_size` photos to detection and embedding, which run
-        with `threads` torch threads (None: the process's setting,
-        `Settings.threads` / `facerec.runtime`; a number given here is
-        restored afterwards). A long-running process that scans
+        `threads` photos at a time (None: one per core), each on one model
+        thread: independent workers use the cores without the barrier waits
+        of one network spread over several threads (`facerec.runtime`); the
+        process's own thread setting is restored afterwards. With
+        `threads=1` the photos go one at a time on the process's setting
+        (`Settings.threads`). A long-running process that scans
         large albums should also call `scan.limit_heap_fragmentation()` once,
         as `facerec album scan` does, to keep its peak memory flat.
         """
         self._fr.check_model()
-        with torch_threads(threads):
+        parallel = available_cores() if threads is None else threads
+        if parallel < 1:
+            raise ValueError(f"threads must be at least 1, got {parallel}")
+        with threads_during(1) if parallel > 1 else nullcontext():
             counts = scan_folder(
                 Path(root),
                 self.store,
@@ -164,6 +171,7 @@ class Album:
                 max_side=max_side,
                 thumbnails=thumbnails,
                 progress=progress,
+                parallel=parallel,
             )
         refresh = self.refresh(fold=fold)
         return ScanSummary(

@@ -32,7 +32,6 @@ from facerec.cli_common import (
     JsonOpt,
     MinFaceOpt,
     ModelOpt,
-    ThreadsOpt,
     ThresholdOpt,
     WeightsOpt,
     emit,
@@ -42,7 +41,6 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import Settings
-from facerec.detection import DetectorKind
 from facerec.gallery.index_kind import IndexKind
 
 if TYPE_CHECKING:
@@ -122,7 +120,15 @@ def scan(
             min=0,
         ),
     ] = None,
-    threads: ThreadsOpt = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="Photos detected and embedded at once, one model thread each "
+            "[default: one per core].",
+            min=1,
+        ),
+    ] = None,
     index: IndexOpt = IndexKind.AUTO,
     thumbnails: Annotated[
         bool,
@@ -148,7 +154,7 @@ def scan(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
-    detector: DetectorOpt = DetectorKind.MTCNN,
+    detector: DetectorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Scan FOLDER: new and changed photos are detected, embedded, matched and clustered."""
@@ -156,9 +162,7 @@ def scan(
 
     scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
     side = scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None)
-    settings = make_settings(
-        model, weights, threshold, min_face_size, detector, threads=threads, index=index
-    )
+    settings = make_settings(model, weights, threshold, min_face_size, detector, index=index)
     # One size for decoding and detection: the detector would otherwise shrink again.
     settings = dataclasses.replace(
         settings, detector=dataclasses.replace(settings.detector, max_side=side)
@@ -170,6 +174,7 @@ def scan(
             batch_size=batch_size or scan_mod.DEFAULT_BATCH_SIZE,
             max_side=side,
             thumbnails=thumbnails,
+            threads=threads,
             fold=fold_confident,
             progress=progress(),
         )

@@ -46,7 +46,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,24 +89,6 @@ THUMB_QUALITY = 85
 def default_workers() -> int:
     """Decoder threads: the cores minus one for detection, at least one, at most eight."""
     return max(1, min(8, available_cores() - 1))
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with `n` torch intra-op threads (None: leave as is), then restore."""
-    if n is None:
-        yield
-        return
-    if n < 1:
-        raise ValueError(f"threads must be at least 1, got {n}")
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,8 +301,13 @@ def scan_folder(
     max_side: int | None = DEFAULT_MAX_SIDE,
     thumbnails: bool = True,
     progress: bool = False,
+    parallel: int = 1,
 ) -> ScanCounts:
-    """Bring the album up to date with the photos under `root`; see the module docstring."""
+    """Bring the album up to date with the photos under `root`; see the module docstring.
+
+    `workers` threads read and decode; `parallel` photos of each batch are
+    detected and embedded at once (`Pipeline.faces_batch`).
+    """
     start = time.perf_counter()
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
@@ -363,7 +349,7 @@ def scan_folder(
 
     def flush() -> None:
         nonlocal processed, errors, n_faces
-        for fetched, faces in zip(batch, _faces(pipeline, batch), strict=True):
+        for fetched, faces in zip(batch, _faces(pipeline, batch, parallel), strict=True):
             assert fetched.sha256 is not None and fetched.image is not None
             if isinstance(faces, str):
                 errors += 1
@@ -497,13 +483,15 @@ def limit_heap_fragmentation() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
-def _faces(pipeline: Pipeline, batch: Sequence[Fetched]) -> list[list[Face] | str]:
+def _faces(
+    pipeline: Pipeline, batch: Sequence[Fetched], parallel: int = 1
+) -> list[list[Face] | str]:
     """Faces per photo; one photo the detector chokes on costs that photo, not the batch."""
     images = [f.image for f in batch if f.image is not None]
     if not images:
         return []
     try:
-        return list(pipeline.faces_batch(images))
+        return list(pipeline.faces_batch(images, workers=parallel))
     except Exception:
         log.warning("batch of %d photos failed; retrying one by one", len(images), exc_info=True)
     out: list[list[Face] | str] = []

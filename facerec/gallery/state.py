@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from facerec.errors import GalleryError
 from facerec.gallery.schema import (
+    META_DETECTOR,
     META_EMBEDDING_DIM,
     META_MODEL_NAME,
     META_MODEL_SHA256,
@@ -23,6 +24,9 @@ from facerec.gallery.schema import (
     Meta,
 )
 from facerec.models.base import ModelIdentity
+
+#: What enrolled the faces of a gallery pinned before the detector was recorded.
+LEGACY_DETECTOR = "mtcnn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,7 @@ class GalleryState:
     revision: int
     model: ModelIdentity | None
     dim: int | None
+    detector: str | None = None  # see META_DETECTOR; "mtcnn" for older galleries with a model
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -53,6 +58,7 @@ def read_state(s: Session) -> GalleryState:
         revision=int(meta.get(META_REVISION, "0")),
         model=ModelIdentity(name, sha) if name is not None and sha is not None else None,
         dim=int(dim) if dim is not None else None,
+        detector=meta.get(META_DETECTOR, LEGACY_DETECTOR if name is not None else None),
     )
 
 

@@ -55,6 +55,7 @@ from facerec.gallery.records import (
     StoredSample,
 )
 from facerec.gallery.schema import (
+    META_DETECTOR,
     META_EMBEDDING_DIM,
     META_MODEL_NAME,
     META_MODEL_SHA256,
@@ -227,6 +228,16 @@ class Gallery:
             return read_state(s).model
 
     @property
+    def detector(self) -> str | None:
+        """The detector that cut the enrolled faces (None: nothing enrolled yet).
+
+        Sessions default to it, so queries are cut like the enrolled faces
+        and the shipped operating points (measured per detector) apply.
+        """
+        with self._read() as s:
+            return read_state(s).detector
+
+    @property
     def revision(self) -> int:
         """Number of committed writes; stamps the index."""
         with self._read() as s:
@@ -244,13 +255,20 @@ class Gallery:
             raise ModelMismatchError(self._db.display, pinned, model)
 
     # -- writes ---------------------------------------------------------------------------------
-    def enroll(self, name: str, samples: Sequence[NewSample], model: ModelIdentity) -> EnrollResult:
+    def enroll(
+        self,
+        name: str,
+        samples: Sequence[NewSample],
+        model: ModelIdentity,
+        detector: str | None = None,
+    ) -> EnrollResult:
         """Add `samples` to `name` (created if new) in one transaction; all or nothing.
 
         A sample whose source file (`content_sha256`) is already enrolled for
         this person, or appears twice in `samples`, is skipped and counted:
         re-running an enrolment must not weight a photo twice. The first
-        enrolment pins `model` and its embedding dimension.
+        enrolment pins `model` and its embedding dimension, and records
+        `detector` (the one that found these faces) when given.
         """
         name = validate_name(name)
         if not samples:
@@ -262,6 +280,8 @@ class Gallery:
             if state.model is None:
                 _set_meta(s, META_MODEL_NAME, model.name)
                 _set_meta(s, META_MODEL_SHA256, model.weights_sha256)
+                if detector is not None:
+                    _set_meta(s, META_DETECTOR, str(detector))
             elif state.model != model:
                 raise ModelMismatchError(self._db.display, state.model, model)
             dim = state.dim

@@ -49,8 +49,13 @@ class Backbone(Protocol):
     @property
     def device(self) -> torch.device: ...
 
-    def placed_on(self, device: torch.device) -> Backbone:
-        """This network on `device` if its engine can run there, else on its own device."""
+    def placed_on(self, device: torch.device | None) -> Backbone:
+        """This network on `device` if its engine can run there, else on its own device.
+
+        None: the engine's own choice (PyTorch: CUDA when present). ONNX
+        engines never import torch for it, so a pipeline of ONNX models and
+        YuNet runs without torch in the process (about 450 MiB less RSS).
+        """
         ...
 
     def __call__(self, batch: FloatArray) -> FloatArray: ...

@@ -10,46 +10,60 @@ defaults (every core) would fight the detector and other processes.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from facerec.errors import ModelError
+from facerec.replicas import ReplicaPool
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
-_CPU = torch.device("cpu")
+
+
+def _cpu() -> torch.device:
+    """The CPU as torch names it; torch is imported only when someone asks where a net runs."""
+    import torch
+
+    return torch.device("cpu")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class TorchBackbone:
-    """A PyTorch module; threads follow torch's own global setting."""
+    """A PyTorch module; threads follow torch's own global setting (`facerec.runtime`)."""
 
     module: torch.nn.Module
 
     @property
     def device(self) -> torch.device:
         first = next(self.module.parameters(), None)
-        return first.device if first is not None else _CPU
+        return first.device if first is not None else _cpu()
 
-    def placed_on(self, device: torch.device) -> TorchBackbone:
-        self.module.to(device).eval()  # in place: the module is shared, not copied
+    def placed_on(self, device: torch.device | None) -> TorchBackbone:
+        from facerec.detection import default_device
+        from facerec.runtime import sync_torch_threads
+
+        sync_torch_threads()
+        self.module.to(device or default_device()).eval()  # in place: shared, not copied
         return self
 
-    @torch.inference_mode()
     def __call__(self, batch: FloatArray) -> FloatArray:
-        out = self.module(torch.from_numpy(batch).to(self.device))
-        return np.asarray(out.float().cpu().numpy(), dtype=np.float32)
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(torch.from_numpy(batch).to(self.device))
+            return np.asarray(out.float().cpu().numpy(), dtype=np.float32)
 
 
-def _cpu_only(engine: str, device: torch.device) -> None:
-    if device.type != "cpu":
+def _cpu_only(engine: str, device: torch.device | None) -> None:
+    if device is not None and device.type != "cpu":
         log.info("%s runs on the CPU; %s is left to the detector", engine, device)
 
 
@@ -58,35 +72,42 @@ class OpenCVBackbone:
 
     One at a time because a network exported with a fixed batch of 1 (like
     SFace's) gives correct output only for the first chip of a larger
-    batch in OpenCV. A lock serialises callers: a `cv2.dnn.Net` keeps
-    per-call state and is not safe to share between threads. `threads` sets
-    OpenCV's thread pool, which is process-wide (None leaves it alone).
+    batch in OpenCV. A `cv2.dnn.Net` keeps per-call state and is not safe to
+    share between threads, so each concurrent caller borrows a net of its
+    own (`ReplicaPool`). `threads` sets OpenCV's thread pool, which is
+    process-wide (None leaves it alone).
     """
-
-    device = _CPU
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import cv2
 
         if threads is not None:
             cv2.setNumThreads(threads)
-        try:
-            self._net: Any = cv2.dnn.readNet(str(path))
-        except cv2.error as exc:
-            reason = " ".join(str(exc).split())[-200:]
-            raise ModelError(f"{path}: OpenCV cannot read this network ({reason})") from None
-        self._lock = threading.Lock()
+        data = path.read_bytes()  # read once: replicas never reopen a file that may change
 
-    def placed_on(self, device: torch.device) -> OpenCVBackbone:
+        def make() -> Any:
+            try:
+                return cv2.dnn.readNetFromONNX(np.frombuffer(data, dtype=np.uint8))
+            except cv2.error as exc:
+                reason = " ".join(str(exc).split())[-200:]
+                raise ModelError(f"{path}: OpenCV cannot read this network ({reason})") from None
+
+        self._nets = ReplicaPool(make)
+
+    @property
+    def device(self) -> torch.device:
+        return _cpu()
+
+    def placed_on(self, device: torch.device | None) -> OpenCVBackbone:
         _cpu_only("OpenCV DNN", device)
         return self
 
     def __call__(self, batch: FloatArray) -> FloatArray:
         rows = []
-        with self._lock:
+        with self._nets.borrow() as net:
             for chip in np.ascontiguousarray(batch):
-                self._net.setInput(chip[None])
-                rows.append(np.asarray(self._net.forward(), dtype=np.float32).reshape(-1))
+                net.setInput(chip[None])
+                rows.append(np.asarray(net.forward(), dtype=np.float32).reshape(-1))
         return np.stack(rows)
 
 
@@ -96,8 +117,6 @@ class OnnxRuntimeBackbone:
     `threads` is the session's intra-op thread count (None: ONNX Runtime's
     default, one per physical core). Sessions are safe to call from several threads.
     """
-
-    device = _CPU
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -121,7 +140,11 @@ class OnnxRuntimeBackbone:
             )
         self._input = inputs[0].name
 
-    def placed_on(self, device: torch.device) -> OnnxRuntimeBackbone:
+    @property
+    def device(self) -> torch.device:
+        return _cpu()
+
+    def placed_on(self, device: torch.device | None) -> OnnxRuntimeBackbone:
         _cpu_only("ONNX Runtime", device)
         return self
 

@@ -31,7 +31,6 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import database_url
-from facerec.detection import DetectorKind
 from facerec.gallery.index_kind import IndexKind
 from facerec.server.auth import ApiKeyInfo, KeyStore
 from facerec.storage import Database
@@ -65,7 +64,7 @@ def serve(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
-    detector: DetectorOpt = DetectorKind.MTCNN,
+    detector: DetectorOpt = None,
     threads: ThreadsOpt = None,
     index: IndexOpt = IndexKind.AUTO,
     log_level: Annotated[

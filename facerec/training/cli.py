@@ -18,7 +18,6 @@ from facerec.cli_common import (
     progress,
     reported_errors,
 )
-from facerec.detection import DetectorKind
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +145,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--cache", help="Chip cache folder [default: the user cache dir]."),
         ] = None,
         min_face_size: MinFaceOpt = 20,
-        detector: DetectorOpt = DetectorKind.MTCNN,
+        detector: DetectorOpt = None,
         save_every: Annotated[
             int | None,
             typer.Option("--save-every", help="Also checkpoint every N steps (0: never).", min=0),
