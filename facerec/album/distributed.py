@@ -66,6 +66,7 @@ from facerec.album.scan import (
     release_memory,
 )
 from facerec.album.store import AlbumStore, NewFace, NewPhoto
+from facerec.api import load_pipeline
 from facerec.config import Settings
 from facerec.models.base import ModelIdentity
 from facerec.models.registry import weights_file
@@ -174,16 +175,15 @@ class ScanWorker:
                 f"{display_path(recipe.root)} is not a folder on Ray node {socket.gethostname()}: "
                 "the album folder must be mounted at the same path on every node"
             )
-        from facerec.api import load_pipeline
-
-        self.recipe = recipe
-        self.pipeline: Pipeline = load_pipeline(recipe.settings, recipe.identity.name)
-        got = self.pipeline.embedder.identity
+        pipeline = load_pipeline(recipe.settings, recipe.identity.name)
+        got = pipeline.embedder.identity
         if got != recipe.identity:
             raise AlbumError(
                 f"Ray node {socket.gethostname()} loaded model {got}, but the gallery is pinned "
                 f"to {recipe.identity}; install the same facerec and weights on every node"
             )
+        self.recipe = recipe
+        self.pipeline = pipeline
         self.fetcher = Fetcher(recipe.known, max_side=recipe.max_side)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
