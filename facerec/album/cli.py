@@ -153,8 +153,8 @@ def scan(
         bool,
         typer.Option(
             "--ray",
-            help="Decode, detect and embed on Ray (extra 'distributed'): $RAY_ADDRESS, "
-            "else a Ray instance started on this machine for the scan.",
+            help="Decode, detect and embed on Ray (extra 'distributed'): $RAY_ADDRESS, else "
+            "a Ray cluster running on this machine, else one started for the scan.",
         ),
     ] = False,
     ray_address: Annotated[
@@ -162,8 +162,8 @@ def scan(
         typer.Option(
             "--ray-address",
             help="Scan on this Ray cluster (implies --ray): 'auto' (one running on this "
-            "machine), HOST:PORT or ray://HOST:10001. The folder must be at the same path "
-            "on every node.",
+            "machine), 'local' (a new one for the scan), HOST:PORT or ray://HOST:10001. "
+            "The folder must be at the same path on every node.",
         ),
     ] = None,
     ray_cpus: Annotated[

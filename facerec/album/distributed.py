@@ -93,10 +93,11 @@ INSTALL_HINT = "pip install 'facerec[distributed]'"
 class RayCluster:
     """Where and how wide a distributed scan runs.
 
-    `address` is what `ray.init` takes: None attaches to `$RAY_ADDRESS` or
-    else starts a Ray instance on this machine for the scan; "auto" attaches to
-    a cluster already running on this machine (`ray start --head`);
-    "ray://HOST:10001" connects to a remote head through Ray Client. A process
+    `address` is what `ray.init` takes: None attaches to `$RAY_ADDRESS`, else
+    to a cluster running on this machine, else starts a Ray instance for the
+    scan; "auto" attaches to a cluster running on this machine (`ray start
+    --head`); "local" always starts one; "HOST:6379" joins a remote cluster as
+    a driver and "ray://HOST:10001" reaches one through Ray Client. A process
     that is already connected to Ray (it called `ray.init`) scans there and
     stays connected. `workers` is the number of actors (None: one per
     `cpus_per_worker` CPUs of the cluster, or one per GPU when it has GPUs).

@@ -7,7 +7,9 @@ JPEG/PNG decoders, OpenCV's resize) and hashing release the GIL, and a
 thread hands the decoded pixels over without pickling tens of megabytes per
 photo; `scripts/bench_album.py` measured both on this project's machine
 (README, "Albums"). At most `window` photos are in flight, so memory stays
-flat however large the folder.
+flat however large the folder. The pieces (`plan_scan`, `Fetcher`,
+`photos_of`, `Ledger`) are the ones `facerec.album.distributed` runs on a Ray
+cluster, so both scans write the same rows.
 
 A rerun is cheap and safe. A path whose size and modification time match the
 album is skipped without being read; any other file is read and hashed, and
