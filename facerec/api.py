@@ -195,14 +195,7 @@ class FaceRec:
     def pipeline(self) -> Pipeline:
         """Detector + model, loaded on first use with `Settings.threads` applied (process-wide)."""
         if self._pipeline is None:
-            from facerec.embedding import Embedder  # torch loads here, not for people/info
-
-            count = use_threads(self.settings.threads)
-            model = load_model(self.model_name(), self.settings.weights, threads=count)
-            embedder = Embedder(model, batch_size=self.settings.batch_size, flip=self.settings.flip)
-            self._pipeline = Pipeline(
-                Detector(self.detector_config(), threads=count), embedder, self.settings.quality
-            )
+            self._pipeline = load_pipeline(self.resolved_settings(), self.model_name())
         return self._pipeline
 
     def detector_kind(self) -> DetectorKind:
@@ -223,6 +216,11 @@ class FaceRec:
     def detector_config(self) -> DetectorConfig:
         """`Settings.detector` with its kind resolved (`detector_kind`)."""
         return dataclasses.replace(self.settings.detector, kind=self.detector_kind())
+
+    def resolved_settings(self) -> Settings:
+        """`settings` with the detector this session runs named: what another process
+        (an album scan's Ray worker) needs to cut faces exactly as this one does."""
+        return dataclasses.replace(self.settings, detector=self.detector_config())
 
     def model_name(self) -> str:
         """The model this session runs: asked for, else `$FACEREC_MODEL`, else the gallery's own.
@@ -679,6 +677,21 @@ class FaceRec:
             new.update({s.id: e for s, e in zip(chunk, embs, strict=True)})
         self.gallery.reembed(pipeline.embedder.identity, new)
         return len(new)
+
+
+def load_pipeline(settings: Settings, model: str) -> Pipeline:
+    """Detector + `model` as `settings` describe them, with `settings.threads` applied.
+
+    `FaceRec.pipeline` loads its pipeline here, and so does a process that has
+    no gallery of its own but must embed exactly as one does (an album scan's
+    Ray workers, handed the driver's settings).
+    """
+    from facerec.embedding import Embedder  # deferred: people/info load no model
+
+    count = use_threads(settings.threads)
+    loaded = load_model(model, settings.weights, threads=count)
+    embedder = Embedder(loaded, batch_size=settings.batch_size, flip=settings.flip)
+    return Pipeline(Detector(settings.detector, threads=count), embedder, settings.quality)
 
 
 def _stack(faces: Sequence[Face]) -> npt.NDArray[np.float32]:

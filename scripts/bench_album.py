@@ -9,10 +9,16 @@ random flip, crop (85-100 %), scale and JPEG quality, longest side at most 1600 
    pool and with a process pool of the same size: why the scan uses threads;
 2. `facerec album scan` over `--photos` photos (default 200) in a subprocess: photos/s
    and faces/s from its own summary (model loading excluded), plus wall time;
-3. face_recognition (dlib HOG `face_locations` + `face_encodings`, its defaults) over
+3. `facerec album scan --ray` over the same photos (skipped with `--skip-ray` or when the
+   'distributed' extra is missing): a Ray instance started on this machine for the scan,
+   one single-thread worker per core, so the difference to 2. is the engine's overhead
+   (its start, the actors loading the models, moving rows); here the scan's seconds
+   include all of that, and the RSS is the driver's alone (the workers are other
+   processes);
+4. face_recognition (dlib HOG `face_locations` + `face_encodings`, its defaults) over
    the same photos, installed by this script into its own venv (not a project
    dependency): `dlib-bin`, `face-recognition-models`, `face-recognition --no-deps`;
-4. RSS across a `--rss-photos` (default 2000) photo scan: sampled from
+5. RSS across a `--rss-photos` (default 2000) photo scan: sampled from
    /proc/<pid>/status every 0.25 s (peaks, per quarter of the run), and logged by the
    scan itself after every batch (what a leak would make grow): the medians of the
    first and last quarter of that series show it stays flat. `--rss-seconds` stops a
@@ -21,12 +27,14 @@ random flip, crop (85-100 %), scale and JPEG quality, longest side at most 1600 
 Prints a table and writes JSON to `--json` (default bench-results/album.json).
 
     python scripts/bench_album.py [--photos 200] [--rss-photos 2000] [--rss-seconds 0]
-        [--workers N] [--threads N] [--detector mtcnn|yunet] [--skip-face-recognition] [--fr-venv DIR]
+        [--workers N] [--threads N] [--detector mtcnn|yunet] [--skip-ray]
+        [--skip-face-recognition] [--fr-venv DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -189,20 +197,25 @@ def run_sampled(
     return (None if stopped else done), samples
 
 
-def scan_cmd(folder: Path, db: Path, args: argparse.Namespace) -> list[str]:
+def scan_cmd(folder: Path, db: Path, args: argparse.Namespace, *, ray: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "facerec", "album", "scan", str(folder), "--db", str(db)]
     cmd += ["--json", "--no-thumbnails"] if args.no_thumbnails else ["--json"]
-    if args.workers is not None:
-        cmd += ["--workers", str(args.workers)]
-    if args.threads is not None:
-        cmd += ["--threads", str(args.threads)]
+    if ray:
+        cmd += ["--ray"]  # a local Ray instance, one single-thread worker per core
+    else:
+        if args.workers is not None:
+            cmd += ["--workers", str(args.workers)]
+        if args.threads is not None:
+            cmd += ["--threads", str(args.threads)]
     return [*cmd, "--detector", args.detector]
 
 
-def facerec_scan(folder: Path, work: Path, args: argparse.Namespace) -> dict[str, float]:
-    db = work / "bench.db"
+def facerec_scan(
+    folder: Path, work: Path, args: argparse.Namespace, *, ray: bool = False
+) -> dict[str, float]:
+    db = work / ("bench-ray.db" if ray else "bench.db")
     start = time.perf_counter()
-    done, samples = run_sampled(scan_cmd(folder, db, args))
+    done, samples = run_sampled(scan_cmd(folder, db, args, ray=ray))
     wall = time.perf_counter() - start
     assert done is not None
     if done.returncode != 0:
@@ -302,6 +315,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="scan torch threads")
     ap.add_argument("--detector", choices=("mtcnn", "yunet"), default="mtcnn")
     ap.add_argument("--no-thumbnails", action="store_true")
+    ap.add_argument("--skip-ray", action="store_true", help="no `--ray` scan")
     ap.add_argument("--skip-face-recognition", action="store_true")
     ap.add_argument("--fr-venv", type=Path, default=None, help="reuse/create this venv")
     ap.add_argument("--json", type=Path, default=ROOT / "bench-results" / "album.json")
@@ -327,6 +341,12 @@ def main() -> None:
         print(f"decode: {result['decode_photos_per_s']}", file=sys.stderr)
         result["facerec"] = facerec_scan(album, work, args)
         print(f"facerec: {result['facerec']}", file=sys.stderr)
+        if not args.skip_ray:
+            if importlib.util.find_spec("ray") is None:
+                print("ray: the 'distributed' extra is not installed; skipped", file=sys.stderr)
+            else:
+                result["facerec_ray"] = facerec_scan(album, work, args, ray=True)
+                print(f"facerec --ray: {result['facerec_ray']}", file=sys.stderr)
         if not args.skip_face_recognition:
             python = face_recognition_venv(args.fr_venv or work / "fr-venv")
             result["face_recognition"] = face_recognition_scan(album, python, work)
@@ -343,7 +363,11 @@ def main() -> None:
 
 def print_table(r: dict[str, object]) -> None:
     rows = [("system", "photos", "faces", "photos/s", "faces/s", "peak RSS MiB")]
-    for key, label in (("facerec", "facerec album scan"), ("face_recognition", "face_recognition")):
+    for key, label in (
+        ("facerec", "facerec album scan"),
+        ("facerec_ray", "facerec album scan --ray (local Ray)"),
+        ("face_recognition", "face_recognition"),
+    ):
         x = r.get(key)
         if isinstance(x, dict):
             rows.append(

@@ -35,6 +35,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +69,9 @@ from facerec.names import name_key
 from facerec.paths import display_path
 from facerec.prototypes import prototype
 from facerec.runtime import available_cores, threads_during
+
+if TYPE_CHECKING:
+    from facerec.album.distributed import RayCluster
 
 #: Clusters link faces at the match threshold plus this: a wrong merge (two
 #: strangers in one cluster, then enrolled as one person) costs more than a
@@ -143,6 +147,7 @@ class Album:
         threads: int | None = None,
         fold: bool = False,
         progress: bool = False,
+        ray: RayCluster | None = None,
     ) -> ScanSummary:
         """Add new and changed photos under `root`, then refresh matches and clusters.
 
@@ -156,23 +161,45 @@ class Album:
         (`Settings.threads`). A long-running process that scans
         large albums should also call `scan.limit_heap_fragmentation()` once,
         as `facerec album scan` does, to keep its peak memory flat.
+
+        `ray` runs decoding, detection and embedding on a Ray cluster instead
+        (`facerec.album.distributed`, the 'distributed' extra), writing the same
+        rows; `workers` and `threads` are then the cluster's business
+        (`RayCluster.cpus_per_worker`) and must be left at None.
         """
         self._fr.check_model()
-        parallel = available_cores() if threads is None else threads
-        if parallel < 1:
-            raise ValueError(f"threads must be at least 1, got {parallel}")
-        with threads_during(1) if parallel > 1 else nullcontext():
-            counts = scan_folder(
+        if ray is not None:
+            if workers is not None or threads is not None:
+                raise ValueError("workers and threads do not apply to a scan on Ray")
+            from facerec.album.distributed import scan_on_ray  # imports Ray: only when asked
+
+            counts = scan_on_ray(
                 Path(root),
                 self.store,
                 self._fr.pipeline,
-                workers=workers,
+                self._fr.resolved_settings(),
+                ray,
                 batch_size=batch_size,
                 max_side=max_side,
                 thumbnails=thumbnails,
                 progress=progress,
-                parallel=parallel,
             )
+        else:
+            parallel = available_cores() if threads is None else threads
+            if parallel < 1:
+                raise ValueError(f"threads must be at least 1, got {parallel}")
+            with threads_during(1) if parallel > 1 else nullcontext():
+                counts = scan_folder(
+                    Path(root),
+                    self.store,
+                    self._fr.pipeline,
+                    workers=workers,
+                    batch_size=batch_size,
+                    max_side=max_side,
+                    thumbnails=thumbnails,
+                    progress=progress,
+                    parallel=parallel,
+                )
         refresh = self.refresh(fold=fold)
         return ScanSummary(
             root=display_path(Path(root).expanduser().resolve()),

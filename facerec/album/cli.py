@@ -155,11 +155,48 @@ def scan(
     weights: WeightsOpt = None,
     min_face_size: MinFaceOpt = 20,
     detector: DetectorOpt = None,
+    on_ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Decode, detect and embed on Ray (extra 'distributed'): $RAY_ADDRESS, else "
+            "a Ray cluster running on this machine, else one started for the scan.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Scan on this Ray cluster (implies --ray): 'auto' (one running on this "
+            "machine), 'local' (a new one for the scan), HOST:PORT or ray://HOST:10001. "
+            "The folder must be at the same path on every node.",
+        ),
+    ] = None,
+    ray_cpus: Annotated[
+        int | None,
+        typer.Option(
+            "--ray-cpus", help="With --ray: CPUs (and threads) per worker [default: 1].", min=1
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Scan FOLDER: new and changed photos are detected, embedded, matched and clustered."""
     from facerec.album import scan as scan_mod
 
+    cluster = None
+    on_ray = on_ray or ray_address is not None
+    if ray_cpus is not None and not on_ray:
+        fail("--ray-cpus applies to a scan with --ray", as_json=as_json)
+    if on_ray:
+        if workers is not None or threads is not None:
+            fail(
+                "--workers and --threads do not apply with --ray (see --ray-cpus)", as_json=as_json
+            )
+        try:
+            from facerec.album.distributed import RayCluster
+        except ModuleNotFoundError as exc:
+            fail(str(exc), as_json=as_json, kind=type(exc).__name__)
+        cluster = RayCluster(address=ray_address, cpus_per_worker=ray_cpus or 1)
     scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
     side = scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None)
     settings = make_settings(model, weights, threshold, min_face_size, detector, index=index)
@@ -177,6 +214,7 @@ def scan(
             threads=threads,
             fold=fold_confident,
             progress=progress(),
+            ray=cluster,
         )
 
         def human(r: ScanSummary) -> None:

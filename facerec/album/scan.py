@@ -7,7 +7,9 @@ JPEG/PNG decoders, OpenCV's resize) and hashing release the GIL, and a
 thread hands the decoded pixels over without pickling tens of megabytes per
 photo; `scripts/bench_album.py` measured both on this project's machine
 (README, "Albums"). At most `window` photos are in flight, so memory stays
-flat however large the folder.
+flat however large the folder. The pieces (`plan_scan`, `Fetcher`,
+`photos_of`, `Ledger`) are the ones `facerec.album.distributed` runs on a Ray
+cluster, so both scans write the same rows.
 
 A rerun is cheap and safe. A path whose size and modification time match the
 album is skipped without being read; any other file is read and hashed, and
@@ -44,7 +46,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,7 @@ from facerec.images import (
     read_bytes,
     to_full_size,
 )
+from facerec.models.base import ModelIdentity
 from facerec.paths import display_path, path_bytes
 from facerec.pipeline import Face, Pipeline
 from facerec.runtime import available_cores
@@ -291,6 +294,185 @@ def bounded_map(
         yield result
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class ScanPlan:
+    """What a pass has to look at, decided from the walk and the album before any file is read.
+
+    `todo` are regular files whose size, mtime or content the album does not
+    vouch for (they are read and hashed); `special` are not regular files
+    (recorded as skipped, never opened); `current` is the content that needs
+    no new pass (errors stay errors; faces count only from `model`);
+    `paths_of` lists the album's paths of each content, to notice moves.
+    """
+
+    model: ModelIdentity
+    found: int
+    todo: tuple[PhotoFile, ...]
+    special: tuple[PhotoFile, ...]
+    current: frozenset[str]
+    paths_of: Mapping[str, tuple[str, ...]]
+
+    @property
+    def unchanged(self) -> int:
+        return self.found - len(self.todo) - len(self.special)
+
+
+def plan_scan(root: Path, store: AlbumStore, model: ModelIdentity) -> ScanPlan:
+    """Walk `root` and set aside what the album already holds unchanged; reads no photo."""
+    files = find_photos(root)
+    known = store.known()
+    by_path = {k.path: k for k in known}
+    current = frozenset(k.content_sha256 for k in known if not k.ok or k.model == model)
+    paths_of: dict[str, list[str]] = {}
+    for entry in known:
+        paths_of.setdefault(entry.content_sha256, []).append(entry.path)
+    todo: list[PhotoFile] = []
+    for f in files:
+        k = by_path.get(str(f.path))
+        if (
+            k is not None
+            and k.size_bytes == f.size
+            and k.mtime_ns == f.mtime_ns
+            and k.content_sha256 in current
+        ):
+            continue
+        todo.append(f)
+    return ScanPlan(
+        model=model,
+        found=len(files),
+        todo=tuple(f for f in todo if f.problem is None),
+        special=tuple(f for f in todo if f.problem is not None),
+        current=current,
+        paths_of={sha: tuple(paths) for sha, paths in paths_of.items()},
+    )
+
+
+def photos_of(
+    pipeline: Pipeline, batch: Sequence[Fetched], *, thumbnails: bool, parallel: int = 1
+) -> list[NewPhoto]:
+    """The album rows of decoded photos: detect, align, embed (batched), thumbnail.
+
+    The one road from a fetched file to its `NewPhoto`, taken by the local scan
+    and by every Ray worker; a photo the detector chokes on becomes an error row.
+    `parallel` photos are detected and embedded at once (`Pipeline.faces_batch`).
+    """
+    model = pipeline.embedder.identity
+    out: list[NewPhoto] = []
+    for fetched, faces in zip(batch, _faces(pipeline, batch, parallel), strict=True):
+        assert fetched.sha256 is not None and fetched.image is not None
+        if isinstance(faces, str):
+            out.append(_error_photo(fetched.file, fetched.sha256, fetched.original_size, faces))
+            continue
+        w, h = fetched.original_size or fetched.image.size
+        out.append(
+            NewPhoto(
+                str(fetched.file.path),
+                fetched.sha256,
+                fetched.file.size,
+                fetched.file.mtime_ns,
+                w,
+                h,
+                None,
+                model,
+                to_new_faces(faces, fetched.image, fetched.scale, thumbnails=thumbnails),
+                damage=fetched.image.damage,
+            )
+        )
+    return out
+
+
+class Ledger:
+    """The scan's bookkeeping in the process that writes: one per pass, local or on Ray.
+
+    Every read file is `admit`ted in walk order: unreadable ones are counted
+    (and retried next scan), content met before in this pass or already in the
+    album becomes a `Relocation` (its path is recorded beside the others), an
+    undecodable file an error row; only new content goes on to `photos_of`,
+    whose rows come back through `add`. `flush` writes what has gathered in one
+    transaction, so a pass killed between flushes loses at most a batch.
+    """
+
+    def __init__(self, plan: ScanPlan, store: AlbumStore, *, progress: bool = False) -> None:
+        self.plan = plan
+        self.store = store
+        self.duplicates = self.processed = self.errors = self.faces = 0
+        self._photos: list[NewPhoto] = [_skipped_photo(f) for f in plan.special]
+        self._relocations: list[Relocation] = []
+        self._seen: set[str] = set()
+        for f in plan.special:
+            log.warning("%s: %s; skipped", display_path(f.path), f.problem)
+        self._bar = tqdm(total=len(plan.todo), desc="scanning", unit="photo", disable=not progress)
+
+    def admit(
+        self,
+        file: PhotoFile,
+        sha256: str | None,
+        *,
+        known: bool,
+        error: str | None,
+        size: tuple[int, int] | None,
+    ) -> bool:
+        """Book a file as read; True when its content is new to this pass and needs its faces."""
+        if sha256 is None:
+            self.errors += 1  # unreadable: no content to key a record on; retried next scan
+            log.warning("%s: %s", display_path(file.path), error)
+        elif sha256 in self._seen:
+            self.duplicates += 1  # a second copy met in this very scan: keep its path too
+            self._relocations.append(_relocation(file, sha256, ()))
+        elif known:
+            self.duplicates += 1  # a copy, a moved or a touched file: record where it is
+            here = str(file.path)
+            gone = tuple(
+                p for p in self.plan.paths_of.get(sha256, ()) if p != here and not Path(p).exists()
+            )
+            self._relocations.append(_relocation(file, sha256, gone))
+            self._seen.add(sha256)
+        elif error is not None:
+            self.errors += 1
+            self._seen.add(sha256)
+            self._photos.append(_error_photo(file, sha256, size, error))
+            log.warning("%s: %s", display_path(file.path), error)
+        else:
+            self._seen.add(sha256)
+            return True
+        self._bar.update(1)
+        return False
+
+    def add(self, photo: NewPhoto) -> None:
+        """A row from `photos_of` for a file `admit` let through."""
+        if photo.error is not None:
+            self.errors += 1
+        else:
+            self.processed += 1
+            self.faces += len(photo.faces)
+        if photo.damage is not None:
+            log.warning("%s: %s; scanned anyway", display_path(photo.path), photo.damage)
+        self._photos.append(photo)
+        self._bar.update(1)
+
+    def flush(self) -> None:
+        """Write what has gathered since the last flush, in one transaction."""
+        if self._photos or self._relocations:
+            self.store.write(self._photos, self._relocations)
+        self._photos.clear()
+        self._relocations.clear()
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def counts(self, seconds: float) -> ScanCounts:
+        return ScanCounts(
+            found=self.plan.found,
+            unchanged=self.plan.unchanged,
+            duplicates=self.duplicates,
+            processed=self.processed,
+            errors=self.errors,
+            faces=self.faces,
+            seconds=seconds,
+            skipped=len(self.plan.special),
+        )
+
+
 def scan_folder(
     root: Path,
     store: AlbumStore,
@@ -314,123 +496,38 @@ def scan_folder(
     workers = default_workers() if workers is None else workers
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    model = pipeline.embedder.identity
-    files = find_photos(root)
-    known = store.known()
-    by_path = {k.path: k for k in known}
-    # Content that needs no new pass: errors stay errors; faces count only from this model.
-    current = frozenset(k.content_sha256 for k in known if not k.ok or k.model == model)
-    paths_of: dict[str, list[str]] = {}
-    for entry in known:
-        paths_of.setdefault(entry.content_sha256, []).append(entry.path)
-    todo: list[PhotoFile] = []
-    for f in files:
-        k = by_path.get(str(f.path))
-        if (
-            k is not None
-            and k.size_bytes == f.size
-            and k.mtime_ns == f.mtime_ns
-            and k.content_sha256 in current
-        ):
-            continue
-        todo.append(f)
-    unchanged = len(files) - len(todo)
-    special = [f for f in todo if f.problem is not None]
-    todo = [f for f in todo if f.problem is None]
-
-    duplicates = processed = errors = n_faces = 0
-    photos: list[NewPhoto] = [_skipped_photo(f) for f in special]
-    relocations: list[Relocation] = []
+    plan = plan_scan(root, store, pipeline.embedder.identity)
+    ledger = Ledger(plan, store, progress=progress)
     batch: list[Fetched] = []
-    seen: set[str] = set()
-    for f in special:
-        log.warning("%s: %s; skipped", display_path(f.path), f.problem)
-    bar = tqdm(total=len(todo), desc="scanning", unit="photo", disable=not progress)
 
     def flush() -> None:
-        nonlocal processed, errors, n_faces
-        for fetched, faces in zip(batch, _faces(pipeline, batch, parallel), strict=True):
-            assert fetched.sha256 is not None and fetched.image is not None
-            if isinstance(faces, str):
-                errors += 1
-                photos.append(_error_photo(fetched, faces))
-                continue
-            rows = to_new_faces(faces, fetched.image, fetched.scale, thumbnails=thumbnails)
-            w, h = fetched.original_size or fetched.image.size
-            photos.append(
-                NewPhoto(
-                    str(fetched.file.path),
-                    fetched.sha256,
-                    fetched.file.size,
-                    fetched.file.mtime_ns,
-                    w,
-                    h,
-                    None,
-                    model,
-                    rows,
-                    damage=fetched.image.damage,
-                )
-            )
-            processed += 1
-            n_faces += len(rows)
-        if photos or relocations:
-            store.write(photos, relocations)
-        bar.update(len(batch))
-        photos.clear()
-        relocations.clear()
+        for photo in photos_of(pipeline, batch, thumbnails=thumbnails, parallel=parallel):
+            ledger.add(photo)
+        ledger.flush()
         batch.clear()
         release_memory()
 
-    fetcher = Fetcher(current, max_side=max_side)
+    fetcher = Fetcher(plan.current, max_side=max_side)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="album-decode") if workers else None
     try:
-        for fetched in bounded_map(pool, fetcher, todo, window=2 * max(workers, 1) + batch_size):
-            sha = fetched.sha256
-            if sha is None:
-                errors += 1  # unreadable: no content to key a record on; retried next scan
-                log.warning("%s: %s", display_path(fetched.file.path), fetched.error)
-                bar.update(1)
-            elif sha in seen:
-                duplicates += 1  # a second copy met in this very scan: keep its path too
-                relocations.append(_relocation(fetched.file, sha, ()))
-                bar.update(1)
-            elif fetched.known:
-                duplicates += 1  # a copy, a moved or a touched file: record where it is
-                here = str(fetched.file.path)
-                gone = tuple(p for p in paths_of.get(sha, ()) if p != here and not Path(p).exists())
-                relocations.append(_relocation(fetched.file, sha, gone))
-                seen.add(sha)
-                bar.update(1)
-            elif fetched.error is not None:
-                errors += 1
-                seen.add(sha)
-                photos.append(_error_photo(fetched, fetched.error))
-                log.warning("%s: %s", display_path(fetched.file.path), fetched.error)
-                bar.update(1)
-            else:
-                seen.add(sha)
+        window = 2 * max(workers, 1) + batch_size
+        for fetched in bounded_map(pool, fetcher, plan.todo, window=window):
+            if ledger.admit(
+                fetched.file,
+                fetched.sha256,
+                known=fetched.known,
+                error=fetched.error,
+                size=fetched.original_size,
+            ):
                 batch.append(fetched)
-                if fetched.image is not None and fetched.image.damage is not None:
-                    log.warning(
-                        "%s: %s; scanned anyway", fetched.image.source, fetched.image.damage
-                    )
             if len(batch) >= batch_size:
                 flush()
         flush()
     finally:
-        bar.close()
+        ledger.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return ScanCounts(
-        found=len(files),
-        unchanged=unchanged,
-        duplicates=duplicates,
-        processed=processed,
-        errors=errors,
-        faces=n_faces,
-        seconds=time.perf_counter() - start,
-        skipped=len(special),
-    )
+    return ledger.counts(time.perf_counter() - start)
 
 
 def release_memory() -> None:
@@ -504,14 +601,14 @@ def _faces(
     return out
 
 
-def _error_photo(fetched: Fetched, reason: str) -> NewPhoto:
-    assert fetched.sha256 is not None
-    size = fetched.original_size
+def _error_photo(
+    file: PhotoFile, sha256: str, size: tuple[int, int] | None, reason: str
+) -> NewPhoto:
     return NewPhoto(
-        str(fetched.file.path),
-        fetched.sha256,
-        fetched.file.size,
-        fetched.file.mtime_ns,
+        str(file.path),
+        sha256,
+        file.size,
+        file.mtime_ns,
         size[0] if size else None,
         size[1] if size else None,
         reason,
