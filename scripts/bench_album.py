@@ -50,6 +50,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from facerec.detection import DEFAULT_DETECTOR
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SETS = ("face_recognition", "facenet_pytorch", "openface")
@@ -207,7 +209,7 @@ def scan_cmd(folder: Path, db: Path, args: argparse.Namespace, *, ray: bool = Fa
             cmd += ["--workers", str(args.workers)]
         if args.threads is not None:
             cmd += ["--threads", str(args.threads)]
-    return [*cmd, "--detector", args.detector]
+    return [*cmd, "--detector", args.detector] if args.detector else cmd
 
 
 def facerec_scan(
@@ -312,8 +314,12 @@ def main() -> None:
     ap.add_argument("--rss-photos", type=int, default=2000, help="0 skips the RSS run")
     ap.add_argument("--rss-seconds", type=float, default=0, help="stop the RSS run after this")
     ap.add_argument("--workers", type=int, default=None, help="scan decoder threads")
-    ap.add_argument("--threads", type=int, default=None, help="scan torch threads")
-    ap.add_argument("--detector", choices=("mtcnn", "yunet"), default="mtcnn")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="photos detected at once [one per core]"
+    )
+    ap.add_argument(
+        "--detector", choices=("mtcnn", "yunet"), default=None, help="[facerec's default]"
+    )
     ap.add_argument("--no-thumbnails", action="store_true")
     ap.add_argument("--skip-ray", action="store_true", help="no `--ray` scan")
     ap.add_argument("--skip-face-recognition", action="store_true")
@@ -330,7 +336,7 @@ def main() -> None:
             "load_avg_at_start": os.getloadavg(),
         },
         "photos": args.photos,
-        "detector": args.detector,
+        "detector": args.detector or str(DEFAULT_DETECTOR),
     }
     with tempfile.TemporaryDirectory(prefix="bench-album-") as tmp:
         work = Path(tmp)

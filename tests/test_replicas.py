@@ -48,3 +48,29 @@ def test_a_replica_goes_back_even_when_the_block_raises() -> None:
     with pool.borrow():
         pass
     assert pool.created == 1
+
+
+def test_a_limit_makes_callers_past_it_wait_instead_of_building_more() -> None:
+    pool = ReplicaPool(object, limit=1)
+    order: list[str] = []
+    held = threading.Event()
+
+    def first() -> None:
+        with pool.borrow():
+            order.append("first in")
+            held.set()
+            threading.Event().wait(0.2)
+            order.append("first out")
+
+    def second() -> None:
+        held.wait(timeout=10)
+        with pool.borrow():
+            order.append("second in")
+
+    a, b = threading.Thread(target=first), threading.Thread(target=second)
+    a.start()
+    b.start()
+    a.join()
+    b.join()
+    assert order == ["first in", "first out", "second in"]
+    assert pool.created == 1
