@@ -1,4 +1,4 @@
-"""Detection and alignment on real photos (../shared/data)."""
+"""Detection and alignment on real photos (../shared/data), with MTCNN (YuNet: tests/detectors)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from facerec.alignment import alignment_matrix, transform_points, warp_to_template
-from facerec.detection import Detector
+from facerec.detection import Detector, DetectorConfig, DetectorKind
 from facerec.images import load_image
 from facerec.pipeline import STORAGE_TEMPLATE
 
 from .conftest import shared_file
+
+MTCNN = DetectorConfig(kind=DetectorKind.MTCNN)
 
 ONE_FACE = [
     "face_recognition/examples/obama.jpg",
@@ -32,7 +34,7 @@ ONE_FACE = [
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    return Detector()
+    return Detector(MTCNN)
 
 
 @pytest.mark.parametrize("rel", ONE_FACE)
@@ -83,8 +85,8 @@ def test_min_face_size_is_honoured(shared: Path) -> None:
     img = load_image(
         shared_file(shared, "face_recognition/examples/obama-240p.jpg")
     ).pixels  # face ~54 px
-    assert len(Detector(DetectorConfig(min_face_size=20)).detect(img)) == 1
-    assert Detector(DetectorConfig(min_face_size=120)).detect(img) == []
+    assert len(Detector(DetectorConfig(min_face_size=20, kind=MTCNN.kind)).detect(img)) == 1
+    assert Detector(DetectorConfig(min_face_size=120, kind=MTCNN.kind)).detect(img) == []
 
 
 @pytest.mark.parametrize("rel", ONE_FACE)

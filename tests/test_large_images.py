@@ -77,7 +77,7 @@ def test_landmarks_come_back_in_full_resolution_pixels(shared: Path, pipeline) -
 
     # Exactly the faces of the shrunk copy, mapped pixel centre to pixel centre.
     shrunk, scale = fit_within(big, DETECTION_MAX_SIDE)
-    unbounded = Detector(DetectorConfig(max_side=None))
+    unbounded = Detector(DetectorConfig(max_side=None, kind=pipeline.detector.kind))
     (direct,) = unbounded.detect(shrunk)
     np.testing.assert_allclose(
         large.landmarks_array(), to_full_size(direct.landmarks_array(), scale), atol=1e-3

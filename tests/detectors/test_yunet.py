@@ -176,9 +176,10 @@ def test_kind_from_text_and_unknown_kind() -> None:
 
 
 def test_chip_cache_key_names_the_detector() -> None:
-    mtcnn = Preparation(DLIB_TEMPLATE)
+    mtcnn = Preparation(DLIB_TEMPLATE, DetectorConfig(kind=DetectorKind.MTCNN))
     assert mtcnn.key() == "cf154b8b4536"  # as before detectors were registered: caches stay valid
     assert Preparation(DLIB_TEMPLATE, YUNET).key() != mtcnn.key()
+    assert Preparation(DLIB_TEMPLATE).key() == Preparation(DLIB_TEMPLATE, YUNET).key()  # default
 
 
 def test_cli_detector_option_and_environment(
