@@ -688,7 +688,7 @@ def load_pipeline(settings: Settings, model: str) -> Pipeline:
     """
     from facerec.embedding import Embedder  # deferred: people/info load no model
 
-    count = use_threads(settings.threads)
+    count = use_threads(settings.threads, str(settings.detector.detector))
     loaded = load_model(model, settings.weights, threads=count)
     embedder = Embedder(loaded, batch_size=settings.batch_size, flip=settings.flip)
     return Pipeline(Detector(settings.detector, threads=count), embedder, settings.quality)

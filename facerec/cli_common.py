@@ -74,7 +74,7 @@ ThreadsOpt = Annotated[
         "--threads",
         min=1,
         help="CPU threads for detection and embedding [default: $FACEREC_THREADS, else "
-        f"{default_threads()}: steady latency on a busy machine; more can be faster on an idle one].",
+        f"{default_threads()} with yunet, 1 with mtcnn; 1 gives the steadiest latency on a busy machine].",
     ),
 ]
 MinFaceOpt = Annotated[

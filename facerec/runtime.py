@@ -51,24 +51,33 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_threads() -> int:
-    """One thread: the only setting whose latency does not depend on what else the machine runs.
+def default_threads(detector: str | None = None) -> int:
+    """Two threads (one on a one-core machine) with YuNet; one with MTCNN.
 
-    With every core, a frame is at best somewhat faster on an idle machine and
-    several times slower on a busy one (`scripts/bench_threads.py`); a door
-    that answers in a quarter of a second today and four seconds tomorrow is
-    worse than one that always answers in a quarter. Batch jobs on a machine
-    of their own (album scans, evaluation, training) should ask for more.
+    MTCNN runs thousands of tiny operators per frame, and a team of threads
+    waits at every one for the thread the scheduler put to sleep: with every
+    core, a frame is somewhat faster on an idle machine and several times
+    slower on a busy one (MTCNN + SFace, 640x480, 2 cores: 112 vs 148 ms idle,
+    599 vs 228 ms beside two CPU-bound processes; `scripts/bench_camera.py
+    --compare`). YuNet and SFace run a few dozen large operators, which share
+    out well: 36 vs 51 ms idle and 107 vs 89 ms busy, so two threads win
+    where a door camera usually runs, and lose a fifth where it is crowded.
+    Two, not every core: past two the operators are too small to share.
+    `--threads 1` keeps latency least dependent on what else runs. Album
+    scans use their cores their own way (one photo per core, one thread each).
     """
-    return 1
+    if detector == "mtcnn":
+        return 1
+    return max(1, min(2, available_cores()))
 
 
-def resolve_threads(n: int | None = None) -> int:
-    """`n`, else $FACEREC_THREADS, else `default_threads()`; anything but a positive integer fails."""
+def resolve_threads(n: int | None = None, detector: str | None = None) -> int:
+    """`n`, else $FACEREC_THREADS, else `default_threads(detector)`; anything but a positive
+    integer fails."""
     if n is None:
         env = os.environ.get(ENV_THREADS, "").strip()
         if not env:
-            return default_threads()
+            return default_threads(detector)
         try:
             n = int(env)
         except ValueError:
@@ -93,7 +102,7 @@ def quiet_waits() -> None:
         os.environ.setdefault(ENV_WAIT_POLICY, "PASSIVE")
 
 
-def use_threads(n: int | None = None) -> int:
+def use_threads(n: int | None = None, detector: str | None = None) -> int:
     """Resolve the thread count and apply it to OpenCV, and to torch once torch is loaded.
 
     A pipeline of ONNX models and YuNet never imports torch (about 450 MiB of
@@ -102,7 +111,7 @@ def use_threads(n: int | None = None) -> int:
     is built.
     """
     global _applied, _torch_synced
-    count = resolve_threads(n)
+    count = resolve_threads(n, detector)
     import cv2
 
     cv2.setNumThreads(count)

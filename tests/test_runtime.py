@@ -57,3 +57,15 @@ def test_use_threads_sets_torch_opencv_and_onnxruntime(monkeypatch: pytest.Monke
     assert runtime.onnx_session_options().intra_op_num_threads == 2
     assert use_threads() == 1  # None: the environment
     assert torch.get_num_threads() == 1 and runtime.threads() == 1
+
+
+def test_default_threads_follow_the_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MTCNN's thousands of tiny operators stall a team of threads on a busy machine; YuNet's
+    and SFace's few large ones share out (scripts/bench_camera.py --compare)."""
+    monkeypatch.delenv(ENV_THREADS, raising=False)
+    assert runtime.default_threads("mtcnn") == 1
+    assert runtime.default_threads("yunet") == min(2, runtime.available_cores())
+    assert resolve_threads(None, "mtcnn") == 1
+    assert resolve_threads(3, "mtcnn") == 3  # asked for: always honoured
+    monkeypatch.setenv(ENV_THREADS, "1")
+    assert resolve_threads(None, "yunet") == 1
