@@ -30,7 +30,6 @@ from facerec.cli_common import (
     DetectorOpt,
     IndexOpt,
     JsonOpt,
-    MinFaceOpt,
     ModelOpt,
     ThresholdOpt,
     WeightsOpt,
@@ -153,7 +152,15 @@ def scan(
     db: DbOpt = None,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
-    min_face_size: MinFaceOpt = 20,
+    min_face_size: Annotated[
+        int,
+        typer.Option(
+            "--min-face-size",
+            help="Smallest face looked for, in pixels [default: 24, the quality gate's floor: "
+            "smaller faces would be refused for matching anyway].",
+            min=1,
+        ),
+    ] = 24,
     detector: DetectorOpt = None,
     on_ray: Annotated[
         bool,

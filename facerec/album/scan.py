@@ -399,6 +399,7 @@ class Ledger:
         self._photos: list[NewPhoto] = [_skipped_photo(f) for f in plan.special]
         self._relocations: list[Relocation] = []
         self._seen: set[str] = set()
+        self._writing: Future[None] | None = None
         for f in plan.special:
             log.warning("%s: %s; skipped", display_path(f.path), f.problem)
         self._bar = tqdm(total=len(plan.todo), desc="scanning", unit="photo", disable=not progress)
@@ -450,12 +451,31 @@ class Ledger:
         self._photos.append(photo)
         self._bar.update(1)
 
-    def flush(self) -> None:
-        """Write what has gathered since the last flush, in one transaction."""
-        if self._photos or self._relocations:
-            self.store.write(self._photos, self._relocations)
-        self._photos.clear()
-        self._relocations.clear()
+    def flush(self, writer: ThreadPoolExecutor | None = None) -> None:
+        """Write what has gathered since the last flush, in one transaction.
+
+        With `writer` (one thread), the write runs there while the caller
+        detects the next batch: a commit is a tenth of a batch's time, and
+        the cores would wait for it. Each flush first waits for the previous
+        write, so batches reach the database in order, one at a time, and
+        its errors surface here; a kill loses at most the batch being
+        written and the one being detected, which a rerun redoes.
+        """
+        self.wait()
+        if not (self._photos or self._relocations):
+            return
+        photos, relocations = self._photos, self._relocations
+        self._photos, self._relocations = [], []
+        if writer is None:
+            self.store.write(photos, relocations)
+        else:
+            self._writing = writer.submit(self.store.write, photos, relocations)
+
+    def wait(self) -> None:
+        """Until the write `flush` handed to its writer is committed (re-raising its error)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
 
     def close(self) -> None:
         self._bar.close()
@@ -500,10 +520,12 @@ def scan_folder(
     ledger = Ledger(plan, store, progress=progress)
     batch: list[Fetched] = []
 
+    writer = ThreadPoolExecutor(1, thread_name_prefix="album-write")
+
     def flush() -> None:
         for photo in photos_of(pipeline, batch, thumbnails=thumbnails, parallel=parallel):
             ledger.add(photo)
-        ledger.flush()
+        ledger.flush(writer)
         batch.clear()
         release_memory()
 
@@ -523,7 +545,9 @@ def scan_folder(
             if len(batch) >= batch_size:
                 flush()
         flush()
+        ledger.wait()
     finally:
+        writer.shutdown(wait=True)  # an interrupted scan still commits the batch in flight
         ledger.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
