@@ -137,7 +137,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--min-face-size", type=int, default=40, help="as `facerec camera`")
     ap.add_argument(
-        "--detector", type=DetectorKind, choices=list(DetectorKind), default=DetectorConfig().kind
+        "--detector",
+        type=DetectorKind,
+        choices=list(DetectorKind),
+        default=None,
+        help="[facerec's default]",
     )
     ap.add_argument("--threads", type=int, default=None, help="model threads [facerec default]")
     ap.add_argument("--load", type=int, default=0, help="competing CPU-bound processes")
@@ -187,11 +191,12 @@ def measure(args: argparse.Namespace) -> None:
                     decode.append((t1 - t0) * 1000)
                     (face if result.faces else noface).append(result.latency_ms)
             model = fr.model_name()
+            detector = str(fr.detector_kind())
     process = face + noface
     report = {
         "frame_size": list(SIZE),
         "model": model,
-        "detector": str(args.detector),
+        "detector": detector,
         "threads": runtime.threads(),
         "opencv_threads": cv2.getNumThreads(),
         "load": args.load,
@@ -212,7 +217,7 @@ def measure(args: argparse.Namespace) -> None:
     }
     print(
         f"door camera, {args.frames} frames of {SIZE[0]}x{SIZE[1]}, min face {args.min_face_size} px, "
-        f"detector {args.detector}, model threads {runtime.threads()}, load average "
+        f"detector {detector}, model threads {runtime.threads()}, load average "
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     print(f"{'stage':<22}{'frames':>8}{'median ms':>11}{'p95 ms':>9}")
