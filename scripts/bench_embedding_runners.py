@@ -147,14 +147,22 @@ def main() -> None:
             print(f"{name:26}  not loaded: {str(exc)[:70]}")
             continue
         size = model.spec.input_size
-        ch = np.stack([warp_to_template(img, lm, model.spec.template) for img, lm in found])
-        ch16 = np.concatenate([ch] * (16 // len(ch) + 1))[:16]
+        # One view per template: a fusion cuts each face once per member.
+        views = [
+            np.stack([warp_to_template(img, lm, t) for img, lm in found])
+            for t in model.spec.templates
+        ]
+        views16 = [np.concatenate([v] * (16 // len(v) + 1))[:16] for v in views]
         emb = Embedder(model, device=torch.device("cpu"), batch_size=16)
         row = {
             "model": name,
             "input_size": size,
-            "batch1_ms_per_face": ms_per_face(lambda e=emb, c=ch: e.embed(c[:1]), 1, args.repeat),
-            "batch16_ms_per_face": ms_per_face(lambda e=emb, c=ch16: e.embed(c), 16, args.repeat),
+            "batch1_ms_per_face": ms_per_face(
+                lambda e=emb, v=views: e.embed_views([x[:1] for x in v]), 1, args.repeat
+            ),
+            "batch16_ms_per_face": ms_per_face(
+                lambda e=emb, v=views16: e.embed_views(v), 16, args.repeat
+            ),
         }
         models.append(row)
         print(f"{name:26}{row['batch1_ms_per_face']:>17.1f}{row['batch16_ms_per_face']:>18.1f}")

@@ -5,7 +5,7 @@ facenet_pytorch, openface: portraits from 240p to 2048 px), repeats the whole
 pass, and reports medians over passes of the per-image mean, plus faces per
 second end to end. Prints a table and writes JSON.
 
-    python scripts/bench_pipeline.py [--model dlib-resnet-v1] [--detector mtcnn|yunet] [--repeat 3]
+    python scripts/bench_pipeline.py [--model dlib-resnet-v1] [--detector yunet|mtcnn] [--repeat 3]
         [--json bench-results/pipeline.json]
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from facerec.alignment import warp_to_template
-from facerec.detection import Detector, DetectorConfig, DetectorKind
+from facerec.detection import DEFAULT_DETECTOR, Detector, DetectorConfig, DetectorKind
 from facerec.embedding import Embedder
 from facerec.images import IMAGE_SUFFIXES, load_image
 from facerec.models.registry import load_model
@@ -70,7 +70,7 @@ def one_pass(paths: list[Path], det: Detector, emb: Embedder) -> dict[str, float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
-    ap.add_argument("--detector", type=DetectorKind, default=DetectorKind.MTCNN)
+    ap.add_argument("--detector", type=DetectorKind, default=DEFAULT_DETECTOR)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, default=Path("bench-results/pipeline.json"))
     args = ap.parse_args()
