@@ -60,11 +60,13 @@ def default_threads(detector: str | None = None) -> int:
     slower on a busy one (MTCNN + SFace, 640x480, 2 cores: 112 vs 148 ms idle,
     599 vs 228 ms beside two CPU-bound processes; `scripts/bench_camera.py
     --compare`). YuNet and SFace run a few dozen large operators, which share
-    out well: 36 vs 51 ms idle and 107 vs 89 ms busy, so two threads win
-    where a door camera usually runs, and lose a fifth where it is crowded.
-    Two, not every core: past two the operators are too small to share.
-    `--threads 1` keeps latency least dependent on what else runs. Album
-    scans use their cores their own way (one photo per core, one thread each).
+    out well: 35 vs 48 ms idle, 88 vs 82 ms busy (an earlier pair of runs:
+    36 vs 51 and 107 vs 89), so two threads win where a door camera usually
+    runs and lose up to a fifth where it is crowded. Two, not every core:
+    only two were measured, and a larger machine keeps the rest for other
+    work. `--threads 1` keeps latency least dependent on what else runs.
+    Album scans use their cores their own way (one photo per core, one
+    thread each).
     """
     if detector == "mtcnn":
         return 1
