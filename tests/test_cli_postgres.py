@@ -9,10 +9,6 @@ The runs that load a model are `slow`; the default run keeps the ones that do no
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -29,6 +25,7 @@ from .camera.conftest import camera, events
 from .camera.test_camera_cli import write_video
 from .conftest import shared_file
 from .db_rows import rows
+from .served import serving
 from .test_cli import run_cli
 
 EX = "face_recognition/examples"
@@ -183,46 +180,14 @@ def test_camera_on_postgresql(
     assert row[4][:3] == b"\xff\xd8\xff"  # the saved JPEG, as bytea
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow  # the service loads the model before it listens
 def test_serve_on_postgresql(enrolled_url: str, tmp_path: Path, cli_env: dict[str, str]) -> None:
     with Database.open(enrolled_url) as database:
         token = KeyStore(database).create("tests").token
-    port = free_port()
     log = tmp_path / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "facerec", "serve", "--port", str(port), "--log-level", "info"],
-            env=with_env(cli_env, enrolled_url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server not up in 180 s"
-            time.sleep(0.3)
+    with serving(["--log-level", "info"], with_env(cli_env, enrolled_url), log) as url:
         r = httpx.get(f"{url}/v1/people", headers={"Authorization": f"Bearer {token}"}, timeout=60)
         assert r.status_code == 200, r.text
         assert [p["name"] for p in r.json()["people"]] == [OBAMA]
         assert httpx.get(f"{url}/v1/people", timeout=60).status_code == 401
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     assert "Application shutdown complete" in log.read_text()  # stopped cleanly

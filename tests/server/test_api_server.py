@@ -9,10 +9,7 @@ the FAISS index.
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +30,7 @@ from facerec.storage import Database
 
 from ..conftest import shared_file
 from ..schema_shape import assert_shape
+from ..served import serving
 
 EX = "face_recognition/examples"
 OBAMA = "Barack Obama"
@@ -55,12 +53,6 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("server")
@@ -68,39 +60,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database = Database.open(db)
     keys = KeyStore(database)
     token = keys.create("tests").token
-    port = free_port()
     env = dict(os.environ, FACEREC_OFFLINE="1", FACEREC_DB=str(tmp / "unused.db"))
     env.pop("FACEREC_MODEL", None)
     env.pop("FACEREC_WEIGHTS", None)
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "facerec", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--db", str(db), "--max-upload-mb", str(MAX_UPLOAD_MB)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    args = ["--db", str(db), "--max-upload-mb", str(MAX_UPLOAD_MB)]
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited {proc.returncode}:\n{(tmp / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not up in {STARTUP_S} s")
-            time.sleep(0.3)
-        yield Server(url, token, db, database, keys)
+        with serving(args, env, tmp / "server.log", STARTUP_S) as url:
+            yield Server(url, token, db, database, keys)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
         database.close()
 
 
