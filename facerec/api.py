@@ -35,7 +35,7 @@ from facerec.album.store import AlbumForgotten, AlbumStore
 from facerec.camera.audit import AuditForgotten, AuditLog
 from facerec.config import Settings, database_url
 from facerec.decision import Claim, DecisionThreshold, Identification, Verification, identify
-from facerec.detection import DEFAULT_DETECTOR, Detector, DetectorConfig, DetectorKind
+from facerec.detection import DEFAULT_DETECTOR, Detector, DetectorKind
 from facerec.enrolment import EnrolmentCheck, check_enrolment, new_sample
 from facerec.errors import FacerecError, ImageError, UnknownPersonError
 from facerec.gallery import (
@@ -213,14 +213,11 @@ class FaceRec:
         pinned = self.gallery.detector
         return DetectorKind(pinned) if pinned is not None else DEFAULT_DETECTOR
 
-    def detector_config(self) -> DetectorConfig:
-        """`Settings.detector` with its kind resolved (`detector_kind`)."""
-        return dataclasses.replace(self.settings.detector, kind=self.detector_kind())
-
     def resolved_settings(self) -> Settings:
         """`settings` with the detector this session runs named: what another process
         (an album scan's Ray worker) needs to cut faces exactly as this one does."""
-        return dataclasses.replace(self.settings, detector=self.detector_config())
+        detector = dataclasses.replace(self.settings.detector, kind=self.detector_kind())
+        return dataclasses.replace(self.settings, detector=detector)
 
     def model_name(self) -> str:
         """The model this session runs: asked for, else `$FACEREC_MODEL`, else the gallery's own.
@@ -688,7 +685,7 @@ def load_pipeline(settings: Settings, model: str) -> Pipeline:
     """
     from facerec.embedding import Embedder  # deferred: people/info load no model
 
-    count = use_threads(settings.threads, str(settings.detector.detector))
+    count = use_threads(settings.threads, str(settings.detector.resolved_kind))
     loaded = load_model(model, settings.weights, threads=count)
     embedder = Embedder(loaded, batch_size=settings.batch_size, flip=settings.flip)
     return Pipeline(Detector(settings.detector, threads=count), embedder, settings.quality)

@@ -135,7 +135,7 @@ class DetectorConfig:
             object.__setattr__(self, "kind", DetectorKind(self.kind))
 
     @property
-    def detector(self) -> DetectorKind:
+    def resolved_kind(self) -> DetectorKind:
         """The detector this config runs: `kind`, else `DEFAULT_DETECTOR`."""
         return self.kind if self.kind is not None else DEFAULT_DETECTOR
 
@@ -178,17 +178,17 @@ class Detector:
         threads: int | None = None,
     ):
         config = config or DetectorConfig()
-        self.config = dataclasses.replace(config, kind=config.detector)  # never None here
-        self._backend = _BACKENDS[self.config.detector](self.config, device, threads)
+        self.config = dataclasses.replace(config, kind=config.resolved_kind)  # never None here
+        self._backend = _BACKENDS[self.config.resolved_kind](self.config, device, threads)
 
     @property
     def kind(self) -> DetectorKind:
-        return self.config.detector
+        return self.config.resolved_kind
 
     @property
     def sure_score(self) -> float:
         """The score of a face this detector is sure of (see `SURE_SCORE`)."""
-        return SURE_SCORE[self.config.detector]
+        return SURE_SCORE[self.config.resolved_kind]
 
     def detect(self, image: RGBImage) -> list[DetectedFace]:
         """All faces in one image, highest score first."""

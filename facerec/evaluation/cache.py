@@ -70,14 +70,14 @@ def _digest(desc: object) -> str:
 
 def detector_key(config: DetectorConfig) -> str:
     """Short digest of everything that changes which landmarks a photo gets."""
-    if config.detector is not DetectorKind.MTCNN:
+    if config.resolved_kind is not DetectorKind.MTCNN:
         import cv2
 
         from facerec.detectors.yunet import SMALLEST_FACE
 
         desc: dict[str, object] = {
             "version": CACHE_VERSION,
-            "detector": str(config.detector),
+            "detector": str(config.resolved_kind),
             "opencv": cv2.__version__,
             "settings": dataclasses.asdict(config.yunet),
             "min_face_size": config.min_face_size,

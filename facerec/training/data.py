@@ -199,9 +199,9 @@ class Preparation:
             "min_score": self.detector.min_score,
             "misses": self.misses,
         }
-        if self.detector.detector is not DetectorKind.MTCNN:
+        if self.detector.resolved_kind is not DetectorKind.MTCNN:
             # Only other detectors add to the key, so existing MTCNN caches stay valid.
-            desc["detector"] = self.detector.detector.value
+            desc["detector"] = self.detector.resolved_kind.value
             desc["yunet"] = dataclasses.asdict(self.detector.yunet)
         return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:12]
 
