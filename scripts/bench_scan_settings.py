@@ -1,12 +1,13 @@
-"""Album scan throughput and peak RSS under torch thread counts and glibc malloc policies.
+"""Album scan throughput and peak RSS under photo-worker counts and glibc malloc policies.
 
     python scripts/bench_scan_settings.py                       # the four default variants
     python scripts/bench_scan_settings.py --photos 200 default:2 mmap8:2 mmap2:1
 
 A variant is POLICY:THREADS. POLICY is `default` (glibc's sliding mmap
 threshold) or `mmapN` (a fixed threshold of N MiB, as
-`facerec.album.scan.limit_heap_fragmentation` sets with 8); THREADS is the
-torch intra-op thread count. Each variant scans the same photos (built as
+`facerec.album.scan.limit_heap_fragmentation` sets with 8); THREADS is
+`Album.scan(threads=...)`: photos detected at once, one model thread each
+(the README's older table, from before YuNet, measured torch threads). Each variant scans the same photos (built as
 `scripts/bench_album.py` builds them) into a fresh gallery in its own process,
 so one policy cannot leak into the next. This is how the scan's defaults were
 chosen; `bench_album.py` then checks over 2,000 photos that the peak stays flat.
@@ -69,7 +70,7 @@ def main() -> None:
                 f"{variant}: {r['photos_per_s']:.2f} photos/s, peak {r['peak_rss_mib']:.0f} MiB",
                 file=sys.stderr,
             )
-    print("| malloc policy | torch threads | photos/s | peak RSS MiB |")
+    print("| malloc policy | photos at once (album.scan threads) | photos/s | peak RSS MiB |")
     print("|---|---|---|---|")
     for r in rows:
         print(
