@@ -37,7 +37,7 @@ from facerec.config import Settings, database_url
 from facerec.decision import Claim, DecisionThreshold, Identification, Verification, identify
 from facerec.detection import DEFAULT_DETECTOR, Detector, DetectorKind
 from facerec.enrolment import EnrolmentCheck, check_enrolment, new_sample
-from facerec.errors import FacerecError, ImageError, UnknownPersonError
+from facerec.errors import FacerecError, ImageError, PersonChangedError, UnknownPersonError
 from facerec.gallery import (
     EnrollResult,
     Gallery,
@@ -45,6 +45,7 @@ from facerec.gallery import (
     Hit,
     NewSample,
     Person,
+    PersonSnapshot,
 )
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.index_kind import index_kind_from_env
@@ -68,6 +69,9 @@ log = logging.getLogger(__name__)
 
 #: The false-accept rate the enrolment checks' threshold is set for (`FaceRec.enrolment_threshold`).
 ENROLMENT_FAR = 1e-3
+
+#: How often an enrolment re-checks after another writer changed the same person meanwhile.
+ENROLMENT_ATTEMPTS = 5
 
 #: How many nearest people the identification softmax is taken over.
 SOFTMAX_POOL = 512
@@ -362,22 +366,37 @@ class FaceRec:
                 new_sample(image, face.detection, face.embedding, face.quality.as_dict())
             )
             ignored.append(subject.ignored)
-        check = self.check_enrolment(key, samples)
-        refusal = None if force else check.refusal(strict=strict)
-        if refusal is not None:
-            raise refusal
-        if check.lookalike is not None:
-            log.info("%r resembles enrolled %r", key, check.lookalike.name)
-        result = self.gallery.enroll(key, samples, identity, self.detector_kind())
-        return dataclasses.replace(result, lookalike=check.lookalike, ignored_faces=tuple(ignored))
+        detector = self.detector_kind()
+        for _ in range(ENROLMENT_ATTEMPTS):
+            snapshot = self.gallery.person_snapshot(key)
+            check = self._check_against(snapshot, samples)
+            refusal = None if force else check.refusal(strict=strict)
+            if refusal is not None:
+                raise refusal
+            try:
+                result = self.gallery.enroll(
+                    key, samples, identity, detector, expect=None if force else snapshot
+                )
+            except PersonChangedError:
+                # Another process enrolled or removed this name since the check read
+                # it: check again against what it left, never write on a stale check.
+                log.info("%r changed during its enrolment check; checking again", key)
+                continue
+            if check.lookalike is not None:
+                log.info("%r resembles enrolled %r", key, check.lookalike.name)
+            return dataclasses.replace(
+                result, lookalike=check.lookalike, ignored_faces=tuple(ignored)
+            )
+        raise PersonChangedError(key)
 
     def check_enrolment(self, name: str, samples: Sequence[NewSample]) -> EnrolmentCheck:
         """How well new samples match `name` and everyone else, at the verification threshold."""
-        key = validate_name(name)
-        try:
-            prototype = self.gallery.prototype(key) if self.gallery.has(key) else None
-        except UnknownPersonError:  # a name without samples has no prototype yet
-            prototype = None
+        return self._check_against(self.gallery.person_snapshot(name), samples)
+
+    def _check_against(
+        self, person: PersonSnapshot, samples: Sequence[NewSample]
+    ) -> EnrolmentCheck:
+        key = person.name
 
         def nearest_others(queries: npt.NDArray[np.float32]) -> list[Hit | None]:
             hits = self.nearest(queries, 2)  # the person themself takes at most one
@@ -387,7 +406,7 @@ class FaceRec:
             key,
             np.stack([s.embedding for s in samples]).astype(np.float32),
             [s.source for s in samples],
-            prototype=prototype,
+            prototype=person.prototype,
             threshold=self.enrolment_threshold(),
             nearest_others=nearest_others,
         )

@@ -105,3 +105,19 @@ class GalleryError(FacerecError):
 
 class InvalidNameError(FacerecError, ValueError):
     """A person's name that cannot be stored (empty, too long, control characters)."""
+
+
+class PersonChangedError(GalleryError):
+    """A person's samples changed between an enrolment's check and its write.
+
+    Another process enrolled or removed the same name at the same moment; the
+    check this write relied on no longer describes the person, so nothing was
+    written. `FaceRec.enroll` checks again against what the other writer left.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"{echo(name)} was changed by another enrolment while these photos were being "
+            "checked; nothing was written"
+        )

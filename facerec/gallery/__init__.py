@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         Hit,
         NewSample,
         Person,
+        PersonSnapshot,
         StoredSample,
     )
     from facerec.gallery.store import Gallery, validate_name
@@ -31,6 +32,7 @@ _EXPORTS = {
     "IndexStamp": "facerec.gallery.index",
     "NewSample": "facerec.gallery.records",
     "Person": "facerec.gallery.records",
+    "PersonSnapshot": "facerec.gallery.records",
     "PrototypeIndex": "facerec.gallery.index",
     "StoredSample": "facerec.gallery.records",
     "validate_name": "facerec.gallery.store",
@@ -44,6 +46,7 @@ __all__ = [
     "IndexStamp",
     "NewSample",
     "Person",
+    "PersonSnapshot",
     "PrototypeIndex",
     "StoredSample",
     "validate_name",

@@ -98,6 +98,28 @@ class EnrollResult:
     ignored_faces: tuple[int, ...] = ()
 
 
+#: What a person's stored samples were when an enrolment check read them: None for a name
+#: nobody holds, else the identity row and its samples' (id, photo digest) pairs. Row ids
+#: alone could repeat after a delete (SQLite reuses the highest rowid); a digest cannot
+#: match a different photo.
+PersonVersion = tuple[int, tuple[tuple[int, str], ...]] | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PersonSnapshot:
+    """One name as an enrolment check saw it, read in one transaction.
+
+    The check compares new photos with `prototype`; the write then passes
+    `version` back (`Gallery.enroll(expect=...)`) and is refused if the
+    person's samples changed in between, so two enrolments racing for one
+    new name cannot both pass a check that saw nobody.
+    """
+
+    name: str
+    version: PersonVersion
+    prototype: npt.NDArray[np.float32] | None
+
+
 @dataclass(frozen=True, slots=True)
 class GalleryInfo:
     """A snapshot of the gallery for `facerec info`.

@@ -40,7 +40,12 @@ import numpy.typing as npt
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from facerec.errors import GalleryError, ModelMismatchError, UnknownPersonError
+from facerec.errors import (
+    GalleryError,
+    ModelMismatchError,
+    PersonChangedError,
+    UnknownPersonError,
+)
 from facerec.gallery.faiss_search import FaissSearch
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.index import IndexPolicy
@@ -52,6 +57,8 @@ from facerec.gallery.records import (
     Hit,
     NewSample,
     Person,
+    PersonSnapshot,
+    PersonVersion,
     StoredSample,
 )
 from facerec.gallery.schema import (
@@ -261,8 +268,16 @@ class Gallery:
         samples: Sequence[NewSample],
         model: ModelIdentity,
         detector: str | None = None,
+        *,
+        expect: PersonSnapshot | None = None,
     ) -> EnrollResult:
         """Add `samples` to `name` (created if new) in one transaction; all or nothing.
+
+        With `expect` (what an enrolment check read, `person_snapshot`), the
+        write is refused with `PersonChangedError` when the person's samples
+        are no longer what the check saw: the comparison runs under the write
+        lock, so of two enrolments that checked one new name at once, the
+        second is sent back to check against the first.
 
         A sample whose source file (`content_sha256`) is already enrolled for
         this person, or appears twice in `samples`, is skipped and counted:
@@ -291,6 +306,8 @@ class Gallery:
                 self._search.dimension_pinned(s, dim)
             now = _now()
             identity = s.scalar(select(Identity).where(Identity.name == name))
+            if expect is not None and _version(s, identity) != expect.version:
+                raise PersonChangedError(name)
             if identity is None:
                 identity = Identity(name=name, created_at=now, updated_at=now)
                 s.add(identity)
@@ -551,6 +568,23 @@ class Gallery:
                 raise UnknownPersonError(key)
             return checked(vector, state.dim, f"prototype of {key!r}")
 
+    def person_snapshot(self, name: str) -> PersonSnapshot:
+        """`name`'s prototype (None if they have none) and version, from one read transaction."""
+        key = validate_name(name)
+        with self._read() as s:
+            identity = s.scalar(select(Identity).where(Identity.name == key))
+            vector = (
+                None
+                if identity is None
+                else s.scalar(select(Prototype.vector).where(Prototype.identity_id == identity.id))
+            )
+            prototype = (
+                None
+                if vector is None
+                else checked(vector, read_state(s).dim, f"prototype of {key!r}")
+            )
+            return PersonSnapshot(key, _version(s, identity), prototype)
+
     def prototypes(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """All names (sorted) and their prototypes as an (N, D) matrix, from one snapshot."""
         stmt = (
@@ -669,6 +703,17 @@ class Gallery:
 # -- helpers ----------------------------------------------------------------------------------------
 def _nothing_else(s: Session, target: ForgetTarget) -> None:
     """`Gallery.remove`: the enrolment only."""
+
+
+def _version(s: Session, identity: Identity | None) -> PersonVersion:
+    if identity is None:
+        return None
+    samples = s.execute(
+        select(Sample.id, Sample.content_sha256)
+        .where(Sample.identity_id == identity.id)
+        .order_by(Sample.id)
+    )
+    return identity.id, tuple((int(i), str(sha)) for i, sha in samples)
 
 
 def _now() -> datetime:

@@ -43,6 +43,7 @@ from facerec.errors import (
     ModelMismatchError,
     MultipleFacesError,
     NoFaceError,
+    PersonChangedError,
     UnknownPersonError,
 )
 from facerec.schemas import (
@@ -79,6 +80,7 @@ ERROR_STATUS: tuple[tuple[type[FacerecError], int], ...] = (
     (UnknownPersonError, 404),
     (ModelMismatchError, 409),
     (EnrolmentError, 409),
+    (PersonChangedError, 409),
     (NoFaceError, 422),
     (MultipleFacesError, 422),
     (GalleryError, 503),

@@ -24,7 +24,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from facerec.errors import GalleryError, ModelMismatchError, UnknownPersonError
+from facerec.errors import (
+    GalleryError,
+    ModelMismatchError,
+    PersonChangedError,
+    UnknownPersonError,
+)
 from facerec.gallery import Gallery, NewSample, PrototypeIndex
 from facerec.gallery.index import MAGIC, IndexStamp
 from facerec.models.base import ModelIdentity
@@ -180,6 +185,29 @@ def test_enroll_remove_round_trip(gallery: Gallery, db_url: str, rng: np.random.
         gallery.remove("alice")
     with pytest.raises(UnknownPersonError):
         gallery.prototype("alice")
+
+
+def test_enroll_against_a_stale_snapshot_is_refused(
+    gallery: Gallery, db_url: str, rng: np.random.Generator
+) -> None:
+    """A write that expects what its check saw is refused once the person changed since."""
+    nobody = gallery.person_snapshot("alice")
+    assert (nobody.version, nobody.prototype) == (None, None)
+    gallery.enroll("alice", [sample(rng)], MODEL, expect=nobody)  # unchanged: goes in
+    with pytest.raises(PersonChangedError, match="alice"):
+        gallery.enroll("alice", [sample(rng)], MODEL, expect=nobody)  # alice exists now
+    seen = gallery.person_snapshot("alice")
+    assert seen.prototype is not None
+    gallery.enroll("alice", [sample(rng)], MODEL)  # another writer adds a photo
+    with pytest.raises(PersonChangedError):
+        gallery.enroll("alice", [sample(rng)], MODEL, expect=seen)
+    # Removed and enrolled again from another photo: never the version the check saw.
+    seen = gallery.person_snapshot("alice")
+    gallery.remove("alice")
+    gallery.enroll("alice", [sample(rng)], MODEL)
+    with pytest.raises(PersonChangedError):
+        gallery.enroll("alice", [sample(rng)], MODEL, expect=seen)
+    assert count(db_url, "samples") == 1
 
 
 def test_enroll_adds_to_existing_person_and_skips_known_photos(
