@@ -46,6 +46,7 @@ from facerec.gallery import Person
 from facerec.gallery.index_kind import IndexKind
 from facerec.operating import DEFAULT_FPIR
 from facerec.runtime import quiet_waits
+from facerec.storage.database import leftover_bytes
 
 #: Commands without the --json flag: `serve` prints a log, `album report --json FILE` writes a file.
 WITHOUT_JSON = ("serve", "album report")
@@ -315,6 +316,8 @@ def remove(
                 f"forgot {r.name}: {r.samples} sample(s), {album}, {r.audit.events} door-camera "
                 f"event(s), {r.audit.images} door-camera image(s) of them in other events"
             )
+            if not r.compacted:
+                typer.echo(f"note: {leftover_bytes(fr.database.dialect)}", err=True)
             if r.audit.unchecked:
                 typer.echo(
                     f"warning: {r.audit.unchecked} door-camera image(s) could not be checked "

@@ -129,6 +129,10 @@ def test_the_core_verbs_on_postgresql(
     assert rows(url, "SELECT count(*) FROM prototypes") == [(1,)]
     r = run_cli(["verify", OBAMA, str(shared_file(shared, f"{EX}/obama2.jpg"))], env)
     assert r.returncode == 2 and f"no person named '{OBAMA}'" in r.stderr
+    # The plain output, not only --json, tells the operator the bytes are still on disk.
+    r = run_cli(["remove", BIDEN, "--db", url], cli_env)
+    assert r.returncode == 0, r.stderr
+    assert "VACUUM FULL identities, samples, prototypes" in r.stderr, r.stderr
 
 
 @pytest.fixture()

@@ -270,6 +270,35 @@ class Database:
             raise GalleryError(f"{self._where.display}: the database is closed")
 
 
+#: Tables from which `facerec remove` deletes a person's rows.
+FORGETTING_TABLES = (
+    "identities",
+    "samples",
+    "prototypes",
+    "album_faces",
+    "album_negatives",
+    "audit_events",
+)
+
+
+def leftover_bytes(dialect: Dialect) -> str:
+    """What an operator must still do after a deletion that `compact` could not finish.
+
+    Said with every removal that leaves bytes behind, not only in `--json`:
+    whoever removes a person is the one who must know their face is still on disk.
+    """
+    if dialect == "postgresql":
+        return (
+            "the deleted rows are gone for every query, but PostgreSQL keeps their bytes in "
+            "its data files until you run VACUUM FULL " + ", ".join(FORGETTING_TABLES)
+            + ", and in its write-ahead log, WAL archive and backups until they expire"
+        )
+    return (
+        "another process has the gallery open, so the deleted bytes may stay in its "
+        "write-ahead log until the last process closes it"
+    )
+
+
 def insert(bind: Session | Connection, table: type[Base] | Table) -> SqliteInsert | PostgresInsert:
     """An INSERT for `bind`'s database; both kinds offer `on_conflict_do_update/_do_nothing`."""
     dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect

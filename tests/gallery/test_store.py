@@ -530,6 +530,13 @@ def test_names_are_validated_and_normalised(gallery: Gallery, rng: np.random.Gen
         ("bad\nname", "control"),
         ("tab\tname", "control"),
         ("nul\x00", "control"),
+        # Invisible: would print as "Laura Bush" while being someone else.
+        ("Laura\u200b Bush", "U\\+200B ZERO WIDTH SPACE"),
+        ("\u202eevil", "U\\+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("Ada\u2066 L\u2069", "U\\+2066"),
+        ("\ufeffAda", "U\\+FEFF"),
+        ("Ada\u00ad", "U\\+00AD SOFT HYPHEN"),
+        ("a\u200cb", "U\\+200C"),  # a joiner between ASCII letters spells nothing
     ]:
         with pytest.raises(ValueError, match=why):
             gallery.enroll(bad, [sample(rng)], MODEL)
@@ -537,7 +544,9 @@ def test_names_are_validated_and_normalised(gallery: Gallery, rng: np.random.Gen
     assert r.person.name == "Jos\u00e9"
     assert gallery.has("Jos\u00e9") and gallery.has("Jose\u0301")
     gallery.enroll("x" * 200, [sample(rng)], MODEL)
-    assert len(gallery.people()) == 2
+    # Persian spells with the zero-width non-joiner between letters: still a name.
+    gallery.enroll("\u0639\u0644\u06cc\u200c\u0631\u0636\u0627", [sample(rng)], MODEL)
+    assert len(gallery.people()) == 3
     with pytest.raises(ValueError, match="at least one sample"):
         gallery.enroll("alice", [], MODEL)
 
