@@ -27,13 +27,21 @@ after N.
 
 Both wait at most `BUSY_TIMEOUT_MS` for the lock (SQLite's busy_timeout,
 PostgreSQL's lock_timeout), then fail with a `GalleryError` naming the
-database. Connection and lock errors always surface as `GalleryError`
+database. On PostgreSQL that error also names the session holding the lock
+(its `application_name` says which facerec process on which host), and a
+writer that stops talking inside its transaction (a process frozen by a
+debugger, `kill -STOP`, a hung NFS read) cannot hold every other writer on
+every machine hostage: its session is ended by the server after
+`WRITER_IDLE_TIMEOUT_MS` idle inside the transaction (rolled back, lock
+released), shorter than the waiters' timeout so that they get the lock. Connection and lock errors always surface as `GalleryError`
 naming the database in its display form (no password).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,8 +58,6 @@ from facerec.errors import GalleryError
 from facerec.storage.urls import DatabaseUrl, Dialect, parse_url
 
 if TYPE_CHECKING:
-    import os
-
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
     from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
@@ -60,6 +66,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: How long a writer waits for another writer's transaction (ms), on both databases.
 BUSY_TIMEOUT_MS = 10_000
+
+#: How long a PostgreSQL write transaction may sit idle (the client sending nothing)
+#: before the server ends its session; below `BUSY_TIMEOUT_MS` so waiting writers
+#: outlive a stuck one. facerec's own writes never pause that long inside a transaction.
+WRITER_IDLE_TIMEOUT_MS = 5_000
 
 #: Pragmas applied to every new connection. foreign_keys makes ON DELETE CASCADE
 #: work (SQLite ignores foreign keys by default); WAL lets readers run while a
@@ -212,10 +223,57 @@ class Database:
         try:
             with self._writes.begin() as s:
                 if self._where.dialect == "postgresql":
-                    s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+                    s.execute(
+                        text(
+                            "SELECT set_config('idle_in_transaction_session_timeout', :idle, true),"
+                            " pg_advisory_xact_lock(:key)"
+                        ),
+                        {"idle": str(WRITER_IDLE_TIMEOUT_MS), "key": WRITE_LOCK_KEY},
+                    )
                 yield s
         except OperationalError as exc:
-            raise self.error(exc) from exc
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: OperationalError) -> GalleryError:
+        """A failed write's error; for a lock wait, who waited and who held the lock."""
+        code = getattr(exc.orig, "sqlstate", None)
+        if code == "55P03":  # lock_not_available: lock_timeout ran out
+            return GalleryError(
+                f"{self._where.display}: {application_name()} waited {BUSY_TIMEOUT_MS / 1000:g} s "
+                f"for the write lock and gave up; it is held by {self._lock_holder()}"
+            )
+        if code == "25P03":  # idle_in_transaction_session_timeout
+            return GalleryError(
+                f"{self._where.display}: this write sat idle in its transaction for over "
+                f"{WRITER_IDLE_TIMEOUT_MS / 1000:g} s and PostgreSQL ended it so that other "
+                "writers could go on; nothing was written"
+            )
+        return self.error(exc)
+
+    def _lock_holder(self) -> str:
+        """The session holding the write lock, as PostgreSQL's statistics describe it."""
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    text(
+                        "SELECT a.pid, a.application_name, a.client_addr, a.state,"
+                        " extract(epoch FROM now() - a.xact_start)"
+                        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                        " WHERE l.locktype = 'advisory' AND l.granted"
+                        " AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1"
+                    ),
+                    {"hi": WRITE_LOCK_KEY >> 32, "lo": WRITE_LOCK_KEY & 0xFFFFFFFF},
+                ).first()
+        except OperationalError:
+            row = None
+        if row is None:
+            return "a session PostgreSQL no longer lists (it has just finished)"
+        pid, app, addr, state, held = row
+        where = f" from {addr}" if addr is not None else ""
+        return (
+            f"server process {pid} ({app or 'no application name'}{where}), {state}, "
+            f"in its transaction for {float(held or 0):.0f} s"
+        )
 
     def error(self, exc: OperationalError) -> GalleryError:
         """`exc` as the GalleryError users see: the database (no password) and the driver's reason."""
@@ -321,12 +379,21 @@ def create_engine_for(where: DatabaseUrl) -> Engine:
             pool_size=PG_POOL_SIZE,
             max_overflow=PG_MAX_OVERFLOW,
             pool_pre_ping=True,  # a server restart or idle timeout costs a reconnect, not an error
-            connect_args={"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"},
+            connect_args={
+                "options": f"-c lock_timeout={BUSY_TIMEOUT_MS}",
+                # Shown in pg_stat_activity, and by a blocked writer's error.
+                "application_name": application_name(),
+            },
         )
     except ImportError as exc:
         raise GalleryError(
             f"{where.display}: PostgreSQL needs the psycopg driver: pip install 'facerec[postgres]'"
         ) from exc
+
+
+def application_name() -> str:
+    """This process as PostgreSQL's `application_name` shows it: which facerec, where."""
+    return f"facerec pid {os.getpid()} on {socket.gethostname()}"[:63]
 
 
 def create_sqlite_engine(url: str | URL) -> Engine:
