@@ -280,6 +280,7 @@ class Album:
             clusters=len(groups),
             folded=n_folded,
             changed=changed,
+            threshold=threshold,
         )
 
     def name(self, cluster_id: int, name: str) -> NameResult:

@@ -17,6 +17,8 @@ class RefreshResult:
 
     `matched` and `unknown` count faces that passed the quality gate (refused
     faces are neither); `changed` counts faces whose person or cluster moved.
+    `threshold` is the 1:N match threshold they were decided at (it follows
+    the gallery's size and largest prototype, as `identify`'s does).
     """
 
     matched: int
@@ -24,6 +26,7 @@ class RefreshResult:
     clusters: int
     folded: int
     changed: int
+    threshold: float
 
 
 @dataclass(frozen=True, slots=True)
