@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from facerec.gallery import Hit
 from facerec.pipeline import Pipeline
 
 from .conftest import shared_file
+from .curves import shipped_threshold
 
 EX = "face_recognition/examples"
 THRESHOLD = 0.9
@@ -143,3 +146,47 @@ def test_the_checks_use_the_looser_far_1e3_point_unless_a_threshold_is_set(
         assert fr.enrolment_threshold() < fr.threshold()
     with FaceRec(tmp_path / "g.db", Settings(threshold=0.95)) as fr:
         assert fr.enrolment_threshold() == fr.threshold() == 0.95
+
+
+# -- the guard's threshold, pinned (a red team loosened it to FAR 1e-1 and no test noticed) -------
+def test_the_checks_sit_at_the_shipped_far_1e3_point(
+    shared: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    expected = shipped_threshold("sface@yunet.json", 1e-3)
+    assert expected != shipped_threshold("sface@yunet.json", 1e-1)
+    with FaceRec(tmp_path / "g.db") as fr:  # the default road, as a new user gets it
+        assert fr.enrolment_threshold() == pytest.approx(expected, abs=1e-9)
+    r = subprocess.run(
+        [sys.executable, "-m", "facerec", "enroll", "Barack Obama",
+         str(shared_file(shared, f"{EX}/obama.jpg")), str(shared_file(shared, f"{EX}/biden.jpg")),
+         "--db", str(tmp_path / "cli.db")],
+        env=cli_env, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 2 and "biden.jpg" in r.stderr
+    assert f"{expected:.4f}" in r.stderr, r.stderr  # the refusal states the guard's threshold
+
+
+def test_a_calibrated_threshold_is_the_checks_threshold(shared: Path, tmp_path: Path) -> None:
+    """A gallery calibrated strict (0.99) refuses two genuine photos the shipped point accepts."""
+    photos = [shared_file(shared, f"{EX}/obama.jpg"), shared_file(shared, f"{EX}/obama2.jpg")]
+    with FaceRec(tmp_path / "g.db") as fr:
+        fr.enroll("Joe Biden", [shared_file(shared, f"{EX}/biden.jpg")])  # pins the model
+        fr.set_threshold(0.99)
+        assert fr.enrolment_threshold() == 0.99
+        with pytest.raises(PhotoMismatchError, match=r"obama2?\.jpg"):
+            fr.enroll("Barack Obama", photos)
+    with FaceRec(tmp_path / "uncalibrated.db") as fr:
+        assert fr.enroll("Barack Obama", photos).added == 2
+
+
+def test_a_real_photo_closer_to_someone_else_is_refused(shared: Path, tmp_path: Path) -> None:
+    """The same Obama photo at another size, enrolled under the person holding his other photo."""
+    with FaceRec(tmp_path / "g.db") as fr:
+        fr.enroll("A", [shared_file(shared, f"{EX}/obama-1080p.jpg")])
+        fr.enroll("B", [shared_file(shared, f"{EX}/obama2.jpg")])
+        before = fr.gallery.prototype("B")
+        with pytest.raises(LooksLikeOtherError, match="looks more like enrolled 'A'") as err:
+            fr.enroll("B", [shared_file(shared, f"{EX}/obama-720p.jpg")])
+        # It matched B too (above the guard): only "someone else better" refused it.
+        assert err.value.similarity >= fr.enrolment_threshold()
+        assert np.array_equal(fr.gallery.prototype("B"), before)

@@ -28,20 +28,11 @@ from facerec.liveness import replay
 
 from .camera.conftest import camera, events
 from .conftest import shared_file
+from .curves import shipped_threshold
 
-OPERATING_POINTS = Path(__file__).resolve().parents[1] / "facerec" / "models" / "operating_points"
 PEOPLE = 24
 DOOR_FAR, FPIR = 1e-4, 1e-3
 POWELL = "Colin_Powell"
-
-
-def shipped_threshold(curve_file: str, far: float) -> float:
-    """The smallest grid threshold whose measured FAR <= `far`, read from the raw JSON."""
-    data = json.loads((OPERATING_POINTS / curve_file).read_text())
-    pairs = data["provenance"]["impostor_pairs"]
-    first, step = data["grid"]["first"], data["grid"]["resolution"]
-    i = next(i for i, k in enumerate(data["false_accepts"]) if k <= far * pairs)
-    return round(first + i * step, 4)
 
 
 @pytest.fixture(scope="module")
