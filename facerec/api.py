@@ -345,7 +345,7 @@ class FaceRec:
 
         Every image is detected and embedded before anything is written, so
         one bad photo in ten leaves the gallery as it was. The photos must
-        then pass `facerec.enrolment`'s checks at the verification threshold
+        then pass `facerec.enrolment`'s checks at `enrolment_threshold`
         (each matches the person and no one else better); a refusal raises an
         `EnrolmentError` with the numbers, unless `force`. A new name whose
         photos match someone enrolled comes back with `lookalike` set, or is
@@ -390,7 +390,7 @@ class FaceRec:
         raise PersonChangedError(key)
 
     def check_enrolment(self, name: str, samples: Sequence[NewSample]) -> EnrolmentCheck:
-        """How well new samples match `name` and everyone else, at the verification threshold."""
+        """How well new samples match `name` and everyone else, at `enrolment_threshold`."""
         return self._check_against(self.gallery.person_snapshot(name), samples)
 
     def _check_against(
