@@ -35,7 +35,7 @@ from facerec.album.store import AlbumForgotten, AlbumStore
 from facerec.camera.audit import AuditForgotten, AuditLog
 from facerec.config import Settings, database_url
 from facerec.decision import Claim, DecisionThreshold, Identification, Verification, identify
-from facerec.detection import DEFAULT_DETECTOR, Detector, DetectorKind
+from facerec.detectors import DEFAULT_DETECTOR, Detector, DetectorKind
 from facerec.enrolment import EnrolmentCheck, check_enrolment, new_sample
 from facerec.errors import FacerecError, ImageError, UnknownPersonError
 from facerec.gallery import (

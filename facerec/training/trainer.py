@@ -576,8 +576,8 @@ def train(
     checkpoints (same data, same options except `RESUMABLE_CHANGES`).
     Raises TrainingError (EmbeddingCollapseError when the guard fires).
     """
-    from facerec.detection import default_device
     from facerec.models.registry import load_model
+    from facerec.runtime import default_device
 
     device = torch.device(config.device) if config.device else default_device()
     checkpoint = load_checkpoint(resume) if resume is not None else None
