@@ -37,7 +37,6 @@ LONG_FUNCTIONS_ALLOWED = {
     "facerec/evaluation/cli.py:register",
     "facerec/evaluation/cli.py:register.evaluate",
     "facerec/evaluation/episodes.py:compare_heads",
-    "facerec/training/cli.py:_run",
 }
 
 
