@@ -7,11 +7,11 @@ embeddings of two different models are never compared.
 
 `remove` forgets a person everywhere their face is stored in the gallery
 database, not only their enrolment: the album's and the door camera's tables
-live there too (`album/tables.py`, `camera/tables.py`), so this is the
-one place that knows every store holding faces and calls each one's `forget`
-inside the one transaction that deletes the person. Completeness of a deletion
-must not depend on which app happens to be imported, hence the imports of
-the album's and the camera's table modules here.
+live there too (`album/tables.py`, `camera/tables.py`), so it calls each
+store's eraser inside the one transaction that deletes the person. The
+erasers belong to those apps, above this module; the package root composes
+them (`facerec.gallery.erasers`), so completeness does not depend on which
+app happens to be imported and this module imports none.
 """
 
 from __future__ import annotations
@@ -31,11 +31,9 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from facerec.album.store import AlbumForgotten, AlbumStore
-from facerec.camera.audit import AuditForgotten, AuditLog
 from facerec.config import Settings, database_url
 from facerec.decision import Claim, DecisionThreshold, Identification, Verification, identify
-from facerec.detection import DEFAULT_DETECTOR, Detector, DetectorKind
+from facerec.detectors import DEFAULT_DETECTOR, Detector, DetectorKind
 from facerec.enrolment import EnrolmentCheck, check_enrolment, new_sample
 from facerec.errors import FacerecError, ImageError, PersonChangedError, UnknownPersonError
 from facerec.gallery import (
@@ -47,6 +45,7 @@ from facerec.gallery import (
     Person,
     PersonSnapshot,
 )
+from facerec.gallery.erasers import AlbumForgotten, AuditForgotten, Erasers, erasers
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.index_kind import index_kind_from_env
 from facerec.images import LoadedImage, decode_image, load_image
@@ -609,11 +608,12 @@ class FaceRec:
         if not self.gallery.has(name):
             raise UnknownPersonError(name)
         threshold = self.threshold()
-        audit_faces = self._audit_faces(name)
+        stores = erasers()
+        audit_faces = self._audit_faces(name, stores)
 
         def erase(s: Session, target: ForgetTarget) -> tuple[AlbumForgotten, AuditForgotten]:
-            album = AlbumForgotten() if keep_album else AlbumStore.forget(s, target)
-            return album, AuditLog.forget(s, target, audit_faces)
+            album = AlbumForgotten() if keep_album else stores.album(s, target)
+            return album, stores.audit(s, target, audit_faces)
 
         samples, (album, audit) = self.gallery.forget(name, threshold, erase)
         compacted = self.gallery.compact()
@@ -626,7 +626,7 @@ class FaceRec:
             compacted=compacted,
         )
 
-    def _audit_faces(self, name: str) -> dict[int, npt.NDArray[np.float32]]:
+    def _audit_faces(self, name: str, stores: Erasers) -> dict[int, npt.NDArray[np.float32]]:
         """Embeddings of the faces in every saved door-camera image not about `name`, by event id.
 
         An image whose faces cannot be computed (undecodable, or the
@@ -634,7 +634,7 @@ class FaceRec:
         reports it as unchecked rather than guessing.
         """
         out: dict[int, npt.NDArray[np.float32]] = {}
-        images = AuditLog(self.database).images_about_others(name)
+        images = stores.audit_images(self.database, name)
         first = next(images, None)
         if first is None:
             return out

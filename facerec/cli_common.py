@@ -22,7 +22,7 @@ import typer
 
 from facerec.api import FaceRec
 from facerec.config import Settings
-from facerec.detection import DetectorKind
+from facerec.detectors import DetectorKind
 from facerec.errors import FacerecError, ModelMismatchError, MultipleFacesError
 from facerec.gallery.index_kind import ENV_INDEX, IndexKind
 from facerec.models.registry import DEFAULT_MODEL, MODELS_HELP, weights_file
@@ -114,7 +114,7 @@ def make_settings(
     threads: int | None = None,
     index: IndexKind | None = None,
 ) -> Settings:
-    from facerec.detection import DetectorConfig
+    from facerec.detectors import DetectorConfig
 
     return Settings(
         model=model,

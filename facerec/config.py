@@ -18,7 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
-from facerec.detection import DetectorConfig
+from facerec.detectors import DetectorConfig
 from facerec.gallery.index_kind import IndexKind
 from facerec.operating import DEFAULT_FPIR, DOOR_FAR
 from facerec.quality import QualityLimits

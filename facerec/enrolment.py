@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from facerec.detection import DetectedFace
+from facerec.detectors import DetectedFace
 from facerec.errors import FacerecError
 from facerec.gallery.records import Hit, NewSample
 from facerec.images import LoadedImage

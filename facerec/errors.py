@@ -14,10 +14,7 @@ it (`facerec.cli_common.describe`, `facerec.server.app`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from facerec.models.base import ModelIdentity
+from typing import Protocol
 
 from facerec.paths import display_path
 
@@ -74,6 +71,19 @@ class WeightsNotFoundError(ModelError):
     """Pretrained weights are absent and could not be downloaded."""
 
 
+class ModelRef(Protocol):
+    """What an error needs of a model's identity (`facerec.models.base.ModelIdentity` fits).
+
+    A Protocol, so that this module, which every layer imports, imports none of them.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def weights_sha256(self) -> str: ...
+
+
 class ModelMismatchError(FacerecError):
     """Embeddings from one model compared with a gallery pinned to another.
 
@@ -81,7 +91,7 @@ class ModelMismatchError(FacerecError):
     remedy has to name the hash: `pinned.weights_sha256` is the file to pass back.
     """
 
-    def __init__(self, gallery: str | Path, pinned: ModelIdentity, given: ModelIdentity) -> None:
+    def __init__(self, gallery: str | Path, pinned: ModelRef, given: ModelRef) -> None:
         self.gallery = str(gallery)
         self.pinned = pinned
         self.given = given

@@ -22,7 +22,7 @@ from facerec.alignment import (
     transform_points,
     warp_to_template,
 )
-from facerec.detection import DetectedFace, Detector
+from facerec.detectors import DetectedFace, Detector
 from facerec.errors import MultipleFacesError, NoFaceError
 from facerec.images import LoadedImage, RGBImage, from_png, to_png
 from facerec.quality import Quality, QualityLimits, assess

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facerec.detection import DetectedFace
+from facerec.detectors import DetectedFace
 from facerec.images import RGBImage
 
 BLUR_PROBE_SIZE = 112

@@ -13,7 +13,8 @@ CPU-bound process, and is where the default below comes from.
 The number is resolved in one order everywhere: an explicit setting
 (`--threads`, `Settings.threads`), else `$FACEREC_THREADS`, else
 `default_threads()`. Model runners read it with `threads()`; an onnxruntime
-session gets it with `onnx_session_options()`.
+session gets it with `onnx_session_options()`. Which device torch models
+run on is the other per-process choice, and `default_device()` makes it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from facerec.errors import FacerecError
 
 if TYPE_CHECKING:
     import onnxruntime
+    import torch
 
 ENV_THREADS = "FACEREC_THREADS"
 
@@ -172,3 +174,10 @@ def onnx_session_options() -> onnxruntime.SessionOptions:
     opts.intra_op_num_threads = threads()
     opts.inter_op_num_threads = 1
     return opts
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU: GPUs must never sit silently unused."""
+    import torch  # deferred: commands that never detect (people, info) should not load torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

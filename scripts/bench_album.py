@@ -50,7 +50,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from facerec.detection import DEFAULT_DETECTOR
+from facerec.detectors import DEFAULT_DETECTOR
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

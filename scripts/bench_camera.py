@@ -47,7 +47,7 @@ from facerec.camera.door import DoorCamera
 from facerec.camera.stream import FrameSource
 from facerec.camera.window import WindowRule
 from facerec.config import Settings
-from facerec.detection import DetectorConfig, DetectorKind
+from facerec.detectors import DetectorConfig, DetectorKind
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EX = SHARED / "face_recognition" / "examples"

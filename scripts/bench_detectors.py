@@ -8,7 +8,7 @@ For each registered detector, with the default (dlib) embedding:
   code `facerec evaluate` runs;
 - the LFW subject's detector score (quantiles) and how many subjects the
   quality gate refuses, in all and for the score alone, at each detector's own
-  default floor (`facerec.detection.SURE_SCORE`);
+  default floor (`facerec.detectors.SURE_SCORE`);
 - mixed pairs: the LFW accuracy when the first photo of every pair went
   through MTCNN and the second through the other detector (a gallery
   enrolled with one detector, queried with another);
@@ -54,7 +54,7 @@ import numpy.typing as npt
 import torch
 
 from facerec.alignment import warp_to_template
-from facerec.detection import SURE_SCORE, DetectedFace, Detector, DetectorConfig, DetectorKind
+from facerec.detectors import SURE_SCORE, DetectedFace, Detector, DetectorConfig, DetectorKind
 from facerec.embedding import Embedder
 from facerec.evaluation.embed import central_face, embed_set
 from facerec.evaluation.metrics import kfold_accuracy

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facerec.alignment import warp_to_template
-from facerec.detection import Detector
+from facerec.detectors import Detector
 from facerec.embedding import Embedder
 from facerec.errors import ModelError
 from facerec.images import IMAGE_SUFFIXES, load_image

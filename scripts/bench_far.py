@@ -55,7 +55,7 @@ import numpy as np
 
 from facerec.config import Settings
 from facerec.decision import format_rate
-from facerec.detection import Detector, DetectorKind
+from facerec.detectors import Detector, DetectorKind
 from facerec.embedding import Embedder
 from facerec.errors import ModelError
 from facerec.evaluation.cache import EvaluationCache

@@ -55,7 +55,7 @@ import numpy.typing as npt
 import torch
 
 from facerec.config import Settings
-from facerec.detection import Detector
+from facerec.detectors import Detector
 from facerec.embedding import Embedder
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def accuracy() -> dict[str, object]:
-    from facerec.detection import DETECTION_MAX_SIDE, Detector, DetectorConfig
+    from facerec.detectors import DETECTION_MAX_SIDE, Detector, DetectorConfig
     from facerec.embedding import Embedder
     from facerec.images import IMAGE_SUFFIXES, load_image
     from facerec.models.registry import load_model, model_spec
@@ -113,7 +113,7 @@ CHILD = textwrap.dedent(
     import resource, sys, time
     from facerec.api import FaceRec
     from facerec.config import Settings
-    from facerec.detection import DetectorConfig
+    from facerec.detectors import DetectorConfig
     from facerec.errors import FacerecError
     side = None if sys.argv[3] == "none" else int(sys.argv[3])
     t, c = time.perf_counter(), time.process_time()

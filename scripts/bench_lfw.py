@@ -84,7 +84,7 @@ def central(boxes: list[tuple[float, float, float, float]], w: int, h: int) -> i
 
 
 def run_facerec(paths: list[Path], min_face: int) -> SideResult:
-    from facerec.detection import Detector, DetectorConfig
+    from facerec.detectors import Detector, DetectorConfig
     from facerec.embedding import Embedder
     from facerec.evaluation.embed import embed_set
     from facerec.models.registry import load_model

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from facerec.alignment import warp_to_template
-from facerec.detection import DetectedFace, Detector
+from facerec.detectors import DetectedFace, Detector
 from facerec.liveness import replay
 from facerec.liveness.passive import AntiSpoof
 from facerec.liveness.policy import FrameEvidence, LivenessPolicy, assess

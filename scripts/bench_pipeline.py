@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from facerec.alignment import warp_to_template
-from facerec.detection import DEFAULT_DETECTOR, Detector, DetectorConfig, DetectorKind
+from facerec.detectors import DEFAULT_DETECTOR, Detector, DetectorConfig, DetectorKind
 from facerec.embedding import Embedder
 from facerec.images import IMAGE_SUFFIXES, load_image
 from facerec.models.registry import load_model

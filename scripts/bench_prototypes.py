@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from facerec.alignment import warp_to_template
 from facerec.config import Settings
-from facerec.detection import Detector
+from facerec.detectors import Detector
 from facerec.embedding import Embedder
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import central_face, embed_set

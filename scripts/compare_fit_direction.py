@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facerec.alignment import FitDirection, warp_to_template
-from facerec.detection import Detector
+from facerec.detectors import Detector
 from facerec.embedding import Embedder
 from facerec.errors import ModelError
 from facerec.evaluation.embed import central_face

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.detection import Detector
+from facerec.detectors import Detector
 from facerec.images import load_image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

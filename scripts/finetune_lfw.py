@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from facerec.detection import DetectorConfig
+from facerec.detectors import DetectorConfig
 from facerec.embedding import Embedder
 from facerec.evaluation.pairs import read_lfw_pairs
 from facerec.models.dlib_resnet import DLIB_TEMPLATE

@@ -55,7 +55,7 @@ def pipeline():  # type: ignore[no-untyped-def]
     dlib, not the default model: most tests' similarities were measured with it,
     and the API tests pass this pipeline in. CLI subprocess tests run the real default.
     """
-    from facerec.detection import Detector, DetectorConfig, DetectorKind
+    from facerec.detectors import Detector, DetectorConfig, DetectorKind
     from facerec.embedding import Embedder
     from facerec.models.registry import load_model
     from facerec.pipeline import Pipeline

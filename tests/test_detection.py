@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facerec.alignment import alignment_matrix, transform_points, warp_to_template
-from facerec.detection import Detector, DetectorConfig, DetectorKind
+from facerec.detectors import Detector, DetectorConfig, DetectorKind
 from facerec.images import load_image
 from facerec.pipeline import STORAGE_TEMPLATE
 
@@ -80,7 +80,7 @@ def test_batch_matches_single(shared: Path, detector: Detector) -> None:
 
 
 def test_min_face_size_is_honoured(shared: Path) -> None:
-    from facerec.detection import DetectorConfig
+    from facerec.detectors import DetectorConfig
 
     img = load_image(
         shared_file(shared, "face_recognition/examples/obama-240p.jpg")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerec.detection import DETECTION_MAX_SIDE
+from facerec.detectors import DETECTION_MAX_SIDE
 from facerec.errors import NoFaceError
 from facerec.images import decode_image, fit_within, load_image, to_full_size
 
@@ -66,7 +66,7 @@ def test_huge_solid_png_bounded(pipeline, tmp_path: Path) -> None:  # type: igno
 
 
 def test_landmarks_come_back_in_full_resolution_pixels(shared: Path, pipeline) -> None:  # type: ignore[no-untyped-def]
-    from facerec.detection import Detector, DetectorConfig
+    from facerec.detectors import Detector, DetectorConfig
 
     photo = load_image(shared_file(shared, f"{EX}/obama.jpg"))
     h, w = photo.pixels.shape[:2]

@@ -26,7 +26,7 @@ PHOTOS = [
 
 @pytest.fixture(scope="module")
 def yunet_sface(sface):  # type: ignore[no-untyped-def]
-    from facerec.detection import Detector, DetectorConfig, DetectorKind
+    from facerec.detectors import Detector, DetectorConfig, DetectorKind
     from facerec.embedding import Embedder
     from facerec.pipeline import Pipeline
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.detection import SURE_SCORE, DetectedFace, DetectorKind
+from facerec.detectors import SURE_SCORE, DetectedFace, DetectorKind
 from facerec.quality import QualityLimits, assess, blur_score, pose_from_landmarks
 
 FRONTAL = ((40.0, 50.0), (80.0, 50.0), (60.0, 70.0), (45.0, 90.0), (75.0, 90.0))

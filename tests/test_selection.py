@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from facerec.api import FaceRec
-from facerec.detection import DetectedFace
+from facerec.detectors import DetectedFace
 from facerec.errors import MultipleFacesError, NoFaceError
 from facerec.images import load_image
 from facerec.pipeline import Pipeline, in_frame, select_subject

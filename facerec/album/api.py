@@ -59,7 +59,7 @@ from facerec.album.scan import (
 from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate
 from facerec.album.tables import MATCH_AUTO, MATCH_CONFIRMED
 from facerec.api import FaceRec
-from facerec.detection import DetectedFace
+from facerec.detectors import DetectedFace
 from facerec.enrolment import new_sample
 from facerec.errors import ImageError, UnknownPersonError
 from facerec.gallery import NewSample

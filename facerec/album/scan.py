@@ -22,7 +22,7 @@ job without a duplicate row.
 
 Photos larger than `max_side` are decoded small (JPEG: at a reduced DCT
 scale; others: decoded, then area-shrunk) by the same rule the detector
-applies to every image (`facerec.detection.DETECTION_MAX_SIDE`): MTCNN's image
+applies to every image (`facerec.detectors.DETECTION_MAX_SIDE`): MTCNN's image
 pyramid on a 12-megapixel photo costs seconds and hundreds of megabytes, and
 faces small enough to vanish at 1600 px are below the quality gate anyway.
 Boxes and landmarks are mapped back, so the album stores them in the photo's
@@ -56,7 +56,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from facerec.album.store import AlbumStore, NewFace, NewPhoto, Relocation
-from facerec.detection import DETECTION_MAX_SIDE
+from facerec.detectors import DETECTION_MAX_SIDE
 from facerec.errors import ImageError
 from facerec.images import (
     DEFAULT_MAX_BYTES,

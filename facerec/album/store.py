@@ -50,6 +50,7 @@ from facerec.album.tables import (
     AlbumPhotoPath,
 )
 from facerec.errors import GalleryError
+from facerec.gallery.erasers import AlbumForgotten
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.schema import Identity
 from facerec.models.base import ModelIdentity
@@ -130,23 +131,6 @@ class Relocation:
     size_bytes: int
     mtime_ns: int
     gone: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class AlbumForgotten:
-    """What forgetting a person took out of the album.
-
-    `faces` were deleted (embedding, thumbnail, landmarks) and their boxes
-    recorded so rescans skip them; `photos` is how many photos they were in
-    (the photos stay: they may show other people); `negatives` counts "not
-    NAME" records; `unchecked` counts faces embedded by another model, which
-    cannot be compared with the person's prototype until a rescan.
-    """
-
-    faces: int = 0
-    photos: int = 0
-    negatives: int = 0
-    unchecked: int = 0
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from facerec.camera.events import DecisionEvent, liveness_json
 from facerec.camera.tables import AuditEvent
 from facerec.errors import GalleryError
+from facerec.gallery.erasers import AuditForgotten
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.schema import Identity
 from facerec.names import name_key
@@ -64,22 +65,6 @@ class AuditRecord:
     has_image: bool
     reason: str | None = None
     liveness: dict[str, Any] | None = None  # as in the event's JSON (`liveness_json`)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditForgotten:
-    """What forgetting a person took out of the audit log.
-
-    `events` about them (claimed or recognised) were deleted with their
-    images; `images` of their face were deleted from events about someone
-    else (the events stay); `unchecked` images of other events could not be
-    compared with them (no face found in the image, or the model that would
-    embed it differs from the gallery's) and were left.
-    """
-
-    events: int = 0
-    images: int = 0
-    unchecked: int = 0
 
 
 class AuditLog:

@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facerec.detection import DetectedFace, DetectorConfig
+from facerec.detectors.types import DetectedFace, DetectorConfig
 from facerec.errors import ModelError
 from facerec.images import RGBImage
 from facerec.replicas import ReplicaPool

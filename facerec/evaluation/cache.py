@@ -45,7 +45,7 @@ import numpy.typing as npt
 import platformdirs
 
 from facerec.alignment import Template
-from facerec.detection import DetectorConfig, DetectorKind
+from facerec.detectors import DetectorConfig, DetectorKind
 from facerec.models.base import ModelIdentity
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from facerec.alignment import warp_to_template
-from facerec.detection import DetectedFace
+from facerec.detectors import DetectedFace
 from facerec.evaluation.cache import Detection, EvaluationCache, detector_key, embedding_key
 from facerec.images import load_image, read_bytes
 from facerec.models.fusion import fuse

@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -275,6 +276,78 @@ def _heads_for(
     return heads
 
 
+def _check_protocol(episodes: int, n_way: int, n_query: int, n_unknown: int, fpir: float) -> None:
+    if episodes < 1 or n_way < 2 or n_query < 1 or n_unknown < 0 or not 0 < fpir < 1:
+        raise ValueError(
+            f"need episodes >= 1, n_way >= 2, n_query >= 1, n_unknown >= 0, 0 < fpir < 1; got "
+            f"{episodes}, {n_way}, {n_query}, {n_unknown}, {fpir}"
+        )
+
+
+def _evaluated(
+    ev_names: npt.NDArray[Any], tr_names: npt.NDArray[Any], shots: Sequence[int], n_way: int
+) -> tuple[npt.NDArray[np.intp], int, npt.NDArray[np.intp], list[int]]:
+    """The evaluated people's labels, their number and photo counts, and the K they allow.
+
+    Refuses a person both evaluated and trained on, and a set with no usable K.
+    """
+    shared = set(ev_names.tolist()) & set(tr_names.tolist())
+    if shared:
+        raise ValueError(
+            f"{len(shared)} people are both evaluated and trained on (e.g. {sorted(shared)[:3]}): "
+            "the heads must be evaluated on people they were not trained on"
+        )
+    ev_labels, n_classes = _encode(ev_names)
+    counts = np.bincount(ev_labels, minlength=n_classes)
+    usable = [k for k in shots if (counts >= k + 1).sum() >= n_way]
+    if not usable:
+        k = min(shots)
+        raise ValueError(
+            f"{n_way}-way episodes need {n_way} evaluated people with at least {k + 1} photos, "
+            f"found {(counts >= k + 1).sum()}"
+        )
+    return ev_labels, n_classes, counts, usable
+
+
+def _episode_indices(
+    labels: npt.NDArray[np.intp],
+    n_classes: int,
+    counts: npt.NDArray[np.intp],
+    k_shot: int,
+    *,
+    n_way: int,
+    n_query: int,
+    n_unknown: int,
+    episodes: int,
+    seed: int,
+) -> tuple[EpisodeIndices, EpisodeIndices | None]:
+    """The closed-set episodes for K, and the open-set ones (None: too few people for unknowns).
+
+    Each from its own seeded generator, so a K's episodes do not depend on the other K's.
+    """
+    closed = sample_episodes(
+        labels,
+        n_classes,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        episodes=episodes,
+        rng=np.random.default_rng(seed),
+    )
+    if not (n_unknown and (counts > 0).sum() >= n_way + n_unknown):
+        return closed, None
+    return closed, sample_episodes(
+        labels,
+        n_classes,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        episodes=episodes,
+        rng=np.random.default_rng([seed, 1]),
+        n_unknown=n_unknown,
+    )
+
+
 def compare_heads(
     evaluated: npt.ArrayLike,
     evaluated_labels: npt.ArrayLike,
@@ -299,29 +372,11 @@ def compare_heads(
     `n_way` evaluated people have K + 1 photos is left out; open-set results
     are None where fewer than n_way + n_unknown people exist.
     """
-    if episodes < 1 or n_way < 2 or n_query < 1 or n_unknown < 0 or not 0 < fpir < 1:
-        raise ValueError(
-            f"need episodes >= 1, n_way >= 2, n_query >= 1, n_unknown >= 0, 0 < fpir < 1; got "
-            f"{episodes}, {n_way}, {n_query}, {n_unknown}, {fpir}"
-        )
+    _check_protocol(episodes, n_way, n_query, n_unknown, fpir)
     ev = np.asarray(evaluated, dtype=np.float32)
     tr = np.asarray(training, dtype=np.float32)
     ev_names, tr_names = np.asarray(evaluated_labels), np.asarray(training_labels)
-    shared = set(ev_names.tolist()) & set(tr_names.tolist())
-    if shared:
-        raise ValueError(
-            f"{len(shared)} people are both evaluated and trained on (e.g. {sorted(shared)[:3]}): "
-            "the heads must be evaluated on people they were not trained on"
-        )
-    ev_labels, n_classes = _encode(ev_names)
-    counts = np.bincount(ev_labels, minlength=n_classes)
-    usable = [k for k in shots if (counts >= k + 1).sum() >= n_way]
-    if not usable:
-        k = min(shots)
-        raise ValueError(
-            f"{n_way}-way episodes need {n_way} evaluated people with at least {k + 1} photos, "
-            f"found {(counts >= k + 1).sum()}"
-        )
+    ev_labels, n_classes, counts, usable = _evaluated(ev_names, tr_names, shots, n_way)
     train_labels, _ = _encode(tr_names)
     cfg = train_config or EpisodicTraining(n_way=n_way)
     ft = finetune or FinetuneConfig()
@@ -331,27 +386,17 @@ def compare_heads(
     emb = torch.as_tensor(ev)
     results = []
     for k in usable:
-        closed_idx = sample_episodes(
+        closed_idx, open_idx = _episode_indices(
             ev_labels,
             n_classes,
+            counts,
+            k,
             n_way=n_way,
-            k_shot=k,
             n_query=n_query,
+            n_unknown=n_unknown,
             episodes=episodes,
-            rng=np.random.default_rng(seed),
+            seed=seed,
         )
-        open_idx = None
-        if n_unknown and (counts > 0).sum() >= n_way + n_unknown:
-            open_idx = sample_episodes(
-                ev_labels,
-                n_classes,
-                n_way=n_way,
-                k_shot=k,
-                n_query=n_query,
-                episodes=episodes,
-                rng=np.random.default_rng([seed, 1]),
-                n_unknown=n_unknown,
-            )
         heads = _heads_for(
             k,
             ev.shape[1],

@@ -70,9 +70,9 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from facerec import runtime
 from facerec.gallery.index_kind import IndexKind
 from facerec.jsonfields import json_int, json_str
+from facerec.runtime import threads
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def _use_threads() -> None:
     rather than once: a server thread searching and a CLI thread building
     both stay within `facerec.runtime.threads()`.
     """
-    faiss.omp_set_num_threads(runtime.threads())
+    faiss.omp_set_num_threads(threads())
 
 
 class PrototypeIndex:

@@ -40,7 +40,6 @@ import cv2
 import numpy as np
 import torch
 
-from facerec.detection import default_device
 from facerec.errors import ModelError, WeightsNotFoundError
 from facerec.images import RGBImage
 from facerec.liveness.minifasnet import (
@@ -54,6 +53,7 @@ from facerec.liveness.minifasnet import (
 from facerec.liveness.verdict import DEFAULT_MIN_REAL, Cue, CueResult, Verdict
 from facerec.models.base import sha256_file
 from facerec.models.inception import torch_hub_checkpoints
+from facerec.runtime import default_device
 
 log = logging.getLogger(__name__)
 

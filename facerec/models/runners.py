@@ -47,8 +47,7 @@ class TorchBackbone:
         return first.device if first is not None else _cpu()
 
     def placed_on(self, device: torch.device | None) -> TorchBackbone:
-        from facerec.detection import default_device
-        from facerec.runtime import sync_torch_threads
+        from facerec.runtime import default_device, sync_torch_threads
 
         sync_torch_threads()
         self.module.to(device or default_device()).eval()  # in place: shared, not copied

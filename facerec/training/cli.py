@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
@@ -18,16 +17,14 @@ from facerec.cli_common import (
     progress,
     reported_errors,
 )
-
-log = logging.getLogger(__name__)
-
-
-# The choices, spelled out here so that building the CLI does not import torch;
-# tests check they equal the trainer's (facerec.training.trainer.LOSSES, ...).
-LossChoice = Literal["batch-all", "batch-hard", "semi-hard", "contrastive"]
-DistanceChoice = Literal["euclidean", "squared_euclidean", "cosine"]
-OptimizerChoice = Literal["adamw", "sgd"]
-ScheduleChoice = Literal["cosine", "step", "constant"]
+from facerec.training.job import (
+    DistanceChoice,
+    LossChoice,
+    OptimizerChoice,
+    ScheduleChoice,
+    TrainOptions,
+    run,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -162,140 +159,51 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Metric-learning training on DATA_DIR (faces detected and aligned once, then cached)."""
+        options = TrainOptions(
+            data_dir=data_dir,
+            out=out,
+            model=model,
+            weights=weights,
+            random_init=random_init,
+            loss=loss,
+            margin=margin,
+            distance=distance,
+            p=p,
+            k=k,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            schedule=schedule,
+            warmup=warmup,
+            train_last=train_last,
+            freeze_until=freeze_until,
+            no_augment=no_augment,
+            no_fold_scales=no_fold_scales,
+            seed=seed,
+            resume=resume,
+            exclude_pairs=exclude_pairs,
+            fold=fold,
+            exclude_list=exclude_list,
+            min_images=min_images,
+            max_per_identity=max_per_identity,
+            val_pairs=val_pairs,
+            val_fold=val_fold,
+            cache=cache,
+            min_face_size=min_face_size,
+            detector=detector,
+            save_every=save_every,
+            workers=workers,
+            device=device,
+            threads=threads,
+        )
         with reported_errors(as_json=as_json):
-            result = _run(locals())
+            result = run(options, progress=progress())
         if as_json:
             print_json(result)
             return
         _print_human(result)
-
-
-def _run(o: dict[str, Any]) -> dict[str, Any]:
-    """The command's work, on its options (kept out of `register` so the command stays a thin layer)."""
-    from facerec.detection import DetectorConfig
-    from facerec.evaluation.pairs import read_lfw_pairs
-    from facerec.models.registry import model_spec
-    from facerec.runtime import use_threads
-    from facerec.training.data import (
-        Preparation,
-        folder_items,
-        lfw_fold_identities,
-        load_or_build,
-        load_pair_chips,
-        read_identity_list,
-    )
-    from facerec.training.trainer import TrainConfig, TrainingError, resume_config, train
-
-    use_threads(o["threads"])
-    if (o["exclude_pairs"] is None) != (o["fold"] is None):
-        raise TrainingError("--exclude-pairs and --fold go together")
-    if o["resume"] is not None:
-        config = resume_config(
-            o["resume"],
-            epochs=o["epochs"],
-            save_every=o["save_every"],
-            num_workers=o["workers"],
-            device=o["device"],
-        )
-    else:
-        config = TrainConfig(
-            model=o["model"],
-            weights=str(o["weights"]) if o["weights"] else None,
-            pretrained=not o["random_init"],
-            loss=o["loss"],
-            margin=o["margin"],
-            distance=o["distance"],
-            p=o["p"],
-            k=o["k"],
-            epochs=o["epochs"] or 3,
-            steps_per_epoch=o["steps_per_epoch"],
-            lr=o["lr"],
-            weight_decay=o["weight_decay"],
-            optimizer=o["optimizer"],
-            schedule=o["schedule"],
-            warmup_steps=o["warmup"],
-            train_last=o["train_last"],
-            freeze_until=o["freeze_until"],
-            augment=not o["no_augment"],
-            fold_scales=not o["no_fold_scales"],
-            seed=o["seed"],
-            save_every=o["save_every"] or 0,
-            num_workers=o["workers"] or 0,
-            device=o["device"],
-        )
-    spec = model_spec(config.model)
-    excluded: set[str] = set()
-    if o["exclude_pairs"] is not None:
-        excluded |= lfw_fold_identities(o["exclude_pairs"], o["fold"])
-    if o["exclude_list"] is not None:
-        excluded |= read_identity_list(o["exclude_list"])
-
-    detector_config = DetectorConfig(min_face_size=o["min_face_size"], kind=o["detector"])
-    # The cache covers the whole folder, so every fold of a rotation reuses it;
-    # exclusions apply to the chips, before any batch is drawn.
-    items = folder_items(
-        o["data_dir"], min_images=o["min_images"], max_per_identity=o["max_per_identity"]
-    )
-    chips = load_or_build(
-        items,
-        Preparation(spec.template, detector_config),
-        cache_dir=o["cache"],
-        progress=progress(),
-    )
-    data = chips.exclude(excluded).with_min_chips(2)
-
-    validation = None
-    if o["val_pairs"] is not None:
-        pairs = read_lfw_pairs(o["val_pairs"])
-        vfold = o["val_fold"]
-        same_file = (
-            o["exclude_pairs"] is not None
-            and o["val_pairs"].resolve() == o["exclude_pairs"].resolve()
-        )
-        if vfold is None and same_file:
-            vfold = o["fold"]
-        if vfold is not None:
-            folds = sorted({pr.fold for pr in pairs})
-            if not 1 <= vfold <= len(folds):
-                raise TrainingError(f"{o['val_pairs']}: has folds 1..{len(folds)}, not {vfold}")
-            pairs = [pr for pr in pairs if pr.fold == folds[vfold - 1]]
-        val_people = {x.parent.name for pr in pairs for x in (pr.a, pr.b)}
-        shared = val_people & set(data.names)
-        if shared:
-            log.warning(
-                "%d validation identities are also trained on (e.g. %s): validation figures "
-                "will be optimistic",
-                len(shared),
-                sorted(shared)[0],
-            )
-        validation = load_pair_chips(
-            pairs,
-            o["val_pairs"].parent / "images",
-            detector_config,
-            spec.template,
-            cache_dir=o["cache"],
-            progress=progress(),
-        )
-
-    result = train(
-        data, config, o["out"], resume=o["resume"], validation=validation, progress=progress()
-    )
-    return {
-        "data": {
-            "root": str(o["data_dir"]),
-            "fingerprint": chips.fingerprint,
-            "cache": str(chips.cache_path),
-            "cache_reused": chips.from_cache,
-            "photos": len(items),
-            "without_face": len(chips.missed),
-            "unreadable": len(chips.unreadable),
-            "excluded_identities": len(excluded),
-            "identities": len(data.names),
-            "chips": len(data),
-        },
-        "config": config.to_dict(),
-        "result": result,
-    }
 
 
 def _print_human(r: dict[str, Any]) -> None:

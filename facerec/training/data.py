@@ -3,7 +3,7 @@
 Why a cache: detection (MTCNN) costs far more than a training step's forward
 pass on CPU, and it gives the same answer every epoch. So each photo is
 detected and warped to the model's template exactly once, with the same
-detector and warp as the rest of facerec (`detection.py`, `alignment.py`; the
+detector and warp as the rest of facerec (`detectors/`, `alignment.py`; the
 face is the one nearest the image centre, as in `evaluation.embed`), and the
 uint8 chips are kept in one compressed ``.npz``.
 
@@ -51,7 +51,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from facerec.alignment import Template, warp_to_template
-from facerec.detection import DetectedFace, DetectorConfig, DetectorKind
+from facerec.detectors import DetectedFace, DetectorConfig, DetectorKind
 from facerec.errors import FacerecError, ImageError
 from facerec.evaluation.embed import central_face
 from facerec.evaluation.pairs import Pair, folder_identities, read_lfw_pairs
@@ -73,7 +73,7 @@ class DataError(FacerecError):
 
 
 class FaceDetector(Protocol):
-    """What the cache needs of a detector (`facerec.detection.Detector` fits)."""
+    """What the cache needs of a detector (`facerec.detectors.Detector` fits)."""
 
     def detect_batch(self, images: Sequence[RGBImage]) -> list[list[DetectedFace]]: ...
 
@@ -307,7 +307,7 @@ def load_or_build(
             log.info("%s: %d chips from the cache", path, len(cached))
             return cached
     if detector is None:
-        from facerec.detection import Detector
+        from facerec.detectors import Detector
 
         detector = Detector(prep.detector)
     built = _build(items, prep, fingerprint, detector, progress=progress, batch_size=batch_size)

@@ -62,6 +62,7 @@ from facerec.models.base import LoadedModel
 from facerec.models.dlib_resnet import Affine, ResidualBlock
 from facerec.training.batch_hard import BatchHardTripletLoss
 from facerec.training.checkpoint import (
+    Checkpoint,
     CheckpointMeta,
     load_checkpoint,
     restore_rng_state,
@@ -576,245 +577,346 @@ def train(
     checkpoints (same data, same options except `RESUMABLE_CHANGES`).
     Raises TrainingError (EmbeddingCollapseError when the guard fires).
     """
-    from facerec.detection import default_device
-    from facerec.models.registry import load_model
+    from facerec.runtime import default_device
 
     device = torch.device(config.device) if config.device else default_device()
-    checkpoint = load_checkpoint(resume) if resume is not None else None
-    if checkpoint is not None:
-        meta = checkpoint.meta
-        _check_resumable(meta.config, config, checkpoint.path)
-        if (meta.data_fingerprint, meta.identities_sha256) != (
-            data.fingerprint,
-            data.identities_sha256(),
-        ):
-            raise TrainingError(
-                f"{checkpoint.path}: trained on other data (fingerprint "
-                f"{meta.data_fingerprint[:12]}, {meta.n_identities} identities), this set is "
-                f"{data.fingerprint[:12]} with {len(data.names)} identities"
-            )
-        if meta.epoch >= config.epochs:
-            raise TrainingError(
-                f"{checkpoint.path}: already {meta.epoch} epochs done; pass more epochs to continue"
-            )
+    checkpoint = _resumable(resume, data, config) if resume is not None else None
 
     torch.manual_seed(config.seed)
     with _DeterministicCPU(device.type == "cpu"):
-        if model is None:
-            weights = Path(config.weights) if config.weights else None
-            model = load_model(config.model, weights)
-            if not config.pretrained:
-                reinitialise(model.module)
-        if config.pretrained and config.fold_scales:
-            log.info(
-                "folded %d affine scales into their convolutions", fold_affine_scales(model.module)
-            )
-        module = model.module.to(device)
-        if checkpoint is not None:
-            module.load_state_dict(checkpoint.state_dict)
-        frozen = select_trainable(
-            module, train_last=config.train_last, freeze_until=config.freeze_until
-        )
-        params = [prm for prm in module.parameters() if prm.requires_grad]
-        if not params:
-            raise TrainingError("no trainable parameters left (check train_last / freeze_until)")
-        try:
-            sampler = PKSampler(data.labels, config.p, config.k, seed=config.seed)
-        except ValueError as exc:
-            raise TrainingError(f"cannot form P x K batches: {exc}") from None
-        steps_per_epoch = len(sampler)
-        if config.steps_per_epoch is not None:
-            steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
-        optimizer = make_optimizer(params, config)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
-        start_epoch, step, skip = 0, 0, 0
-        if checkpoint is not None:
-            if checkpoint.optimizer is not None:
-                optimizer.load_state_dict(checkpoint.optimizer)
-            if checkpoint.scheduler is not None:
-                scheduler.load_state_dict(checkpoint.scheduler)
-            if checkpoint.rng is not None:
-                restore_rng_state(checkpoint.rng)
-            start_epoch = checkpoint.meta.epoch
-            step = checkpoint.meta.step
-            skip = checkpoint.meta.step_in_epoch
-            log.info("resuming %s at epoch %d, step %d", checkpoint.path, start_epoch + 1, step)
-
-        spec = model.spec
-        dataset = ChipDataset(
-            data,
-            spec.mean,
-            spec.std,
-            augment=Augment() if config.augment else None,
-            seed=config.seed,
-        )
-        objective = Objective(config.loss, config.margin, config.distance)
-        guard = CollapseGuard(config.collapse_distance, config.collapse_patience)
-        n_trainable = sum(prm.numel() for prm in params)
-        log.info(
-            "training %s on %s: %d identities, %d chips, %d steps/epoch, %d trainable parameters",
-            spec.name,
-            device,
-            len(data.names),
-            len(data),
-            steps_per_epoch,
-            n_trainable,
-        )
-
-        def validate() -> PairMetrics | None:
-            if validation is None:
-                return None
-            module.eval()
-            emb = embed_chips(module, validation.chips.chips, spec.mean, spec.std, device)
-            _set_train_mode(module, frozen)
-            return verification_metrics(emb, validation)
-
-        def meta_for(epoch: int, in_epoch: int, metrics: Mapping[str, float]) -> CheckpointMeta:
-            return CheckpointMeta(
-                model=spec.name,
-                architecture=type(module).__name__,
-                embedding_dim=spec.embedding_dim,
-                data_fingerprint=data.fingerprint,
-                identities_sha256=data.identities_sha256(),
-                n_identities=len(data.names),
-                n_images=len(data),
-                epoch=epoch,
-                step=step,
-                step_in_epoch=in_epoch,
-                base_weights_sha256=model.weights_sha256,
-                loss=objective.describe(),
-                metrics=dict(metrics),
-                config=config.to_dict(),
-                created=datetime.now(UTC).isoformat(timespec="seconds"),
-            )
-
-        def save(path: Path, epoch: int, in_epoch: int, metrics: Mapping[str, float]) -> Path:
-            return save_checkpoint(
-                path,
-                module.state_dict(),
-                meta_for(epoch, in_epoch, metrics),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                rng=rng_state(),
-            )
-
-        initial = validate() if checkpoint is None else None
+        run = _build(data, config, device, model, checkpoint, validation)
+        initial = run.validate() if checkpoint is None else None
         if initial is not None:
             log.info(
                 "validation before training: accuracy %.4f, AUC %.4f", initial.accuracy, initial.auc
             )
+        start_epoch = checkpoint.meta.epoch if checkpoint is not None else 0
+        skip = checkpoint.meta.step_in_epoch if checkpoint is not None else 0
         history: list[EpochLog] = []
-        last_path: Path | None = checkpoint.path if checkpoint is not None else None
-        run_steps, run_seconds = 0, 0.0
-        _set_train_mode(module, frozen)
+        _set_train_mode(run.module, run.frozen)
         for epoch in range(start_epoch, config.epochs):
-            sampler.set_epoch(epoch)
-            dataset.set_epoch(epoch)
             first = skip if epoch == start_epoch else 0
-            batches = list(sampler)[first:steps_per_epoch]
-            loader = DataLoader(
-                dataset,
-                batch_sampler=batches,
-                num_workers=config.num_workers,
-                # Its own generator: creating an iterator must not advance the global RNG,
-                # or a resumed run would draw different dropout masks than an uninterrupted one.
-                generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
-            )
-            losses: list[float] = []
-            actives: list[float] = []
-            t0 = time.perf_counter()
-            bar = tqdm(
-                loader,
-                total=len(batches),
-                desc=f"epoch {epoch + 1}/{config.epochs}",
-                unit="step",
-                disable=not progress,
-            )
-            for i, (x, y) in enumerate(bar, start=first):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                emb = F.normalize(module(x), dim=1)
-                if guard.update(emb):
-                    raise EmbeddingCollapseError(
-                        f"training stopped at epoch {epoch + 1}, step {step + 1}: the embeddings "
-                        f"collapsed to a single point (mean pairwise distance "
-                        f"{guard.last_distance:.2e} < {config.collapse_distance:g}, per-dimension "
-                        f"std {guard.last_std:.2e}, for {guard.streak} consecutive steps). Nothing "
-                        f"from the collapsed steps was saved; the last checkpoint is "
-                        f"{last_path or 'none'}. Lower --lr, try --loss semi-hard, or train fewer "
-                        "layers."
-                    )
-                loss, active = objective(emb, y)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"training stopped at epoch {epoch + 1}, step {step + 1}: the loss is "
-                        f"{float(loss)}; lower --lr. The last checkpoint is {last_path or 'none'}."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                run_steps += 1
-                losses.append(float(loss.detach()))
-                actives.append(active)
-                bar.set_postfix(
-                    loss=f"{losses[-1]:.4f}",
-                    active=f"{active:.2f}",
-                    lr=f"{scheduler.get_last_lr()[0]:.2e}",
-                )
-                if config.save_every and step % config.save_every == 0 and i + 1 < steps_per_epoch:
-                    last_path = save(
-                        out_dir / f"step-{step:06d}.pt",
-                        epoch,
-                        i + 1,
-                        {
-                            "loss": float(np.mean(losses)),
-                            "active_fraction": float(np.mean(actives)),
-                        },
-                    )
-            bar.close()
-            seconds = time.perf_counter() - t0
-            run_seconds += seconds
-            val = validate()
-            entry = EpochLog(
-                epoch=epoch + 1,
-                steps=len(losses),
-                loss=float(np.mean(losses)) if losses else math.nan,
-                active_fraction=float(np.mean(actives)) if actives else math.nan,
-                lr=float(scheduler.get_last_lr()[0]),
-                seconds=seconds,
-                validation=val,
-            )
-            history.append(entry)
-            metrics = {
-                "loss": entry.loss,
-                "active_fraction": entry.active_fraction,
-                "seconds_per_step": seconds / max(1, len(losses)),
-            }
-            if val is not None:
-                metrics.update(val.flat("val_"))
-            log.info(
-                "epoch %d: loss %.4f, active %.3f, %.2f s/step%s",
-                entry.epoch,
-                entry.loss,
-                entry.active_fraction,
-                metrics["seconds_per_step"],
-                f", validation accuracy {val.accuracy:.4f}, AUC {val.auc:.4f}" if val else "",
-            )
-            last_path = save(out_dir / f"epoch-{epoch + 1:03d}.pt", epoch + 1, 0, metrics)
-            _copy_atomic(last_path, out_dir / "last.pt")
-    module.eval()
-    assert last_path is not None
+            history.append(run.epoch(epoch, first, out_dir, progress=progress))
+    run.module.eval()
+    assert run.last_path is not None
     return TrainResult(
-        checkpoint=last_path,
+        checkpoint=run.last_path,
         epochs=config.epochs,
-        steps=step,
+        steps=run.step,
         history=tuple(history),
         initial_validation=initial,
-        seconds_per_step=run_seconds / max(1, run_steps),
-        trainable_parameters=n_trainable,
+        seconds_per_step=run.run_seconds / max(1, run.run_steps),
+        trainable_parameters=run.n_trainable,
         identities=len(data.names),
         images=len(data),
         device=str(device),
         resumed_from=resume,
     )
+
+
+def _resumable(resume: Path, data: ChipSet, config: TrainConfig) -> Checkpoint:
+    """The checkpoint to resume from, refused if it saw other data or options or is finished."""
+    checkpoint = load_checkpoint(resume)
+    meta = checkpoint.meta
+    _check_resumable(meta.config, config, checkpoint.path)
+    if (meta.data_fingerprint, meta.identities_sha256) != (
+        data.fingerprint,
+        data.identities_sha256(),
+    ):
+        raise TrainingError(
+            f"{checkpoint.path}: trained on other data (fingerprint "
+            f"{meta.data_fingerprint[:12]}, {meta.n_identities} identities), this set is "
+            f"{data.fingerprint[:12]} with {len(data.names)} identities"
+        )
+    if meta.epoch >= config.epochs:
+        raise TrainingError(
+            f"{checkpoint.path}: already {meta.epoch} epochs done; pass more epochs to continue"
+        )
+    return checkpoint
+
+
+def _build(
+    data: ChipSet,
+    config: TrainConfig,
+    device: torch.device,
+    model: LoadedModel | None,
+    checkpoint: Checkpoint | None,
+    validation: PairChips | None,
+) -> _Run:
+    """The network, its trainable part, batches, optimiser and schedule, restored from `checkpoint`.
+
+    Runs after `torch.manual_seed`: the order of the draws here (a network's
+    fresh initialisation first) is part of what makes two runs alike.
+    """
+    model, module = _network(config, device, model, checkpoint)
+    frozen = select_trainable(
+        module, train_last=config.train_last, freeze_until=config.freeze_until
+    )
+    params = [prm for prm in module.parameters() if prm.requires_grad]
+    if not params:
+        raise TrainingError("no trainable parameters left (check train_last / freeze_until)")
+    try:
+        sampler = PKSampler(data.labels, config.p, config.k, seed=config.seed)
+    except ValueError as exc:
+        raise TrainingError(f"cannot form P x K batches: {exc}") from None
+    steps_per_epoch = len(sampler)
+    if config.steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
+    optimizer = make_optimizer(params, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
+    if checkpoint is not None:
+        _restore(checkpoint, optimizer, scheduler)
+    spec = model.spec
+    run = _Run(
+        config=config,
+        data=data,
+        model=model,
+        module=module,
+        frozen=frozen,
+        device=device,
+        sampler=sampler,
+        steps_per_epoch=steps_per_epoch,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        dataset=ChipDataset(
+            data,
+            spec.mean,
+            spec.std,
+            augment=Augment() if config.augment else None,
+            seed=config.seed,
+        ),
+        objective=Objective(config.loss, config.margin, config.distance),
+        guard=CollapseGuard(config.collapse_distance, config.collapse_patience),
+        n_trainable=sum(prm.numel() for prm in params),
+        validation=validation,
+        step=checkpoint.meta.step if checkpoint is not None else 0,
+        last_path=checkpoint.path if checkpoint is not None else None,
+    )
+    log.info(
+        "training %s on %s: %d identities, %d chips, %d steps/epoch, %d trainable parameters",
+        spec.name,
+        device,
+        len(data.names),
+        len(data),
+        steps_per_epoch,
+        run.n_trainable,
+    )
+    return run
+
+
+def _network(
+    config: TrainConfig,
+    device: torch.device,
+    model: LoadedModel | None,
+    checkpoint: Checkpoint | None,
+) -> tuple[LoadedModel, nn.Module]:
+    """The model to train (given, or loaded; fresh unless pretrained), with `checkpoint`'s weights."""
+    from facerec.models.registry import load_model
+
+    if model is None:
+        weights = Path(config.weights) if config.weights else None
+        model = load_model(config.model, weights)
+        if not config.pretrained:
+            reinitialise(model.module)
+    if config.pretrained and config.fold_scales:
+        log.info(
+            "folded %d affine scales into their convolutions", fold_affine_scales(model.module)
+        )
+    module = model.module.to(device)
+    if checkpoint is not None:
+        module.load_state_dict(checkpoint.state_dict)
+    return model, module
+
+
+def _restore(
+    checkpoint: Checkpoint,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> None:
+    """Put the optimiser, the schedule and the RNGs back where `checkpoint` left them."""
+    if checkpoint.optimizer is not None:
+        optimizer.load_state_dict(checkpoint.optimizer)
+    if checkpoint.scheduler is not None:
+        scheduler.load_state_dict(checkpoint.scheduler)
+    if checkpoint.rng is not None:
+        restore_rng_state(checkpoint.rng)
+    log.info(
+        "resuming %s at epoch %d, step %d",
+        checkpoint.path,
+        checkpoint.meta.epoch + 1,
+        checkpoint.meta.step,
+    )
+
+
+@dataclass(eq=False)
+class _Run:
+    """One run's moving parts, built by `_build`; `step`, `last_path` and the timings advance."""
+
+    config: TrainConfig
+    data: ChipSet
+    model: LoadedModel
+    module: nn.Module
+    frozen: list[nn.Module]
+    device: torch.device
+    sampler: PKSampler
+    steps_per_epoch: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    dataset: ChipDataset
+    objective: Objective
+    guard: CollapseGuard
+    n_trainable: int
+    validation: PairChips | None
+    step: int = 0
+    last_path: Path | None = None
+    run_steps: int = 0
+    run_seconds: float = 0.0
+
+    def validate(self) -> PairMetrics | None:
+        """Verification figures on the held-out pairs (None without them), then back to training."""
+        if self.validation is None:
+            return None
+        spec = self.model.spec
+        self.module.eval()
+        emb = embed_chips(
+            self.module, self.validation.chips.chips, spec.mean, spec.std, self.device
+        )
+        _set_train_mode(self.module, self.frozen)
+        return verification_metrics(emb, self.validation)
+
+    def epoch(self, epoch: int, first: int, out_dir: Path, *, progress: bool) -> EpochLog:
+        """One epoch from its step `first` (a resumed run skips what it did), saved at its end."""
+        config = self.config
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+        batches = list(self.sampler)[first : self.steps_per_epoch]
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            num_workers=config.num_workers,
+            # Its own generator: creating an iterator must not advance the global RNG,
+            # or a resumed run would draw different dropout masks than an uninterrupted one.
+            generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
+        )
+        losses: list[float] = []
+        actives: list[float] = []
+        t0 = time.perf_counter()
+        bar = tqdm(
+            loader,
+            total=len(batches),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="step",
+            disable=not progress,
+        )
+        for i, (x, y) in enumerate(bar, start=first):
+            loss, active = self._step(x, y, epoch)
+            losses.append(loss)
+            actives.append(active)
+            bar.set_postfix(
+                loss=f"{loss:.4f}",
+                active=f"{active:.2f}",
+                lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+            )
+            step = self.step
+            if config.save_every and step % config.save_every == 0 and i + 1 < self.steps_per_epoch:
+                self.last_path = self.save(
+                    out_dir / f"step-{step:06d}.pt",
+                    epoch,
+                    i + 1,
+                    {"loss": float(np.mean(losses)), "active_fraction": float(np.mean(actives))},
+                )
+        bar.close()
+        seconds = time.perf_counter() - t0
+        self.run_seconds += seconds
+        entry = EpochLog(
+            epoch=epoch + 1,
+            steps=len(losses),
+            loss=float(np.mean(losses)) if losses else math.nan,
+            active_fraction=float(np.mean(actives)) if actives else math.nan,
+            lr=float(self.scheduler.get_last_lr()[0]),
+            seconds=seconds,
+            validation=self.validate(),
+        )
+        self._end_epoch(entry, out_dir)
+        return entry
+
+    def _step(self, x: Tensor, y: Tensor, epoch: int) -> tuple[float, float]:
+        """One optimisation step on a batch: (loss, active fraction); refuses collapse and NaN."""
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        emb = F.normalize(self.module(x), dim=1)
+        config, guard, last = self.config, self.guard, self.last_path or "none"
+        if guard.update(emb):
+            raise EmbeddingCollapseError(
+                f"training stopped at epoch {epoch + 1}, step {self.step + 1}: the embeddings "
+                f"collapsed to a single point (mean pairwise distance "
+                f"{guard.last_distance:.2e} < {config.collapse_distance:g}, per-dimension "
+                f"std {guard.last_std:.2e}, for {guard.streak} consecutive steps). Nothing "
+                f"from the collapsed steps was saved; the last checkpoint is "
+                f"{last}. Lower --lr, try --loss semi-hard, or train fewer "
+                "layers."
+            )
+        loss, active = self.objective(emb, y)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"training stopped at epoch {epoch + 1}, step {self.step + 1}: the loss is "
+                f"{float(loss)}; lower --lr. The last checkpoint is {last}."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self.run_steps += 1
+        return float(loss.detach()), active
+
+    def _end_epoch(self, entry: EpochLog, out_dir: Path) -> None:
+        """Log the epoch and save it as `epoch-NNN.pt` and `last.pt`."""
+        val = entry.validation
+        metrics = {
+            "loss": entry.loss,
+            "active_fraction": entry.active_fraction,
+            "seconds_per_step": entry.seconds / max(1, entry.steps),
+        }
+        if val is not None:
+            metrics.update(val.flat("val_"))
+        log.info(
+            "epoch %d: loss %.4f, active %.3f, %.2f s/step%s",
+            entry.epoch,
+            entry.loss,
+            entry.active_fraction,
+            metrics["seconds_per_step"],
+            f", validation accuracy {val.accuracy:.4f}, AUC {val.auc:.4f}" if val else "",
+        )
+        self.last_path = self.save(out_dir / f"epoch-{entry.epoch:03d}.pt", entry.epoch, 0, metrics)
+        _copy_atomic(self.last_path, out_dir / "last.pt")
+
+    def save(self, path: Path, epoch: int, in_epoch: int, metrics: Mapping[str, float]) -> Path:
+        """A resumable checkpoint: weights, optimiser, schedule and RNG at this step."""
+        return save_checkpoint(
+            path,
+            self.module.state_dict(),
+            self._meta(epoch, in_epoch, metrics),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            rng=rng_state(),
+        )
+
+    def _meta(self, epoch: int, in_epoch: int, metrics: Mapping[str, float]) -> CheckpointMeta:
+        spec, data = self.model.spec, self.data
+        return CheckpointMeta(
+            model=spec.name,
+            architecture=type(self.module).__name__,
+            embedding_dim=spec.embedding_dim,
+            data_fingerprint=data.fingerprint,
+            identities_sha256=data.identities_sha256(),
+            n_identities=len(data.names),
+            n_images=len(data),
+            epoch=epoch,
+            step=self.step,
+            step_in_epoch=in_epoch,
+            base_weights_sha256=self.model.weights_sha256,
+            loss=self.objective.describe(),
+            metrics=dict(metrics),
+            config=self.config.to_dict(),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from facerec.alignment import alignment_matrix, transform_points, warp_to_template
-from facerec.detection import (
+from facerec.detectors import (
     SURE_SCORE,
     Detector,
     DetectorConfig,
     DetectorKind,
     YuNetConfig,
+    yunet,
 )
-from facerec.detectors import yunet
 from facerec.errors import ModelError
 from facerec.images import load_image
 from facerec.models.dlib_resnet import DLIB_TEMPLATE

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec.detection import Detector, DetectorConfig
+from facerec.detectors import Detector, DetectorConfig
 from facerec.embedding import Embedder
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set

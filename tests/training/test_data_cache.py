@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerec.detection import DetectedFace, Detector, DetectorConfig
+from facerec.detectors import DetectedFace, Detector, DetectorConfig
 from facerec.errors import FacerecError
 from facerec.images import RGBImage
 from facerec.models.dlib_resnet import DLIB_SPEC, DLIB_TEMPLATE
