@@ -370,6 +370,7 @@ def scan_on_ray(
                             ledger.add(r.photo)
                     ledger.flush()
         ledger.flush()  # the skipped entries when there was nothing to read
+        ledger.finish()
     finally:
         ledger.close()
     return ledger.counts(time.perf_counter() - start)

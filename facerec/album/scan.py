@@ -55,7 +55,7 @@ from typing import Any, TypeVar
 from PIL import Image
 from tqdm import tqdm
 
-from facerec.album.store import AlbumStore, NewFace, NewPhoto, Relocation
+from facerec.album.store import AlbumStore, KnownPhoto, NewFace, NewPhoto, Relocation
 from facerec.detection import DETECTION_MAX_SIDE
 from facerec.errors import ImageError
 from facerec.images import (
@@ -139,6 +139,7 @@ class ScanCounts:
     faces: int
     seconds: float
     skipped: int = 0
+    pruned: int = 0
 
 
 def find_photos(root: Path) -> list[PhotoFile]:
@@ -302,7 +303,8 @@ class ScanPlan:
     vouch for (they are read and hashed); `special` are not regular files
     (recorded as skipped, never opened); `current` is the content that needs
     no new pass (errors stay errors; faces count only from `model`);
-    `paths_of` lists the album's paths of each content, to notice moves.
+    `paths_of` lists the album's paths of each content, to notice moves;
+    `gone` are the album's paths under the folder that no longer exist.
     """
 
     model: ModelIdentity
@@ -311,6 +313,7 @@ class ScanPlan:
     special: tuple[PhotoFile, ...]
     current: frozenset[str]
     paths_of: Mapping[str, tuple[str, ...]]
+    gone: tuple[str, ...] = ()
 
     @property
     def unchanged(self) -> int:
@@ -321,6 +324,7 @@ def plan_scan(root: Path, store: AlbumStore, model: ModelIdentity) -> ScanPlan:
     """Walk `root` and set aside what the album already holds unchanged; reads no photo."""
     files = find_photos(root)
     known = store.known()
+    gone = _gone_paths(Path(root).expanduser().resolve(), {str(f.path) for f in files}, known)
     by_path = {k.path: k for k in known}
     current = frozenset(k.content_sha256 for k in known if not k.ok or k.model == model)
     paths_of: dict[str, list[str]] = {}
@@ -344,7 +348,27 @@ def plan_scan(root: Path, store: AlbumStore, model: ModelIdentity) -> ScanPlan:
         special=tuple(f for f in todo if f.problem is not None),
         current=current,
         paths_of={sha: tuple(paths) for sha, paths in paths_of.items()},
+        gone=gone,
     )
+
+
+def _gone_paths(root: Path, found: set[str], known: Sequence[KnownPhoto]) -> tuple[str, ...]:
+    """The album's paths under `root` that the walk did not meet and that are not on disk.
+
+    Only a path the file system says does not exist is gone: one in a folder
+    the walk could not read (permissions, a disk error) stays in the album.
+    """
+    out = []
+    for k in known:
+        if k.path in found or not Path(k.path).is_relative_to(root):
+            continue
+        try:
+            os.lstat(k.path)
+        except (FileNotFoundError, NotADirectoryError):
+            out.append(k.path)
+        except OSError:
+            continue
+    return tuple(sorted(set(out)))
 
 
 def photos_of(
@@ -403,6 +427,7 @@ class Ledger:
         for f in plan.special:
             log.warning("%s: %s; skipped", display_path(f.path), f.problem)
         self._bar = tqdm(total=len(plan.todo), desc="scanning", unit="photo", disable=not progress)
+        self.pruned = 0
 
     def admit(
         self,
@@ -477,6 +502,21 @@ class Ledger:
             writing, self._writing = self._writing, None
             writing.result()
 
+    def finish(self) -> None:
+        """After the last flush: wait for it, then prune the album's files gone from disk.
+
+        Last, not first: a moved file's old path is taken over by its new one
+        as it is read (a `Relocation`), which keeps its faces and names; only
+        content found at no path of the folder leaves the album, its faces,
+        embeddings and thumbnails with it.
+        """
+        self.wait()
+        self.pruned = self.store.prune(self.plan.gone)
+        if self.plan.gone:
+            log.info(
+                "%d path(s) gone from disk, %d photo(s) pruned", len(self.plan.gone), self.pruned
+            )
+
     def close(self) -> None:
         self._bar.close()
 
@@ -490,6 +530,7 @@ class Ledger:
             faces=self.faces,
             seconds=seconds,
             skipped=len(self.plan.special),
+            pruned=self.pruned,
         )
 
 
@@ -545,7 +586,7 @@ def scan_folder(
             if len(batch) >= batch_size:
                 flush()
         flush()
-        ledger.wait()
+        ledger.finish()
     finally:
         writer.shutdown(wait=True)  # an interrupted scan still commits the batch in flight
         ledger.close()
