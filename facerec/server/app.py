@@ -247,9 +247,16 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             status_code=422,
         )
 
-    @app.get("/v1/health", response_model=HealthOut, tags=["service"])
+    @app.get(
+        "/v1/health",
+        response_model=HealthOut,
+        responses={503: {"model": ErrorOut, "description": "the database cannot be reached"}},
+        tags=["service"],
+    )
     async def health(svc: Service) -> HealthOut:
-        """Up, with the model loaded. Needs no key (for load balancers and probes)."""
+        """Up, with the model loaded and the database answering (else 503, as every route
+        would answer). Needs no key (for load balancers and probes)."""
+        await run_in_threadpool(svc.check_database)
         return HealthOut(status="ok", model=svc.model_name, version=_version())
 
     @app.post(
@@ -290,7 +297,9 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             result = await run_in_threadpool(
                 svc.enroll, name, uploads, largest=largest, force=force, strict=strict
             )
-        except ValueError as exc:  # an invalid name, from the gallery's validation
+        except FacerecError:
+            raise  # InvalidNameError included: the same answer as every other verb gives
+        except ValueError as exc:  # e.g. too many photos
             raise HTTPException(400, str(exc)) from None
         return enrollment_json(result)
 

@@ -35,6 +35,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sqlalchemy import text
+
 from facerec.api import FaceRec, Forgotten, ImageIdentification
 from facerec.decision import Verification
 from facerec.errors import FacerecError, UnknownPersonError
@@ -103,6 +105,15 @@ class FaceService:
     def database(self) -> Database:
         """The gallery's database, shared with the stores beside it (the API keys)."""
         return self._fr.database
+
+    def check_database(self) -> None:
+        """One trivial query, or the `GalleryError` (HTTP 503) of a database that cannot answer.
+
+        What `/v1/health` asks: a service whose database is down is not up,
+        however loaded its model is (every other route would answer 503).
+        """
+        with self.database.read() as s:
+            s.execute(text("SELECT 1"))
 
     def _decode(self, upload: Upload) -> LoadedImage:
         filename = (upload.filename or "image")[:MAX_FILENAME_CHARS]
