@@ -59,6 +59,14 @@ def serve(
             help="Seconds a request may wait for the model before it gets 503 (server busy).",
         ),
     ] = 30.0,
+    body_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            help="Seconds a request body may take to arrive (408 after; also 10 s between "
+            "chunks at most).",
+        ),
+    ] = 60.0,
     threshold: ThresholdOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
@@ -83,6 +91,9 @@ def serve(
     if not budget_s > 0:
         typer.echo(f"error: --request-budget must be positive, got {budget_s}", err=True)
         raise typer.Exit(EXIT_ERROR)
+    if not body_timeout_s > 0:
+        typer.echo(f"error: --body-timeout must be positive, got {body_timeout_s}", err=True)
+        raise typer.Exit(EXIT_ERROR)
     if not _is_loopback(host):
         log.warning(
             "listening on %s: API keys and photos travel in clear over plain HTTP; "
@@ -98,6 +109,7 @@ def serve(
         ),
         max_upload_bytes=int(max_upload_mb * 2**20),
         budget_s=budget_s,
+        body_timeout_s=body_timeout_s,
     )
     # Open the gallery and load the model before listening: a bad gallery or missing
     # weights is then one line on stderr and exit code 2, as in every other command.
