@@ -59,9 +59,11 @@ from facerec.album.store import AlbumStore, KnownPhoto, NewFace, NewPhoto, Reloc
 from facerec.detection import DETECTION_MAX_SIDE
 from facerec.errors import ImageError
 from facerec.images import (
+    DEFAULT_DECODE_BUDGET,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
+    DecodeBudget,
     LoadedImage,
     RGBImage,
     decode_image,
@@ -184,7 +186,13 @@ def path_key(path: Path) -> str:
 
 
 class Fetcher:
-    """Reads, hashes and decodes one file; runs in a worker thread, never raises for bad files."""
+    """Reads, hashes and decodes one file; runs in a worker thread, never raises for bad files.
+
+    Its threads share one `DecodeBudget`: a decode waits until the pixel
+    buffers the photo's header announces fit beside the others' (a folder of
+    8900x8900 16-bit scans decodes one at a time, whatever `workers` says),
+    and a photo that could never fit is recorded as an error, undecoded.
+    """
 
     def __init__(
         self,
@@ -193,11 +201,13 @@ class Fetcher:
         max_side: int | None = DEFAULT_MAX_SIDE,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        budget: DecodeBudget | None = None,
     ) -> None:
         self.known = known
         self.max_side = max_side
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
+        self.budget = DecodeBudget() if budget is None else budget
 
     def __call__(self, file: PhotoFile) -> Fetched:
         """Read and decode `file`, or say why not."""
@@ -219,6 +229,7 @@ class Fetcher:
                 source=display_path(file.path),
                 max_pixels=self.max_pixels,
                 max_side=self.max_side,
+                budget=self.budget,
             )
         except ImageError as exc:
             return self._failed(file, sha, exc.reason)
@@ -545,10 +556,12 @@ def scan_folder(
     thumbnails: bool = True,
     progress: bool = False,
     parallel: int = 1,
+    decode_budget: int = DEFAULT_DECODE_BUDGET,
 ) -> ScanCounts:
     """Bring the album up to date with the photos under `root`; see the module docstring.
 
-    `workers` threads read and decode; `parallel` photos of each batch are
+    `workers` threads read and decode, their pixel buffers together within
+    `decode_budget` bytes (`Fetcher`); `parallel` photos of each batch are
     detected and embedded at once (`Pipeline.faces_batch`).
     """
     start = time.perf_counter()
@@ -570,7 +583,7 @@ def scan_folder(
         batch.clear()
         release_memory()
 
-    fetcher = Fetcher(plan.current, max_side=max_side)
+    fetcher = Fetcher(plan.current, max_side=max_side, budget=DecodeBudget(decode_budget))
     pool = ThreadPoolExecutor(workers, thread_name_prefix="album-decode") if workers else None
     try:
         window = 2 * max(workers, 1) + batch_size
