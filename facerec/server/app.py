@@ -47,6 +47,7 @@ from facerec.errors import (
     NoFaceError,
     UnknownPersonError,
 )
+from facerec.images import DEFAULT_DECODE_BUDGET
 from facerec.schemas import (
     EnrollmentJSON,
     ImageJSON,
@@ -104,6 +105,7 @@ class ServerConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     budget_s: float = DEFAULT_BUDGET_S
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    decode_budget: int = DEFAULT_DECODE_BUDGET
 
 
 def status_for(exc: FacerecError) -> int:
@@ -193,7 +195,12 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             owned = FaceRec(config.db, config.settings)
             try:
                 svc = await run_in_threadpool(
-                    FaceService, owned, max_pixels=config.max_pixels, budget_s=config.budget_s
+                    lambda: FaceService(
+                        owned,
+                        max_pixels=config.max_pixels,
+                        budget_s=config.budget_s,
+                        decode_budget=config.decode_budget,
+                    )
                 )
             except BaseException:
                 owned.close()

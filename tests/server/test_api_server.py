@@ -316,10 +316,14 @@ def test_fields_are_checked_first_and_never_echoed_in_full(server: Server, share
         r = c.post("/v1/enroll", data={"name": long}, files=[("image", small)] * 4)
         assert r.status_code == 400 and len(r.text) < 500, r.text
         # The same bad name is the same error whatever the verb (enrol said "HTTPError").
-        assert r.json() == verify_error == {
-            "detail": verify_error["detail"],
-            "error": "InvalidNameError",
-        }, r.text
+        assert (
+            r.json()
+            == verify_error
+            == {
+                "detail": verify_error["detail"],
+                "error": "InvalidNameError",
+            }
+        ), r.text
         r = c.delete(f"/v1/people/{long}")
         assert r.status_code == 400 and len(r.text) < 500, r.text
         assert r.json() == verify_error, r.text

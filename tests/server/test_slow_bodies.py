@@ -73,7 +73,7 @@ def head(served: Served, length: int, token: str | None = None) -> bytes:
         f"POST /v1/identify HTTP/1.1\r\nHost: {served.host}:{served.port}\r\n{auth}"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
         f"Content-Length: {length}\r\n\r\n"
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
         f"Content-Type: image/png\r\n\r\n"
     ).encode()
 
