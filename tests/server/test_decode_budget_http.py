@@ -64,3 +64,27 @@ def test_four_enrolments_of_ten_huge_black_pngs_stay_within_the_budget(tmp_path:
     over = peak - before
     print(f"server RSS {before / 2**20:.0f} MiB before, peak {peak / 2**20:.0f} MiB")
     assert over < DEFAULT_DECODE_BUDGET + SLACK, f"{over / 2**20:.0f} MiB over"
+
+
+def test_a_request_out_of_time_gets_503_with_retry_after_over_http(tmp_path: Path) -> None:
+    """The promise clients retry by, over HTTP: 503 and `Retry-After: 1` when the budget runs out.
+
+    Ten 23.5-megapixel uploads take seconds to decode, past a 0.3 s request budget.
+    """
+    db = tmp_path / "g.db"
+    with Database.open(db) as database:
+        token = KeyStore(database).create("tests").token
+    env = dict(os.environ, FACEREC_OFFLINE="1", FACEREC_DB=str(tmp_path / "unused.db"))
+    black = solid_png(4800, 4900, (0, 0, 0), level=9)
+    args = ["--db", str(db), "--log-level", "warning", "--request-budget", "0.3"]
+    with serving_process(args, env, tmp_path / "server.log") as (url, _):
+        r = httpx.post(
+            f"{url}/v1/enroll",
+            data={"name": "Black Square"},
+            files=[("image", (f"b{i}.png", black, "image/png")) for i in range(10)],
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        )
+    assert r.status_code == 503, r.text
+    assert r.headers.get("retry-after") == "1", r.headers
+    assert r.json()["error"] == "ServiceBusyError" and "retry later" in r.json()["detail"], r.text
