@@ -113,14 +113,17 @@ class ImageHeader:
 
         Pillow's buffer, a second one when an EXIF rotation is applied, and the
         conversion's buffers (`_CONVERT_BYTES`); the shrink to `max_side` adds
-        only its small result. Not counted: the encoded bytes (the caller has
-        them already) and a few hundred bytes per row of decoder state.
+        only its result (at most `max_side` squared, RGB). Not counted: the
+        encoded bytes (the caller has them already).
         """
         w, h = self.decoded_size(max_side)
         mode = self.mode
         own = _PIL_BYTES.get(mode, 4)
         convert = _CONVERT_BYTES.get(mode, 10) + (12 if mode in _ALPHA_MODES else 0)
-        return w * h * (own * (2 if self.rotated else 1) + convert)
+        if self.format in _JPEG_FORMATS:
+            convert += 1  # libjpeg's own buffers and the strict damage check beside them
+        shrunk = 0 if max_side is None or max(w, h) <= max_side else max_side * max_side * 3
+        return w * h * (own * (2 if self.rotated else 1) + convert) + shrunk
 
 
 class DecodeBudget:

@@ -52,7 +52,8 @@ def test_a_jpeg_decoded_small_costs_what_its_dct_scale_decodes() -> None:
     Image.new("RGB", (4000, 3000), (90, 100, 110)).save(buf, format="JPEG")
     head = read_header(buf.getvalue())
     assert head.decoded_size(1600) == (2000, 1500)  # 1/2: the smallest scale still >= 1600 px
-    assert head.decode_bytes(1600) * 4 == head.decode_bytes()
+    assert head.decode_bytes() == 4000 * 3000 * 11  # RGB: 10, and 1 for libjpeg
+    assert head.decode_bytes(1600) == 2000 * 1500 * 11 + 1600 * 1600 * 3  # and the shrunk copy
 
 
 def test_the_budget_makes_decoders_wait_and_refuses_what_never_fits() -> None:
