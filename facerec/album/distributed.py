@@ -524,10 +524,8 @@ class RayletWatch:
 
 def _local_raylet_pid() -> int | None:
     """The pid of the raylet serving this driver when it runs on this machine (Linux), else None."""
-    try:
-        socket_name = ray._private.worker.global_worker.node.raylet_socket_name
-    except AttributeError:
-        return None
+    node = getattr(getattr(ray._private.worker, "global_worker", None), "node", None)
+    socket_name = getattr(node, "raylet_socket_name", None)
     proc = Path("/proc")
     if not socket_name or not proc.is_dir():
         return None
