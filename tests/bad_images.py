@@ -59,3 +59,41 @@ def solid_png(
     return (
         b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
     )
+
+
+def grey16_png(width: int, height: int, level: int = 6, seed: int = 0) -> bytes:
+    """A real 16-bit greyscale PNG (decodes as Pillow mode I;16), written row by row.
+
+    A smooth ramp with a `seed`-dependent offset, so every call gives other
+    content (an album scan skips duplicates) and compresses to about a
+    megabyte at 8900x8900, as the reports' scans did.
+    """
+    z = zlib.compressobj(level)
+    parts = []
+    for y in range(height):
+        v = (y * 7 + seed * 977) % 65536
+        parts.append(z.compress(b"\x00" + struct.pack(">H", v) * width))
+    idat = b"".join(parts) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
+
+
+def peak_rss_command(out: Path, argv: list[str]) -> list[str]:
+    """`python -c` running the facerec CLI with `argv`, writing its own peak RSS (bytes) to `out`.
+
+    The peak is the process's own (`ru_maxrss` of RUSAGE_SELF), not that of
+    every child the test process ever waited for.
+    """
+    import sys
+
+    code = (
+        "import atexit, resource, sys\n"
+        f"atexit.register(lambda: open({str(out)!r}, 'w').write("
+        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)))\n"
+        f"sys.argv = ['facerec', *{argv!r}]\n"
+        "from facerec.cli import main\n"
+        "main()\n"
+    )
+    return [sys.executable, "-c", code]

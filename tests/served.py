@@ -29,6 +29,15 @@ def serving(
     The server's output goes to `log`; a server that exits or is not up within
     `startup_s` (it loads the model before it listens) fails the test with it.
     """
+    with serving_process(args, env, log, startup_s) as (url, _):
+        yield url
+
+
+@contextmanager
+def serving_process(
+    args: list[str], env: Mapping[str, str], log: Path, startup_s: float = 180
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serving`, with the server's process too (to look at its memory or open files)."""
     port = free_port()
     cmd = [sys.executable, "-m", "facerec", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("w") as out:
@@ -47,7 +56,7 @@ def serving(
             if time.monotonic() > deadline:
                 pytest.fail(f"server not up in {startup_s} s")
             time.sleep(0.3)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:

@@ -13,6 +13,8 @@ import pytest
 
 from facerec.images import LoadedImage, load_image
 
+from .conftest import shared_file
+
 PHOTOS = [
     "face_recognition/examples/two_people.jpg",
     "face_recognition/examples/obama.jpg",
@@ -37,9 +39,7 @@ def yunet_sface(sface):  # type: ignore[no-untyped-def]
 def photos(shared: Path) -> list[LoadedImage]:
     out = []
     for rel in PHOTOS:
-        if not (shared / rel).exists():
-            pytest.skip(f"shared file {rel} not present")
-        out.append(load_image(shared / rel))
+        out.append(load_image(shared_file(shared, rel)))
     return out
 
 

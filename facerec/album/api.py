@@ -212,6 +212,7 @@ class Album:
             seconds=counts.seconds,
             refresh=refresh,
             skipped=counts.skipped,
+            pruned=counts.pruned,
         )
 
     def refresh(self, *, fold: bool = False) -> RefreshResult:

@@ -228,7 +228,9 @@ def scan(
             typer.echo(
                 f"{r.root}: {r.found} photo(s) found, {r.unchanged} unchanged, "
                 f"{r.duplicates} already known, {r.processed} processed ({r.faces} face(s)), "
-                f"{r.errors} unreadable, {r.skipped} skipped (not regular files); {r.seconds:.1f} s, {r.photos_per_second:.2f} photos/s, "
+                f"{r.errors} unreadable, {r.skipped} skipped (not regular files), "
+                f"{r.pruned} gone from disk (removed); {r.seconds:.1f} s, "
+                f"{r.photos_per_second:.2f} photos/s, "
                 f"{r.faces_per_second:.2f} faces/s"
             )
             typer.echo(_refresh_line(r.refresh))

@@ -41,11 +41,14 @@ This module imports Ray; nothing else in facerec does, so a scan without
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
 import logging
 import math
 import os
 import socket
+import sys
+import threading
 import time
 from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
@@ -370,6 +373,7 @@ def scan_on_ray(
                             ledger.add(r.photo)
                     ledger.flush()
         ledger.flush()  # the skipped entries when there was nothing to read
+        ledger.finish()
     finally:
         ledger.close()
     return ledger.counts(time.perf_counter() - start)
@@ -418,9 +422,16 @@ def _results(
 
 @contextmanager
 def connected(address: str | None) -> Iterator[None]:
-    """Connected to Ray for the block: an existing connection as it is, else `ray.init(address)`."""
+    """Connected to Ray for the block: an existing connection as it is, else `ray.init(address)`.
+
+    A Ray failure inside becomes an `AlbumError` (one `error:` line and exit
+    code 2 from the CLI), and so does the death of this machine's raylet,
+    which Ray itself answers by ending the driver's process with exit code 1
+    and pages of its logs, some seconds later (`RayletWatch`).
+    """
     if ray.is_initialized():
-        yield
+        with _ray_failures(address):
+            yield
         return
     try:
         ray.init(
@@ -433,7 +444,108 @@ def connected(address: str | None) -> Iterator[None]:
         raise AlbumError(
             f"cannot connect to Ray at {address or 'a new local instance'}: {exc}"
         ) from exc
+    watch = RayletWatch.start()
+    try:
+        with _ray_failures(address, watch):
+            yield
+    finally:
+        if watch is not None:
+            watch.stop()
+        if watch is None or watch.lost is None:  # with its raylet gone, shutdown would hang
+            ray.shutdown()
+
+
+@contextmanager
+def _ray_failures(address: str | None, watch: RayletWatch | None = None) -> Iterator[None]:
+    where = address or "the local instance"
     try:
         yield
-    finally:
-        ray.shutdown()
+    except KeyboardInterrupt:
+        if watch is None or watch.lost is None:
+            raise
+        raise AlbumError(f"the scan on Ray ({where}) stopped: {watch.lost}") from None
+    except ray.exceptions.RayError as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise AlbumError(
+            f"the scan on Ray ({where}) failed: {type(exc).__name__}: {reason}; photos written "
+            "so far are kept, rerun the scan to finish"
+        ) from exc
+
+
+class RayletWatch:
+    """Watches this machine's raylet; when it dies, stops the scan with an error of ours.
+
+    Ray's core worker ends the driver process (exit code 1, no Python
+    exception) some seconds after its raylet dies, so nothing in Python can
+    catch it. A thread polling the raylet process interrupts the main thread
+    the moment it is gone, which `connected` turns into an `AlbumError`; a
+    main thread stuck in Ray's C++ does not see the interrupt, so after
+    `GRACE_S` the watch prints the error line itself and exits with code 2.
+    """
+
+    POLL_S = 0.3
+    GRACE_S = 4.0
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="raylet-watch", daemon=True)
+
+    @classmethod
+    def start(cls) -> RayletWatch | None:
+        """A running watch of the raylet this driver talks to, if it runs on this machine."""
+        pid = _local_raylet_pid()
+        if pid is None:
+            return None
+        watch = cls(pid)
+        watch._thread.start()
+        return watch
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.POLL_S):
+            if _alive(self.pid):
+                continue
+            self.lost = (
+                f"Ray's raylet on this machine (pid {self.pid}) died; photos written so far are "
+                "kept, rerun the scan to finish"
+            )
+            log.error("%s", self.lost)
+            _thread.interrupt_main()
+            if self._stop.wait(self.GRACE_S):
+                return
+            sys.stderr.write(f"error: the scan on Ray stopped: {self.lost}\n")
+            sys.stderr.flush()
+            os._exit(2)  # before Ray ends the process with its own code and no reason
+
+
+def _local_raylet_pid() -> int | None:
+    """The pid of the raylet serving this driver when it runs on this machine (Linux), else None."""
+    node = getattr(getattr(ray._private.worker, "global_worker", None), "node", None)
+    socket_name = getattr(node, "raylet_socket_name", None)
+    proc = Path("/proc")
+    if not socket_name or not proc.is_dir():
+        return None
+    needle = f"--raylet_socket_name={socket_name}".encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and b"raylet" in cmdline.split(b"\0", 1)[0]:
+            return int(entry.name)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return False

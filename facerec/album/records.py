@@ -7,7 +7,7 @@ a database session.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -38,7 +38,8 @@ class ScanSummary:
     or a moved file); `processed` went through detection and embedding;
     `errors` could not be read or decoded and are recorded with the reason;
     `skipped` are not regular files (FIFOs, devices, dangling links), recorded
-    with what they are and never opened.
+    with what they are and never opened; `pruned` photos were deleted from
+    disk since the last scan and left the album, their faces with them.
     """
 
     root: str
@@ -51,6 +52,7 @@ class ScanSummary:
     seconds: float
     refresh: RefreshResult
     skipped: int = 0
+    pruned: int = 0
 
     @property
     def photos_per_second(self) -> float:
@@ -134,7 +136,9 @@ class PhotoView:
     faces deleted from it by `facerec remove` (the photo stays for the others).
     `path` is for people (undecodable bytes escaped); `status` is 'ok',
     'error' (unreadable, `error` says why) or 'skipped' (not a regular file);
-    `damage` is set when an 'ok' photo decoded with errors.
+    `damage` is set when an 'ok' photo decoded with errors. `raw_paths` are
+    the exact file names of `paths` (bytes, same order), for links that open
+    the very file; they are left out of JSON exports (`as_jsonable`).
     """
 
     id: int
@@ -149,6 +153,7 @@ class PhotoView:
     paths: tuple[str, ...] = ()
     forgotten: int = 0
     damage: str | None = None
+    raw_paths: tuple[bytes, ...] = field(default=(), repr=False, metadata={"json": False})
 
 
 @dataclass(frozen=True, slots=True)

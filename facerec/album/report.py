@@ -47,6 +47,7 @@ from facerec.album.store import AlbumStore, FaceImage
 from facerec.csvfiles import SafeWriter
 from facerec.errors import ImageError
 from facerec.images import RGBImage, load_image
+from facerec.paths import path_bytes
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,11 @@ def write_json(view: AlbumView, out: Path | IO[str]) -> None:
 def as_jsonable(obj: Any) -> Any:
     """Records as plain JSON values: dataclasses to objects, datetimes to ISO 8601."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: as_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: as_jsonable(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.metadata.get("json", True)
+        }
     if isinstance(obj, list | tuple):
         return [as_jsonable(v) for v in obj]
     if isinstance(obj, dict):
@@ -334,28 +339,33 @@ class _Links:
         self.previews = previews
 
     def photo(self, p: PhotoView) -> str:
-        return f"photos/{p.id}.jpg" if p.id in self.previews else self.file(p.path)
+        if p.id in self.previews:
+            return f"photos/{p.id}.jpg"
+        return self.file(p.raw_paths[0] if p.raw_paths else path_bytes(p.path))
 
-    def file(self, path: str) -> str:
-        """A relative URL from the report folder to `path`; an absolute file URI only when there
-        is no relative way (another drive on Windows)."""
+    def file(self, raw: bytes) -> str:
+        """A relative URL from the report folder to the file named `raw`, percent-encoded from
+        its bytes (a name that is not UTF-8, or holds a newline, links to itself, not to its
+        escaped display text); an absolute file URI only when there is no relative way."""
         try:
-            rel = os.path.relpath(Path(path).absolute(), self.out_dir)
-        except ValueError:
+            rel = os.path.relpath(os.path.abspath(raw), os.fsencode(self.out_dir))
+        except ValueError:  # another drive on Windows
             try:
-                return Path(path).absolute().as_uri()
+                return Path(os.fsdecode(raw)).absolute().as_uri()
             except ValueError:
                 return ""
-        return urllib.parse.quote(Path(rel).as_posix(), safe="/")
+        if os.sep != "/":
+            rel = rel.replace(os.fsencode(os.sep), b"/")
+        return urllib.parse.quote_from_bytes(rel, safe="/")
 
 
 def _photo(p: PhotoView, have: set[int], links: _Links) -> str:
     link = links.photo(p)
     name = f'<a href="{_e(link)}">{_e(p.path)}</a>' if link else _e(p.path)
-    copies = [x for x in p.paths if x != p.path]
+    copies = list(zip(p.paths, p.raw_paths or map(path_bytes, p.paths), strict=True))[1:]
     also = (
         '<p class="meta">also at: '
-        + ", ".join(f'<a class="copy" href="{_e(links.file(x))}">{_e(x)}</a>' for x in copies)
+        + ", ".join(f'<a class="copy" href="{_e(links.file(r))}">{_e(x)}</a>' for x, r in copies)
         + "</p>"
         if copies
         else ""

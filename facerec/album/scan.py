@@ -55,13 +55,15 @@ from typing import Any, TypeVar
 from PIL import Image
 from tqdm import tqdm
 
-from facerec.album.store import AlbumStore, NewFace, NewPhoto, Relocation
+from facerec.album.store import AlbumStore, KnownPhoto, NewFace, NewPhoto, Relocation
 from facerec.detectors import DETECTION_MAX_SIDE
 from facerec.errors import ImageError
 from facerec.images import (
+    DEFAULT_DECODE_BUDGET,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
+    DecodeBudget,
     LoadedImage,
     RGBImage,
     decode_image,
@@ -139,6 +141,7 @@ class ScanCounts:
     faces: int
     seconds: float
     skipped: int = 0
+    pruned: int = 0
 
 
 def find_photos(root: Path) -> list[PhotoFile]:
@@ -183,7 +186,13 @@ def path_key(path: Path) -> str:
 
 
 class Fetcher:
-    """Reads, hashes and decodes one file; runs in a worker thread, never raises for bad files."""
+    """Reads, hashes and decodes one file; runs in a worker thread, never raises for bad files.
+
+    Its threads share one `DecodeBudget`: a decode waits until the pixel
+    buffers the photo's header announces fit beside the others' (a folder of
+    8900x8900 16-bit scans decodes one at a time, whatever `workers` says),
+    and a photo that could never fit is recorded as an error, undecoded.
+    """
 
     def __init__(
         self,
@@ -192,11 +201,13 @@ class Fetcher:
         max_side: int | None = DEFAULT_MAX_SIDE,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        budget: DecodeBudget | None = None,
     ) -> None:
         self.known = known
         self.max_side = max_side
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
+        self.budget = DecodeBudget() if budget is None else budget
 
     def __call__(self, file: PhotoFile) -> Fetched:
         """Read and decode `file`, or say why not."""
@@ -218,6 +229,7 @@ class Fetcher:
                 source=display_path(file.path),
                 max_pixels=self.max_pixels,
                 max_side=self.max_side,
+                budget=self.budget,
             )
         except ImageError as exc:
             return self._failed(file, sha, exc.reason)
@@ -302,7 +314,8 @@ class ScanPlan:
     vouch for (they are read and hashed); `special` are not regular files
     (recorded as skipped, never opened); `current` is the content that needs
     no new pass (errors stay errors; faces count only from `model`);
-    `paths_of` lists the album's paths of each content, to notice moves.
+    `paths_of` lists the album's paths of each content, to notice moves;
+    `gone` are the album's paths under the folder that no longer exist.
     """
 
     model: ModelIdentity
@@ -311,6 +324,7 @@ class ScanPlan:
     special: tuple[PhotoFile, ...]
     current: frozenset[str]
     paths_of: Mapping[str, tuple[str, ...]]
+    gone: tuple[str, ...] = ()
 
     @property
     def unchanged(self) -> int:
@@ -321,6 +335,7 @@ def plan_scan(root: Path, store: AlbumStore, model: ModelIdentity) -> ScanPlan:
     """Walk `root` and set aside what the album already holds unchanged; reads no photo."""
     files = find_photos(root)
     known = store.known()
+    gone = _gone_paths(Path(root).expanduser().resolve(), {str(f.path) for f in files}, known)
     by_path = {k.path: k for k in known}
     current = frozenset(k.content_sha256 for k in known if not k.ok or k.model == model)
     paths_of: dict[str, list[str]] = {}
@@ -344,7 +359,27 @@ def plan_scan(root: Path, store: AlbumStore, model: ModelIdentity) -> ScanPlan:
         special=tuple(f for f in todo if f.problem is not None),
         current=current,
         paths_of={sha: tuple(paths) for sha, paths in paths_of.items()},
+        gone=gone,
     )
+
+
+def _gone_paths(root: Path, found: set[str], known: Sequence[KnownPhoto]) -> tuple[str, ...]:
+    """The album's paths under `root` that the walk did not meet and that are not on disk.
+
+    Only a path the file system says does not exist is gone: one in a folder
+    the walk could not read (permissions, a disk error) stays in the album.
+    """
+    out = []
+    for k in known:
+        if k.path in found or not Path(k.path).is_relative_to(root):
+            continue
+        try:
+            os.lstat(k.path)
+        except (FileNotFoundError, NotADirectoryError):
+            out.append(k.path)
+        except OSError:
+            continue
+    return tuple(sorted(set(out)))
 
 
 def photos_of(
@@ -403,6 +438,7 @@ class Ledger:
         for f in plan.special:
             log.warning("%s: %s; skipped", display_path(f.path), f.problem)
         self._bar = tqdm(total=len(plan.todo), desc="scanning", unit="photo", disable=not progress)
+        self.pruned = 0
 
     def admit(
         self,
@@ -477,6 +513,21 @@ class Ledger:
             writing, self._writing = self._writing, None
             writing.result()
 
+    def finish(self) -> None:
+        """After the last flush: wait for it, then prune the album's files gone from disk.
+
+        Last, not first: a moved file's old path is taken over by its new one
+        as it is read (a `Relocation`), which keeps its faces and names; only
+        content found at no path of the folder leaves the album, its faces,
+        embeddings and thumbnails with it.
+        """
+        self.wait()
+        self.pruned = self.store.prune(self.plan.gone)
+        if self.plan.gone:
+            log.info(
+                "%d path(s) gone from disk, %d photo(s) pruned", len(self.plan.gone), self.pruned
+            )
+
     def close(self) -> None:
         self._bar.close()
 
@@ -490,6 +541,7 @@ class Ledger:
             faces=self.faces,
             seconds=seconds,
             skipped=len(self.plan.special),
+            pruned=self.pruned,
         )
 
 
@@ -504,10 +556,12 @@ def scan_folder(
     thumbnails: bool = True,
     progress: bool = False,
     parallel: int = 1,
+    decode_budget: int = DEFAULT_DECODE_BUDGET,
 ) -> ScanCounts:
     """Bring the album up to date with the photos under `root`; see the module docstring.
 
-    `workers` threads read and decode; `parallel` photos of each batch are
+    `workers` threads read and decode, their pixel buffers together within
+    `decode_budget` bytes (`Fetcher`); `parallel` photos of each batch are
     detected and embedded at once (`Pipeline.faces_batch`).
     """
     start = time.perf_counter()
@@ -529,7 +583,7 @@ def scan_folder(
         batch.clear()
         release_memory()
 
-    fetcher = Fetcher(plan.current, max_side=max_side)
+    fetcher = Fetcher(plan.current, max_side=max_side, budget=DecodeBudget(decode_budget))
     pool = ThreadPoolExecutor(workers, thread_name_prefix="album-decode") if workers else None
     try:
         window = 2 * max(workers, 1) + batch_size
@@ -545,7 +599,7 @@ def scan_folder(
             if len(batch) >= batch_size:
                 flush()
         flush()
-        ledger.wait()
+        ledger.finish()
     finally:
         writer.shutdown(wait=True)  # an interrupted scan still commits the batch in flight
         ledger.close()

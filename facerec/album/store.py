@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -322,6 +323,18 @@ class AlbumStore:
                             mtime_ns=r.mtime_ns,
                         )
                     )
+
+    def prune(self, gone: Sequence[str]) -> int:
+        """Forget the files named `gone` (deleted from disk), in one transaction.
+
+        A photo with no path left leaves the album with its faces, embeddings
+        and thumbnails; one with a copy elsewhere stays, read from the copy.
+        Returns how many photos left the album.
+        """
+        if not gone:
+            return 0
+        with self.database.write() as s:
+            return sum(_drop_path(s, path_bytes(p)) for p in gone)
 
     # -- forgetting -----------------------------------------------------------------------------
     @staticmethod
@@ -703,6 +716,10 @@ class AlbumStore:
                     *(x for x, raw in paths_by_photo.get(p.id, ()) if raw != p.path_bytes),
                 ),
                 forgotten=int(forgotten.get(p.content_sha256, 0)),
+                raw_paths=(
+                    p.path_bytes,
+                    *(raw for _, raw in paths_by_photo.get(p.id, ()) if raw != p.path_bytes),
+                ),
             )
             for p in photos
         )
@@ -802,19 +819,25 @@ def _release_path(s: Session, raw: bytes, content_sha256: str) -> None:
     edited or replaced file always did; content still found elsewhere stays
     and is read from one of its other paths.
     """
+    _drop_path(s, raw, AlbumPhoto.content_sha256 != content_sha256)
+
+
+def _drop_path(s: Session, raw: bytes, *where: Any) -> int:
+    """Take the file named `raw` from the photos matching `where`; returns photo rows deleted.
+
+    A photo left with no path leaves the album, its faces and thumbnails with it
+    (ON DELETE CASCADE); one still found elsewhere is read from another path.
+    """
     rows = s.execute(
         select(AlbumPhotoPath.id, AlbumPhotoPath.photo_id)
         .join(AlbumPhoto, AlbumPhoto.id == AlbumPhotoPath.photo_id)
-        .where(AlbumPhotoPath.path_bytes == raw, AlbumPhoto.content_sha256 != content_sha256)
+        .where(AlbumPhotoPath.path_bytes == raw, *where)
     ).all()
     # A photo row whose own path is `path` but which lost its path row cannot exist, except
     # in an album written before paths were kept; treat its path columns as its path row.
-    stray = s.scalars(
-        select(AlbumPhoto.id).where(
-            AlbumPhoto.path_bytes == raw, AlbumPhoto.content_sha256 != content_sha256
-        )
-    ).all()
+    stray = s.scalars(select(AlbumPhoto.id).where(AlbumPhoto.path_bytes == raw, *where)).all()
     s.execute(delete(AlbumPhotoPath).where(AlbumPhotoPath.id.in_([r[0] for r in rows])))
+    deleted = 0
     for photo_id in {r[1] for r in rows} | set(stray):
         # The first remaining path in code-point order, chosen here rather than by the
         # database's collation, so SQLite and PostgreSQL pick the same one.
@@ -831,13 +854,16 @@ def _release_path(s: Session, raw: bytes, content_sha256: str) -> None:
             default=None,
         )
         if other is None:
+            s.execute(delete(AlbumFace).where(AlbumFace.photo_id == photo_id))
             s.execute(delete(AlbumPhoto).where(AlbumPhoto.id == photo_id))
+            deleted += 1
         else:
             s.execute(
                 update(AlbumPhoto)
                 .where(AlbumPhoto.id == photo_id, AlbumPhoto.path_bytes == raw)
                 .values(path=other[0], path_bytes=other[1], size_bytes=other[2], mtime_ns=other[3])
             )
+    return deleted
 
 
 def _set_path(s: Session, photo_id: int, raw: bytes, size_bytes: int, mtime_ns: int) -> None:

@@ -6,8 +6,10 @@ or revoked key gets 401. Anticipated failures (`FacerecError`) become 4xx with
 a one-line reason, the CLI's, with any remedy worded for HTTP (`describe`): 400
 for an upload that is not a usable image, 404 for an unknown person, 409 for a
 model mismatch or a photo the enrolment checks refuse (`facerec.enrolment`), 422
-for a photo without one clear subject face; 413 for a body over the limit; 503
-when the request's time budget ran out before the model was free. Every field
+for a photo without one clear subject face; 413 for a body over the limit; 408
+for a body that did not arrive in time (`gate.py`, which also checks the key
+before any body is read); 503 when the request's time budget ran out before
+the model was free, or the database cannot answer. Every field
 is checked before any model work, a form field that is not valid UTF-8 is
 refused (`forms.py`), and no response repeats more than `MAX_ECHO` characters
 of what the client sent. Results are `facerec.schemas`, the CLI's --json shapes.
@@ -46,6 +48,7 @@ from facerec.errors import (
     PersonChangedError,
     UnknownPersonError,
 )
+from facerec.images import DEFAULT_DECODE_BUDGET
 from facerec.schemas import (
     EnrollmentJSON,
     ImageJSON,
@@ -59,6 +62,7 @@ from facerec.schemas import (
 )
 from facerec.server.auth import ApiKeyInfo, KeyStore
 from facerec.server.forms import StrictFormRoute
+from facerec.server.gate import DEFAULT_BODY_TIMEOUT_S, SCOPE_KEY, RequestGate
 from facerec.server.limits import BodySizeLimit
 from facerec.server.schemas import ErrorOut, HealthOut, PeopleOut
 from facerec.server.service import (
@@ -102,6 +106,8 @@ class ServerConfig:
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
     max_pixels: int = DEFAULT_MAX_PIXELS
     budget_s: float = DEFAULT_BUDGET_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    decode_budget: int = DEFAULT_DECODE_BUDGET
 
 
 def status_for(exc: FacerecError) -> int:
@@ -152,8 +158,13 @@ def require_key(
 ) -> ApiKeyInfo:
     """The caller's active API key, else 401.
 
+    `RequestGate` has checked it before the body was read and left it in the
+    scope; the check here is for an application run without the gate.
     Synchronous on purpose: FastAPI runs it in the threadpool, since it reads the database.
     """
+    checked = request.scope.get(SCOPE_KEY)
+    if isinstance(checked, ApiKeyInfo):
+        return checked
     token = credentials.credentials if credentials is not None else api_key
     keys = getattr(request.app.state, "keys", None)
     info = keys.check(token) if isinstance(keys, KeyStore) and token else None
@@ -186,7 +197,12 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             owned = FaceRec(config.db, config.settings)
             try:
                 svc = await run_in_threadpool(
-                    FaceService, owned, max_pixels=config.max_pixels, budget_s=config.budget_s
+                    lambda: FaceService(
+                        owned,
+                        max_pixels=config.max_pixels,
+                        budget_s=config.budget_s,
+                        decode_budget=config.decode_budget,
+                    )
                 )
             except BaseException:
                 owned.close()
@@ -217,6 +233,8 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     )
     app.router.route_class = StrictFormRoute  # before any route: undecodable fields get 400
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    # Added last, so outermost: the key is checked before the size limit or the parser reads.
+    app.add_middleware(RequestGate, body_s=config.body_timeout_s)
 
     @app.exception_handler(FacerecError)
     async def _facerec_error(request: Request, exc: FacerecError) -> JSONResponse:
@@ -249,9 +267,16 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             status_code=422,
         )
 
-    @app.get("/v1/health", response_model=HealthOut, tags=["service"])
+    @app.get(
+        "/v1/health",
+        response_model=HealthOut,
+        responses={503: {"model": ErrorOut, "description": "the database cannot be reached"}},
+        tags=["service"],
+    )
     async def health(svc: Service) -> HealthOut:
-        """Up, with the model loaded. Needs no key (for load balancers and probes)."""
+        """Up, with the model loaded and the database answering (else 503, as every route
+        would answer). Needs no key (for load balancers and probes)."""
+        await run_in_threadpool(svc.check_database)
         return HealthOut(status="ok", model=svc.model_name, version=_version())
 
     @app.post(
@@ -292,7 +317,9 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             result = await run_in_threadpool(
                 svc.enroll, name, uploads, largest=largest, force=force, strict=strict
             )
-        except ValueError as exc:  # an invalid name, from the gallery's validation
+        except FacerecError:
+            raise  # InvalidNameError included: the same answer as every other verb gives
+        except ValueError as exc:  # e.g. too many photos
             raise HTTPException(400, str(exc)) from None
         return enrollment_json(result)
 

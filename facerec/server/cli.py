@@ -32,6 +32,7 @@ from facerec.cli_common import (
 )
 from facerec.config import database_url
 from facerec.gallery.index_kind import IndexKind
+from facerec.images import DEFAULT_DECODE_BUDGET
 from facerec.server.auth import ApiKeyInfo, KeyStore
 from facerec.storage import Database
 
@@ -59,6 +60,22 @@ def serve(
             help="Seconds a request may wait for the model before it gets 503 (server busy).",
         ),
     ] = 30.0,
+    body_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            help="Seconds a request body may take to arrive (408 after; also 10 s between "
+            "chunks at most).",
+        ),
+    ] = 60.0,
+    decode_budget_mb: Annotated[
+        float,
+        typer.Option(
+            "--decode-budget-mb",
+            help="MiB of decoded pixels all requests together may hold (requests wait "
+            "for room; see docs/limits.md).",
+        ),
+    ] = DEFAULT_DECODE_BUDGET / 2**20,
     threshold: ThresholdOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
@@ -74,6 +91,7 @@ def serve(
     """Serve the gallery over HTTP (FastAPI + uvicorn); see /docs for the API."""
     import uvicorn
 
+    from facerec.album.scan import limit_heap_fragmentation
     from facerec.server.app import ServerConfig, create_app
     from facerec.server.service import FaceService
 
@@ -82,6 +100,12 @@ def serve(
         raise typer.Exit(EXIT_ERROR)
     if not budget_s > 0:
         typer.echo(f"error: --request-budget must be positive, got {budget_s}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if not decode_budget_mb > 0:
+        typer.echo(f"error: --decode-budget-mb must be positive, got {decode_budget_mb}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    if not body_timeout_s > 0:
+        typer.echo(f"error: --body-timeout must be positive, got {body_timeout_s}", err=True)
         raise typer.Exit(EXIT_ERROR)
     if not _is_loopback(host):
         log.warning(
@@ -98,11 +122,21 @@ def serve(
         ),
         max_upload_bytes=int(max_upload_mb * 2**20),
         budget_s=budget_s,
+        body_timeout_s=body_timeout_s,
+        decode_budget=int(decode_budget_mb * 2**20),
     )
+    # Decoded uploads come and go in every size: without a fixed mmap threshold, glibc
+    # keeps their freed buffers in its arenas and the RSS climbs past the decode budget.
+    limit_heap_fragmentation()
     # Open the gallery and load the model before listening: a bad gallery or missing
     # weights is then one line on stderr and exit code 2, as in every other command.
     with session(where, config.settings) as fr:
-        service = FaceService(fr, max_pixels=config.max_pixels, budget_s=config.budget_s)
+        service = FaceService(
+            fr,
+            max_pixels=config.max_pixels,
+            budget_s=config.budget_s,
+            decode_budget=config.decode_budget,
+        )
         uvicorn.run(
             create_app(config, service),
             host=host,

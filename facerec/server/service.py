@@ -14,7 +14,11 @@ request for nothing. A write from another process (the CLI) is still seen: the
 index is stamped with the database revision and reloaded when it moves.
 
 The requests carry bytes, not files: uploads are decoded outside the lock,
-then `FaceRec`'s image verbs (`enroll_images`, `verify_image`,
+each request having first reserved, from the headers of its uploads, the
+bytes their decoding and its decoded photos will hold from the service's
+`DecodeBudget` (docs/limits.md): requests beyond it wait for room within
+their time budget (503 after), and one that could never fit is refused
+before anything is decoded. Then `FaceRec`'s image verbs (`enroll_images`, `verify_image`,
 `identify_image`) run under it. The lock also covers the verb's gallery work,
 milliseconds next to the model's hundreds.
 
@@ -32,14 +36,22 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+
+from sqlalchemy import text
 
 from facerec.api import FaceRec, Forgotten, ImageIdentification
 from facerec.decision import Verification
 from facerec.errors import FacerecError, UnknownPersonError
 from facerec.gallery import EnrollResult, Person
-from facerec.images import LoadedImage, decode_image
+from facerec.images import (
+    DEFAULT_DECODE_BUDGET,
+    DecodeBudget,
+    LoadedImage,
+    decode_image,
+    read_header,
+)
 from facerec.names import validate_name
 from facerec.storage import Database
 
@@ -51,6 +63,10 @@ DEFAULT_MAX_PIXELS = 24_000_000
 DEFAULT_BUDGET_S = 30.0
 #: Photos one enrolment request may carry: each is decoded (up to `max_pixels`) before any is used.
 MAX_ENROLL_IMAGES = 10
+#: Full-size RGB copies of a photo the model's work makes at its peak (colour conversion,
+#: the detector's input, crops), as `_decoded` reserves them: measured ~2.7 for a
+#: 23.5-megapixel upload (tests/server/test_decode_budget_http.py).
+MODEL_COPIES = 3
 #: Characters of a client's file name kept in messages and logs.
 MAX_FILENAME_CHARS = 100
 
@@ -84,6 +100,7 @@ class FaceService:
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         budget_s: float = DEFAULT_BUDGET_S,
+        decode_budget: int = DEFAULT_DECODE_BUDGET,
     ) -> None:
         """Opens the gallery and loads the model now, so the first request is not the slow one."""
         if budget_s <= 0:
@@ -91,6 +108,7 @@ class FaceService:
         self._fr = fr
         self._max_pixels = max_pixels
         self.budget_s = budget_s
+        self.pixels = DecodeBudget(decode_budget)
         self._model_lock = threading.Lock()
         self.gallery = fr.gallery  # its path names the database to the app (keys, logs)
         self.identity = fr.check_model()
@@ -104,9 +122,47 @@ class FaceService:
         """The gallery's database, shared with the stores beside it (the API keys)."""
         return self._fr.database
 
+    def check_database(self) -> None:
+        """One trivial query, or the `GalleryError` (HTTP 503) of a database that cannot answer.
+
+        What `/v1/health` asks: a service whose database is down is not up,
+        however loaded its model is (every other route would answer 503).
+        """
+        with self.database.read() as s:
+            s.execute(text("SELECT 1"))
+
     def _decode(self, upload: Upload) -> LoadedImage:
-        filename = (upload.filename or "image")[:MAX_FILENAME_CHARS]
-        return decode_image(upload.data, source=f"upload:{filename}", max_pixels=self._max_pixels)
+        return decode_image(upload.data, source=_source(upload), max_pixels=self._max_pixels)
+
+    @contextmanager
+    def _decoded(self, verb: str, uploads: Sequence[Upload], start: float) -> Iterator[None]:
+        """Hold room in the decode budget for `uploads`, decoded and held, for the block.
+
+        The headers say the cost before any pixel is decoded: every photo held
+        as 8-bit RGB, plus the larger of the largest decode's own buffers (one
+        decodes at a time) and the model's working copies of the largest photo
+        (`MODEL_COPIES`). Waits for room within the request's time budget (503 after).
+        """
+        heads = [
+            read_header(u.data, source=_source(u), max_pixels=self._max_pixels) for u in uploads
+        ]
+        held = sum(h.pixels * 3 for h in heads)
+        decoding = max(h.decode_bytes() - h.pixels * 3 for h in heads)
+        detecting = MODEL_COPIES * max(h.pixels * 3 for h in heads)
+        need = held + max(decoding, detecting)
+        left = max(self.budget_s - (time.perf_counter() - start), 0.0)
+        what = _source(uploads[0]) if len(uploads) == 1 else f"the {len(uploads)} uploads"
+        stack = ExitStack()
+        try:
+            stack.enter_context(self.pixels.reserve(need, source=what, timeout=left))
+        except TimeoutError:
+            waited = time.perf_counter() - start
+            raise ServiceBusyError(
+                f"server busy: no room to decode this {verb} request's photos within "
+                f"{waited:.1f} s (budget {self.budget_s:g} s); retry later"
+            ) from None
+        with stack:
+            yield
 
     def enroll(
         self,
@@ -126,9 +182,12 @@ class FaceService:
             raise ValueError(
                 f"at most {MAX_ENROLL_IMAGES} photos per enrolment request, got {len(uploads)}"
             )
-        images = [self._decode(u) for u in uploads]
-        with self._model("enroll", start):
-            return self._fr.enroll_images(name, images, largest=largest, force=force, strict=strict)
+        with self._decoded("enroll", uploads, start):
+            images = [self._decode(u) for u in uploads]
+            with self._model("enroll", start):
+                return self._fr.enroll_images(
+                    name, images, largest=largest, force=force, strict=strict
+                )
 
     def verify(self, name: str, upload: Upload, *, largest: bool = False) -> Verified:
         """1:1 against `name`'s prototype; a bad or unknown name fails before any model work."""
@@ -136,16 +195,18 @@ class FaceService:
         name = validate_name(name)
         if not self._fr.has(name):
             raise UnknownPersonError(name)
-        image = self._decode(upload)
-        with self._model("verify", start):
-            return Verified(self._fr.verify_image(name, image, largest=largest), image.damage)
+        with self._decoded("verify", [upload], start):
+            image = self._decode(upload)
+            with self._model("verify", start):
+                return Verified(self._fr.verify_image(name, image, largest=largest), image.damage)
 
     def identify(self, upload: Upload) -> ImageIdentification:
         """1:N for every face of one photo; faces refused by the quality gate are listed, unnamed."""
         start = time.perf_counter()
-        image = self._decode(upload)
-        with self._model("identify", start):
-            return self._fr.identify_image(image)
+        with self._decoded("identify", [upload], start):
+            image = self._decode(upload)
+            with self._model("identify", start):
+                return self._fr.identify_image(image)
 
     @contextmanager
     def _model(self, verb: str, start: float) -> Iterator[None]:
@@ -174,6 +235,10 @@ class FaceService:
         name = validate_name(name)
         with self._model("remove", start):
             return self._fr.remove(name)
+
+
+def _source(upload: Upload) -> str:
+    return f"upload:{(upload.filename or 'image')[:MAX_FILENAME_CHARS]}"
 
 
 def _ms(start: float) -> float:

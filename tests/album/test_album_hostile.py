@@ -18,6 +18,7 @@ import pytest
 
 from facerec.album.scan import find_photos
 
+from ..conftest import shared_file
 from ..test_jpeg_damage import zeroed
 
 EX = "face_recognition/examples"
@@ -25,9 +26,8 @@ LATIN1 = b"caf\xe9 obama.jpg"
 
 
 def make_folder(shared: Path, folder: Path) -> Path:
-    src = shared / EX
-    if not (src / "obama.jpg").exists():
-        pytest.skip("shared face_recognition photos not present")
+    src = shared_file(shared, EX)
+    shared_file(shared, f"{EX}/obama.jpg")
     folder.mkdir()
     shutil.copy(src / "obama.jpg", folder / os.fsdecode(LATIN1))
     shutil.copy(src / "obama2.jpg", folder / "plain.jpg")
@@ -112,9 +112,7 @@ def test_copies_and_moves_of_a_non_utf8_name_keep_exact_bytes(
     from facerec.album.api import Album
     from facerec.api import FaceRec
 
-    src = shared / EX / "obama.jpg"
-    if not src.exists():
-        pytest.skip("shared face_recognition photos not present")
+    src = shared_file(shared, f"{EX}/obama.jpg")
     folder = tmp_path / "photos"
     folder.mkdir()
     first = folder / os.fsdecode(LATIN1)
@@ -151,9 +149,7 @@ def test_two_names_that_print_alike_are_both_kept(shared: Path, pipeline, tmp_pa
     from facerec.album.api import Album
     from facerec.api import FaceRec
 
-    src = shared / EX / "obama.jpg"
-    if not src.exists():
-        pytest.skip("shared face_recognition photos not present")
+    src = shared_file(shared, f"{EX}/obama.jpg")
     folder = tmp_path / "photos"
     folder.mkdir()
     raw = folder / os.fsdecode(LATIN1)

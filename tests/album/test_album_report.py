@@ -76,3 +76,32 @@ def test_a_rerun_into_the_same_folder_removes_what_it_did_not_write(
     assert not any(f.exists() for f in stale)
     assert (out / "faces" / "notes.txt").read_text() == "mine"  # not a report file: kept
     assert len(list((out / "faces").glob("*.jpg"))) > 10
+
+
+def test_links_to_names_that_are_not_utf8_or_hold_a_newline_open_those_files(
+    shared: Path, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The links used to be the escaped display text ("caf\\xe9"), which names no file."""
+    import os
+
+    from ..conftest import shared_file
+
+    src = shared_file(shared, "face_recognition/examples")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = [b"caf\xe9 obama.jpg", b"new\nline biden.jpg", b"copie \xff\xfe obama.jpg"]
+    shutil.copy(src / "obama.jpg", photos / os.fsdecode(names[0]))
+    shutil.copy(src / "biden.jpg", photos / os.fsdecode(names[1]))
+    shutil.copy(src / "obama.jpg", photos / os.fsdecode(names[2]))  # a copy: "also at"
+    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr, Album(fr) as album:
+        album.scan(photos, workers=0, threads=1)
+        page = report.write_html(album.view(), album.store, tmp_path / "report")
+    html = page.read_text(encoding="utf-8")
+    hrefs = re.findall(r'href="([^"#][^"]*)"', html)
+    targets = {
+        os.path.normpath(os.path.join(os.fsencode(page.parent), urllib.parse.unquote_to_bytes(u)))
+        for u in hrefs
+    }
+    wanted = {os.fsencode(photos) + b"/" + n for n in names}
+    assert targets == wanted, (hrefs, targets)
+    assert all(os.path.isfile(t) for t in targets)

@@ -130,9 +130,7 @@ def test_calibrate_reuses_what_evaluate_detected(
     shared: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     """The user complaint: calibrating right after evaluating the same set detected it all again."""
-    src = shared / "att_faces"
-    if not src.is_dir():
-        pytest.skip("att_faces not present")
+    src = shared_file(shared, "att_faces")
     data = tmp_path / "att"
     for person in sorted(src.iterdir())[:4]:
         (data / person.name).mkdir(parents=True)

@@ -311,11 +311,22 @@ def test_fields_are_checked_first_and_never_echoed_in_full(server: Server, share
         r = c.post("/v1/verify", data={"name": long}, files={"image": image})
         assert r.status_code == 400 and "at most 200 characters" in r.json()["detail"], r.text
         assert len(r.text) < 500
+        verify_error = r.json()
         small = photo(shared, "obama-480p.jpg")  # four fit the test server's 1 MiB body limit
         r = c.post("/v1/enroll", data={"name": long}, files=[("image", small)] * 4)
         assert r.status_code == 400 and len(r.text) < 500, r.text
+        # The same bad name is the same error whatever the verb (enrol said "HTTPError").
+        assert (
+            r.json()
+            == verify_error
+            == {
+                "detail": verify_error["detail"],
+                "error": "InvalidNameError",
+            }
+        ), r.text
         r = c.delete(f"/v1/people/{long}")
         assert r.status_code == 400 and len(r.text) < 500, r.text
+        assert r.json() == verify_error, r.text
         r = c.post("/v1/verify", data={"name": "y" * 150}, files={"image": image})
         assert r.status_code == 404 and "150 characters" in r.json()["detail"], r.text
         assert "y" * 100 not in r.text

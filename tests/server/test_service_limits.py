@@ -90,3 +90,32 @@ def test_a_request_that_cannot_get_the_model_in_time_is_refused(
 def test_budget_must_be_positive(service: FaceService) -> None:
     with pytest.raises(ValueError, match="positive"):
         FaceService(service._fr, budget_s=0)
+
+
+def test_uploads_that_could_never_fit_the_decode_budget_are_refused_undecoded(
+    pipeline, tmp_path: Path, photo: Upload, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """From the headers alone: 10 black 4800x4900 PNGs need ~875 MiB decoded and held."""
+    from facerec.api import FaceRec
+    from facerec.errors import ImageError
+
+    from ..bad_images import solid_png
+
+    big = Upload("black.png", solid_png(4800, 4900, (0, 0, 0), level=9))
+    with FaceRec(tmp_path / "g.db", pipeline=pipeline) as fr:
+        svc = FaceService(fr, budget_s=0.5, decode_budget=512 * 2**20)
+        monkeypatch.setattr(
+            "facerec.server.service.decode_image",
+            lambda *a, **k: pytest.fail("decoded an upload the budget refuses"),
+        )
+        with pytest.raises(ImageError, match="over the 512 MiB decode budget"):
+            svc.enroll("Black Square", [big] * 10)
+        monkeypatch.undo()
+        assert svc.pixels.free == svc.pixels.total  # nothing left reserved
+
+        with svc.pixels.reserve(svc.pixels.total - 2**20):  # another request holds the rest
+            start = time.perf_counter()
+            with pytest.raises(ServiceBusyError, match="no room to decode"):
+                svc.identify(photo)
+            assert time.perf_counter() - start < 5
+        assert len(svc.identify(photo).faces) == 1  # room again once it is given back
