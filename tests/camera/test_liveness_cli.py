@@ -89,8 +89,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory, pipeline, shared: Path) -> d
     made = {
         "still": replay.write_mp4(out / "still.mp4", replay.still(obama, n), FPS),
         "tilted": replay.write_mp4(out / "tilted.mp4", replay.tilted_plane(printed, n), FPS),
-        "screen": replay.write_mp4(out / "screen.mp4", replay.screen(on_phone, n, focus_sigma=1.0),
-                                   FPS),  # fmt: skip
+        "screen": replay.write_mp4(
+            out / "screen.mp4", replay.screen(on_phone, n, focus_sigma=1.0), FPS
+        ),
         "slideshow": replay.write_mp4(out / "powell.mp4", replay.slideshow(slides, n, 4), FPS),
     }
     for name in MIRRORED:
@@ -126,8 +127,8 @@ def test_a_photo_held_still_no_longer_opens_the_door(
     (event,) = events(run)
     assert (event["decision"], event["reason"]) == ("rejected", "presentation attack")
     # The CNN refuses it at once (the wide crop sees the photo's edges on black); the face has
-    # not moved, so the planar cue has nothing to say yet.
-    assert cues(event) == {"passive": "attack", "parallax": "undecided"}
+    # not moved, so the planar and continuity cues have nothing to say yet.
+    assert cues(event) == {"passive": "attack", "parallax": "undecided", "continuity": "undecided"}
     liveness = event["liveness"]
     assert isinstance(liveness, dict) and len(liveness["p_real"]) == event["votes"] == 3
     assert received == [event]  # the webhook carries the same liveness record
@@ -154,7 +155,8 @@ def test_a_print_turning_like_a_plane_is_a_presentation_attack(
     assert run.returncode == 1, run.stdout + run.stderr
     (event,) = events(run)
     assert (event["decision"], event["reason"]) == ("rejected", "presentation attack")
-    assert cues(event) == {"passive": "live", "parallax": "attack"}
+    # A rigid print turning changes smoothly from frame to frame: only its flatness gives it away.
+    assert cues(event) == {"passive": "live", "parallax": "attack", "continuity": "live"}
     assert "flat picture" in str(event["liveness"]["reason"])  # type: ignore[index]
     assert min(event["scores"]) >= event["threshold"]  # type: ignore[type-var]  # it *was* Obama's face
 
