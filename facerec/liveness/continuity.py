@@ -44,6 +44,7 @@ slow slideshow has time to show its second cut.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,6 +99,7 @@ class ContinuityMeasure:
     moving: int  # steps that are neither frozen nor mirror copies
     least_direct: float  # the smallest direct similarity of a step (1.0 without steps)
     most_mirrored: float  # the largest mirrored similarity of a step (-1.0 without steps)
+    mirror_ratio: float  # smallest (1 - mirrored) / (1 - direct) of a step (inf without steps)
 
 
 def appearance(chip: npt.NDArray[np.uint8]) -> FloatArray:
@@ -157,9 +159,7 @@ def steps(track: Sequence[FloatArray]) -> list[Step]:
 
 def is_mirror(step: Step, limits: ContinuityLimits) -> bool:
     """The second frame is a mirror copy of the first (much closer to it than to the first)."""
-    return step.mirrored >= limits.mirror_min and (1.0 - step.mirrored) <= limits.mirror_ratio * (
-        1.0 - step.direct
-    )
+    return step.mirrored >= limits.mirror_min and _ratio(step) <= limits.mirror_ratio
 
 
 def count_cuts(track: Sequence[FloatArray], found: Sequence[Step], limits: ContinuityLimits) -> int:
@@ -195,7 +195,13 @@ def measure(track: Sequence[FloatArray], limits: ContinuityLimits) -> Continuity
         moving=moving,
         least_direct=min((s.direct for s in found), default=1.0),
         most_mirrored=max((s.mirrored for s in found), default=-1.0),
+        mirror_ratio=min((_ratio(s) for s in found), default=math.inf),
     )
+
+
+def _ratio(step: Step) -> float:
+    """How much closer to the mirror image than to the frame itself (below 1: closer)."""
+    return (1.0 - step.mirrored) / max(1.0 - step.direct, 1e-6)
 
 
 def judge(m: ContinuityMeasure, limits: ContinuityLimits, *, required: bool = True) -> CueResult:
