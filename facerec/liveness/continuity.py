@@ -20,8 +20,9 @@ the frame), reduced to a small grey `appearance` normalised for brightness and
 contrast. A step is the pair of consecutive evidence frames; its `direct`
 similarity compares the two appearances, its `mirrored` one compares the
 second with the mirror image of the first (correlations, 1 = identical, each
-at the best of small shifts: the chips of a face and of its mirror image are
-aligned on landmarks that are not exact mirror images of each other).
+at the best of small turns, scalings and shifts: the chips of a face and of
+its mirror image are aligned on landmarks that are not exact mirror images of
+each other).
 
 - a *mirror step*: `mirrored` is high and the mirrored difference (1 - mirrored)
   is at most `mirror_ratio` of the direct one: the frame is a mirror copy of
@@ -43,6 +44,7 @@ slow slideshow has time to show its second cut.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -51,6 +53,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from facerec.liveness.verdict import Cue, CueResult, Verdict
 
@@ -58,8 +61,12 @@ FloatArray = npt.NDArray[np.float32]
 
 #: Side of the grey appearance (pixels): enough for pose and expression, blind to sensor noise.
 APPEARANCE_SIDE = 32
-#: Largest misalignment (appearance pixels, about 6% of the face) searched when comparing two.
+#: The misalignments searched when comparing two appearances: turns (degrees), scalings and
+#: shifts (appearance pixels, about 6% of the face), over the middle (a MARGIN-pixel border out).
+ANGLES = (-6.0, -3.0, 0.0, 3.0, 6.0)
+SCALES = (0.94, 1.0, 1.06)
 MAX_SHIFT = 2
+MARGIN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +78,7 @@ class ContinuityLimits:
     jump: float = 0.85  # below this a step changed the face a lot
     max_cut_steps: int = 2  # a change this short between frozen stretches is a cut, not a motion
     mirror_min: float = 0.8  # a mirror copy is at least this similar to the mirrored predecessor
-    mirror_ratio: float = 0.4  # and at least 1 / this times closer than to the predecessor itself
+    mirror_ratio: float = 0.5  # and at least 1 / this times closer than to the predecessor itself
     max_cuts: int = 1  # more cuts than this: a slideshow
 
     def __post_init__(self) -> None:
@@ -121,32 +128,54 @@ def appearance(chip: npt.NDArray[np.uint8]) -> FloatArray:
 
 
 def _unit(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    centred = x - float(x.mean())
-    norm = float(np.linalg.norm(centred))
-    return centred / norm if norm > 1e-9 else np.zeros_like(centred)
+    """Zero mean and unit norm over the last two axes (all zero where there is no pattern)."""
+    centred = x - x.mean(axis=(-2, -1), keepdims=True)
+    norm = np.linalg.norm(centred, axis=(-2, -1), keepdims=True)
+    return np.asarray(np.where(norm > 1e-9, centred / np.maximum(norm, 1e-9), 0.0))
 
 
-def similarity(cur: FloatArray, prev: FloatArray, max_shift: int = MAX_SHIFT) -> float:
-    """Correlation of `cur` with `prev`, at the best shift of up to `max_shift` pixels.
+def _poses(prev: FloatArray) -> npt.NDArray[np.float64]:
+    """`prev` turned and scaled by each of ANGLES x SCALES about its centre: (k, side, side)."""
+    h, w = prev.shape
+    centre = ((w - 1) / 2.0, (h - 1) / 2.0)
+    out = []
+    for angle in ANGLES:
+        for scale in SCALES:
+            m = cv2.getRotationMatrix2D(centre, angle, scale)
+            out.append(cv2.warpAffine(prev, m, (w, h), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REFLECT))  # fmt: skip
+    return np.stack(out).astype(np.float64)
 
-    The middle of `cur` is compared with every window of `prev` displaced by at
-    most `max_shift` in each direction. Landmarks of a face and of its mirror
+
+def similarity(cur: FloatArray, prev: FloatArray) -> float:
+    """Correlation of `cur` with `prev` at the best of small turns, scalings and shifts.
+
+    The middle of `cur` (a border of `MARGIN` left out) is compared with every
+    window of `prev`, turned by one of `ANGLES`, scaled by one of `SCALES` and
+    shifted by up to `MAX_SHIFT` pixels. Landmarks of a face and of its mirror
     image are not exact mirror images of each other, so neither are their
     aligned chips: without the search a mirror copy can look merely similar.
+    The same search on the direct comparison keeps the two on equal terms.
     """
     if cur.shape != prev.shape:
         raise ValueError(f"appearances of different shapes: {cur.shape}, {prev.shape}")
-    r = max_shift
     h, w = cur.shape
-    if h <= 2 * r or w <= 2 * r:
-        raise ValueError(f"appearances of {cur.shape} are too small for shifts of {r}")
-    middle = _unit(cur[r : h - r, r : w - r].astype(np.float64))
-    best = -1.0
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            window = prev[r + dy : h - r + dy, r + dx : w - r + dx].astype(np.float64)
-            best = max(best, float(np.sum(middle * _unit(window))))
-    return best
+    if h != w or h <= 2 * MARGIN:
+        raise ValueError(f"appearances must be square and larger than {2 * MARGIN}, got {cur.shape}")
+    return _similarity(cur.astype(np.float32).tobytes(), prev.astype(np.float32).tobytes(), h)
+
+
+@functools.lru_cache(maxsize=512)
+def _similarity(cur_bytes: bytes, prev_bytes: bytes, side: int) -> float:
+    """`similarity` on the raw bytes, remembered: the door asks again at every frame about the
+    same consecutive pairs (the evidence window slides one frame at a time)."""
+    cur = np.frombuffer(cur_bytes, dtype=np.float32).reshape(side, side)
+    prev = np.frombuffer(prev_bytes, dtype=np.float32).reshape(side, side)
+    inner = side - 2 * MARGIN
+    middle = _unit(cur[MARGIN : side - MARGIN, MARGIN : side - MARGIN].astype(np.float64))
+    lo, hi = MARGIN - MAX_SHIFT, side - MARGIN + MAX_SHIFT
+    windows = sliding_window_view(_poses(prev)[:, lo:hi, lo:hi], (inner, inner), axis=(1, 2))
+    return float(np.max(np.sum(_unit(windows) * middle, axis=(-2, -1))))
 
 
 def steps(track: Sequence[FloatArray]) -> list[Step]:

@@ -1,12 +1,12 @@
-"""The continuity cue on real face photos: smooth motion, mirror copies, slideshows.
+"""The continuity cue on real faces: a real recording, mirror copies, slideshows.
 
-The "chips" are the middle of LFW photos (250x250, the face centred), so
-the cue sees real faces: a window sliding a few pixels per frame stands for
-a head moving, a photo and its mirror image for the mirror-flip replay,
-different photos of one person held for two frames each for a slideshow.
-Every frame gets sensor noise, as a camera never delivers the same frame
-twice. The end-to-end runs through `facerec camera` are in
-tests/camera/test_liveness_cli.py.
+The live face is the real recording `video/short_hamilton_clip.mp4`, its
+aligned chips taken by the session's pipeline at the door's 5 fps. The
+replays are made of the middle of LFW photos (250x250, the face centred): a
+photo and its mirror image for the mirror-flip replay, different photos of
+one person held for two frames each for a slideshow, every frame with sensor
+noise, as a camera never delivers the same frame twice. The end-to-end runs
+through `facerec camera` are in tests/camera/test_liveness_cli.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facerec.images import LoadedImage
 from facerec.liveness import continuity
 from facerec.liveness.continuity import ContinuityLimits, appearance, judge, measure
 from facerec.liveness.verdict import Cue, Verdict
@@ -37,6 +38,28 @@ def photos(shared: Path) -> list[Chip]:
         assert bgr is not None
         out.append(np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
     return out
+
+
+@pytest.fixture(scope="module")
+def recording(pipeline, shared: Path) -> list[Chip]:  # type: ignore[no-untyped-def]
+    """Aligned chips of the largest face in the real recording, 5 frames a second."""
+    video = cv2.VideoCapture(str(shared_file(shared, "video/short_hamilton_clip.mp4")))
+    chips, index = [], 0
+    try:
+        while True:
+            ok, bgr = video.read()
+            if not ok:
+                break
+            if index % 6 == 0:  # 29.97 fps -> 5 fps
+                rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                faces = pipeline.faces(LoadedImage(source=f"frame {index}", pixels=rgb, sha256=""))
+                if faces:
+                    chips.append(max(faces, key=lambda f: f.detection.area).chip)
+            index += 1
+    finally:
+        video.release()
+    assert len(chips) >= 12, len(chips)
+    return chips
 
 
 def chip(photo: Chip, deg: float = 0.0, dx: int = 0) -> Chip:
@@ -76,15 +99,22 @@ def test_an_appearance_is_a_correlation_vector_blind_to_brightness_and_contrast(
         appearance(np.zeros((112, 112), np.uint8))
 
 
-def test_a_face_moving_smoothly_is_live(photos: list[Chip]) -> None:
-    track = noisy([chip(photos[0], deg=6 * i - 24) for i in range(9)])  # a head tilting
+def test_a_live_face_changes_smoothly(recording: list[Chip]) -> None:
+    track = [appearance(c) for c in recording]
     m = measure(track, LIMITS)
-    assert (m.mirrors, m.cuts) == (0, 0) and m.moving == 8
+    assert (m.mirrors, m.cuts) == (0, 0) and m.moving >= len(track) // 2
+    # Far from a mirror copy: never nearly as similar to the mirrored frame before (the margin),
+    # and never much closer to it than to the frame itself.
+    assert m.most_mirrored < LIMITS.mirror_min - 0.2 and m.mirror_ratio > LIMITS.mirror_ratio
     result = judge(m, LIMITS)
     assert result.cue is Cue.CONTINUITY and result.verdict is Verdict.LIVE
     assert result.score == 0.0 and "smoothly" in result.reason
     # Too few frames yet: not a pass.
     assert verdict_of(track[:5]) is Verdict.UNDECIDED
+    # The same recording with one frame replaced by the mirror image of the one before it.
+    flipped = [*recording[:6], np.ascontiguousarray(recording[5][:, ::-1]), *recording[7:]]
+    m = measure([appearance(c) for c in flipped], LIMITS)
+    assert m.mirrors >= 1 and judge(m, LIMITS).verdict is Verdict.ATTACK
 
 
 def test_a_photo_swapped_for_its_mirror_image_is_an_attack(photos: list[Chip]) -> None:

@@ -133,25 +133,27 @@ def test_fusion_any_attack_refuses_and_every_required_cue_must_pass() -> None:
 
 
 def appearances(n: int, turn_deg: float, mirror_every: int = 0) -> list[np.ndarray]:
-    """Smooth grey texture turning `turn_deg` per frame (a moving face for the continuity
-    cue), mirrored on every `mirror_every`-th frame if asked."""
-    field = np.random.default_rng(0).uniform(0, 255, (112, 112)).astype(np.float32)
-    field = cv2.normalize(cv2.GaussianBlur(field, (0, 0), 6), None, 0, 255, cv2.NORM_MINMAX)
+    """A face-like grey texture that changes smoothly, `turn_deg` of "rotation" between two
+    smooth random textures per frame (consecutive correlation about cos(turn_deg): a moving face
+    for the continuity cue, one no shift or turn of the image explains), mirrored on every
+    `mirror_every`-th frame if asked."""
+    rng = np.random.default_rng(0)
+    a, b = (cv2.GaussianBlur(rng.normal(0, 1, (112, 112)), (0, 0), 4) for _ in range(2))
     out = []
     for i in range(n):
-        turn = cv2.getRotationMatrix2D((56.0, 56.0), turn_deg * i, 1.0)
-        window = cv2.warpAffine(field, turn, (112, 112), borderMode=cv2.BORDER_REFLECT)
-        window = window.astype(np.uint8)
+        angle = np.deg2rad(turn_deg * i)
+        mix = np.cos(angle) * a + np.sin(angle) * b
+        grey = cv2.normalize(mix, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         if mirror_every and i % mirror_every == mirror_every - 1:
-            window = window[:, ::-1]
-        out.append(appearance(np.ascontiguousarray(np.repeat(window[..., None], 3, axis=2))))
+            grey = grey[:, ::-1]
+        out.append(appearance(np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))))
     return out
 
 
 def evidence(
     landmarks: list[np.ndarray], p_real: float, looks: list[np.ndarray] | None = None
 ) -> list[FrameEvidence]:
-    looks = looks if looks is not None else appearances(len(landmarks), 6.0)
+    looks = looks if looks is not None else appearances(len(landmarks), 20.0)
     return [
         FrameEvidence(i * 0.2, p_real, tuple(map(tuple, lm)), pose_from_landmarks(lm)[1], look)  # type: ignore[arg-type]
         for i, (lm, look) in enumerate(zip(landmarks, looks, strict=True))
@@ -172,7 +174,7 @@ def test_the_policy_needs_every_cue_by_default() -> None:
     assert turned.verdict is Verdict.LIVE and turned.cue(Cue.CHALLENGE) is not None
     # Parallax and CNN satisfied, but the face flips to its mirror image: refused, even when
     # motion is not required (the continuity cue can still veto).
-    flipped = evidence(moving, 0.95, appearances(len(moving), 6.0, mirror_every=3))
+    flipped = evidence(moving, 0.95, appearances(len(moving), 20.0, mirror_every=3))
     for policy in (LivenessPolicy(), cnn_only):
         verdict = assess(flipped, policy)
         assert verdict.verdict is Verdict.ATTACK and "mirror image" in verdict.reason
