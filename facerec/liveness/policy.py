@@ -7,7 +7,7 @@ mirror copy, no jumps between still pictures: a replay that fakes parallax).
 A still face therefore never opens the door by itself: it stays undecided
 until the person moves their head (the door keeps looking) or the time runs
 out. `require_motion=False` accepts on the CNN
-alone; the CNN is trained on camera recaptures (prints, screens) and cannot
+alone (the motion cues can still refuse an attack they see); the CNN is trained on camera recaptures (prints, screens) and cannot
 be relied on for digital replays (see scripts/bench_liveness.py). With a
 `challenge`, the person must also turn their head the asked way.
 """

@@ -1,7 +1,8 @@
 """Synthetic presentation attacks: video frames of a photo held up to a camera, for tests and benchmarks.
 
-There is no recording of a real attack (or of a real face moving) in the
-shared data, so the liveness cues are exercised on renderings:
+There is no recording of a real attack in the shared data (and one of a real
+live face: `video/short_hamilton_clip.mp4`, the genuine case of the tests),
+so the liveness cues are exercised on renderings:
 
 - `still`: the photo fills the view and does not move (a print on a stand,
   a phone propped up): the attack the door used to accept;
@@ -11,7 +12,8 @@ shared data, so the liveness cues are exercised on renderings:
 - `framed_print`: the photo printed with a white paper margin, held by a
   shaking hand in front of a room, the video heavily recompressed;
 - `screen`: the photo shown on a phone: an RGB sub-pixel grid resampled by
-  the camera (moire), lower contrast, a glare, a black bezel;
+  the camera (moire; faint with `focus_sigma`), lower contrast, a glare, a
+  black bezel, held by a slightly trembling hand;
 - `slideshow`: different real photos of one person, one after another: an
   attack that fakes head motion (every photo is another pose);
 - `mirror_flip`: one photo filling the view, swapped for its horizontal mirror
@@ -21,14 +23,10 @@ shared data, so the liveness cues are exercised on renderings:
 What these cannot show: a rendering is not a recapture. Real prints have
 halftone dots, paper texture and colour shifts, real screens have their own
 pixel pitch, refresh and reflections; the anti-spoofing CNN was trained on
-those and may see none of them here. And the slideshow is a weak proxy for a
-live face: every photo is a different pose, expression and lighting, which
-makes the planar-motion cue say "not a plane" (a real head turning slowly
-gives far less); the genuine case in the tests is a real recording
-(`video/short_hamilton_clip.mp4` in the shared data), and slideshows and
-mirror flips are attacks the continuity cue (`facerec.liveness.continuity`)
-must catch. Frames are BGR uint8 (what `cv2.VideoWriter`
-takes), `SIZE` pixels.
+those and may see none of them here. Slideshows and mirror flips fool the
+planar-motion cue (every photo, and the mirror image, is another pose); the
+continuity cue (`facerec.liveness.continuity`) is what catches them. Frames
+are BGR uint8 (what `cv2.VideoWriter` takes), `SIZE` pixels.
 """
 
 from __future__ import annotations
