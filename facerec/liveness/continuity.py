@@ -53,7 +53,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from facerec.liveness.verdict import Cue, CueResult, Verdict
 
@@ -127,24 +126,18 @@ def appearance(chip: npt.NDArray[np.uint8]) -> FloatArray:
     return np.asarray(centred / norm, dtype=np.float32)
 
 
-def _unit(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Zero mean and unit norm over the last two axes (all zero where there is no pattern)."""
-    centred = x - x.mean(axis=(-2, -1), keepdims=True)
-    norm = np.linalg.norm(centred, axis=(-2, -1), keepdims=True)
-    return np.asarray(np.where(norm > 1e-9, centred / np.maximum(norm, 1e-9), 0.0))
-
-
-def _poses(prev: FloatArray) -> npt.NDArray[np.float64]:
-    """`prev` turned and scaled by each of ANGLES x SCALES about its centre: (k, side, side)."""
+def _poses(prev: FloatArray) -> list[FloatArray]:
+    """`prev` turned and scaled by each of ANGLES x SCALES about its centre."""
     h, w = prev.shape
     centre = ((w - 1) / 2.0, (h - 1) / 2.0)
     out = []
     for angle in ANGLES:
         for scale in SCALES:
             m = cv2.getRotationMatrix2D(centre, angle, scale)
-            out.append(cv2.warpAffine(prev, m, (w, h), flags=cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_REFLECT))  # fmt: skip
-    return np.stack(out).astype(np.float64)
+            turned = cv2.warpAffine(prev, m, (w, h), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT)  # fmt: skip
+            out.append(np.asarray(turned, dtype=np.float32))
+    return out
 
 
 def similarity(cur: FloatArray, prev: FloatArray) -> float:
@@ -171,11 +164,18 @@ def _similarity(cur_bytes: bytes, prev_bytes: bytes, side: int) -> float:
     same consecutive pairs (the evidence window slides one frame at a time)."""
     cur = np.frombuffer(cur_bytes, dtype=np.float32).reshape(side, side)
     prev = np.frombuffer(prev_bytes, dtype=np.float32).reshape(side, side)
-    inner = side - 2 * MARGIN
-    middle = _unit(cur[MARGIN : side - MARGIN, MARGIN : side - MARGIN].astype(np.float64))
+    middle = np.ascontiguousarray(cur[MARGIN : side - MARGIN, MARGIN : side - MARGIN])
+    if float(middle.std()) < 1e-6:
+        return 0.0  # no pattern to compare
     lo, hi = MARGIN - MAX_SHIFT, side - MARGIN + MAX_SHIFT
-    windows = sliding_window_view(_poses(prev)[:, lo:hi, lo:hi], (inner, inner), axis=(1, 2))
-    return float(np.max(np.sum(_unit(windows) * middle, axis=(-2, -1))))
+    best = -1.0
+    for pose in _poses(prev):
+        # TM_CCOEFF_NORMED: the correlation (zero mean, unit norm) at every shift of `middle`.
+        scores = cv2.matchTemplate(np.ascontiguousarray(pose[lo:hi, lo:hi]), middle,
+                                   cv2.TM_CCOEFF_NORMED)  # fmt: skip
+        if np.isfinite(scores).any():
+            best = max(best, float(np.nanmax(scores)))
+    return best
 
 
 def steps(track: Sequence[FloatArray]) -> list[Step]:

@@ -94,7 +94,10 @@ def test_an_appearance_is_a_correlation_vector_blind_to_brightness_and_contrast(
     assert abs(float(a.mean())) < 1e-5 and abs(float(np.linalg.norm(a)) - 1.0) < 1e-5
     dimmer = (chip(photos[0]).astype(np.float32) * 0.6 + 30).astype(np.uint8)
     assert float(np.sum(a * appearance(dimmer))) > 0.99
-    assert not appearance(np.full((112, 112, 3), 128, np.uint8)).any()  # uniform: no pattern
+    uniform = appearance(np.full((112, 112, 3), 128, np.uint8))
+    assert not uniform.any()  # no pattern, and nothing like any face
+    assert continuity.similarity(a, uniform) == continuity.similarity(uniform, a) == 0.0
+    assert continuity.similarity(a, a) > 0.999
     with pytest.raises(ValueError, match="uint8 face chip"):
         appearance(np.zeros((112, 112), np.uint8))
 
