@@ -32,12 +32,14 @@ from .conftest import audit_rows, camera, events
 OBAMA, POWELL, BLAIR = "Barack Obama", "Colin Powell", "Tony Blair"
 MIRANDA = "Lin-Manuel Miranda"
 FPS = 10
-#: LFW photos (none enrolled), each swapped for its mirror image in one clip; every one of them
-#: opened the door before the continuity cue.
+#: LFW photos (none enrolled), each swapped for its mirror image in one clip. The first three
+#: opened the door before the continuity cue; the last, a near-frontal face whose mirror image
+#: the detector aligns a little turned, needs the cue's search over turns and scalings.
 MIRRORED = {
     "Colin_Powell_0003.jpg": POWELL,
     "Colin_Powell_0006.jpg": POWELL,
     "Tony_Blair_0004.jpg": BLAIR,
+    "Tony_Blair_0005.jpg": BLAIR,
 }
 
 
