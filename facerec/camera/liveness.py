@@ -1,7 +1,8 @@
 """Liveness at the door: the claimed face's evidence over the decision window.
 
 Every frame whose face matched the claim is scored by the anti-spoofing CNN
-and its landmarks kept; frames older than the vote window (`window_s`) fall
+and its landmarks and appearance (a small grey copy of the aligned face, for
+the continuity cue) kept; frames older than the vote window (`window_s`) fall
 out, as votes do, so liveness is judged over the same stretch of time as the
 identity. Frames of anybody else never enter: the parallax of a track that
 jumps between two people would look like depth.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 
 from facerec.images import RGBImage
+from facerec.liveness.continuity import appearance
 from facerec.liveness.passive import AntiSpoof
 from facerec.liveness.policy import FrameEvidence, LivenessPolicy, assess
 from facerec.liveness.verdict import LivenessVerdict
@@ -37,7 +39,9 @@ class LivenessTracker:
     def add(self, pixels: RGBImage, face: Face, t: float) -> FrameEvidence:
         """Score one frame's claimed face and keep it as evidence."""
         score = self.antispoof.score(pixels, face.detection.box)
-        evidence = FrameEvidence(t, score.p_real, face.detection.landmarks, face.quality.yaw)
+        evidence = FrameEvidence(
+            t, score.p_real, face.detection.landmarks, face.quality.yaw, appearance(face.chip)
+        )
         self._frames.append(evidence)
         self.expire(t)
         return evidence

@@ -1,7 +1,8 @@
 """Synthetic presentation attacks: video frames of a photo held up to a camera, for tests and benchmarks.
 
-There is no recording of a real attack (or of a real face moving) in the
-shared data, so the liveness cues are exercised on renderings:
+There is no recording of a real attack in the shared data (and one of a real
+live face: `video/short_hamilton_clip.mp4`, the genuine case of the tests),
+so the liveness cues are exercised on renderings:
 
 - `still`: the photo fills the view and does not move (a print on a stand,
   a phone propped up): the attack the door used to accept;
@@ -11,19 +12,21 @@ shared data, so the liveness cues are exercised on renderings:
 - `framed_print`: the photo printed with a white paper margin, held by a
   shaking hand in front of a room, the video heavily recompressed;
 - `screen`: the photo shown on a phone: an RGB sub-pixel grid resampled by
-  the camera (moire), lower contrast, a glare, a black bezel;
-- `slideshow`: different real photos of one person, one after another: the
-  closest thing to a moving live face we have (it is *not* one: see below).
+  the camera (moire; faint with `focus_sigma`), lower contrast, a glare, a
+  black bezel, held by a slightly trembling hand;
+- `slideshow`: different real photos of one person, one after another: an
+  attack that fakes head motion (every photo is another pose);
+- `mirror_flip`: one photo filling the view, swapped for its horizontal mirror
+  image every few frames: the mirror turns the face the other way, so the
+  nose seems to move against the eyes and mouth (fake parallax).
 
 What these cannot show: a rendering is not a recapture. Real prints have
 halftone dots, paper texture and colour shifts, real screens have their own
 pixel pitch, refresh and reflections; the anti-spoofing CNN was trained on
-those and may see none of them here. And the slideshow is a weak proxy for a
-live face: every photo is a different pose, expression and lighting, which
-makes the planar-motion cue trivially say "not a plane" (a real head turning
-slowly gives far less), and a slideshow of photos is itself an attack that
-the planar cue cannot catch. Frames are BGR uint8 (what `cv2.VideoWriter`
-takes), `SIZE` pixels.
+those and may see none of them here. Slideshows and mirror flips fool the
+planar-motion cue (every photo, and the mirror image, is another pose); the
+continuity cue (`facerec.liveness.continuity`) is what catches them. Frames
+are BGR uint8 (what `cv2.VideoWriter` takes), `SIZE` pixels.
 """
 
 from __future__ import annotations
@@ -181,9 +184,17 @@ def on_screen(photo: BGRImage, pixel_pitch: int = 3) -> BGRImage:
                               value=(18, 18, 18))  # fmt: skip
 
 
-def screen(photo: BGRImage, n: int, seed: int = 0) -> list[BGRImage]:
-    """A phone showing the photo, held up to the camera with a slight tremor."""
-    return _held_up(on_screen(photo), room(seed + 2), n, np.random.default_rng(seed),
+def screen(photo: BGRImage, n: int, seed: int = 0, focus_sigma: float = 0.0) -> list[BGRImage]:
+    """A phone showing the photo, held up to the camera with a slight tremor.
+
+    `focus_sigma` (screen pixels) blurs the screen as a camera focused past its
+    sub-pixels would: at 0 the moire is strong enough to hide the face from
+    the detector, at 1 it is faint and the face is found and recognised.
+    """
+    sheet = on_screen(photo)
+    if focus_sigma > 0:
+        sheet = np.asarray(cv2.GaussianBlur(sheet, (0, 0), focus_sigma), dtype=np.uint8)
+    return _held_up(sheet, room(seed + 2), n, np.random.default_rng(seed),
                     tilt_sd=3, roll=(2, 1), shift_sd=5, height_frac=0.85, noise=2.0,
                     quality=80)  # fmt: skip
 
@@ -215,10 +226,19 @@ def _held_up(
 
 
 def slideshow(photos: Sequence[BGRImage], n: int, hold: int = 2, seed: int = 0) -> list[BGRImage]:
-    """Different photos of one person, each for `hold` frames, cycling: the genuine-motion proxy."""
+    """Different photos of one person, each for `hold` frames, cycling: fake head motion."""
     rng = np.random.default_rng(seed)
     stills = [letterbox(p) for p in photos]
     return [recompress(sensor_noise(stills[(i // hold) % len(stills)], rng), 85) for i in range(n)]
+
+
+def mirror_flip(photo: BGRImage, n: int, every: int = 3, seed: int = 0) -> list[BGRImage]:
+    """The photo filling the view, swapped for its mirror image every `every` frames."""
+    rng = np.random.default_rng(seed)
+    shown = letterbox(photo)
+    flipped = np.ascontiguousarray(shown[:, ::-1])
+    return [recompress(sensor_noise(flipped if (i // every) % 2 else shown, rng), 85)
+            for i in range(n)]  # fmt: skip
 
 
 def crop_around(photo: BGRImage, box: tuple[float, float, float, float], scale: float) -> BGRImage:

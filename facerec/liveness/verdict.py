@@ -32,6 +32,7 @@ class Cue(StrEnum):
     PASSIVE = "passive"  # the anti-spoofing CNN on each frame (`facerec.liveness.passive`)
     PARALLAX = "parallax"  # does the face move like a plane (`facerec.liveness.parallax`)
     CHALLENGE = "challenge"  # did the person turn as asked (`facerec.liveness.challenge`)
+    CONTINUITY = "continuity"  # does the face change smoothly (`facerec.liveness.continuity`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,8 @@ class CueResult:
 
     cue: Cue
     verdict: Verdict
-    score: float | None  # passive: mean p(live); parallax: nose parallax in eye distances
+    score: float | None  # passive: mean p(live); parallax: nose parallax in eye distances;
+    # continuity: mirror copies + cuts found
     reason: str
     required: bool = True
 

@@ -9,11 +9,15 @@ when the view changes enough, and say "undecided" when it does not.
 
 from __future__ import annotations
 
+import dataclasses
+
+import cv2
 import numpy as np
 import pytest
 
 from facerec.liveness import parallax
 from facerec.liveness.challenge import Turn, TurnLimits, judge_turn
+from facerec.liveness.continuity import appearance
 from facerec.liveness.parallax import ParallaxLimits, face_plane_coords, measure
 from facerec.liveness.policy import FrameEvidence, LivenessPolicy, assess
 from facerec.liveness.verdict import Cue, CueResult, Verdict, fuse
@@ -128,22 +132,55 @@ def test_fusion_any_attack_refuses_and_every_required_cue_must_pass() -> None:
     assert fuse([]).verdict is und
 
 
-def evidence(landmarks: list[np.ndarray], p_real: float) -> list[FrameEvidence]:
+def appearances(n: int, turn_deg: float, mirror_every: int = 0) -> list[np.ndarray]:
+    """A face-like grey texture that changes smoothly, `turn_deg` of "rotation" between two
+    smooth random textures per frame (consecutive correlation about cos(turn_deg): a moving face
+    for the continuity cue, one no shift or turn of the image explains), mirrored on every
+    `mirror_every`-th frame if asked."""
+    rng = np.random.default_rng(0)
+    a, b = (cv2.GaussianBlur(rng.normal(0, 1, (112, 112)), (0, 0), 4) for _ in range(2))
+    out = []
+    for i in range(n):
+        angle = np.deg2rad(turn_deg * i)
+        mix = np.cos(angle) * a + np.sin(angle) * b
+        grey = cv2.normalize(mix, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        if mirror_every and i % mirror_every == mirror_every - 1:
+            grey = grey[:, ::-1]
+        out.append(appearance(np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))))
+    return out
+
+
+def evidence(
+    landmarks: list[np.ndarray], p_real: float, looks: list[np.ndarray] | None = None
+) -> list[FrameEvidence]:
+    looks = looks if looks is not None else appearances(len(landmarks), 20.0)
     return [
-        FrameEvidence(i * 0.2, p_real, tuple(map(tuple, lm)), pose_from_landmarks(lm)[1])  # type: ignore[arg-type]
-        for i, lm in enumerate(landmarks)
+        FrameEvidence(i * 0.2, p_real, tuple(map(tuple, lm)), pose_from_landmarks(lm)[1], look)  # type: ignore[arg-type]
+        for i, (lm, look) in enumerate(zip(landmarks, looks, strict=True))
     ]
 
 
-def test_the_policy_needs_both_cues_by_default() -> None:
+def test_the_policy_needs_every_cue_by_default() -> None:
     moving = track(HEAD, SWEEP)
     still = track(HEAD, [0] * 12)
     assert assess(evidence(moving, 0.95), LivenessPolicy()).verdict is Verdict.LIVE
     assert assess(evidence(moving, 0.2), LivenessPolicy()).verdict is Verdict.ATTACK
-    assert assess(evidence(still, 0.95), LivenessPolicy()).verdict is Verdict.UNDECIDED
+    assert assess(evidence(still, 0.95, appearances(12, 0.0)), LivenessPolicy()).verdict is (
+        Verdict.UNDECIDED
+    )
     cnn_only = LivenessPolicy(require_motion=False)
-    assert assess(evidence(still, 0.95), cnn_only).verdict is Verdict.LIVE
+    assert assess(evidence(still, 0.95, appearances(12, 0.0)), cnn_only).verdict is Verdict.LIVE
     turned = assess(evidence(moving, 0.95), LivenessPolicy(challenge=Turn.RIGHT))
     assert turned.verdict is Verdict.LIVE and turned.cue(Cue.CHALLENGE) is not None
+    # Parallax and CNN satisfied, but the face flips to its mirror image: refused, even when
+    # motion is not required (the continuity cue can still veto).
+    flipped = evidence(moving, 0.95, appearances(len(moving), 20.0, mirror_every=3))
+    for policy in (LivenessPolicy(), cnn_only):
+        verdict = assess(flipped, policy)
+        assert verdict.verdict is Verdict.ATTACK and "mirror image" in verdict.reason
+        assert verdict.cue(Cue.PARALLAX).verdict is not Verdict.ATTACK  # type: ignore[union-attr]
+    # Frames without an appearance (a caller with no face chip) leave the cue waiting.
+    bare = [dataclasses.replace(f, appearance=None) for f in evidence(moving, 0.95)]
+    assert assess(bare, LivenessPolicy()).verdict is Verdict.UNDECIDED
     with pytest.raises(ValueError, match="threshold"):
         LivenessPolicy(min_real=1.5)
