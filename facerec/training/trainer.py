@@ -602,7 +602,7 @@ def train(
     with _DeterministicCPU(device.type == "cpu"):
         if model is None:
             weights = Path(config.weights) if config.weights else None
-            model = load_model(config.model, weights)
+            model = load_model(config.model, weights, trainable=True)
             if not config.pretrained:
                 reinitialise(model.module)
         if config.pretrained and config.fold_scales:
