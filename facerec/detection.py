@@ -202,6 +202,9 @@ class Detector:
 def _mtcnn(
     config: DetectorConfig, device: torch.device | None, threads: int | None
 ) -> DetectorBackend:
+    from facerec.extras import require_torch
+
+    require_torch("the MTCNN detector (--detector mtcnn)", "facenet_pytorch")
     return MtcnnDetector(config, device)
 
 

@@ -26,9 +26,11 @@ from facerec.cli_common import (
     make_settings,
     print_json,
     progress,
+    reported_errors,
     session,
 )
 from facerec.errors import FacerecError
+from facerec.extras import require_torch
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
     import numpy as np
@@ -260,8 +262,10 @@ def register(app: typer.Typer) -> None:
 
         from facerec.evaluation.embed import embed_set
         from facerec.evaluation.report import one_shot_identification, plot_roc, verification_report
-        from facerec.fewshot import run_episodes
 
+        if episodes:
+            with reported_errors(as_json=as_json):
+                require_torch("--episodes (the few-shot heads)")
         settings = make_settings(
             model, weights, min_face_size=min_face_size, detector=detector, threads=threads
         )
@@ -290,6 +294,8 @@ def register(app: typer.Typer) -> None:
                     one_shot_identification(people, vectors, seed=seed)
                 )
                 if episodes:
+                    from facerec.fewshot import run_episodes
+
                     labels = {n: i for i, n in enumerate(sorted(people))}
                     rows = [(vectors[p], labels[n]) for n, ps in people.items() for p in ps]
                     emb = np.stack([v for v, _ in rows])

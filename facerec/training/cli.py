@@ -172,6 +172,9 @@ def register(app: typer.Typer) -> None:
 
 def _run(o: dict[str, Any]) -> dict[str, Any]:
     """The command's work, on its options (kept out of `register` so the command stays a thin layer)."""
+    from facerec.extras import require_torch
+
+    require_torch("facerec train")
     from facerec.detection import DetectorConfig
     from facerec.evaluation.pairs import read_lfw_pairs
     from facerec.models.registry import model_spec
