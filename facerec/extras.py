@@ -14,6 +14,8 @@ import importlib.util
 from facerec.errors import FacerecError
 
 TORCH_HINT = "pip install 'facerec[torch]'"
+#: `facerec evaluate` draws its ROC curve with matplotlib when it is installed.
+PLOT_HINT = "pip install 'facerec[plot]'"
 
 
 class MissingExtraError(FacerecError):

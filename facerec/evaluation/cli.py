@@ -30,7 +30,7 @@ from facerec.cli_common import (
     session,
 )
 from facerec.errors import FacerecError
-from facerec.extras import require_torch
+from facerec.extras import PLOT_HINT, installed, require_torch
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
     import numpy as np
@@ -323,7 +323,14 @@ def register(app: typer.Typer) -> None:
                 )
                 heads_text = _compare_heads(sets, episodes, seed, train_steps, result)
             out.mkdir(parents=True, exist_ok=True)
-            plot_roc(r, out / "roc.png", f"{target.name}: {result['model']}, AUC {ver.auc:.4f}")
+            written = [out / "report.json"]
+            if installed("matplotlib"):
+                plot_roc(r, out / "roc.png", f"{target.name}: {result['model']}, AUC {ver.auc:.4f}")
+                written.append(out / "roc.png")
+            else:
+                typer.echo(
+                    f"note: roc.png not drawn, matplotlib is not installed: {PLOT_HINT}", err=True
+                )
             (out / "report.json").write_text(json.dumps(result, indent=2))
         if as_json:
             print_json(result)
@@ -351,7 +358,7 @@ def register(app: typer.Typer) -> None:
             )
         if episodes:
             typer.echo(heads_text)
-        typer.echo(f"wrote {out / 'report.json'} and {out / 'roc.png'}")
+        typer.echo(f"wrote {' and '.join(str(w) for w in written)}")
 
     @app.command()
     def calibrate(
