@@ -22,7 +22,11 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    args: list[str], env: Mapping[str, str], log: Path, startup_s: float = 180
+    args: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    startup_s: float = 180,
+    cwd: str | Path | None = None,
 ) -> Iterator[str]:
     """The URL of `facerec serve *args` on 127.0.0.1, stopped (SIGTERM, then SIGKILL) on exit.
 
@@ -32,7 +36,9 @@ def serving(
     port = free_port()
     cmd = [sys.executable, "-m", "facerec", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("w") as out:
-        proc = subprocess.Popen([*cmd, *args], env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*cmd, *args], env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_s
