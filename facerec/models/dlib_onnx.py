@@ -20,7 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from facerec.errors import WeightsNotFoundError
-from facerec.models.base import LoadedModel, probed, sha256_file
+from facerec.models.base import LoadedModel, probed
 from facerec.models.dlib_spec import DLIB_SPEC
 
 DLIB_ONNX_FILE = "dlib_face_recognition_resnet_model_v1.onnx"
@@ -46,11 +46,10 @@ def load_dlib_onnx(threads: int | None = None) -> LoadedModel:
     from facerec.models.runners import OpenCVBackbone
 
     path = shipped_onnx()
-    digest = sha256_file(path)
-    if digest != DLIB_ONNX_SHA256:
+    backbone = OpenCVBackbone(path, threads)  # hashes the file, reads it on first use
+    if backbone.sha256 != DLIB_ONNX_SHA256:
         raise ModelError(
-            f"{path}: sha256 {digest[:12]}... is not the shipped {DLIB_ONNX_SHA256[:12]}...; "
-            "reinstall facerec"
+            f"{path}: sha256 {backbone.sha256[:12]}... is not the shipped "
+            f"{DLIB_ONNX_SHA256[:12]}...; reinstall facerec"
         )
-    backbone = OpenCVBackbone(path, threads)
     return probed(LoadedModel(DLIB_SPEC, backbone, DLIB_ONNX_SOURCE_SHA256), path)

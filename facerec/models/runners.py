@@ -92,6 +92,7 @@ class OpenCVBackbone:
         # higher (SFace). A replica made later must be the same network, so the file is
         # hashed now and again before each replica, and one that changed is refused.
         digest, made = _sha256(path), [0]
+        self.sha256 = digest  # of the file the nets are read from
 
         def make() -> Any:
             if made[0] and _sha256(path) != digest:

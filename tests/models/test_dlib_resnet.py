@@ -359,3 +359,15 @@ def test_batch_norm_layers_load_as_affine(weights_bytes: bytes) -> None:
         a = DlibResNet(network).eval()(x)
         b = DlibResNet(with_bn).eval()(x)
     assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_a_damaged_shipped_onnx_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from facerec.models import dlib_onnx
+
+    damaged = tmp_path / dlib_onnx.DLIB_ONNX_FILE
+    data = bytearray(dlib_onnx.shipped_onnx().read_bytes())
+    data[-1] ^= 1
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(dlib_onnx, "shipped_onnx", lambda: damaged)
+    with pytest.raises(ModelError, match="is not the shipped"):
+        dlib_onnx.load_dlib_onnx()
