@@ -401,6 +401,7 @@ def register(app: typer.Typer) -> None:
             tar, threshold = tar_at_far(roc(scores, [p.same for p in pairs]), far)
             name = fr.spec.name
             fr.set_threshold(threshold, target_far=far)
+            gallery = fr.display
             result = {
                 "model": name,
                 "threshold": threshold,
@@ -415,5 +416,5 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(_cache_line(embedded, cache))
             typer.echo(
-                f"{name}: threshold {threshold:.4f} for FAR {far:g} (TAR {tar * 100:.2f}% on {len(pairs)} pairs), stored in the gallery"
+                f"{name}: threshold {threshold:.4f} for FAR {far:g} (TAR {tar * 100:.2f}% on {len(pairs)} pairs), stored in {gallery}"
             )
