@@ -20,7 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from facerec.errors import WeightsNotFoundError
-from facerec.models.base import LoadedModel, probed
+from facerec.models.base import LoadedModel
 from facerec.models.dlib_spec import DLIB_SPEC
 
 DLIB_ONNX_FILE = "dlib_face_recognition_resnet_model_v1.onnx"
@@ -52,4 +52,5 @@ def load_dlib_onnx(threads: int | None = None) -> LoadedModel:
             f"{path}: sha256 {backbone.sha256[:12]}... is not the shipped "
             f"{DLIB_ONNX_SHA256[:12]}...; reinstall facerec"
         )
-    return probed(LoadedModel(DLIB_SPEC, backbone, DLIB_ONNX_SOURCE_SHA256), path)
+    # Hash-pinned, so no probe: its buffers would be held while the detector runs.
+    return LoadedModel(DLIB_SPEC, backbone, DLIB_ONNX_SOURCE_SHA256)

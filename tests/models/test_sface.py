@@ -251,3 +251,11 @@ def test_a_replica_of_a_changed_file_is_refused(tmp_path: Path) -> None:
         pytest.raises(ModelError, match="changed"),
     ):
         backbone(chip)
+
+
+def test_a_weights_file_of_another_network_fails_at_load() -> None:
+    """--weights files are probed with a blank chip (the packaged one is hash-pinned instead)."""
+    from facerec.liveness.onnx import LIVENESS_ONNX, liveness_weights_dir
+
+    with pytest.raises(ModelError, match="does not run as sface"):
+        sface_module.load_sface(liveness_weights_dir() / LIVENESS_ONNX[0])
