@@ -129,7 +129,8 @@ def enroll(
             as_json,
             result,
             lambda r: typer.echo(
-                f"enrolled {r.person.name}: {r.added} sample(s) added, {r.skipped} already there, "
+                f"enrolled {r.person.name} in {fr.display}: {r.added} sample(s) added, "
+                f"{r.skipped} already there, "
                 f"{r.person.n_samples} in all"
             ),
             schemas.enrollment_json,
@@ -313,7 +314,8 @@ def remove(
                 f"{r.album.negatives} 'not' record(s)"
             )
             typer.echo(
-                f"forgot {r.name}: {r.samples} sample(s), {album}, {r.audit.events} door-camera "
+                f"forgot {r.name} in {fr.display}: {r.samples} sample(s), {album}, "
+                f"{r.audit.events} door-camera "
                 f"event(s), {r.audit.images} door-camera image(s) of them in other events"
             )
             if not r.compacted:
@@ -391,7 +393,7 @@ def reembed(
         emit(
             as_json,
             {"samples": n, "model": ident.name, "weights_sha256": ident.weights_sha256},
-            lambda r: typer.echo(f"re-embedded {n} sample(s) with {ident}"),
+            lambda r: typer.echo(f"re-embedded {n} sample(s) in {fr.display} with {ident}"),
         )
 
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from typing import Any
 
+from facerec.binomial import beta_quantile
 from facerec.decision import DecisionThreshold, ThresholdSource, format_rate
 from facerec.errors import ModelError
 from facerec.jsonfields import json_bool, json_int, json_ints, json_str
@@ -81,11 +82,9 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    from scipy.special import betaincinv  # scipy is heavy to import; only needed here
-
     alpha = 1.0 - confidence
-    lo = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
-    hi = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
+    lo = 0.0 if k == 0 else beta_quantile(alpha / 2, k, n - k + 1)
+    hi = 1.0 if k == n else beta_quantile(1 - alpha / 2, k + 1, n - k)
     return lo, hi
 
 

@@ -22,26 +22,36 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    args: list[str], env: Mapping[str, str], log: Path, startup_s: float = 180
+    args: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    startup_s: float = 180,
+    cwd: str | Path | None = None,
 ) -> Iterator[str]:
     """The URL of `facerec serve *args` on 127.0.0.1, stopped (SIGTERM, then SIGKILL) on exit.
 
     The server's output goes to `log`; a server that exits or is not up within
     `startup_s` (it loads the model before it listens) fails the test with it.
     """
-    with serving_process(args, env, log, startup_s) as (url, _):
+    with serving_process(args, env, log, startup_s, cwd) as (url, _):
         yield url
 
 
 @contextmanager
 def serving_process(
-    args: list[str], env: Mapping[str, str], log: Path, startup_s: float = 180
+    args: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    startup_s: float = 180,
+    cwd: str | Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`serving`, with the server's process too (to look at its memory or open files)."""
     port = free_port()
     cmd = [sys.executable, "-m", "facerec", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("w") as out:
-        proc = subprocess.Popen([*cmd, *args], env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*cmd, *args], env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_s

@@ -31,6 +31,7 @@ LONG_FUNCTIONS_ALLOWED = {
     "facerec/album/store.py:AlbumStore.forget",
     "facerec/album/store.py:AlbumStore.view",
     "facerec/album/store.py:AlbumStore.write",
+    "facerec/camera/cli.py:camera",
     "facerec/gallery/store.py:Gallery.enroll",
     "facerec/server/app.py:create_app",
 }

@@ -54,6 +54,20 @@ def test_clopper_pearson_matches_scipy(k: int, n: int) -> None:
     assert hi == pytest.approx(ci.high, rel=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("k", "n"),
+    [(1, 24_000_000), (10, 23_866_505), (2_400, 23_866_505), (240_000, 23_866_505),
+     (12_000_000, 24_000_000), (23_999_990, 24_000_000), (4_999, 10_000), (37, 12_345)],
+)  # fmt: skip
+def test_clopper_pearson_matches_scipy_on_gallery_sized_counts(k: int, n: int) -> None:
+    """The shipped curves' counts: tens of millions of pairs, from a handful to most accepted."""
+    from scipy.special import betaincinv
+
+    lo, hi = clopper_pearson(k, n)
+    assert lo == pytest.approx(float(betaincinv(k, n - k + 1, 0.025)), rel=1e-9)
+    assert hi == pytest.approx(float(betaincinv(k + 1, n - k, 0.975)), rel=1e-9)
+
+
 def test_clopper_pearson_refuses_nonsense() -> None:
     for k, n in ((-1, 5), (6, 5), (0, 0)):
         with pytest.raises(ValueError):

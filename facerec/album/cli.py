@@ -39,7 +39,7 @@ from facerec.cli_common import (
     progress,
     session,
 )
-from facerec.config import Settings
+from facerec.config import Settings, database_url
 from facerec.gallery.index_kind import IndexKind
 
 if TYPE_CHECKING:
@@ -192,6 +192,8 @@ def scan(
 
     cluster = None
     on_ray = on_ray or ray_address is not None
+    if not on_ray and not folder.expanduser().is_dir():  # before any model loads
+        fail(f"{folder}: is not a folder", as_json=as_json, kind="ImageError")
     if ray_cpus is not None and not on_ray:
         fail("--ray-cpus applies to a scan with --ray", as_json=as_json)
     if on_ray:
@@ -234,6 +236,7 @@ def scan(
                 f"{r.faces_per_second:.2f} faces/s"
             )
             typer.echo(_refresh_line(r.refresh))
+            typer.echo(f"gallery: {database_url(db).display}")
 
         emit(as_json, result, human)
 
@@ -253,7 +256,8 @@ def name_cmd(
 
         def human(r: NameResult) -> None:
             typer.echo(
-                f"cluster {r.cluster} is {r.name}: {r.added} sample(s) enrolled, "
+                f"cluster {r.cluster} is {r.name} in {database_url(db).display}: "
+                f"{r.added} sample(s) enrolled, "
                 f"{r.skipped} already there, {r.confirmed} face(s) confirmed"
             )
             if r.missing:

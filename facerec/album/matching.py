@@ -4,7 +4,7 @@ Matching each face to its nearest prototype on its own gives the failure
 users report most in group photos: two similar-looking siblings both called
 by the same name. A person can be in a photo at most once, so the faces of a
 photo are assigned *jointly*: a maximum-weight bipartite matching between
-faces and people (the Hungarian method, `scipy.optimize.linear_sum_assignment`,
+faces and people (the Hungarian method, `facerec.album.hungarian`,
 Kuhn 1955 / Munkres 1957), where pairing face i with person j is worth
 s_ij - t (cosine minus threshold) and is allowed only when s_ij >= t. Each
 face also gets its own "unknown" option worth 0, so a face stays unknown
@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
-#: Weight of a forbidden pairing: finite (scipy needs a feasible matrix), far below any margin.
+from facerec.album.hungarian import max_weight_assignment
+
+#: Weight of a forbidden pairing: finite (the solver needs finite weights), far below any margin.
 _FORBIDDEN = -1.0e9
 
 
@@ -70,9 +71,9 @@ def assign(
     weights = np.full((n, m + n), _FORBIDDEN)
     weights[:, :m] = np.where(ok, s - threshold, _FORBIDDEN)
     weights[np.arange(n), m + np.arange(n)] = 0.0  # each face's own "unknown"
-    rows, cols = linear_sum_assignment(weights, maximize=True)
+    rows, cols = max_weight_assignment(weights)
     out: list[int | None] = [None] * n
-    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+    for r, c in zip(rows, cols, strict=True):
         if c < m and ok[r, c]:
             out[r] = c
     return tuple(out)

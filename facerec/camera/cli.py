@@ -45,6 +45,7 @@ from facerec.cli_common import (
     session,
 )
 from facerec.errors import ModelError
+from facerec.extras import TORCH_HINT, has_torch
 from facerec.gallery.index_kind import IndexKind
 from facerec.liveness.verdict import DEFAULT_MIN_REAL
 
@@ -194,6 +195,11 @@ def camera(
             )
         elif challenge is not None:
             raise ValueError("--challenge needs --claim NAME and liveness on")
+        if policy is not None and liveness_weights is not None and not has_torch():
+            raise ValueError(
+                "--liveness-weights loads .pth files with PyTorch, which is not installed: "
+                f"{TORCH_HINT} (or leave the option out: the shipped models need no PyTorch)"
+            )
     except ValueError as exc:
         fail(str(exc), as_json=as_json, kind="UsageError")
     if claim is not None and timeout_s is None:

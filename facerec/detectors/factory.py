@@ -65,6 +65,9 @@ class Detector:
 def _mtcnn(
     config: DetectorConfig, device: torch.device | None, threads: int | None
 ) -> DetectorBackend:
+    from facerec.extras import require_torch
+
+    require_torch("the MTCNN detector (--detector mtcnn)", "facenet_pytorch")
     from facerec.detectors.mtcnn import MtcnnDetector  # loaded when chosen, as YuNet is
 
     return MtcnnDetector(config, device)

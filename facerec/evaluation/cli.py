@@ -22,8 +22,10 @@ from facerec.cli_common import (
     make_settings,
     print_json,
     progress,
+    reported_errors,
     session,
 )
+from facerec.extras import PLOT_HINT, require_torch
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
     from facerec.evaluation.cache import EvaluationCache
@@ -96,7 +98,11 @@ def _print_evaluation(target: Path, done: Evaluation) -> None:
         )
     if done.heads_text is not None:
         typer.echo(done.heads_text)
-    typer.echo(f"wrote {done.report_path} and {done.roc_path}")
+    if done.roc_path is None:
+        typer.echo(f"note: roc.png not drawn, matplotlib is not installed: {PLOT_HINT}", err=True)
+        typer.echo(f"wrote {done.report_path}")
+    else:
+        typer.echo(f"wrote {done.report_path} and {done.roc_path}")
 
 
 def register(app: typer.Typer) -> None:
@@ -139,6 +145,9 @@ def register(app: typer.Typer) -> None:
         """Verification accuracy (k-fold), AUC, EER, TAR@FAR; one-shot identification; episodes."""
         from facerec.evaluation.job import EvaluateOptions, evaluate
 
+        if episodes:
+            with reported_errors(as_json=as_json):
+                require_torch("--episodes (the few-shot heads)")
         settings = make_settings(
             model, weights, min_face_size=min_face_size, detector=detector, threads=threads
         )

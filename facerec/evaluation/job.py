@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facerec.errors import FacerecError
+from facerec.extras import installed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,7 +66,7 @@ class Evaluation:
     images: int
     heads_text: str | None
     report_path: Path
-    roc_path: Path
+    roc_path: Path | None  # None: matplotlib is not installed (the 'plot' extra)
 
 
 def evaluate(fr: FaceRec, o: EvaluateOptions, *, progress: bool = False) -> Evaluation:
@@ -113,8 +114,11 @@ def evaluate(fr: FaceRec, o: EvaluateOptions, *, progress: bool = False) -> Eval
         )
         heads_text = _compare_heads(sets, o.episodes, o.seed, o.train_steps, result)
     o.out.mkdir(parents=True, exist_ok=True)
-    roc_path, report_path = o.out / "roc.png", o.out / "report.json"
-    plot_roc(r, roc_path, f"{o.target.name}: {result['model']}, AUC {ver.auc:.4f}")
+    report_path = o.out / "report.json"
+    roc_path: Path | None = None
+    if installed("matplotlib"):
+        roc_path = o.out / "roc.png"
+        plot_roc(r, roc_path, f"{o.target.name}: {result['model']}, AUC {ver.auc:.4f}")
     report_path.write_text(json.dumps(result, indent=2))
     return Evaluation(result, ver, embedded, cache, len(paths), heads_text, report_path, roc_path)
 

@@ -21,39 +21,43 @@ either way, so the boxes are used as MTCNN gives them. What the scores mean
 on this project's data is measured by `scripts/bench_liveness.py`, not
 assumed.
 
-Weights: the two files are a pinned download (SHA-256 checked; a mismatch is
-deleted and refused) into the torch-hub checkpoints folder, or a directory
-the user names. `FACEREC_OFFLINE` forbids the download and turns a missing
-file into an error that says where to put it.
+Weights: both networks ship inside the package as ONNX files run by OpenCV
+(`facerec.liveness.onnx`, exported and checked against the PyTorch modules by
+``scripts/export_onnx.py``), so liveness works offline, without PyTorch and
+without a download. A folder of the released ``.pth`` files (pinned by
+SHA-256) can be named instead; those load into the PyTorch rebuild
+(`facerec.liveness.minifasnet`), which needs the torch extra.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from facerec.errors import ModelError, WeightsNotFoundError
+from facerec.extras import require_torch
 from facerec.images import RGBImage
-from facerec.liveness.minifasnet import (
+from facerec.liveness.onnx import load_shipped, softmax
+from facerec.liveness.spec import (
     INPUT_SIZE,
     MINIFASNET_V1SE,
     MINIFASNET_V2,
     REAL_CLASS,
-    MiniFASNet,
     MiniFASNetSpec,
 )
 from facerec.liveness.verdict import DEFAULT_MIN_REAL, Cue, CueResult, Verdict
 from facerec.models.base import sha256_file
-from facerec.models.inception import torch_hub_checkpoints
-from facerec.runtime import default_device
+
+if TYPE_CHECKING:
+    import torch
+
+    from facerec.liveness.minifasnet import MiniFASNet
 
 log = logging.getLogger(__name__)
 
@@ -102,41 +106,29 @@ class PassiveScore:
     per_model: tuple[float, ...]
 
 
-def default_weights_dir() -> Path:
-    """Where the download goes: next to facenet-pytorch's, in the torch-hub checkpoints folder."""
-    return torch_hub_checkpoints() / "silent-face-anti-spoofing"
-
-
 def how_to_get(directory: Path) -> str:
     """The instruction every "weights missing" error ends with."""
     files = ", ".join(RELEASE_URL + m.file for m in RELEASED_MODELS)
-    return f"download {files} into {directory}"
+    return (
+        f"download {files} into {directory}, or leave --liveness-weights out for the shipped models"
+    )
 
 
-def locate_weights(directory: Path | None = None) -> Path:
-    """The folder holding both released files, checked against their pinned SHA-256.
+def locate_weights(directory: Path) -> Path:
+    """`directory`, once it holds both released files with their pinned SHA-256.
 
-    With `directory` None the default folder is used, and a missing file is
-    downloaded unless FACEREC_OFFLINE is set. A file whose hash differs from
-    the pinned one is refused: every threshold and measured rate belongs to
-    these exact weights.
+    A file whose hash differs from the pinned one is refused: every threshold
+    and measured rate belongs to these exact weights. Nothing is downloaded.
     """
-    explicit = directory is not None
-    folder = Path(directory).expanduser() if directory is not None else default_weights_dir()
-    if explicit and not folder.is_dir():
+    folder = Path(directory).expanduser()
+    if not folder.is_dir():
         raise WeightsNotFoundError(f"liveness weights folder {folder} does not exist")
     for model in RELEASED_MODELS:
         path = folder / model.file
         if not path.is_file():
-            if explicit:
-                raise WeightsNotFoundError(
-                    f"liveness weights {path} not found; {how_to_get(folder)}"
-                )
-            _download(model, path)
+            raise WeightsNotFoundError(f"liveness weights {path} not found; {how_to_get(folder)}")
         digest = sha256_file(path)
         if digest != model.sha256:
-            if not explicit:
-                path.unlink(missing_ok=True)  # a damaged download; the next run fetches it again
             raise ModelError(
                 f"{path}: sha256 {digest[:12]}... is not the pinned {model.sha256[:12]}... "
                 f"of {model.file}; {how_to_get(folder)}"
@@ -144,28 +136,13 @@ def locate_weights(directory: Path | None = None) -> Path:
     return folder
 
 
-def _download(model: ReleasedModel, dest: Path) -> None:
-    if os.environ.get("FACEREC_OFFLINE"):
-        raise WeightsNotFoundError(
-            f"liveness weights {dest} not found and FACEREC_OFFLINE is set; "
-            f"{how_to_get(dest.parent)}"
-        )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s to %s", model.file, dest)
-    partial = dest.with_name(dest.name + ".part")
-    try:
-        torch.hub.download_url_to_file(RELEASE_URL + model.file, str(partial), progress=False)
-        partial.replace(dest)
-    except Exception as exc:  # network errors come in many types
-        partial.unlink(missing_ok=True)
-        raise WeightsNotFoundError(
-            f"liveness weights {dest} not found and the download failed ({exc}); "
-            f"{how_to_get(dest.parent)} on a connected machine"
-        ) from None
-
-
 def load_minifasnet(path: Path, spec: MiniFASNetSpec) -> MiniFASNet:
     """Build `spec` and load `path` strictly: every tensor of the file is used, none is missing."""
+    require_torch("liveness weights from .pth files (--liveness-weights)")
+    import torch
+
+    from facerec.liveness.minifasnet import MiniFASNet
+
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -199,16 +176,24 @@ def scaled_crop(image: np.ndarray, box: Box, scale: float, size: int = INPUT_SIZ
 
 
 class AntiSpoof:
-    """Both released MiniFASNets, ready to score faces (RGB frames, detector boxes)."""
+    """Both released MiniFASNets, ready to score faces (RGB frames, detector boxes).
+
+    By default the shipped ONNX files on OpenCV (CPU, no PyTorch); with
+    `weights_dir` the released ``.pth`` files on PyTorch, on `device`.
+    """
 
     def __init__(self, weights_dir: Path | None = None, device: torch.device | None = None):
-        """Locates (or downloads) and loads the weights; raises before any frame if they are missing."""
-        self.weights_dir = locate_weights(weights_dir)
-        self.device = device or default_device()
+        """Loads the networks; raises before any frame if they are missing or damaged."""
+        self.weights_dir = None if weights_dir is None else locate_weights(weights_dir)
         self.models = RELEASED_MODELS
-        self._nets = [
-            load_minifasnet(self.weights_dir / m.file, m.spec).to(self.device) for m in self.models
-        ]
+        self._nets: list[Callable[[np.ndarray], np.ndarray]]
+        if self.weights_dir is None:
+            self._nets = list(load_shipped())
+        else:
+            self._nets = [
+                _torch_net(load_minifasnet(self.weights_dir / m.file, m.spec), device)
+                for m in self.models
+            ]
 
     def score(self, image: RGBImage, box: Box) -> PassiveScore:
         """p(live) of one face."""
@@ -224,9 +209,7 @@ class AntiSpoof:
             crops = np.stack(
                 [scaled_crop(img, box, model.scale)[:, :, ::-1] for img, box in faces]
             ).astype(np.float32)
-            x = torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device)
-            with torch.inference_mode():
-                per_model.append(torch.softmax(net(x), dim=1).cpu().numpy())
+            per_model.append(softmax(net(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))))
         fused = np.mean(per_model, axis=0)
         return [
             PassiveScore(
@@ -234,6 +217,22 @@ class AntiSpoof:
             )
             for i in range(len(faces))
         ]
+
+
+def _torch_net(net: MiniFASNet, device: torch.device | None) -> Callable[[np.ndarray], np.ndarray]:
+    """A PyTorch MiniFASNet as a numpy function: NCHW float32 crops in, logits out."""
+    import torch
+
+    from facerec.runtime import default_device
+
+    where = device or default_device()
+    net = net.to(where)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return np.asarray(net(torch.from_numpy(batch).to(where)).float().cpu().numpy())
+
+    return run
 
 
 def judge(p_real: Sequence[float], min_real: float = DEFAULT_MIN_REAL) -> CueResult:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from facerec.errors import ModelError
+from facerec.extras import require_torch
 from facerec.models.base import LoadedModel, ModelSpec
 
 #: The model an empty gallery is filled with. SFace beats dlib's ResNet on every set we
@@ -83,7 +84,11 @@ def models_help() -> str:
 
 
 def load_model(
-    name: str | None = None, weights: Path | None = None, *, threads: int | None = None
+    name: str | None = None,
+    weights: Path | None = None,
+    *,
+    threads: int | None = None,
+    trainable: bool = False,
 ) -> LoadedModel:
     """Load a backbone by name; `weights` (or FACEREC_WEIGHTS) replaces the default file.
 
@@ -91,6 +96,9 @@ def load_model(
     Runtime); PyTorch models follow torch's global setting. A fusion loads
     each member's own packaged weights; `weights` names one network's file,
     so it is refused for a fusion rather than guessed onto a member.
+    dlib's ResNet runs from the shipped ONNX file (no PyTorch) unless
+    `trainable` asks for the PyTorch module to fine-tune or `weights` names
+    other weights; both need the torch extra.
     """
     name = name or os.environ.get("FACEREC_MODEL") or DEFAULT_MODEL
     weights = weights_file(weights)
@@ -105,6 +113,15 @@ def load_model(
             )
         return load_fusion(spec, lambda member: load_model(member, threads=threads))
     if name == DLIB_MODEL:
+        if weights is None and not trainable:
+            from facerec.models.dlib_onnx import load_dlib_onnx
+
+            return load_dlib_onnx(threads)
+        require_torch(
+            f"{DLIB_MODEL} with a weights file ({weights})"
+            if weights is not None
+            else f"fine-tuning {DLIB_MODEL}"
+        )
         from facerec.models.dlib_resnet import load_dlib_resnet
 
         return load_dlib_resnet(weights)
@@ -115,6 +132,7 @@ def load_model(
         return load_sface(weights, threads)
     if name == MBF_SPEC.name:
         return load_mbf(weights, threads)
+    require_torch(f"the model {name}", "facenet_pytorch")
     from facerec.models.inception import load_inception
 
     return load_inception(name, weights)

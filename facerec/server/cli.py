@@ -182,7 +182,8 @@ def keys_create(
             "created_at": new.info.created_at,
         },
         lambda r: typer.echo(
-            f"created API key {new.info.name!r} (prefix {new.info.prefix}). "
+            f"created API key {new.info.name!r} (prefix {new.info.prefix}) in "
+            f"{database_url(db).display}. "
             f"Store this token now; it is not shown again:\n{new.token}"
         ),
     )
@@ -213,7 +214,11 @@ def keys_revoke(
     """Revoke a key; requests with it get 401 from the next one on."""
     with _key_store(db, as_json=as_json) as store:
         info = store.revoke(name)
-    emit(as_json, info, lambda r: typer.echo(f"revoked API key {info.name!r}"))
+    emit(
+        as_json,
+        info,
+        lambda r: typer.echo(f"revoked API key {info.name!r} in {database_url(db).display}"),
+    )
 
 
 def register(app: typer.Typer) -> None:

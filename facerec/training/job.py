@@ -82,6 +82,9 @@ def run(o: TrainOptions, *, progress: bool = False) -> dict[str, Any]:
 
     `progress` shows progress bars (the CLI's when stderr is a terminal).
     """
+    from facerec.extras import require_torch
+
+    require_torch("facerec train")
     from facerec.detectors import DetectorConfig
     from facerec.models.registry import model_spec
     from facerec.runtime import use_threads

@@ -715,7 +715,7 @@ def _network(
 
     if model is None:
         weights = Path(config.weights) if config.weights else None
-        model = load_model(config.model, weights)
+        model = load_model(config.model, weights, trainable=True)
         if not config.pretrained:
             reinitialise(model.module)
     if config.pretrained and config.fold_scales:

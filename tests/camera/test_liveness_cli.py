@@ -255,12 +255,25 @@ def test_the_turn_challenge_is_announced_and_must_be_met(
 def test_missing_weights_fail_before_any_frame_and_say_what_to_do(
     clips: dict[str, Path], db: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**cli_env, "TORCH_HOME": str(tmp_path / "empty-torch-home")}
-    run = camera(["--source", str(clips["still"]), "--claim", OBAMA], env, db)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["--source", str(clips["still"]), "--claim", OBAMA, "--liveness-weights", str(empty)]
+    run = camera(args, cli_env, db)
     assert run.returncode == 2
     # No event, only the error object --json promises (facerec.schemas.ErrorEnvelopeJSON).
     assert json.loads(run.stdout)["error"]["exit_code"] == 2
-    assert "FACEREC_OFFLINE" in run.stderr and "--no-liveness" in run.stderr
+    assert "--no-liveness" in run.stderr and "leave --liveness-weights out" in run.stderr
     assert "raw.githubusercontent.com/minivision-ai/Silent-Face-Anti-Spoofing" in run.stderr
-    assert not os.path.exists(tmp_path / "empty-torch-home" / "checkpoints")  # nothing fetched
     assert audit_rows(db) == []
+
+
+def test_the_shipped_models_need_no_download(
+    clips: dict[str, Path], db: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No --liveness-weights, an empty torch-hub folder: the ONNX files in the package decide."""
+    env = {**cli_env, "TORCH_HOME": str(tmp_path / "empty-torch-home")}
+    run = camera(["--source", str(clips["still"]), "--claim", OBAMA], env, db)
+    assert run.returncode == 1, run.stdout + run.stderr
+    (event,) = events(run)
+    assert (event["decision"], event["reason"]) == ("rejected", "presentation attack")
+    assert not os.path.exists(tmp_path / "empty-torch-home")  # nothing fetched

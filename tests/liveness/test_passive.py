@@ -1,13 +1,12 @@
 """The anti-spoofing CNN: strict loading, pinned weights, the crop rule, and what it says on real photos.
 
-The weights are the shared copies in ../shared/data/models/antispoof; nothing
-here downloads (a "download" is a monkeypatched function writing local bytes).
+The weights are the shared copies in ../shared/data/models/antispoof (PyTorch)
+and the ONNX files shipped in the package, which must score as the PyTorch ones.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -18,6 +17,7 @@ import torch
 from facerec.errors import ModelError, WeightsNotFoundError
 from facerec.liveness import passive, replay
 from facerec.liveness.minifasnet import MINIFASNET_V1SE, MINIFASNET_V2, MiniFASNet
+from facerec.liveness.onnx import LIVENESS_ONNX, OnnxMiniFASNet, liveness_weights_dir
 from facerec.liveness.passive import (
     RELEASED_MODELS,
     AntiSpoof,
@@ -52,12 +52,10 @@ def antispoof(weights: Path) -> AntiSpoof:
     return AntiSpoof(weights, device=torch.device("cpu"))
 
 
-@pytest.fixture()
-def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty default weights folder (TORCH_HOME in tmp) and downloads forbidden."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("FACEREC_OFFLINE", "1")
-    yield passive.default_weights_dir()
+@pytest.fixture(scope="module")
+def shipped() -> AntiSpoof:
+    """The ONNX files inside the package, on OpenCV: what the door runs without PyTorch."""
+    return AntiSpoof()
 
 
 def test_both_networks_load_strictly_and_classify_three_ways(weights: Path) -> None:
@@ -139,35 +137,36 @@ def test_an_explicit_folder_must_hold_both_pinned_files(weights: Path, tmp_path:
     assert locate_weights(weights) == weights
 
 
-def test_offline_without_weights_says_where_to_put_them(offline_cache: Path) -> None:
-    with pytest.raises(WeightsNotFoundError, match="FACEREC_OFFLINE") as err:
-        AntiSpoof()
-    assert str(offline_cache) in str(err.value) and passive.RELEASE_URL in str(err.value)
-
-
-def test_a_download_is_hash_checked(
-    offline_cache: Path, weights: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_shipped_onnx_models_score_as_the_pytorch_ones(
+    antispoof: AntiSpoof, shipped: AntiSpoof, pipeline: Pipeline, shared: Path
 ) -> None:
-    monkeypatch.delenv("FACEREC_OFFLINE")
-    fetched: list[str] = []
+    """p(live) of each network within 1e-4 on live photos and on their screen replays."""
+    assert shipped.weights_dir is None
+    worst = 0.0
+    for rel in REAL:
+        bgr = replay.read_bgr(shared_file(shared, rel))
+        frames = [
+            bgr,
+            replay.screen(replay.crop_around(bgr, (0, 0, *bgr.shape[1::-1]), 1.0), 1, seed=2)[0],
+        ]
+        for frame in frames:
+            rgb = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            faces = [(rgb, f.box) for f in pipeline.detector.detect(rgb)]
+            for ours, reference in zip(
+                shipped.score_many(faces), antispoof.score_many(faces), strict=True
+            ):
+                diffs = np.abs(np.subtract(ours.per_model, reference.per_model))
+                worst = max(worst, float(diffs.max()), abs(ours.p_real - reference.p_real))
+    assert 0 < worst <= 1e-4  # 0 would mean the same engine ran twice
 
-    def fake_download(url: str, dst: str, progress: bool = True) -> None:
-        fetched.append(url)
-        name = url.rsplit("/", 1)[1]
-        shutil.copy(weights / name, dst) if "V2" in name else Path(dst).write_bytes(b"evil")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    with pytest.raises(ModelError, match="is not the pinned"):
-        locate_weights()
-    assert [u.rsplit("/", 1)[1] for u in fetched] == [m.file for m in RELEASED_MODELS]
-    assert all(u.startswith(passive.RELEASE_URL) for u in fetched)
-    assert (offline_cache / RELEASED_MODELS[0].file).is_file()
-    assert not (offline_cache / RELEASED_MODELS[1].file).exists()  # the bad download is deleted
-
-    def failing_download(url: str, dst: str, progress: bool = True) -> None:
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", failing_download)
-    with pytest.raises(WeightsNotFoundError, match=r"download failed \(network unreachable"):
-        locate_weights()
-    assert not list(offline_cache.glob("*.part"))
+def test_a_damaged_shipped_file_is_refused(tmp_path: Path) -> None:
+    shipped_file = liveness_weights_dir() / LIVENESS_ONNX[0]
+    damaged = tmp_path / LIVENESS_ONNX[0]
+    data = bytearray(shipped_file.read_bytes())
+    data[-1] ^= 1
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="is not the shipped"):
+        OnnxMiniFASNet(damaged)
+    assert OnnxMiniFASNet(shipped_file)(np.zeros((2, 3, 80, 80), np.float32)).shape == (2, 3)
+    assert "Apache License" in (liveness_weights_dir() / "LICENSE").read_text()

@@ -19,9 +19,11 @@ import pytest
 import torch
 
 from facerec.alignment import warp_to_template
+from facerec.embedding import Embedder
 from facerec.errors import ModelError, WeightsNotFoundError
 from facerec.models.base import LoadedModel
 from facerec.models.dlib_format import parse_dlib_network, read_dlib_network
+from facerec.models.dlib_onnx import DLIB_ONNX_SOURCE_SHA256
 from facerec.models.dlib_resnet import (
     DLIB_SPEC,
     DLIB_TEMPLATE,
@@ -30,6 +32,8 @@ from facerec.models.dlib_resnet import (
     default_weights_path,
     load_dlib_resnet,
 )
+from facerec.models.registry import load_model
+from facerec.models.runners import OpenCVBackbone
 
 from ..conftest import missing_shared
 
@@ -119,10 +123,10 @@ def _embed(model: LoadedModel, chips: list[npt.NDArray[np.uint8]]) -> FloatArray
     return out.double().numpy()
 
 
-def test_descriptors_match_dlib(
-    model: LoadedModel, dlib_mod: Any, faces: list[Face], weights: Path
-) -> None:
-    """Same chip in, same 128 numbers out: the port is exact up to float rounding."""
+def _dlib_chips_and_descriptors(
+    dlib_mod: Any, faces: list[Face], weights: Path
+) -> tuple[list[npt.NDArray[np.uint8]], FloatArray]:
+    """dlib's own chips of the faces and dlib's own descriptors of them: the reference."""
     predictor = dlib_mod.shape_predictor(
         str(_models_dir() / "shape_predictor_5_face_landmarks.dat")
     )
@@ -132,6 +136,14 @@ def test_descriptors_match_dlib(
         for f in faces
     ]
     expected = np.array([np.array(reference.compute_face_descriptor(c, 0)) for c in chips])
+    return chips, expected
+
+
+def test_descriptors_match_dlib(
+    model: LoadedModel, dlib_mod: Any, faces: list[Face], weights: Path
+) -> None:
+    """Same chip in, same 128 numbers out: the port is exact up to float rounding."""
+    chips, expected = _dlib_chips_and_descriptors(dlib_mod, faces, weights)
     ours = _embed(model, chips)
     diff = np.abs(ours - expected).max(axis=1)
     log.info("max abs diff over %d chips: %.3g", len(chips), diff.max())
@@ -142,6 +154,29 @@ def test_descriptors_match_dlib(
     # Batch composition must not change a chip's descriptor.
     single = _embed(model, chips[:1])
     assert np.abs(single[0] - ours[0]).max() <= 1e-5
+
+
+def test_shipped_onnx_matches_dlib_and_keeps_the_operating_points(
+    model: LoadedModel, dlib_mod: Any, faces: list[Face], weights: Path
+) -> None:
+    """The default dlib-resnet-v1 (the shipped ONNX file on OpenCV, no torch) gives dlib's
+    descriptors to 1e-4, and the pipeline's unit embeddings of the PyTorch port to 1e-4,
+    under the same model identity: galleries and shipped FAR tables stay valid."""
+    shipped = load_model(DLIB_SPEC.name)
+    assert isinstance(shipped.backbone, OpenCVBackbone)
+    assert shipped.identity == model.identity  # the .dat's digest, as before
+    assert shipped.weights_sha256 == DLIB_ONNX_SOURCE_SHA256
+    chips, expected = _dlib_chips_and_descriptors(dlib_mod, faces, weights)
+    x = np.stack(chips).astype(np.float32)
+    raw = shipped.backbone(((x - np.float32(DLIB_SPEC.mean)) / DLIB_SPEC.std).transpose(0, 3, 1, 2))
+    diff = np.abs(raw - expected).max(axis=1)
+    assert len(chips) >= 10 and diff.max() <= 1e-4, (
+        f"{faces[int(diff.argmax())].path}: {diff.max():.3g}"
+    )
+    for flip in (False, True):
+        onnx_unit = Embedder(shipped, flip=flip).embed(chips)
+        torch_unit = Embedder(model, flip=flip).embed(chips)
+        assert np.abs(onnx_unit - torch_unit).max() <= 1e-4
 
 
 def test_template_reproduces_dlib_chip(
@@ -322,3 +357,15 @@ def test_batch_norm_layers_load_as_affine(weights_bytes: bytes) -> None:
         a = DlibResNet(network).eval()(x)
         b = DlibResNet(with_bn).eval()(x)
     assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_a_damaged_shipped_onnx_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from facerec.models import dlib_onnx
+
+    damaged = tmp_path / dlib_onnx.DLIB_ONNX_FILE
+    data = bytearray(dlib_onnx.shipped_onnx().read_bytes())
+    data[-1] ^= 1
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(dlib_onnx, "shipped_onnx", lambda: damaged)
+    with pytest.raises(ModelError, match="is not the shipped"):
+        dlib_onnx.load_dlib_onnx()

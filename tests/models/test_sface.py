@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -232,3 +233,29 @@ def test_without_a_model_named_the_gallery_runs_its_own(
     monkeypatch.setenv("FACEREC_MODEL", "insightface-mbf-w600k")
     with FaceRec(db) as fr:
         assert fr.model_name() == "insightface-mbf-w600k"
+
+
+def test_a_replica_of_a_changed_file_is_refused(tmp_path: Path) -> None:
+    """OpenCV reads the file itself (a lower peak than from a copy in memory); a replica made
+    after the file changed would be another network, so it is refused."""
+    path = tmp_path / "sface.onnx"
+    shutil.copy(sface_module.default_weights_path(), path)
+    backbone = OpenCVBackbone(path, copies=None)
+    chip = np.zeros((1, 3, 112, 112), np.float32)
+    with backbone._nets.borrow():  # the first net is busy: the call below needs a second
+        assert backbone(chip).shape == (1, 128)
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    with (
+        backbone._nets.borrow(),
+        backbone._nets.borrow(),
+        pytest.raises(ModelError, match="changed"),
+    ):
+        backbone(chip)
+
+
+def test_a_weights_file_of_another_network_fails_at_load() -> None:
+    """--weights files are probed with a blank chip (the packaged one is hash-pinned instead)."""
+    from facerec.liveness.onnx import LIVENESS_ONNX, liveness_weights_dir
+
+    with pytest.raises(ModelError, match="does not run as sface"):
+        sface_module.load_sface(liveness_weights_dir() / LIVENESS_ONNX[0])

@@ -128,7 +128,7 @@ def test_checkpoint_metadata(run1: Path, chips: ChipSet) -> None:
     assert (mid.epoch, mid.step, mid.step_in_epoch) == (0, 1, 1)
     assert sha256_file(run1 / "last.pt") == sha256_file(run1 / "epoch-001.pt")
     # Only the last block and the fc layer moved.
-    base_module = load_model("dlib-resnet-v1").module
+    base_module = load_model("dlib-resnet-v1", trainable=True).module
     fold_affine_scales(base_module)  # the run starts from the same function, rescaled
     base = base_module.state_dict()
     tuned = _weights(run1 / "epoch-001.pt")
@@ -247,7 +247,7 @@ def test_collapse_guard_stops_a_collapsed_run(chips: ChipSet, tmp_path: Path) ->
 
 
 def test_freezing_units_and_schedule() -> None:
-    module = load_model("dlib-resnet-v1").module
+    module = load_model("dlib-resnet-v1", trainable=True).module
     x = torch.randn(2, 3, 150, 150) * 0.3
     with torch.no_grad():
         before = module(x)
