@@ -62,7 +62,8 @@ class DoorService:
         self.events: list[DoorEvent] = []
         self._emit = emit or (lambda line: print(line, file=sys.stdout, flush=True))
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the models and the audit table, one camera at a time
+        self._out = threading.Lock()  # stdout and MQTT see the events in the same order
         self._audit = AuditLog(fr.database)
         for cam in config.cameras:
             source = parse_source(cam.source)
@@ -189,10 +190,11 @@ class DoorService:
         door_event = to_door_event(event, cam.name)
         if door_event is None:
             return
-        self.events.append(door_event)
-        self._emit(json.dumps(door_event.payload(), ensure_ascii=False))
         log.info("camera %s: %s %s", cam.name, door_event.type, door_event.name or "")
-        self.publisher.publish_event(door_event)
+        with self._out:
+            self.events.append(door_event)
+            self._emit(json.dumps(door_event.payload(), ensure_ascii=False))
+            self.publisher.publish_event(door_event)
 
 
 def _why(source: int | str) -> str:

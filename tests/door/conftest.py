@@ -241,3 +241,68 @@ def door_toml(mqtt_port: int, cameras: list[dict[str, Any]], *, weights: Path | 
         lines.append("[[camera]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in cam.items()]
     return "\n".join(lines) + "\n"
+
+
+class MjpegServer:
+    """An HTTP MJPEG camera (multipart/x-mixed-replace, as cheap IP cameras serve), looping
+    over `frames` (JPEG bytes) at `fps`, at http://127.0.0.1:PORT/stream.mjpg."""
+
+    def __init__(self, frames: list[bytes], fps: float) -> None:
+        import http.server
+
+        period = 1.0 / fps
+        stop = self._stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/stream.mjpg":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                try:
+                    while not stop.is_set():
+                        jpeg = frames[i % len(frames)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
+                        self.wfile.write(f"Content-Length: {len(jpeg)}\r\n\r\n".encode())
+                        self.wfile.write(jpeg + b"\r\n")
+                        i += 1
+                        time.sleep(period)
+                except OSError:
+                    return  # the client went away
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def clip_jpegs(clip: Path, every: int = 1) -> list[bytes]:
+    """Every `every`-th frame of a video, as JPEG bytes."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(clip))
+    out: list[bytes] = []
+    i = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % every == 0:
+            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            assert ok
+            out.append(bytes(buf))
+        i += 1
+    cap.release()
+    return out
