@@ -158,7 +158,7 @@ def _camera(raw: Any, where: str) -> CameraConfig:
         raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)}, got {mode!r}")
     claim = _optional_text(raw, "claim", where)
     if (mode == "claim") != (claim is not None):
-        raise ConfigError(f"{where}: mode = \"claim\" needs claim = NAME, and only it")
+        raise ConfigError(f'{where}: mode = "claim" needs claim = NAME, and only it')
     liveness = raw.get("liveness", True)
     realtime = raw.get("realtime", False)
     if not isinstance(liveness, bool) or not isinstance(realtime, bool):

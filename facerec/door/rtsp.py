@@ -52,5 +52,7 @@ def explain_rtsp_failure(url: str, timeout_s: float = 3.0) -> str | None:
     if code == 404:
         return "the camera has no stream at this path (RTSP 404 Not Found)"
     if code >= 300:
-        return f"the camera answered RTSP {code} {status[2][:80] if len(status) > 2 else ''}".strip()
+        return (
+            f"the camera answered RTSP {code} {status[2][:80] if len(status) > 2 else ''}".strip()
+        )
     return None

@@ -108,8 +108,9 @@ class DoorService:
     def run(self) -> None:
         """Start every camera's thread and wait for them (all files played, or `stop()`)."""
         threads = [
-            threading.Thread(target=self._camera, args=(cam,), name=f"camera {cam.name}",
-                             daemon=True)
+            threading.Thread(
+                target=self._camera, args=(cam,), name=f"camera {cam.name}", daemon=True
+            )
             for cam in self.config.cameras
         ]
         for t in threads:
@@ -183,7 +184,9 @@ class DoorService:
             _, event = door.observe(frame)
             if event is None:
                 return
-            event = dataclasses.replace(event, audit_id=self._audit.record(event, door.take_image()))
+            event = dataclasses.replace(
+                event, audit_id=self._audit.record(event, door.take_image())
+            )
         self._deliver(cam, event)
 
     def _deliver(self, cam: CameraConfig, event: DecisionEvent) -> None:

@@ -53,7 +53,9 @@ def test_events_state_discovery_and_availability(broker: Broker) -> None:
     pub.publish_event(door_event(UNKNOWN, None))
     pub.publish_event(door_event(ATTACK, "Lin-Manuel Miranda", camera="garden"))
     # Each event's messages go out in order; the HA event feed is its last one.
-    assert reader.wait(lambda r: len(r.on("facerec/cameras/garden/event")) == 1, 10), reader.messages
+    assert reader.wait(lambda r: len(r.on("facerec/cameras/garden/event")) == 1, 10), (
+        reader.messages
+    )
     events = reader.on("facerec/events")
     assert [e["type"] for e in events] == ["known", "unknown", "attack"]
     first = events[0]
@@ -128,7 +130,8 @@ def test_the_backlog_is_bounded_and_drops_the_oldest(broker: Broker) -> None:
 
 def test_a_killed_service_is_offline_by_its_last_will(broker: Broker, tmp_path: Path) -> None:
     script = tmp_path / "pub.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import time
         from facerec.door.config import MqttConfig
         from facerec.door.mqtt import Publisher
@@ -136,7 +139,8 @@ def test_a_killed_service_is_offline_by_its_last_will(broker: Broker, tmp_path: 
         pub.start()
         print("started", flush=True)
         time.sleep(60)
-    """))
+    """)
+    )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "started"

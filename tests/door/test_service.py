@@ -7,15 +7,15 @@ camera looks like: no depth, no motion.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from facerec.api import FaceRec
 from facerec.liveness import replay
-from facerec.pipeline import Pipeline
 
 from ..conftest import shared_file
 from .conftest import (
@@ -36,9 +36,11 @@ RTSP_PASSWORD = "tr0ub4dor-door-secret"
 WRONG_PASSWORD = "wrong-horse-battery-staple"
 
 
-def gallery(pipeline: Pipeline, path: Path, name: str, photo: Path) -> Path:
-    with FaceRec(path, pipeline=pipeline) as fr:
-        fr.enroll(name, [photo])
+def gallery(env: dict[str, str], path: Path, name: str, photo: Path) -> Path:
+    """Enrolled as a user does (`facerec enroll`): the default detector and model."""
+    r = subprocess.run([sys.executable, "-m", "facerec", "enroll", name, str(photo), "--db", str(path)],
+                       env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
     return path
 
 
@@ -59,13 +61,13 @@ def wait_for(pred: Any, timeout_s: float, what: str) -> None:
 
 @pytest.mark.slow  # the service runs the models over 3 clips (~40 s on 2 cores)
 def test_files_attack_unknown_strangers_and_a_broker_that_comes_back(
-    shared: Path, pipeline: Pipeline, tmp_path: Path, cli_env: dict[str, str]
+    shared: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     """Obama enrolled. A live stranger (Lin, moving) is one `unknown`; Obama's photo held up is an
     `attack`, in watch mode; three strangers in turn (liveness off) are three `unknown`s and the
     first one back within the cooldown is none. The broker is down from the start and comes
     back after the files have been played: every event arrives, in order; the service exits 0."""
-    db = gallery(pipeline, tmp_path / "g.db", OBAMA, shared_file(shared, f"{EX}/obama.jpg"))
+    db = gallery(cli_env, tmp_path / "g.db", OBAMA, shared_file(shared, f"{EX}/obama.jpg"))
     photo = clip_of([(shared_file(shared, f"{EX}/obama2.jpg"), 4.0)], tmp_path / "photo.mp4")
     biden = shared_file(shared, f"{EX}/biden.jpg")
     strangers = clip_of(
@@ -117,13 +119,15 @@ def test_files_attack_unknown_strangers_and_a_broker_that_comes_back(
 
 @pytest.mark.slow  # two streams analysed in real time for ~20 s
 def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
-    shared: Path, pipeline: Pipeline, tmp_path: Path, cli_env: dict[str, str], broker: Broker
+    shared: Path, tmp_path: Path, cli_env: dict[str, str], broker: Broker
 ) -> None:
     """Lin enrolled. His live clip over RTSP (with a password from the environment) and over
     HTTP MJPEG gives a `known` event per camera with the FAR, a retained camera state and Home
     Assistant's discovery configs; a camera with a wrong password is an error that says so while
     the others go on, and neither password is ever printed; a killed RTSP server is reconnected."""
-    db = gallery(pipeline, tmp_path / "g.db", LIN, shared_file(shared, f"{EX}/lin-manuel-miranda.png"))
+    db = gallery(
+        cli_env, tmp_path / "g.db", LIN, shared_file(shared, f"{EX}/lin-manuel-miranda.png")
+    )
     clip = shared_file(shared, HAMILTON)
     rtsp = RtspServer(clip, "door", RTSP_PASSWORD)
     rtsp.start()
@@ -151,7 +155,7 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
             assert event["name"] == LIN and event["liveness"]["verdict"] == "live"
             assert event["far"] is not None and 0 < event["far"] < 0.01
             assert event["similarity"] >= event["threshold"]
-            assert reader.on(f"facerec/matches/lin-manuel_miranda")
+            assert reader.on("facerec/matches/lin-manuel_miranda")
         assert not [e for e in reader.on("facerec/events") if e["type"] != "known"]
 
         state = {t: v for t, v, _ in retained(broker.port, "facerec/cameras/+")}
@@ -160,7 +164,9 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
         back = state["facerec/cameras/back"]
         assert back["status"] == "error" and "401" in back["error"], back
         ha = [t for t, _, _ in retained(broker.port, "homeassistant/#")]
-        assert len(ha) == 9 and "homeassistant/binary_sensor/facerec_front/known_person/config" in ha
+        assert (
+            len(ha) == 9 and "homeassistant/binary_sensor/facerec_front/known_person/config" in ha
+        )
         assert retained(broker.port, "facerec/availability")[0][1] == "online"
 
         # The RTSP server goes away and comes back on the same port: the camera reconnects.
