@@ -351,7 +351,7 @@ class DoorCamera:
             frame_latencies=tuple(f for f in self._latencies if f.frame in voting),
             reason=reason,
             liveness=liveness,
-            far=_far(self.decision_threshold),
+            far=threshold_far(self.decision_threshold),
             box=self._box if votes else None,
             liveness_scores=(
                 tuple(f.p_real for f in self.liveness.frames)
@@ -413,7 +413,7 @@ def run(
     return events
 
 
-def _far(threshold: DecisionThreshold) -> float | None:
+def threshold_far(threshold: DecisionThreshold) -> float | None:
     """The FAR the threshold was set for (an operating point's target), else its measured FAR."""
     return threshold.target_far if threshold.target_far is not None else threshold.far
 

@@ -69,12 +69,27 @@ class CameraConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FrigateConfig:
+    """The Frigate bridge (`facerec.door.frigate`): Frigate's API and which events to answer."""
+
+    url: str  # Frigate's HTTP API, e.g. http://frigate:5000
+    topic: str = "frigate/events"
+    cameras: tuple[str, ...] = ()  # empty: every camera
+    zones: tuple[str, ...] = ()  # empty: anywhere
+    sub_label: bool = True  # write the name back to Frigate
+    retries: int = 3
+    timeout_s: float = 5.0
+    max_snapshot_bytes: int = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class DoorConfig:
     mqtt: MqttConfig
     cameras: tuple[CameraConfig, ...]
     liveness_weights: Path | None = None
     #: A lost live stream is retried after 1, 2, 4, ... seconds, at most this long.
     max_backoff_s: float = 30.0
+    frigate: FrigateConfig | None = None
 
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> DoorConfig:
@@ -91,11 +106,12 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> DoorConfig:
 def parse(raw: Mapping[str, Any], env: Mapping[str, str], *, where: str = "config") -> DoorConfig:
     """Check a parsed TOML document; every problem names its key."""
     raw = _substitute(raw, env, where)
-    _only(raw, {"mqtt", "camera", "liveness_weights", "max_backoff_s"}, where)
+    _only(raw, {"mqtt", "camera", "liveness_weights", "max_backoff_s", "frigate"}, where)
     mqtt = _mqtt(raw.get("mqtt", {}), f"{where}: [mqtt]")
-    cams = raw.get("camera")
-    if not isinstance(cams, list) or not cams:
-        raise ConfigError(f"{where}: at least one [[camera]] table is needed")
+    frigate = _frigate(raw["frigate"], f"{where}: [frigate]") if "frigate" in raw else None
+    cams = raw.get("camera", [])
+    if not isinstance(cams, list) or not (cams or frigate):
+        raise ConfigError(f"{where}: at least one [[camera]] table (or [frigate]) is needed")
     cameras = tuple(_camera(c, f"{where}: [[camera]] #{i + 1}") for i, c in enumerate(cams))
     names = [c.name for c in cameras]
     if len(set(names)) != len(names):
@@ -104,7 +120,39 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str], *, where: str = "confi
     if weights is not None and not isinstance(weights, str):
         raise ConfigError(f"{where}: liveness_weights must be a folder path")
     backoff = _number(raw, "max_backoff_s", 30.0, where, low=0.1)
-    return DoorConfig(mqtt, cameras, Path(weights).expanduser() if weights else None, backoff)
+    path = Path(weights).expanduser() if weights else None
+    return DoorConfig(mqtt, cameras, path, backoff, frigate)
+
+
+def _frigate(raw: Any, where: str) -> FrigateConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    _only(raw, set(FrigateConfig.__dataclass_fields__), where)
+    url = raw.get("url")
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: url must be Frigate's http:// or https:// address")
+    lists = {}
+    for key in ("cameras", "zones"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: {key} must be a list of names")
+        lists[key] = tuple(value)
+    sub_label = raw.get("sub_label", True)
+    if not isinstance(sub_label, bool):
+        raise ConfigError(f"{where}: sub_label must be true or false")
+    d = FrigateConfig(url=url)
+    return FrigateConfig(
+        url=url.rstrip("/"),
+        topic=_text(raw, "topic", d.topic, where),
+        cameras=lists["cameras"],
+        zones=lists["zones"],
+        sub_label=sub_label,
+        retries=int(_number(raw, "retries", d.retries, where, low=0)),
+        timeout_s=_number(raw, "timeout_s", d.timeout_s, where, low=0.1),
+        max_snapshot_bytes=int(
+            _number(raw, "max_snapshot_bytes", d.max_snapshot_bytes, where, low=1)
+        ),
+    )
 
 
 def _mqtt(raw: Any, where: str) -> MqttConfig:

@@ -38,6 +38,8 @@ class DoorEvent:
     type: str
     camera: str
     decision: DecisionEvent
+    source: str = "camera"  # or "frigate": a snapshot, liveness not judged
+    frigate_id: str | None = None
 
     @property
     def name(self) -> str | None:
@@ -67,6 +69,8 @@ class DoorEvent:
             "votes": self.decision.votes,
             "snapshot": f"audit:{self.decision.audit_id}" if self.decision.audit_id else None,
             "audit_id": self.decision.audit_id,
+            "source": self.source,
+            "frigate_event": self.frigate_id,
         }
 
 
@@ -83,11 +87,14 @@ def door_type(event: DecisionEvent) -> str | None:
     return None
 
 
-def to_door_event(event: DecisionEvent, camera: str) -> DoorEvent | None:
+def to_door_event(
+    event: DecisionEvent, camera: str, *, frigate_id: str | None = None
+) -> DoorEvent | None:
     kind = door_type(event)
     if kind is None:
         return None
-    return DoorEvent(uuid.uuid4().hex, kind, camera, event)
+    source = "camera" if frigate_id is None else "frigate"
+    return DoorEvent(uuid.uuid4().hex, kind, camera, event, source, frigate_id)
 
 
 def topic_level(name: str) -> str:

@@ -140,7 +140,9 @@ class Publisher:
                 log.warning("MQTT: more than %d events waiting for the broker; the oldest was "
                             "dropped (it is in the audit table)", self.config.backlog)  # fmt: skip
             self._cond.notify_all()
-        state = self._states[event.camera]
+        state = self._states.get(event.camera)
+        if state is None:  # a Frigate camera: no state of ours
+            return
         state.update(
             last_person=event.name if event.type == KNOWN else event.type,
             last_type=event.type,

@@ -24,19 +24,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from facerec.api import FaceRec
 from facerec.camera.audit import AuditLog
-from facerec.camera.door import DoorCamera
-from facerec.camera.events import DecisionEvent
+from facerec.camera.door import DoorCamera, threshold_far
+from facerec.camera.events import IDENTIFIED, UNKNOWN, DecisionEvent
 from facerec.camera.liveness import LivenessTracker
 from facerec.camera.stream import Frame, FrameSource, StreamError, describe, is_live, parse_source
 from facerec.camera.window import WindowRule
 from facerec.door.config import CameraConfig, ConfigError, DoorConfig
 from facerec.door.events import DoorEvent, to_door_event
+from facerec.door.frigate import FrigateBridge, Recognised
 from facerec.door.mqtt import Publisher
 from facerec.door.rtsp import explain_rtsp_failure
+from facerec.errors import ImageError
+from facerec.images import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,11 @@ class DoorService:
             if not is_live(source) and not Path(str(source)).expanduser().is_file():
                 raise ConfigError(f"camera {cam.name}: {describe(source)}: no such video file")
         self._doors = {cam.name: self._door(cam) for cam in config.cameras}
+        self.frigate = (
+            FrigateBridge(config.frigate, config.mqtt, self.recognise_snapshot)
+            if config.frigate is not None
+            else None
+        )
 
     def _door(self, cam: CameraConfig) -> DoorCamera:
         rule = WindowRule(k=cam.k, n=cam.n, window_s=cam.window_s)
@@ -115,9 +124,14 @@ class DoorService:
         ]
         for t in threads:
             t.start()
-        while any(t.is_alive() for t in threads) and not self._stop.is_set():
+        if self.frigate is not None:
+            self.frigate.start()
+        # Files end; Frigate, like a live camera, runs until the service is stopped.
+        while (self.frigate or any(t.is_alive() for t in threads)) and not self._stop.is_set():
             time.sleep(0.2)
         self._stop.set()
+        if self.frigate is not None:
+            self.frigate.close()
         for t in threads:
             t.join(timeout=5.0)
 
@@ -189,11 +203,42 @@ class DoorService:
             )
         self._deliver(cam, event)
 
+    def recognise_snapshot(self, camera: str, event_id: str, data: bytes) -> Recognised | None:
+        """A Frigate snapshot: 1:N on its largest usable face, published like a camera's event."""
+        try:
+            image = decode_image(data, source=f"frigate:{camera}/{event_id}")
+        except ImageError as exc:
+            log.warning("frigate: event %s: the snapshot is not a usable image (%s)", event_id,
+                        exc)  # fmt: skip
+            return None
+        start = time.perf_counter()
+        with self._lock:
+            faces = [f for f in self.fr.identify_image(image).faces if f.identification]
+            if not faces:
+                log.info("frigate: event %s: no usable face in the snapshot", event_id)
+                return None
+            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            ident = face.identification
+            assert ident is not None
+            event = DecisionEvent(
+                time=datetime.now(UTC), source=f"frigate:{camera}", mode="watch", claim=None,
+                decision=IDENTIFIED if ident.name is not None else UNKNOWN, name=ident.name,
+                best_score=ident.similarity, threshold=ident.threshold, scores=(ident.similarity,),
+                votes=1, frames=1, stream_time_s=0.0,
+                latency_ms=(time.perf_counter() - start) * 1000.0, frame_latencies=(),
+                far=threshold_far(self.fr.identification_threshold()), box=face.box,
+            )  # fmt: skip
+            event = dataclasses.replace(event, audit_id=self._audit.record(event))
+        self._publish(to_door_event(event, camera, frigate_id=event_id))
+        return Recognised(ident.name, ident.similarity)
+
     def _deliver(self, cam: CameraConfig, event: DecisionEvent) -> None:
-        door_event = to_door_event(event, cam.name)
+        self._publish(to_door_event(event, cam.name))
+
+    def _publish(self, door_event: DoorEvent | None) -> None:
         if door_event is None:
             return
-        log.info("camera %s: %s %s", cam.name, door_event.type, door_event.name or "")
+        log.info("camera %s: %s %s", door_event.camera, door_event.type, door_event.name or "")
         with self._out:
             self.events.append(door_event)
             self._emit(json.dumps(door_event.payload(), ensure_ascii=False))

@@ -306,3 +306,68 @@ def clip_jpegs(clip: Path, every: int = 1) -> list[bytes]:
         i += 1
     cap.release()
     return out
+
+
+class FrigateStandIn:
+    """Frigate's HTTP API as the bridge uses it: `GET /api/events/<id>/snapshot.jpg` from
+    `snapshots`, `POST /api/events/<id>/sub_label` recorded in `sub_labels`. An id in
+    `fail_first` answers HTTP 500 that many times before its snapshot (retries)."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.snapshots: dict[str, bytes] = {}
+        self.fail_first: dict[str, int] = {}
+        self.gets: dict[str, int] = {}
+        self.sub_labels: list[tuple[str, dict[str, Any]]] = []
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = self.path.split("/")  # '', api, events, <id>, snapshot.jpg
+                if (
+                    len(parts) != 5
+                    or parts[:3] != ["", "api", "events"]
+                    or parts[4] != "snapshot.jpg"
+                ):
+                    self.send_error(404)
+                    return
+                event_id = parts[3]
+                stand_in.gets[event_id] = stand_in.gets.get(event_id, 0) + 1
+                if stand_in.fail_first.get(event_id, 0) > 0:
+                    stand_in.fail_first[event_id] -= 1
+                    self.send_error(500)
+                    return
+                body = stand_in.snapshots.get(event_id)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                parts = self.path.split("/")
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if len(parts) != 5 or parts[4] != "sub_label":
+                    self.send_error(404)
+                    return
+                stand_in.sub_labels.append((parts[3], body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"success": true}')
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

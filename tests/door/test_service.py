@@ -7,6 +7,7 @@ camera looks like: no depth, no motion.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -115,6 +116,21 @@ def test_files_attack_unknown_strangers_and_a_broker_that_comes_back(
     assert [e["id"] for e in reader.on("facerec/events")] == [e["id"] for e in printed]
     reader.stop()
     broker.stop()
+
+    # Read back from the audit table: the same events, newest first, filtered.
+    def listed(*args: str) -> list[dict[str, Any]]:
+        r = subprocess.run([sys.executable, "-m", "facerec", "door", "events", "--db", str(db),
+                            "--json", *args], env=cli_env, capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        return list(json.loads(r.stdout)["events"])
+
+    assert [e["id"] for e in listed()] == [e["audit_id"] for e in reversed(printed)]
+    assert [e["type"] for e in listed("--camera", "strangers")] == ["unknown"] * 3
+    (attack,) = listed("--type", "attack")
+    assert (attack["camera"], attack["name"], attack["liveness"]) == ("photo", OBAMA, "attack")
+    assert listed("--person", OBAMA) == [attack]
+    assert listed("--since", "2999-01-01") == []
 
 
 @pytest.mark.slow  # two streams analysed in real time for ~20 s
