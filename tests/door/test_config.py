@@ -48,6 +48,8 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert front.name == "front_door" and "viewer:s3cret-pw@" in front.source
     assert front.liveness and not garage.liveness and garage.unknown_cooldown_s == 120
     assert (office.mode, office.claim) == ("claim", "Alice")
+    assert config.frigate is not None and config.frigate.cameras == ("driveway",)
+    assert config.frigate.url == "http://frigate.local:5000" and config.frigate.sub_label
     # The records never show a secret (a config printed in a log or a traceback).
     assert "s3cret-pw" not in repr(config) and "mqtt-pw" not in repr(config)
 
@@ -76,6 +78,9 @@ def test_a_missing_variable_is_named_never_a_value(tmp_path: Path) -> None:
         ({"mqtt": {"port": 0}, "camera": [{"name": "a", "source": "0"}]}, "port must be"),
         ({"mqtt": {"prefix": "a/#"}, "camera": [{"name": "a", "source": "0"}]}, "plain topic"),
         ({"mqtt": {"backlog": 0}, "camera": [{"name": "a", "source": "0"}]}, "backlog"),
+        ({"frigate": {"url": "frigate:5000"}}, "url must be"),
+        ({"frigate": {"url": "http://f", "cameras": "driveway"}}, "cameras must be a list"),
+        ({"frigate": {"url": "http://f", "sub_label": 1}}, "sub_label must be"),
     ],
 )
 def test_mistakes_are_refused_with_their_key(raw: dict[str, object], message: str) -> None:
