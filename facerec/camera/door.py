@@ -207,11 +207,17 @@ class DoorCamera:
             self._window.expire(frame.t)
             return result, None
         key = self._key_of(vote, best)
-        if self.mode == "watch" and self._window.votes and self._key != key:
-            self._reset()  # someone else now: their event must not carry these frames
+        last = self._window.votes[-1].t if self._window.votes else None
+        if self.mode == "watch" and last is not None and (
+            self._key != key or vote.t - last > self._presence.cooldown_s
+        ):
+            # Someone else now, or the same face back after leaving: a new appearance is
+            # decided on its own frames (a photo held up must not ride on live frames before).
+            self._reset()
         self._key = key
         self._box = best.detection.box
-        self._presence.heard(Vote(vote.t, key, vote.score, vote.frame))
+        for heard in (key, f"\x00attack {key}"):  # whoever is present stays present
+            self._presence.heard(Vote(vote.t, heard, vote.score, vote.frame))
         if self.liveness is not None and (vote.label is not None or self.mode == "watch"):
             self.liveness.add(frame.pixels, best, frame.t)
         if self.save_images:
@@ -228,6 +234,8 @@ class DoorCamera:
                 log.info("%s: %s matched; liveness undecided (%s)", self.source,
                          self.claim or decided.label or "an unknown face", liveness.reason)  # fmt: skip
                 return result, None  # keep looking: the next matching frame asks again
+        if liveness is not None and liveness.verdict is Verdict.ATTACK:
+            key = f"\x00attack {key}"  # announced even for a face seen before: once per attempt
         if self.mode == "watch" and not self._announce(key, frame.t):
             self._reset()  # still the same appearance: nothing to announce
             return result, None
