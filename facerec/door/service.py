@@ -74,6 +74,8 @@ class DoorService:
             if not is_live(source) and not Path(str(source)).expanduser().is_file():
                 raise ConfigError(f"camera {cam.name}: {describe(source)}: no such video file")
         self._doors = {cam.name: self._door(cam) for cam in config.cameras}
+        # Claim cameras: (decision, reason, stream time) of the last decision, announced or not.
+        self._last_claim: dict[str, tuple[str, str | None, float]] = {}
         self.frigate = (
             FrigateBridge(config.frigate, config.mqtt, self.recognise_snapshot)
             if config.frigate is not None
@@ -196,12 +198,25 @@ class DoorService:
         door = self._doors[cam.name]
         with self._lock:
             _, event = door.observe(frame)
-            if event is None:
+            if event is None or self._repeated_claim(cam, event, frame.t):
                 return
             event = dataclasses.replace(
                 event, audit_id=self._audit.record(event, door.take_image())
             )
         self._deliver(cam, event)
+
+    def _repeated_claim(self, cam: CameraConfig, event: DecisionEvent, t: float) -> bool:
+        """Claim mode decides every few frames while the person stands there: announce the
+        first decision, then the same one again only after `cooldown_s` without it."""
+        if cam.mode != "claim":
+            return False
+        last = self._last_claim.get(cam.name)
+        self._last_claim[cam.name] = (event.decision, event.reason, t)
+        return (
+            last is not None
+            and last[:2] == (event.decision, event.reason)
+            and t - last[2] <= cam.cooldown_s + cam.window_s
+        )
 
     def recognise_snapshot(self, camera: str, event_id: str, data: bytes) -> Recognised | None:
         """A Frigate snapshot: 1:N on its largest usable face, published like a camera's event."""

@@ -127,3 +127,12 @@ def test_an_rtsp_port_with_nothing_behind_it_is_explained() -> None:
         port = s.getsockname()[1]
     why = explain_rtsp_failure(f"rtsp://u:pw@127.0.0.1:{port}/x", timeout_s=1)
     assert why is not None and why.startswith(f"cannot reach 127.0.0.1:{port}") and "pw" not in why
+
+
+def test_sources_are_logged_without_their_secrets() -> None:
+    from facerec.camera.stream import describe
+
+    assert describe("rtsp://viewer:s3cret@cam:554/s") == "rtsp://***@cam:554/s"
+    masked = describe("http://cam/video.cgi?user=admin&password=s3cret&res=hd")
+    assert masked == "http://cam/video.cgi?user=admin&password=***&res=hd"
+    assert describe("rtsp://cam/s?pwd=s3cret") == "rtsp://cam/s?pwd=***"

@@ -139,7 +139,7 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
 ) -> None:
     """Lin enrolled. His live clip over RTSP (with a password from the environment) and over
     HTTP MJPEG gives a `known` event per camera with the FAR, a retained camera state and Home
-    Assistant's discovery configs; a camera with a wrong password is an error that says so while
+    Assistant's discovery configs (a claim camera on a file: one `known`); a camera with a wrong password is an error that says so while
     the others go on, and neither password is ever printed; a killed RTSP server is reconnected."""
     db = gallery(
         cli_env, tmp_path / "g.db", LIN, shared_file(shared, f"{EX}/lin-manuel-miranda.png")
@@ -154,6 +154,7 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
         {"name": "front", "source": rtsp.url("door", "{FACEREC_RTSP_PASSWORD}")},
         {"name": "porch", "source": mjpeg.url},
         {"name": "back", "source": rtsp.url("door", "{FACEREC_BACK_PASSWORD}")},
+        {"name": "desk", "source": str(clip), "mode": "claim", "claim": LIN},
     ], weights=shared / "models" / "antispoof"))  # fmt: skip
     env = {**cli_env, "FACEREC_RTSP_PASSWORD": RTSP_PASSWORD,
            "FACEREC_BACK_PASSWORD": WRONG_PASSWORD}  # fmt: skip
@@ -164,15 +165,19 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
             return [e for e in reader.on("facerec/events")
                     if e["type"] == "known" and e["camera"] == camera]  # fmt: skip
 
-        assert reader.wait(lambda r: bool(known("front")) and bool(known("porch")), 180), (
+        assert reader.wait(lambda r: all(known(c) for c in ("front", "porch", "desk")), 180), (
             reader.on("facerec/events"), door.stderr())  # fmt: skip
-        for camera in ("front", "porch"):
+        for camera in ("front", "porch", "desk"):
             event = known(camera)[0]
             assert event["name"] == LIN and event["liveness"]["verdict"] == "live"
             assert event["far"] is not None and 0 < event["far"] < 0.01
             assert event["similarity"] >= event["threshold"]
             assert reader.on("facerec/matches/lin-manuel_miranda")
         assert not [e for e in reader.on("facerec/events") if e["type"] != "known"]
+        # The claim (a file, played once) is announced once, not at every decision.
+        assert [e["mode"] for e in reader.on("facerec/events") if e["camera"] == "desk"] == [
+            "claim"
+        ]
 
         state = {t: v for t, v, _ in retained(broker.port, "facerec/cameras/+")}
         assert state["facerec/cameras/front"]["last_person"] == LIN
@@ -181,7 +186,7 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
         assert back["status"] == "error" and "401" in back["error"], back
         ha = [t for t, _, _ in retained(broker.port, "homeassistant/#")]
         assert (
-            len(ha) == 9 and "homeassistant/binary_sensor/facerec_front/known_person/config" in ha
+            len(ha) == 12 and "homeassistant/binary_sensor/facerec_front/known_person/config" in ha
         )
         assert retained(broker.port, "facerec/availability")[0][1] == "online"
 
