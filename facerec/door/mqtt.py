@@ -7,6 +7,9 @@ Topics under the configured prefix (default `facerec`):
 - `<prefix>/cameras/<camera>`: the camera's current state, retained (live or not,
   the last person, whether a known person is at the door);
 - `<prefix>/cameras/<camera>/event`: the Home Assistant event entity's feed;
+- `<prefix>/unlock/<camera>`: only for a `known` face judged live by a camera (never
+  a Frigate snapshot, never a camera with liveness off): what a lock may act on, with
+  the FAR of the decision;
 - `<prefix>/availability`: `online`, retained, with `offline` as the last will.
 
 Home Assistant discovery configs are retained under `<discovery_prefix>/`
@@ -49,6 +52,17 @@ class Message:
     topic: str
     payload: str
     retain: bool = False
+
+
+def unlocks(event: DoorEvent) -> bool:
+    """May this event open a door? A known face, seen by a camera, judged live."""
+    live = event.decision.liveness
+    return (
+        event.type == KNOWN
+        and event.source == "camera"
+        and live is not None
+        and live.verdict.value == "live"
+    )
 
 
 class Publisher:
@@ -130,6 +144,10 @@ class Publisher:
             group.append(Message(f"{self.prefix}/matches/{topic_level(event.name)}", body))
         elif event.type == "unknown":
             group.append(Message(f"{self.prefix}/unknown", body))
+        if unlocks(event):
+            order = {k: payload[k] for k in ("id", "camera", "name", "similarity", "threshold",
+                                              "far", "timestamp")}  # fmt: skip
+            group.append(Message(f"{self.prefix}/unlock/{event.camera}", json.dumps(order)))
         ha = {"event_type": event.type, **payload}
         group.append(Message(f"{self.prefix}/cameras/{event.camera}/event", json.dumps(ha)))
         with self._cond:

@@ -66,6 +66,8 @@ def test_events_state_discovery_and_availability(broker: Broker) -> None:
     assert [e["id"] for e in reader.on("facerec/matches/lin-manuel_miranda")] == [known.id]
     assert [e["type"] for e in reader.on("facerec/unknown")] == ["unknown"]
     assert [e["event_type"] for e in reader.on("facerec/cameras/garden/event")] == ["attack"]
+    # A known face without a liveness verdict (liveness off) never reaches the unlock topic.
+    assert not [t for t, _, _ in reader.messages if t.startswith("facerec/unlock/")]
     pub.close(5.0)
 
     # What Home Assistant finds when it starts later: all retained.

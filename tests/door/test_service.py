@@ -174,6 +174,13 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
             assert event["similarity"] >= event["threshold"]
             assert reader.on("facerec/matches/lin-manuel_miranda")
         assert not [e for e in reader.on("facerec/events") if e["type"] != "known"]
+        # Each live `known` may open a door: the unlock topic, with the FAR it was decided at.
+        cams = ("front", "porch", "desk")
+        assert reader.wait(lambda r: all(r.on(f"facerec/unlock/{c}") for c in cams), 10)
+        for camera in cams:
+            unlock = reader.on(f"facerec/unlock/{camera}")[0]
+            assert unlock["name"] == LIN and unlock["far"] == known(camera)[0]["far"]
+        assert not reader.on("facerec/unlock/back")
         # The claim (a file, played once) is announced once, not at every decision.
         assert [e["mode"] for e in reader.on("facerec/events") if e["camera"] == "desk"] == [
             "claim"
