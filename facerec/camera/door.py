@@ -161,6 +161,11 @@ class DoorCamera:
         self.liveness = tracker
 
     @property
+    def present(self) -> frozenset[str]:
+        """Watch: the enrolled people announced and not yet gone (strangers and attacks left out)."""
+        return frozenset(k for k in self._presence.present if k and not k.startswith("\x00"))
+
+    @property
     def decision_threshold(self) -> DecisionThreshold:
         """The threshold in force with what is known of its FAR (claim: 1:1; watch: 1:N)."""
         if self._claim is not None:

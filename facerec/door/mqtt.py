@@ -7,6 +7,7 @@ Topics under the configured prefix (default `facerec`):
 - `<prefix>/cameras/<camera>`: the camera's current state, retained (live or not,
   the last person, whether a known person is at the door);
 - `<prefix>/cameras/<camera>/event`: the Home Assistant event entity's feed;
+- `<prefix>/cameras/<camera>/gone`: a known person left the view (unseen for the cooldown);
 - `<prefix>/unlock/<camera>`: only for a `known` face judged live by a camera (never
   a Frigate snapshot, never a camera with liveness off): what a lock may act on, with
   the FAR of the decision;
@@ -150,14 +151,7 @@ class Publisher:
             group.append(Message(f"{self.prefix}/unlock/{event.camera}", json.dumps(order)))
         ha = {"event_type": event.type, **payload}
         group.append(Message(f"{self.prefix}/cameras/{event.camera}/event", json.dumps(ha)))
-        with self._cond:
-            self._pending.append(group)
-            if len(self._pending) > self.config.backlog:
-                self._pending.popleft()
-                self.dropped += 1
-                log.warning("MQTT: more than %d events waiting for the broker; the oldest was "
-                            "dropped (it is in the audit table)", self.config.backlog)  # fmt: skip
-            self._cond.notify_all()
+        self._enqueue(group)
         state = self._states.get(event.camera)
         if state is None:  # a Frigate camera: no state of ours
             return
@@ -168,6 +162,26 @@ class Publisher:
             last_event=payload,
         )
         self._publish_state(event.camera)
+
+    def person_gone(self, camera: str, name: str) -> None:
+        """A known person left `camera`'s view: queued after their events, state updated."""
+        body = {"camera": camera, "name": name, "timestamp": datetime.now(UTC).isoformat()}
+        self._enqueue([Message(f"{self.prefix}/cameras/{camera}/gone", json.dumps(body))])
+        state = self._states.get(camera)
+        if state is not None and state["known_present"] and state["last_person"] == name:
+            state["known_present"] = False
+            self._publish_state(camera)
+
+    def _enqueue(self, group: list[Message]) -> None:
+        """Queue one event's messages behind the others; beyond the backlog the oldest goes."""
+        with self._cond:
+            self._pending.append(group)
+            if len(self._pending) > self.config.backlog:
+                self._pending.popleft()
+                self.dropped += 1
+                log.warning("MQTT: more than %d events waiting for the broker; the oldest was "
+                            "dropped (it is in the audit table)", self.config.backlog)  # fmt: skip
+            self._cond.notify_all()
 
     def camera_status(self, camera: str, status: str, error: str | None = None) -> None:
         """The camera's health (`connecting`, `live`, `error`, `ended`), retained."""

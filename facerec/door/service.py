@@ -74,6 +74,7 @@ class DoorService:
             if not is_live(source) and not Path(str(source)).expanduser().is_file():
                 raise ConfigError(f"camera {cam.name}: {describe(source)}: no such video file")
         self._doors = {cam.name: self._door(cam) for cam in config.cameras}
+        self._present: dict[str, frozenset[str]] = {cam.name: frozenset() for cam in config.cameras}
         # Claim cameras: (decision, reason, stream time) of the last decision, announced or not.
         self._last_claim: dict[str, tuple[str, str | None, float]] = {}
         self.frigate = (
@@ -198,6 +199,9 @@ class DoorService:
         door = self._doors[cam.name]
         with self._lock:
             _, event = door.observe(frame)
+            present, self._present[cam.name] = self._present[cam.name], door.present
+            for name in sorted(present - door.present):  # out of view for the cooldown
+                self.publisher.person_gone(cam.name, name)
             if event is None or self._repeated_claim(cam, event, frame.t):
                 return
             event = dataclasses.replace(

@@ -197,6 +197,10 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
         )
         assert retained(broker.port, "facerec/availability")[0][1] == "online"
 
+        # The clip ends (the stream stops): he is gone from the front camera's view.
+        assert reader.wait(lambda r: bool(r.on("facerec/cameras/front/gone")), 60)
+        assert reader.on("facerec/cameras/front/gone")[0]["name"] == LIN
+
         # The RTSP server goes away and comes back on the same port: the camera reconnects.
         rtsp.stop()
         wait_for(lambda: any(v.get("status") == "error" and "cannot reach" in (v.get("error") or "")
