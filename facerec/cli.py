@@ -447,6 +447,7 @@ def _register_apps() -> None:
     """The apps on top of the core add their own commands (their heavy imports stay lazy)."""
     from facerec.album.cli import album_app
     from facerec.camera.cli import register as register_camera
+    from facerec.door.cli import register as register_door
     from facerec.evaluation.cli import register as register_evaluation
     from facerec.server.cli import register as register_server
     from facerec.training.cli import register as register_training
@@ -454,6 +455,7 @@ def _register_apps() -> None:
     app.add_typer(album_app, name="album")
     register_evaluation(app)
     register_camera(app)
+    register_door(app)
     register_server(app)
     register_training(app)
 

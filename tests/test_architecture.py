@@ -21,7 +21,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "facerec"
 TOP = "facerec"
-APPS = ("album", "camera", "server", "training", "evaluation", "cli", "cli_common")
+APPS = ("album", "camera", "door", "server", "training", "evaluation", "cli", "cli_common")
 ABOVE_ALL = {TOP, f"{TOP}.__main__"}
 MAX_LINES = 80
 

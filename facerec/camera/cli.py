@@ -7,7 +7,9 @@ mode exits 0 when the stream ends (with `--once`: 0 for a recognised person,
 1 for an unknown face or no decision); any error exits 2 with one line on
 stderr.
 
-Claims check liveness by default (`facerec.liveness`): the anti-spoofing
+Claims and watching check liveness by default (`facerec.liveness`): a watch
+may be wired to a lock, so a face that is not live is an `attack` there, never
+`identified`. The anti-spoofing
 weights are a pinned download, or `--liveness-weights DIR`; when they are
 missing the command fails and says how to get them or to pass `--no-liveness`.
 It never skips the check silently.
@@ -129,7 +131,8 @@ def camera(
         bool,
         typer.Option(
             "--liveness/--no-liveness",
-            help="Claim: refuse faces that are not live (photos, screens) [default: on].",
+            help="Refuse faces that are not live (photos, screens); watch: report them as "
+            "attack [default: on].",
         ),
     ] = True,
     liveness_weights: Annotated[
@@ -185,7 +188,9 @@ def camera(
         if not cooldown_s >= 0:
             raise ValueError(f"--cooldown-s must not be negative, got {cooldown_s}")
         policy = None
-        if claim is not None and liveness:
+        if challenge is not None and (claim is None or not liveness):
+            raise ValueError("--challenge needs --claim NAME and liveness on")
+        if liveness:
             from facerec.liveness.challenge import draw_turn
             from facerec.liveness.policy import LivenessPolicy
 
@@ -193,8 +198,6 @@ def camera(
             policy = LivenessPolicy(
                 min_real=liveness_threshold, require_motion=require_motion, challenge=turn
             )
-        elif challenge is not None:
-            raise ValueError("--challenge needs --claim NAME and liveness on")
         if policy is not None and liveness_weights is not None and not has_torch():
             raise ValueError(
                 "--liveness-weights loads .pth files with PyTorch, which is not installed: "
@@ -228,8 +231,9 @@ def camera(
             door.enable_liveness(
                 LivenessTracker(_antispoof(liveness_weights), policy, rule.window_s)
             )
-        elif claim is not None:
-            log.warning("%s: liveness is off: a photo of %s opens this door", frames.name, claim)
+        else:
+            log.warning("%s: liveness is off: a photo of %s opens this door", frames.name,
+                        claim or "anyone enrolled")  # fmt: skip
         audit = AuditLog(fr.database)
         if policy is not None and policy.challenge is not None:
             _prompt(frames.name, policy.challenge, as_json)

@@ -22,7 +22,14 @@ Watch mode reports one event per appearance: `identified` or `unknown` when
 the window agrees on someone not already in view (`Presence`), nothing while
 they stay, and a new event only after they have been gone for the cooldown.
 The window starts afresh whenever the voted label changes, so an event's
-scores are that person's frames only, never the previous person's.
+scores are that person's frames only, never the previous person's. Unknown
+faces are told apart by `RecentStrangers`: three strangers in turn are three
+events, one stranger back within the unknown cooldown is none.
+
+Liveness guards watching as it guards claims (a watch wired to a lock must not
+open for a photo): with a tracker, the current face's frames are its evidence,
+the event waits while liveness is undecided, and a face that is not live is
+reported as `attack` (with the name it resembles), never as identified.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import numpy as np
 from facerec.api import FaceRec
 from facerec.camera.events import (
     ACCEPTED,
+    ATTACK,
     IDENTIFIED,
     PRESENTATION_ATTACK,
     REJECTED,
@@ -50,6 +58,7 @@ from facerec.camera.events import (
     FrameLatency,
 )
 from facerec.camera.liveness import LivenessTracker
+from facerec.camera.strangers import DEFAULT_UNKNOWN_COOLDOWN_S, RecentStrangers
 from facerec.camera.stream import Frame
 from facerec.camera.window import (
     DEFAULT_COOLDOWN_S,
@@ -106,6 +115,7 @@ class DoorCamera:
         rule: WindowRule | None = None,
         save_images: bool = False,
         cooldown_s: float = DEFAULT_COOLDOWN_S,
+        unknown_cooldown_s: float = DEFAULT_UNKNOWN_COOLDOWN_S,
     ) -> None:
         """Loads the model and checks the gallery up front, so a bad setup fails before any frame."""
         self.source = source
@@ -135,6 +145,10 @@ class DoorCamera:
         else:
             self._identification = fr.identification_threshold()
             self.threshold = self._identification.value
+        # Two unknown faces are the same stranger when they would pass a 1:1 check.
+        self._strangers = RecentStrangers(fr.decision_threshold().value, unknown_cooldown_s)
+        self._key: str | None = None  # who the window's votes are about (a name, a stranger)
+        self._box: tuple[float, float, float, float] | None = None
         self._window = SlidingWindow(self.rule)
         self._crops: dict[int, RGBImage] = {}
         self._latencies: deque[FrameLatency] = deque(maxlen=LATENCY_HISTORY)
@@ -143,10 +157,21 @@ class DoorCamera:
         self._pending_image: bytes | None = None
 
     def enable_liveness(self, tracker: LivenessTracker) -> None:
-        """Judge the claimed face's liveness too (after the gallery checks, so those fail first)."""
-        if self.claim is None:
-            raise CameraError("liveness is checked on claims only (--claim NAME)")
+        """Judge the face's liveness too (after the gallery checks, so those fail first)."""
         self.liveness = tracker
+
+    @property
+    def present(self) -> frozenset[str]:
+        """Watch: the enrolled people announced and not yet gone (strangers and attacks left out)."""
+        return frozenset(k for k in self._presence.present if k and not k.startswith("\x00"))
+
+    @property
+    def decision_threshold(self) -> DecisionThreshold:
+        """The threshold in force with what is known of its FAR (claim: 1:1; watch: 1:N)."""
+        if self._claim is not None:
+            return self._claim.threshold
+        assert self._identification is not None
+        return self._identification
 
     # -- per frame ------------------------------------------------------------------------------
     def observe(self, frame: Frame) -> tuple[FrameResult, DecisionEvent | None]:
@@ -186,14 +211,19 @@ class DoorCamera:
         if vote is None or best is None:
             self._window.expire(frame.t)
             return result, None
-        if (
-            self.mode == "watch"
-            and self._window.votes
-            and self._window.votes[-1].label != vote.label
+        key = self._key_of(vote, best)
+        last = self._window.votes[-1].t if self._window.votes else None
+        if self.mode == "watch" and last is not None and (
+            self._key != key or vote.t - last > self._presence.cooldown_s
         ):
-            self._window.reset()  # someone else now: their event must not carry these scores
-        self._presence.heard(vote)
-        if self.liveness is not None and vote.label is not None:
+            # Someone else now, or the same face back after leaving: a new appearance is
+            # decided on its own frames (a photo held up must not ride on live frames before).
+            self._reset()
+        self._key = key
+        self._box = best.detection.box
+        for heard in (key, f"\x00attack {key}"):  # whoever is present stays present
+            self._presence.heard(Vote(vote.t, heard, vote.score, vote.frame))
+        if self.liveness is not None and (vote.label is not None or self.mode == "watch"):
             self.liveness.add(frame.pixels, best, frame.t)
         if self.save_images:
             self._crops[frame.index] = _crop(frame.pixels, best.detection.box)
@@ -202,17 +232,34 @@ class DoorCamera:
         self._crops = {i: c for i, c in self._crops.items() if i in kept}
         if decided is None:
             return result, None
-        if self.mode == "watch" and not self._presence.arrive(decided.label, frame.t):
-            self._window.reset()  # still the same appearance: nothing to announce
-            return result, None
         liveness = None
-        if self.mode == "claim" and decided.label is not None and self.liveness is not None:
+        if self.liveness is not None and (decided.label is not None or self.mode == "watch"):
             liveness = self.liveness.verdict()
             if liveness.verdict is Verdict.UNDECIDED:
-                log.info("%s: %s matched; liveness undecided (%s)", self.source, self.claim,
-                         liveness.reason)  # fmt: skip
+                log.info("%s: %s matched; liveness undecided (%s)", self.source,
+                         self.claim or decided.label or "an unknown face", liveness.reason)  # fmt: skip
                 return result, None  # keep looking: the next matching frame asks again
+        if liveness is not None and liveness.verdict is Verdict.ATTACK:
+            key = f"\x00attack {key}"  # announced even for a face seen before: once per attempt
+        if self.mode == "watch" and not self._announce(key, frame.t):
+            self._reset()  # still the same appearance: nothing to announce
+            return result, None
         return result, self._decide(decided, frame.t, liveness)
+
+    def _key_of(self, vote: Vote, face: Face) -> str:
+        """Whom a vote is about: the name, or (watch) which stranger; claims have one subject."""
+        if vote.label is not None:
+            return vote.label
+        if self.mode == "claim":
+            return ""
+        # A control character cannot occur in a stored name, so no enrolled name collides.
+        return f"\x00stranger {self._strangers.see(face.embedding, vote.t)}"
+
+    def _announce(self, key: str, t: float) -> bool:
+        """Watch: is this decision a new appearance (a stranger: a new visit) worth an event?"""
+        if key.startswith("\x00stranger "):
+            return self._strangers.announce(int(key.rsplit(" ", 1)[1]))
+        return self._presence.arrive(key, t)
 
     def _judge(self, face: Face) -> tuple[str | None, float]:
         """(label, similarity) of one face: the claim if it matches, the identified name, or None."""
@@ -240,6 +287,10 @@ class DoorCamera:
             decision = IDENTIFIED if decided.label is not None else UNKNOWN
             name = decided.label
             best_score = max(v.score for v in decided.supporting)
+            if liveness is not None and liveness.verdict is Verdict.ATTACK:
+                decision, reason = ATTACK, PRESENTATION_ATTACK
+                log.warning("%s: a face that is not live%s: %s", self.source,
+                            f" resembling {name!r}" if name else "", liveness.reason)  # fmt: skip
         event = self._event(decision, name, best_score, decided.votes, t, reason, liveness)
         image = None
         if self.save_images:
@@ -313,6 +364,8 @@ class DoorCamera:
             frame_latencies=tuple(f for f in self._latencies if f.frame in voting),
             reason=reason,
             liveness=liveness,
+            far=threshold_far(self.decision_threshold),
+            box=self._box if votes else None,
             liveness_scores=(
                 tuple(f.p_real for f in self.liveness.frames)
                 if liveness is not None and self.liveness is not None
@@ -371,6 +424,11 @@ def run(
         deliver(event, None)
         events.append(event)
     return events
+
+
+def threshold_far(threshold: DecisionThreshold) -> float | None:
+    """The FAR the threshold was set for (an operating point's target), else its measured FAR."""
+    return threshold.target_far if threshold.target_far is not None else threshold.far
 
 
 def _log_frame(source: str, r: FrameResult) -> None:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 #: Decisions in claim mode and in watch mode.
 ACCEPTED, REJECTED, TIMEOUT = "accepted", "rejected", "timeout"
 IDENTIFIED, UNKNOWN = "identified", "unknown"
+#: Watch mode: a face (known or not) that liveness judged not live: a photo, a screen.
+ATTACK = "attack"
 #: Decisions that make `facerec camera` exit 0.
 POSITIVE = frozenset({ACCEPTED, IDENTIFIED})
 #: The reason of a claim refused by liveness (the face matched, but not a live one).
@@ -61,7 +63,9 @@ class DecisionEvent:
     the claimed person", or why no decision came). `liveness` is the claim's
     liveness verdict with every cue's measurement, and `liveness_scores`
     the anti-spoofing CNN's p(live) per evidence frame, oldest first; both
-    stay empty when liveness is off (and in watch mode).
+    stay empty when liveness is off. `far` is the false-accept rate the
+    threshold was set for (None when nothing was measured for it); `box` the
+    deciding frame's face box (x1, y1, x2, y2) in frame pixels.
     """
 
     time: datetime  # wall clock, UTC
@@ -82,6 +86,8 @@ class DecisionEvent:
     reason: str | None = None
     liveness: LivenessVerdict | None = None
     liveness_scores: tuple[float, ...] = ()
+    far: float | None = None
+    box: tuple[float, float, float, float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The event as a JSON-ready dict (datetimes as ISO 8601, floats rounded)."""
@@ -95,6 +101,8 @@ class DecisionEvent:
             "name": self.name,
             "best_score": _round(self.best_score),
             "threshold": _round(self.threshold),
+            "far": self.far,
+            "box": [round(float(x), 1) for x in self.box] if self.box is not None else None,
             "scores": [_round(s) for s in self.scores],
             "votes": self.votes,
             "frames": self.frames,

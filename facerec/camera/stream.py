@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: URL schemes OpenCV's FFmpeg backend opens as network streams.
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+#: Query parameters that carry a secret in some cameras' URLs.
+_SECRET_PARAM = re.compile(r"(?i)([?&;](?:password|passwd|pass|pwd|pw|token|auth|key)=)[^&;#]*")
 #: Consecutive failed reads after which a live source counts as gone.
 MAX_READ_FAILURES = 50
 
@@ -71,7 +73,8 @@ def describe(source: int | str) -> str:
     """How a source is named in logs, events and the audit table (credentials in URLs removed)."""
     if isinstance(source, int):
         return f"camera:{source}"
-    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", source)
+    text = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", source)
+    return _SECRET_PARAM.sub(r"\1***", text)  # cameras that take ?user=...&password=...
 
 
 def fit(pixels: np.ndarray, max_side: int | None) -> np.ndarray:

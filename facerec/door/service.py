@@ -1,0 +1,273 @@
+"""The door service: one thread per camera, each deciding with `facerec.camera`'s door.
+
+Per camera a thread opens the source, feeds its frames to a `DoorCamera` (the
+same decisions as `facerec camera`, liveness included) and hands each
+decision to the audit table, stdout (one JSON line) and MQTT. Frames are
+dropped, never queued: a live source is read by `FrameSource`'s newest-frame
+reader, so a camera whose analysis falls behind decides on what is in front
+of it now. Analysis runs under one lock: the models are shared, and on a
+small machine two cameras analysing at once would only share the same cores.
+
+A live source that cannot be opened, or stops delivering, is retried after
+1, 2, 4 ... seconds (at most `max_backoff_s`); the camera's retained MQTT
+state says `error` with the reason meanwhile, and the other cameras go on.
+A file is played once. The service ends when every camera has ended (only
+files), or when it is stopped (SIGTERM, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from facerec.api import FaceRec
+from facerec.camera.audit import AuditLog
+from facerec.camera.door import DoorCamera, threshold_far
+from facerec.camera.events import IDENTIFIED, UNKNOWN, DecisionEvent
+from facerec.camera.liveness import LivenessTracker
+from facerec.camera.stream import Frame, FrameSource, StreamError, describe, is_live, parse_source
+from facerec.camera.window import WindowRule
+from facerec.door.config import CameraConfig, ConfigError, DoorConfig
+from facerec.door.events import DoorEvent, to_door_event
+from facerec.door.frigate import FrigateBridge, Recognised
+from facerec.door.mqtt import Publisher
+from facerec.door.rtsp import explain_rtsp_failure
+from facerec.errors import ImageError
+from facerec.images import decode_image
+
+log = logging.getLogger(__name__)
+
+#: The first retry of a lost live source waits this long; each failure doubles it.
+FIRST_BACKOFF_S = 1.0
+
+
+class DoorService:
+    """Runs every configured camera until the files end or `stop()` is called."""
+
+    def __init__(
+        self,
+        fr: FaceRec,
+        config: DoorConfig,
+        publisher: Publisher,
+        *,
+        emit: Callable[[str], None] | None = None,
+    ) -> None:
+        """Builds every camera's `DoorCamera` first, so a bad setup fails before any stream opens."""
+        self.fr = fr
+        self.config = config
+        self.publisher = publisher
+        self.events: list[DoorEvent] = []
+        self._emit = emit or (lambda line: print(line, file=sys.stdout, flush=True))
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # the models and the audit table, one camera at a time
+        self._out = threading.Lock()  # stdout and MQTT see the events in the same order
+        self._audit = AuditLog(fr.database)
+        for cam in config.cameras:
+            source = parse_source(cam.source)
+            if not is_live(source) and not Path(str(source)).expanduser().is_file():
+                raise ConfigError(f"camera {cam.name}: {describe(source)}: no such video file")
+        self._doors = {cam.name: self._door(cam) for cam in config.cameras}
+        self._present: dict[str, frozenset[str]] = {cam.name: frozenset() for cam in config.cameras}
+        # Claim cameras: (decision, reason, stream time) of the last decision, announced or not.
+        self._last_claim: dict[str, tuple[str, str | None, float]] = {}
+        self.frigate = (
+            FrigateBridge(config.frigate, config.mqtt, self.recognise_snapshot)
+            if config.frigate is not None
+            else None
+        )
+
+    def _door(self, cam: CameraConfig) -> DoorCamera:
+        rule = WindowRule(k=cam.k, n=cam.n, window_s=cam.window_s)
+        door = DoorCamera(self.fr, cam.name, claim=cam.claim, rule=rule,
+                          cooldown_s=cam.cooldown_s, unknown_cooldown_s=cam.unknown_cooldown_s)  # fmt: skip
+        if cam.liveness:
+            from facerec.liveness.policy import LivenessPolicy
+
+            door.enable_liveness(LivenessTracker(self._antispoof(), LivenessPolicy(), cam.window_s))
+        else:
+            log.warning("camera %s: liveness = false: a photo of %s opens this door", cam.name,
+                        cam.claim or "anyone enrolled")  # fmt: skip
+        log.info("camera %s: %s, %s, threshold %.4f (%s)", cam.name, describe(cam.source),
+                 f"claim {cam.claim!r}" if cam.claim else "watching", door.threshold,
+                 door.decision_threshold.describe())  # fmt: skip
+        return door
+
+    _antispoof_model: object | None = None
+
+    def _antispoof(self):  # type: ignore[no-untyped-def]  # torch-heavy, loaded once if needed
+        if self._antispoof_model is None:
+            from facerec.camera.door import CameraError
+            from facerec.errors import ModelError
+            from facerec.liveness.passive import AntiSpoof
+
+            try:
+                self._antispoof_model = AntiSpoof(self.config.liveness_weights)
+            except ModelError as exc:
+                raise CameraError(
+                    f"{exc} (set liveness_weights in the door configuration, or liveness = false "
+                    "on a camera to run it without liveness)"
+                ) from None
+        return self._antispoof_model
+
+    # -- running ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Start every camera's thread and wait for them (all files played, or `stop()`)."""
+        threads = [
+            threading.Thread(
+                target=self._camera, args=(cam,), name=f"camera {cam.name}", daemon=True
+            )
+            for cam in self.config.cameras
+        ]
+        for t in threads:
+            t.start()
+        if self.frigate is not None:
+            self.frigate.start()
+        # Files end; Frigate, like a live camera, runs until the service is stopped.
+        while (self.frigate or any(t.is_alive() for t in threads)) and not self._stop.is_set():
+            time.sleep(0.2)
+        self._stop.set()
+        if self.frigate is not None:
+            self.frigate.close()
+        for t in threads:
+            t.join(timeout=5.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _camera(self, cam: CameraConfig) -> None:
+        try:
+            self._camera_loop(cam)
+        except Exception:  # one camera's failure must not take the door down
+            log.exception("camera %s failed", cam.name)
+            self.publisher.camera_status(cam.name, "error", "internal error (see the log)")
+
+    def _camera_loop(self, cam: CameraConfig) -> None:
+        source = parse_source(cam.source)
+        live = is_live(source)
+        backoff = FIRST_BACKOFF_S
+        start = time.monotonic()
+        while not self._stop.is_set():
+            self.publisher.camera_status(cam.name, "connecting")
+            try:
+                frames = FrameSource(source, fps=cam.fps, realtime=cam.realtime or None,
+                                     max_side=cam.max_side or None)  # fmt: skip
+            except StreamError:
+                why = _why(source)
+                log.error("camera %s: cannot open %s: %s; retrying in %g s", cam.name,
+                          describe(source), why, backoff)  # fmt: skip
+                self.publisher.camera_status(cam.name, "error", why)
+                if not live or self._stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, self.config.max_backoff_s)
+                continue
+            with frames:
+                self.publisher.camera_status(cam.name, "live")
+                log.info("camera %s: %s open", cam.name, frames.name)
+                for frame in self._clocked(frames, live, start):
+                    backoff = FIRST_BACKOFF_S
+                    self._observe(cam, frame)
+            if not live:
+                self.publisher.camera_status(cam.name, "ended")
+                log.info("camera %s: %s played to its end", cam.name, frames.name)
+                return
+            if self._stop.is_set():
+                return
+            log.warning("camera %s: %s stopped delivering; reconnecting in %g s", cam.name,
+                        frames.name, backoff)  # fmt: skip
+            self.publisher.camera_status(cam.name, "error", "the stream stopped")
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.config.max_backoff_s)
+
+    def _clocked(self, frames: FrameSource, live: bool, start: float) -> Iterator[Frame]:
+        """Frames until stopped; a live source's on the service's clock (it survives reconnects)."""
+        for frame in frames:
+            if self._stop.is_set():
+                return
+            if live:  # each connection restarts the stream's clock; the vote window must not
+                frame = Frame(frame.index, time.monotonic() - start, frame.pixels)
+            yield frame
+
+    def _observe(self, cam: CameraConfig, frame: Frame) -> None:
+        door = self._doors[cam.name]
+        with self._lock:
+            _, event = door.observe(frame)
+            present, self._present[cam.name] = self._present[cam.name], door.present
+            for name in sorted(present - door.present):  # out of view for the cooldown
+                self.publisher.person_gone(cam.name, name)
+            if event is None or self._repeated_claim(cam, event, frame.t):
+                return
+            event = dataclasses.replace(
+                event, audit_id=self._audit.record(event, door.take_image())
+            )
+        self._deliver(cam, event)
+
+    def _repeated_claim(self, cam: CameraConfig, event: DecisionEvent, t: float) -> bool:
+        """Claim mode decides every few frames while the person stands there: announce the
+        first decision, then the same one again only after `cooldown_s` without it."""
+        if cam.mode != "claim":
+            return False
+        last = self._last_claim.get(cam.name)
+        self._last_claim[cam.name] = (event.decision, event.reason, t)
+        return (
+            last is not None
+            and last[:2] == (event.decision, event.reason)
+            and t - last[2] <= cam.cooldown_s + cam.window_s
+        )
+
+    def recognise_snapshot(self, camera: str, event_id: str, data: bytes) -> Recognised | None:
+        """A Frigate snapshot: 1:N on its largest usable face, published like a camera's event."""
+        try:
+            image = decode_image(data, source=f"frigate:{camera}/{event_id}")
+        except ImageError as exc:
+            log.warning("frigate: event %s: the snapshot is not a usable image (%s)", event_id,
+                        exc)  # fmt: skip
+            return None
+        start = time.perf_counter()
+        with self._lock:
+            faces = [f for f in self.fr.identify_image(image).faces if f.identification]
+            if not faces:
+                log.info("frigate: event %s: no usable face in the snapshot", event_id)
+                return None
+            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            ident = face.identification
+            assert ident is not None
+            event = DecisionEvent(
+                time=datetime.now(UTC), source=f"frigate:{camera}", mode="watch", claim=None,
+                decision=IDENTIFIED if ident.name is not None else UNKNOWN, name=ident.name,
+                best_score=ident.similarity, threshold=ident.threshold, scores=(ident.similarity,),
+                votes=1, frames=1, stream_time_s=0.0,
+                latency_ms=(time.perf_counter() - start) * 1000.0, frame_latencies=(),
+                far=threshold_far(self.fr.identification_threshold()), box=face.box,
+            )  # fmt: skip
+            event = dataclasses.replace(event, audit_id=self._audit.record(event))
+        self._publish(to_door_event(event, camera, frigate_id=event_id))
+        return Recognised(ident.name, ident.similarity)
+
+    def _deliver(self, cam: CameraConfig, event: DecisionEvent) -> None:
+        self._publish(to_door_event(event, cam.name))
+
+    def _publish(self, door_event: DoorEvent | None) -> None:
+        if door_event is None:
+            return
+        log.info("camera %s: %s %s", door_event.camera, door_event.type, door_event.name or "")
+        with self._out:
+            self.events.append(door_event)
+            self._emit(json.dumps(door_event.payload(), ensure_ascii=False))
+            self.publisher.publish_event(door_event)
+
+
+def _why(source: int | str) -> str:
+    """Why a source did not open, as far as can be told (never with its credentials)."""
+    if isinstance(source, str) and source.lower().startswith("rtsp://"):
+        reason = explain_rtsp_failure(source)
+        if reason is not None:
+            return reason
+    return "the source cannot be opened"
