@@ -40,11 +40,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from facerec.album import corrections as corr
 from facerec.album.clustering import carry_ids, cluster
 from facerec.album.errors import AlbumError
 from facerec.album.matching import Assignment, match_photo
 from facerec.album.records import (
     AlbumView,
+    CorrectionResult,
     NameResult,
     NotResult,
     RefreshResult,
@@ -62,7 +64,7 @@ from facerec.api import FaceRec
 from facerec.detection import DetectedFace
 from facerec.enrolment import new_sample
 from facerec.errors import ImageError, UnknownPersonError
-from facerec.gallery import NewSample
+from facerec.gallery import NewSample, editing
 from facerec.images import load_image
 from facerec.models.base import ModelIdentity
 from facerec.names import name_key
@@ -239,10 +241,13 @@ class Album:
                 decided[row] = a
 
         unknown = [r for r, a in enumerate(decided) if a.identity is None]
-        groups = cluster(
-            faces.embeddings[unknown], faces.photo_ids[unknown].tolist(), cluster_threshold
-        )
         face_ids = faces.face_ids.tolist()
+        groups = cluster(
+            faces.embeddings[unknown],
+            faces.photo_ids[unknown].tolist(),
+            cluster_threshold,
+            apart=self._apart([face_ids[r] for r in unknown]),
+        )
         previous = {face_ids[r]: c for r, c in enumerate(faces.clusters) if c is not None}
         group_ids = carry_ids(previous, [[face_ids[unknown[i]] for i in g] for g in groups])
         group_of = {unknown[i]: g for g, members in enumerate(groups) for i in members}
@@ -300,6 +305,7 @@ class Album:
             )
         key = name_key(name)
         existing = store.identities().get(key)
+        before_samples = set(editing.sample_ids(self._fr.gallery, key))
         negatives = store.negatives() if existing is not None else set()
         excluded = tuple(f.face_id for f in faces if (f.face_id, existing) in negatives)
         keep = [f for f in faces if f.face_id not in excluded]
@@ -312,9 +318,14 @@ class Album:
                 f"cannot enrol cluster {cluster_id}: none of its photos is on disk unchanged "
                 f"({', '.join(sorted({display_path(f.photo_path) for f in keep})[:3])} ...)"
             )
+        before = self.log.snapshot([f.face_id for f in keep])
         result = self._fr.enroll_samples(key, samples, model)
         identity = store.identities()[result.person.name]
         confirmed = store.confirm([f.face_id for f in keep], identity)
+        added = [i for i in editing.sample_ids(self._fr.gallery, key) if i not in before_samples]
+        self.log.named(
+            [f.face_id for f in keep], before, added, f"cluster {cluster_id} named {key}"
+        )
         return NameResult(
             cluster=cluster_id,
             name=result.person.name,
@@ -337,7 +348,7 @@ class Album:
         identity = store.identities().get(key)
         if identity is None:
             raise UnknownPersonError(key)
-        was = store.add_negative(face_id, identity)
+        _, was = self.log.not_(face_id, identity, key)
         return NotResult(face=face_id, name=key, was_matched=was, refresh=self.refresh())
 
     def unfold(self, name: str) -> UnfoldResult:
@@ -352,6 +363,74 @@ class Album:
     def view(self) -> AlbumView:
         """Photos, faces, people and clusters, for reports."""
         return self.store.view()
+
+    # -- corrections (logged, undoable: `corrections.py`) ----------------------------------------
+    @property
+    def log(self) -> corr.CorrectionLog:
+        return corr.CorrectionLog(self._fr.database)
+
+    def rename(self, old: str, new: str) -> CorrectionResult:
+        """Rename a person everywhere (gallery and album); undoable."""
+        return self._done(corr.rename(self.log, self._fr.gallery, old, new))
+
+    def merge(self, source: str, target: str) -> CorrectionResult:
+        """Merge person `source` into `target` (samples, album faces, "not" records); undoable."""
+        return self._done(corr.merge(self.log, self._fr.gallery, source, target))
+
+    def move(self, face_ids: Sequence[int], name: str) -> CorrectionResult:
+        """Say these album faces are `name` (enrolled): confirmed, kept by every refresh."""
+        return self._done(self.log.move(face_ids, self._identity(name), name_key(name), "move"))
+
+    def confirm(self, face_ids: Sequence[int]) -> CorrectionResult:
+        """Accept the automatic matches of these faces (the review queue's yes)."""
+        faces = {f.id: f for p in self.view().photos for f in p.faces}
+        names = {faces[f].person for f in face_ids if f in faces}
+        if len(names) != 1 or None in names or any(f not in faces for f in face_ids):
+            raise AlbumError("confirm takes faces matched to one person")
+        name = names.pop()
+        assert name is not None
+        return self._done(self.log.move(face_ids, self._identity(name), name, "confirm"))
+
+    def split(self, face_ids: Sequence[int]) -> CorrectionResult:
+        """Split these faces off their unknown-face cluster into a cluster of their own."""
+        return self._done(self.log.split(face_ids))
+
+    def ignore(self, face_ids: Sequence[int]) -> CorrectionResult:
+        """Leave these faces out of matching and clustering (not a face, or nobody to name)."""
+        return self._done(self.log.ignore(face_ids))
+
+    def ignore_cluster(self, cluster_id: int) -> CorrectionResult:
+        """Ignore every face of an unknown-face cluster."""
+        faces = [f.face_id for f in self.store.cluster_faces(cluster_id)]
+        if not faces:
+            raise AlbumError(f"no album cluster {cluster_id}")
+        return self.ignore(faces)
+
+    def undo(self) -> CorrectionResult:
+        """Take back the last correction not yet undone."""
+        return self._done(corr.undo(self.log, self._fr.gallery))
+
+    def corrections(self, limit: int = 50) -> list[corr.Correction]:
+        """The correction log, newest first."""
+        return self.log.history(limit)
+
+    def _done(self, c: corr.Corrected) -> CorrectionResult:
+        return CorrectionResult(c.id, c.kind, c.summary, self.refresh())
+
+    def _identity(self, name: str) -> int:
+        key = name_key(name)
+        identity = self.store.identities().get(key)
+        if identity is None:
+            raise UnknownPersonError(key)
+        return identity
+
+    def _apart(self, unknown_face_ids: Sequence[int]) -> list[tuple[int, int]]:
+        """Cannot-links between unknown faces, as row pairs of `unknown_face_ids`."""
+        links = corr.cannot_links(self._fr.database)
+        if not links:
+            return []
+        row = {f: i for i, f in enumerate(unknown_face_ids)}
+        return [(row[a], row[b]) for a, b in links if a in row and b in row]
 
     # -- matching helpers -----------------------------------------------------------------------
     def _candidates(self, faces: FaceTable) -> list[dict[int, float]]:

@@ -340,3 +340,6 @@ def report(
         if html_dir is not None:
             page = rep.write_html(view, album.store, html_dir, title=title, copy_photos=copy_photos)
             typer.echo(f"report: {page}", err=True)
+
+
+import facerec.album.correction_cli  # noqa: E402, F401  (registers the correction commands)

@@ -1,0 +1,142 @@
+"""`facerec album` correction commands: rename, merge, move, split, ignore, confirm, undo, log.
+
+Each calls one `Album` method (the web app calls the same ones), which writes
+the correction and its log row in one transaction and refreshes the album;
+`undo` takes back the last correction of any interface.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from facerec.album.cli import ClusterThresholdOpt, _album, _refresh_line, album_app
+from facerec.cli_common import DbOpt, JsonOpt, ThresholdOpt, emit
+from facerec.config import Settings
+
+if TYPE_CHECKING:
+    from facerec.album.records import CorrectionResult
+
+FacesArg = Annotated[list[int], typer.Argument(help="Album face ids (from `facerec album report`).")]
+
+
+def _show(result: CorrectionResult, as_json: bool) -> None:
+    def human(r: CorrectionResult) -> None:
+        typer.echo(f"correction {r.id}: {r.summary}")
+        typer.echo(_refresh_line(r.refresh))
+
+    emit(as_json, result, human)
+
+
+@album_app.command()
+def rename(
+    old: Annotated[str, typer.Argument(help="The person's name now.")],
+    new: Annotated[str, typer.Argument(help="Their new name.")],
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rename a person everywhere (undo: `facerec album undo`)."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        _show(album.rename(old, new), as_json)
+
+
+@album_app.command()
+def merge(
+    source: Annotated[str, typer.Argument(help="The person who goes.")],
+    target: Annotated[str, typer.Argument(help="The person who stays, with both's faces.")],
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge SOURCE into TARGET: samples, album faces and 'not' records move; SOURCE goes."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        _show(album.merge(source, target), as_json)
+
+
+@album_app.command()
+def move(
+    name: Annotated[str, typer.Argument(help="The enrolled person these faces are.")],
+    faces: FacesArg,
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Say FACES are NAME (confirmed: kept by every rescan)."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        _show(album.move(faces, name), as_json)
+
+
+@album_app.command()
+def confirm(
+    faces: FacesArg,
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accept the automatic matches of FACES (all matched to one person)."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        _show(album.confirm(faces), as_json)
+
+
+@album_app.command()
+def split(
+    faces: FacesArg,
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Split FACES off their unknown-face cluster; clustering keeps them apart from then on."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        _show(album.split(faces), as_json)
+
+
+@album_app.command()
+def ignore(
+    faces: Annotated[list[int] | None, typer.Argument(help="Album face ids.")] = None,
+    cluster: Annotated[
+        int | None, typer.Option("--cluster", help="Ignore every face of this cluster.")
+    ] = None,
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leave FACES (or a whole --cluster) out of matching and clustering."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        if cluster is not None:
+            _show(album.ignore_cluster(cluster), as_json)
+        else:
+            _show(album.ignore(faces or []), as_json)
+
+
+@album_app.command()
+def undo(
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take back the last correction (from the CLI, the web app or Python)."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        _show(album.undo(), as_json)
+
+
+@album_app.command(name="log")
+def log_cmd(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """List the corrections, newest first."""
+    with _album(db, Settings(), as_json=as_json) as album:
+        rows = album.corrections()
+
+    def human(items: list[object]) -> None:
+        for c in rows:
+            state = " (undone)" if c.undone else ""
+            typer.echo(f"{c.id}\t{c.created_at:%Y-%m-%d %H:%M}\t{c.summary}{state}")
+
+    emit(as_json, list(rows), human)
