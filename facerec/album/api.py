@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from facerec.album import browse
 from facerec.album import corrections as corr
 from facerec.album.clustering import carry_ids, cluster
 from facerec.album.errors import AlbumError
@@ -57,14 +58,15 @@ from facerec.album.scan import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_SIDE,
     scan_folder,
+    thumbnail,
 )
-from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate
+from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate, NewFace
 from facerec.album.tables import MATCH_AUTO, MATCH_CONFIRMED
 from facerec.api import FaceRec
 from facerec.detection import DetectedFace
 from facerec.enrolment import new_sample
 from facerec.errors import ImageError, UnknownPersonError
-from facerec.gallery import NewSample, editing
+from facerec.gallery import NewSample
 from facerec.images import load_image
 from facerec.models.base import ModelIdentity
 from facerec.names import name_key
@@ -305,7 +307,7 @@ class Album:
             )
         key = name_key(name)
         existing = store.identities().get(key)
-        before_samples = set(editing.sample_ids(self._fr.gallery, key))
+        before_samples = set(self._fr.sample_ids(key))
         negatives = store.negatives() if existing is not None else set()
         excluded = tuple(f.face_id for f in faces if (f.face_id, existing) in negatives)
         keep = [f for f in faces if f.face_id not in excluded]
@@ -322,7 +324,7 @@ class Album:
         result = self._fr.enroll_samples(key, samples, model)
         identity = store.identities()[result.person.name]
         confirmed = store.confirm([f.face_id for f in keep], identity)
-        added = [i for i in editing.sample_ids(self._fr.gallery, key) if i not in before_samples]
+        added = [i for i in self._fr.sample_ids(key) if i not in before_samples]
         self.log.named(
             [f.face_id for f in keep], before, added, f"cluster {cluster_id} named {key}"
         )
@@ -371,11 +373,11 @@ class Album:
 
     def rename(self, old: str, new: str) -> CorrectionResult:
         """Rename a person everywhere (gallery and album); undoable."""
-        return self._done(corr.rename(self.log, self._fr.gallery, old, new))
+        return self._done(corr.rename(self.log, self._fr, old, new))
 
     def merge(self, source: str, target: str) -> CorrectionResult:
         """Merge person `source` into `target` (samples, album faces, "not" records); undoable."""
-        return self._done(corr.merge(self.log, self._fr.gallery, source, target))
+        return self._done(corr.merge(self.log, self._fr, source, target))
 
     def move(self, face_ids: Sequence[int], name: str) -> CorrectionResult:
         """Say these album faces are `name` (enrolled): confirmed, kept by every refresh."""
@@ -406,9 +408,39 @@ class Album:
             raise AlbumError(f"no album cluster {cluster_id}")
         return self.ignore(faces)
 
+    def add_face(self, photo_id: int, box: Sequence[float]) -> CorrectionResult:
+        """A face the scan missed: detect it inside `box` (photo pixels) and add it to the album.
+
+        The photo is read again from disk (it must be unchanged), the region
+        is detected at a larger scale (`FaceRec.face_in`), and the face is
+        embedded and matched like any other; undo deletes it.
+        """
+        page = browse.photo(self._fr.database, photo_id)
+        if page is None:
+            raise AlbumError(f"no album photo {photo_id}")
+        image = load_image(page.path)
+        if image.sha256 != page.content_sha256:
+            raise AlbumError(f"{display_path(page.path)} changed since it was scanned; rescan")
+        self._fr.check_model()
+        face = self._fr.face_in(image, box)
+        if face is None:
+            raise AlbumError("no face found in that box; draw it a little larger around the face")
+        d = face.detection
+        new = NewFace(
+            face_index=0,
+            box=d.box,
+            landmarks=d.landmarks,
+            det_score=d.score,
+            quality=face.quality.as_dict(),
+            quality_reasons=(),
+            embedding=face.embedding,
+            thumbnail=thumbnail(image.pixels, d.box),
+        )
+        return self._done(self.log.add_face(photo_id, new))
+
     def undo(self) -> CorrectionResult:
         """Take back the last correction not yet undone."""
-        return self._done(corr.undo(self.log, self._fr.gallery))
+        return self._done(corr.undo(self.log, self._fr))
 
     def corrections(self, limit: int = 50) -> list[corr.Correction]:
         """The correction log, newest first."""

@@ -11,14 +11,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from facerec.album.cli import ClusterThresholdOpt, _album, _refresh_line, album_app
+from facerec.album.cli_session import ClusterThresholdOpt
+from facerec.album.cli_session import album_session as _album
+from facerec.album.cli_session import refresh_line as _refresh_line
 from facerec.cli_common import DbOpt, JsonOpt, ThresholdOpt, emit
 from facerec.config import Settings
 
 if TYPE_CHECKING:
+    from facerec.album.corrections import Correction
     from facerec.album.records import CorrectionResult
 
-FacesArg = Annotated[list[int], typer.Argument(help="Album face ids (from `facerec album report`).")]
+
+FacesArg = Annotated[
+    list[int], typer.Argument(help="Album face ids (from `facerec album report`).")
+]
 
 
 def _show(result: CorrectionResult, as_json: bool) -> None:
@@ -29,7 +35,6 @@ def _show(result: CorrectionResult, as_json: bool) -> None:
     emit(as_json, result, human)
 
 
-@album_app.command()
 def rename(
     old: Annotated[str, typer.Argument(help="The person's name now.")],
     new: Annotated[str, typer.Argument(help="Their new name.")],
@@ -43,7 +48,6 @@ def rename(
         _show(album.rename(old, new), as_json)
 
 
-@album_app.command()
 def merge(
     source: Annotated[str, typer.Argument(help="The person who goes.")],
     target: Annotated[str, typer.Argument(help="The person who stays, with both's faces.")],
@@ -57,7 +61,6 @@ def merge(
         _show(album.merge(source, target), as_json)
 
 
-@album_app.command()
 def move(
     name: Annotated[str, typer.Argument(help="The enrolled person these faces are.")],
     faces: FacesArg,
@@ -71,7 +74,6 @@ def move(
         _show(album.move(faces, name), as_json)
 
 
-@album_app.command()
 def confirm(
     faces: FacesArg,
     cluster_threshold: ClusterThresholdOpt = None,
@@ -84,7 +86,6 @@ def confirm(
         _show(album.confirm(faces), as_json)
 
 
-@album_app.command()
 def split(
     faces: FacesArg,
     cluster_threshold: ClusterThresholdOpt = None,
@@ -97,7 +98,6 @@ def split(
         _show(album.split(faces), as_json)
 
 
-@album_app.command()
 def ignore(
     faces: Annotated[list[int] | None, typer.Argument(help="Album face ids.")] = None,
     cluster: Annotated[
@@ -116,7 +116,22 @@ def ignore(
             _show(album.ignore(faces or []), as_json)
 
 
-@album_app.command()
+def add_face(
+    photo: Annotated[int, typer.Argument(help="Album photo id (from `facerec album report`).")],
+    box: Annotated[
+        tuple[float, float, float, float],
+        typer.Argument(help="X1 Y1 X2 Y2 around the missed face, in the photo's pixels."),
+    ],
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a face the scan missed: detected inside BOX, embedded and matched like any other."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        _show(album.add_face(photo, box), as_json)
+
+
 def undo(
     cluster_threshold: ClusterThresholdOpt = None,
     threshold: ThresholdOpt = None,
@@ -128,15 +143,22 @@ def undo(
         _show(album.undo(), as_json)
 
 
-@album_app.command(name="log")
 def log_cmd(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """List the corrections, newest first."""
     with _album(db, Settings(), as_json=as_json) as album:
         rows = album.corrections()
 
-    def human(items: list[object]) -> None:
-        for c in rows:
+    def human(items: list[Correction]) -> None:
+        for c in items:
             state = " (undone)" if c.undone else ""
             typer.echo(f"{c.id}\t{c.created_at:%Y-%m-%d %H:%M}\t{c.summary}{state}")
 
     emit(as_json, list(rows), human)
+
+
+def register(album_app: typer.Typer) -> None:
+    """Add the correction commands to `facerec album`."""
+    for command in (rename, merge, move, confirm, split, ignore, undo):
+        album_app.command()(command)
+    album_app.command(name="add-face")(add_face)
+    album_app.command(name="log")(log_cmd)

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_, update
+import numpy as np
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from facerec.album.errors import AlbumError
+from facerec.album.store import NewFace
 from facerec.album.tables import (
     MATCH_AUTO,
     MATCH_CONFIRMED,
@@ -37,8 +39,8 @@ from facerec.album.tables import (
     AlbumFace,
     AlbumNegative,
 )
+from facerec.api import FaceRec
 from facerec.errors import UnknownPersonError
-from facerec.gallery import editing
 from facerec.gallery.schema import Identity
 from facerec.names import name_key
 from facerec.storage import Database
@@ -57,6 +59,7 @@ VERBS: tuple[tuple[str, str, str], ...] = (
     ("split", "split", "split"),
     ("ignore", "ignore", "ignore"),
     ("confirm", "confirm", "confirm"),
+    ("add_face", "add-face", "add_face"),
     ("undo", "undo", "undo"),
 )
 
@@ -224,12 +227,37 @@ class CorrectionLog:
             data = {"faces": before, "samples": list(samples)}
             return record(s, "name", summary, data)
 
+    def add_face(self, photo_id: int, face: NewFace) -> Corrected:
+        """Store a face a person drew (detected in their box) as an album face; undo deletes it."""
+        with self.database.write() as s:
+            index = s.scalar(
+                select(func.max(AlbumFace.face_index)).where(AlbumFace.photo_id == photo_id)
+            )
+            fid = s.execute(
+                insert(AlbumFace)
+                .values(
+                    photo_id=photo_id,
+                    face_index=(index if index is not None else -1) + 1,
+                    box=json.dumps([float(v) for v in face.box]),
+                    landmarks=json.dumps([[float(x), float(y)] for x, y in face.landmarks]),
+                    det_score=float(face.det_score),
+                    quality=json.dumps({k: float(v) for k, v in face.quality.items()}),
+                    quality_reasons=None,  # a person vouched for it: past the gate
+                    embedding=np.asarray(face.embedding, np.float32),
+                    thumbnail=face.thumbnail,
+                    folded=False,
+                )
+                .returning(AlbumFace.id)
+            ).scalar_one()
+            summary = f"face {fid} drawn on photo {photo_id}"
+            return record(s, "add_face", summary, {"added_face": int(fid)})
+
     def snapshot(self, face_ids: Sequence[int]) -> list[dict[str, Any]]:
         with self.database.read() as s:
             return snapshot(s, face_ids)
 
 
-def rename(log: CorrectionLog, gallery: Any, old: str, new: str) -> Corrected:
+def rename(log: CorrectionLog, fr: FaceRec, old: str, new: str) -> Corrected:
     """Rename a person (people's rows and the log in one gallery transaction)."""
     out: list[Corrected] = []
     old_key = name_key(old)
@@ -238,21 +266,21 @@ def rename(log: CorrectionLog, gallery: Any, old: str, new: str) -> Corrected:
         out.append(record(s, "rename", f"{old_key} renamed {name_key(new)}", {
             "gallery": {"op": "rename", "old": old_key, "new": name_key(new)}}))  # fmt: skip
 
-    editing.rename(gallery, old_key, new, also)
+    fr.rename(old_key, new, also)
     if not out:
         raise AlbumError(f"{old_key} is already called that")
     return out[0]
 
 
-def merge(log: CorrectionLog, gallery: Any, source: str, target: str) -> Corrected:
+def merge(log: CorrectionLog, fr: FaceRec, source: str, target: str) -> Corrected:
     """Merge `source` into `target`: samples, album faces and "not" records move; source goes."""
     src, dst = name_key(source), name_key(target)
     if src == dst:
         raise AlbumError("a person cannot be merged into themself")
-    samples = editing.sample_ids(gallery, src)
+    samples = fr.sample_ids(src)
     if not samples:
         raise UnknownPersonError(src)
-    if not editing.sample_ids(gallery, dst):
+    if not fr.sample_ids(dst):
         raise UnknownPersonError(dst)
     out: list[Corrected] = []
 
@@ -280,11 +308,11 @@ def merge(log: CorrectionLog, gallery: Any, source: str, target: str) -> Correct
         }
         out.append(record(s, "merge", f"{src} merged into {dst}", data))
 
-    editing.move_samples(gallery, samples, dst, also)
+    fr.move_samples(samples, dst, also)
     return out[0]
 
 
-def undo(log: CorrectionLog, gallery: Any) -> Corrected:
+def undo(log: CorrectionLog, fr: FaceRec) -> Corrected:
     """Take back the newest correction not yet undone, in one transaction."""
     last = log.last_undoable()
     if last is None:
@@ -298,11 +326,11 @@ def undo(log: CorrectionLog, gallery: Any) -> Corrected:
         out.append(record(s, "undo", f"undone: {summary}", {}, undoes=cid))
 
     if op.get("op") == "rename":
-        editing.rename(gallery, op["new"], op["old"], also)
+        fr.rename(op["new"], op["old"], also)
     elif op.get("op") == "move":
-        editing.move_samples(gallery, op["samples"], op["back_to"], also)
+        fr.move_samples(op["samples"], op["back_to"], also)
     elif data.get("samples"):
-        editing.delete_samples(gallery, data["samples"], also)
+        fr.delete_samples(data["samples"], also)
     else:
         with log.database.write() as s:
             also(s, {n: i for i, n in s.execute(select(Identity.id, Identity.name))})
@@ -379,6 +407,8 @@ def restore(s: Session, data: dict[str, Any], ids: dict[str, int]) -> None:
             s.execute(
                 insert(AlbumNegative).values(face_id=face, identity_id=ids[name], created_at=now)
             )
+    if data.get("added_face") is not None:
+        s.execute(delete(AlbumFace).where(AlbumFace.id == int(data["added_face"])))
     for a, b in data.get("links_added", ()):
         s.execute(
             delete(AlbumCannotLink).where(AlbumCannotLink.face_a == a, AlbumCannotLink.face_b == b)

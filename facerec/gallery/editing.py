@@ -39,7 +39,7 @@ class SampleMove:
     deleted: tuple[str, ...]
 
 
-def _nothing(s: Session, ids: dict[str, int]) -> None:
+def nothing(s: Session, ids: dict[str, int]) -> None:
     """No app rows to write."""
 
 
@@ -47,7 +47,7 @@ def _ids(s: Session) -> dict[str, int]:
     return {n: i for i, n in s.execute(select(Identity.id, Identity.name))}
 
 
-def rename(gallery: Gallery, old: str, new: str, also: Also = _nothing) -> str:
+def rename(gallery: Gallery, old: str, new: str, also: Also = nothing) -> str:
     """Rename `old` to `new` (which must not be enrolled); returns the stored new name."""
     old_key, new_key = name_key(old), validate_name(new)
 
@@ -72,7 +72,7 @@ def rename(gallery: Gallery, old: str, new: str, also: Also = _nothing) -> str:
 
 
 def move_samples(
-    gallery: Gallery, sample_ids: Sequence[int], to: str, also: Also = _nothing
+    gallery: Gallery, sample_ids: Sequence[int], to: str, also: Also = nothing
 ) -> SampleMove:
     """Give the samples `sample_ids` to `to` (created if new); people left empty are deleted.
 
@@ -128,7 +128,7 @@ def move_samples(
     return gallery._commit(work)
 
 
-def delete_samples(gallery: Gallery, sample_ids: Sequence[int], also: Also = _nothing) -> int:
+def delete_samples(gallery: Gallery, sample_ids: Sequence[int], also: Also = nothing) -> int:
     """Delete enrolment samples (a named cluster taken back); an emptied person goes with them."""
     wanted = sorted(set(int(i) for i in sample_ids))
 
