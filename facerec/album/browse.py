@@ -3,7 +3,7 @@
 Each view is one read transaction returning frozen rows, paged by the
 database (`LIMIT`/`OFFSET`) so a person with thousands of faces or an
 album of tens of thousands costs one page of rows, not the album. The web
-app (`facerec.web`) renders them; they are the album's own reads, kept out of
+app (`facerec.server.web`) renders them; they are the album's own reads, kept out of
 `store.py`, which writes.
 """
 
@@ -216,3 +216,30 @@ def person_version(database: Database, name: str) -> str:
 def _box(text: str) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = (float(v) for v in json.loads(text))
     return x1, y1, x2, y2
+
+
+def face_people(database: Database, face_ids: list[int]) -> dict[int, str | None]:
+    """Face id -> the person it is matched or confirmed to now (None: unknown)."""
+    with database.read() as s:
+        return {
+            f: n
+            for f, n in s.execute(
+                select(AlbumFace.id, Identity.name)
+                .outerjoin(Identity, Identity.id == AlbumFace.identity_id)
+                .where(AlbumFace.id.in_(face_ids))
+            )
+        }
+
+
+def clusters(database: Database, *, limit: int = 100) -> list[tuple[int, list[int]]]:
+    """Unknown-face clusters, biggest first: (cluster id, face ids)."""
+    with database.read() as s:
+        rows = s.execute(
+            select(AlbumFace.cluster_id, AlbumFace.id)
+            .where(AlbumFace.cluster_id.is_not(None), AlbumFace.identity_id.is_(None))
+            .order_by(AlbumFace.id)
+        ).all()
+    groups: dict[int, list[int]] = {}
+    for c, f in rows:
+        groups.setdefault(int(c or 0), []).append(int(f))
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]

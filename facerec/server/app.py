@@ -102,6 +102,7 @@ class ServerConfig:
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2**20)
     max_pixels: int = DEFAULT_MAX_PIXELS
     budget_s: float = DEFAULT_BUDGET_S
+    web_sign_in: bool = False  # the review pages need a sign-in (bound beyond loopback)
 
 
 def status_for(exc: FacerecError) -> int:
@@ -347,6 +348,9 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         images of their face, in one transaction; the body counts what went, per kind."""
         return removal_json(await run_in_threadpool(svc.remove, name))
 
+    from facerec.server.web.routes import mount  # the review pages at / (`facerec.server.web`)
+
+    mount(app, sign_in=config.web_sign_in)
     return app
 
 

@@ -67,6 +67,14 @@ def serve(
     detector: DetectorOpt = None,
     threads: ThreadsOpt = None,
     index: IndexOpt = IndexKind.AUTO,
+    require_sign_in: Annotated[
+        bool,
+        typer.Option(
+            "--require-sign-in",
+            help="Make the review pages at / ask for an API key even on 127.0.0.1 (behind a "
+            "proxy); bound to any other address they always do.",
+        ),
+    ] = False,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (info: one line per request).")
     ] = "info",
@@ -98,6 +106,7 @@ def serve(
         ),
         max_upload_bytes=int(max_upload_mb * 2**20),
         budget_s=budget_s,
+        web_sign_in=require_sign_in or not _is_loopback(host),
     )
     # Open the gallery and load the model before listening: a bad gallery or missing
     # weights is then one line on stderr and exit code 2, as in every other command.

@@ -104,6 +104,17 @@ class FaceService:
         """The gallery's database, shared with the stores beside it (the API keys)."""
         return self._fr.database
 
+    @property
+    def facerec(self) -> FaceRec:
+        """The service's `FaceRec`, for the review pages (`facerec.server.web`) beside the API."""
+        return self._fr
+
+    @contextmanager
+    def model(self, verb: str) -> Iterator[None]:
+        """Hold the model lock for `verb`, within the request budget (503 when it runs out)."""
+        with self._model(verb, time.perf_counter()):
+            yield
+
     def _decode(self, upload: Upload) -> LoadedImage:
         filename = (upload.filename or "image")[:MAX_FILENAME_CHARS]
         return decode_image(upload.data, source=f"upload:{filename}", max_pixels=self._max_pixels)

@@ -176,7 +176,7 @@ def test_undo_and_the_verbs_on_the_command_line(album_copy: tuple[Album, Any]) -
 def test_the_three_interfaces_mirror_each_other() -> None:
     """Every correction is an `Album` method, a `facerec album` command and a web form action."""
     from facerec.album.cli import album_app
-    from facerec.web import routes
+    from facerec.server.web import routes
 
     commands = {c.name or c.callback.__name__ for c in album_app.registered_commands}  # type: ignore[union-attr]
     for method, command, action in corrections.VERBS:
