@@ -120,7 +120,7 @@ def test_not_survives_a_rescan_and_undo_takes_it_back(album_copy: tuple[Album, A
 
 def test_split_keeps_faces_apart_until_undone(album_copy: tuple[Album, Any]) -> None:
     album, built = album_copy
-    cid, members = two_face_cluster(album)
+    _cid, members = two_face_cluster(album)
     album.split([members[0]])
     cl = dict(rows(built.db, "SELECT id, cluster_id FROM album_faces"))
     assert cl[members[0]] is not None and cl[members[0]] != cl[members[1]]
@@ -158,7 +158,7 @@ def test_ignore_a_cluster_and_name_one_then_undo_both(album_copy: tuple[Album, A
 
 
 def test_undo_and_the_verbs_on_the_command_line(album_copy: tuple[Album, Any]) -> None:
-    album, built = album_copy
+    _album, built = album_copy
     db = str(built.db)
     run = CliRunner().invoke
     r = run(app, ["album", "rename", OBAMA, "Obama", "--db", db], catch_exceptions=False)
