@@ -191,6 +191,21 @@ def keys_revoke(
     emit(as_json, info, lambda r: typer.echo(f"revoked API key {info.name!r}"))
 
 
+@keys_app.command("grant")
+def keys_grant(
+    name: Annotated[str, typer.Argument(help="The key to give the scope to.")],
+    scope: Annotated[str, typer.Argument(help="'review': may sign in to the review pages.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a key a scope beyond the HTTP API ('review': the review pages at /)."""
+    from facerec.server.scopes import grant
+
+    with _key_store(db, as_json=as_json) as store:
+        grant(store.database, name, scope)
+    emit(as_json, {"name": name, "scope": scope}, lambda r: typer.echo(f"{name!r} may {scope}"))
+
+
 def register(app: typer.Typer) -> None:
     """Add the serve and keys commands to the main CLI."""
     app.command(name="serve")(serve)

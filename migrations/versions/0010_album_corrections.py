@@ -1,4 +1,4 @@
-"""Album corrections: an append-only log of every human correction, and split cannot-links.
+"""Album corrections: an append-only log of every human correction, split cannot-links, key scopes.
 
 Revision ID: 0010
 Revises: 0009
@@ -9,6 +9,8 @@ split, ignore, confirm) with what it changed and what was there before, so
 `facerec album undo` and the web app's Undo can take the last one back; an
 undo is itself a row (`undoes`), never an update. `album_cannot_links` keeps
 the pairs of unknown faces a person split apart, which clustering never joins.
+`api_key_scopes` says what a key may do beyond the HTTP API: 'review' signs in
+to the review pages (`facerec keys grant NAME review`).
 """
 
 from __future__ import annotations
@@ -57,9 +59,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("face_a", "face_b", name="pk_album_cannot_links"),
     )
     op.create_index("ix_album_cannot_links_face_b", "album_cannot_links", ["face_b"])
+    op.create_table(
+        "api_key_scopes",
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("scope", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["key_id"],
+            ["api_keys.id"],
+            name="fk_api_key_scopes_key_id_api_keys",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("key_id", "scope", name="pk_api_key_scopes"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("api_key_scopes")
     op.drop_index("ix_album_cannot_links_face_b", table_name="album_cannot_links")
     op.drop_table("album_cannot_links")
     op.drop_index("ix_album_corrections_undoes", table_name="album_corrections")

@@ -118,3 +118,13 @@ def faces_of(db: Path, name: str) -> dict[int, str]:
 
 def people(db: Path) -> set[str]:
     return {n for (n,) in rows(db, "SELECT name FROM identities")}
+
+
+def click_and_wait(driver: Any, element: Any) -> None:
+    """Click a submit button and wait for the next page (the server has answered by then)."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element("css selector", "html")
+    element.click()
+    WebDriverWait(driver, 60).until(ec.staleness_of(old))

@@ -3,7 +3,8 @@
 Bound to a loopback address (the default) the pages open without signing in:
 only this machine can reach them. Bound anywhere else (`ServerConfig.web_sign_in`,
 set by `facerec serve --host`), every page but the sign-in form needs a
-session, which signing in with an active API key opens. Either way each
+session, which signing in with an active API key that has the 'review' scope
+(`facerec keys grant NAME review`) opens. Either way each
 browser gets a session cookie (HttpOnly, SameSite=Strict: no script reads it
 and no other site's page sends it) and a random CSRF token, which every
 state-changing request must carry in its form, compared in constant time.
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from facerec.server.auth import KeyStore
+from facerec.server.scopes import REVIEW, has_scope
 
 COOKIE = "facerec_session"
 #: Seconds a session lasts after its last request.
@@ -78,8 +80,11 @@ class Sessions:
             self._by_token.pop(token, None)
 
     def sign_in_with(self, api_key: str) -> Session | None:
-        """A new session for a valid, active API key; None otherwise."""
-        if self.keys is None or self.keys.check(api_key) is None:
+        """A new session for a valid, active API key with the review scope; None otherwise."""
+        info = self.keys.check(api_key) if self.keys is not None else None
+        if info is None or self.keys is None:
+            return None
+        if not has_scope(self.keys.database, info.name, REVIEW):
             return None
         return self.open(api_key)
 

@@ -197,7 +197,9 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
         s = sessions(request).sign_in_with(key) if key else None
         if s is None:
             html = _env.get_template("signin.html").render(
-                error="invalid or revoked API key", csrf="", signed_in=False
+                error="invalid or revoked API key, or one without the review scope",
+                csrf="",
+                signed_in=False,
             )
             return HTMLResponse(html, status_code=401)
         return with_cookie(RedirectResponse("/", status_code=303), s)
