@@ -45,6 +45,7 @@ from facerec.album import corrections as corr
 from facerec.album.clustering import carry_ids, cluster
 from facerec.album.errors import AlbumError
 from facerec.album.matching import Assignment, match_photo
+from facerec.album.portable import XmpExport, XmpImport, export_xmp, import_xmp
 from facerec.album.records import (
     AlbumView,
     CorrectionResult,
@@ -298,13 +299,19 @@ class Album:
         photos); faces whose photo is gone or changed are confirmed but not
         enrolled, and faces marked "not `name`" are left out altogether.
         """
-        store = self.store
-        faces = store.cluster_faces(cluster_id)
+        faces = self.store.cluster_faces(cluster_id)
         if not faces:
             raise AlbumError(
                 f"no album cluster {cluster_id} (cluster ids are listed by "
                 "`facerec album report`; naming or rescanning may have changed them)"
             )
+        return self._enrol(faces, name, cluster_id, f"cluster {cluster_id}")
+
+    def _enrol(
+        self, faces: Sequence[ClusterFace], name: str, cluster_id: int, what: str
+    ) -> NameResult:
+        """Enrol `faces` as `name`, confirm them and log it (undo deletes the new samples)."""
+        store = self.store
         key = name_key(name)
         existing = store.identities().get(key)
         before_samples = set(self._fr.sample_ids(key))
@@ -312,12 +319,12 @@ class Album:
         excluded = tuple(f.face_id for f in faces if (f.face_id, existing) in negatives)
         keep = [f for f in faces if f.face_id not in excluded]
         if not keep:
-            raise AlbumError(f"every face of cluster {cluster_id} is marked as not {key}")
-        model = _one_model(keep, cluster_id)
+            raise AlbumError(f"every face of {what} is marked as not {key}")
+        model = _one_model(keep, what)
         samples, missing = _samples(keep)
         if not samples:
             raise AlbumError(
-                f"cannot enrol cluster {cluster_id}: none of its photos is on disk unchanged "
+                f"cannot enrol {what}: none of its photos is on disk unchanged "
                 f"({', '.join(sorted({display_path(f.photo_path) for f in keep})[:3])} ...)"
             )
         before = self.log.snapshot([f.face_id for f in keep])
@@ -325,9 +332,7 @@ class Album:
         identity = store.identities()[result.person.name]
         confirmed = store.confirm([f.face_id for f in keep], identity)
         added = [i for i in self._fr.sample_ids(key) if i not in before_samples]
-        self.log.named(
-            [f.face_id for f in keep], before, added, f"cluster {cluster_id} named {key}"
-        )
+        self.log.named([f.face_id for f in keep], before, added, f"{what} named {key}")
         return NameResult(
             cluster=cluster_id,
             name=result.person.name,
@@ -438,6 +443,18 @@ class Album:
         )
         return self._done(self.log.add_face(photo_id, new))
 
+    def enrol_faces(self, faces: Sequence[ClusterFace], name: str) -> NameResult:
+        """Enrol these album faces as `name` (as naming a cluster does), logged and undoable."""
+        return self._enrol(faces, name, -1, f"faces {', '.join(str(f.face_id) for f in faces[:5])}")
+
+    def export_xmp(self, out_dir: Path | None = None, *, overwrite: bool = False) -> XmpExport:
+        """MWG-RS face regions to `photo.jpg.xmp` sidecars (`portable.py`); photos untouched."""
+        return export_xmp(self, out_dir, overwrite=overwrite)
+
+    def import_xmp(self) -> XmpImport:
+        """Name album faces after the face regions other tools wrote to sidecars."""
+        return import_xmp(self)
+
     def undo(self) -> CorrectionResult:
         """Take back the last correction not yet undone."""
         return self._done(corr.undo(self.log, self._fr))
@@ -509,12 +526,10 @@ class Album:
         return out
 
 
-def _one_model(faces: Sequence[ClusterFace], cluster_id: int) -> ModelIdentity:
+def _one_model(faces: Sequence[ClusterFace], what: str) -> ModelIdentity:
     models = {f.model for f in faces}
     if len(models) != 1 or None in models:
-        raise AlbumError(
-            f"cluster {cluster_id} mixes faces of different models; rescan the album first"
-        )
+        raise AlbumError(f"{what} mixes faces of different models; rescan the album first")
     model = models.pop()
     assert model is not None
     return model

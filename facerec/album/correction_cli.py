@@ -7,6 +7,7 @@ the correction and its log row in one transaction and refreshes the album;
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -132,6 +133,55 @@ def add_face(
         _show(album.add_face(photo, box), as_json)
 
 
+def export(
+    xmp: Annotated[
+        bool, typer.Option("--xmp", help="Write MWG-RS face regions to XMP sidecars.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the sidecars here [default: beside each photo]."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace sidecars that exist (else left alone).")
+    ] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the album's named faces as XMP sidecars (photo.jpg.xmp); photos are never touched."""
+    if not xmp:
+        typer.echo("error: give --xmp (the only export format)", err=True)
+        raise typer.Exit(2)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    with _album(db, Settings(), as_json=as_json) as album:
+        r = album.export_xmp(out, overwrite=overwrite)
+    emit(as_json, r, lambda r: typer.echo(
+        f"{r.written} sidecar(s) written with {r.regions} face region(s)"
+        + (f"; {r.existing} left alone (exist; --overwrite replaces them)" if r.existing else "")
+    ))  # fmt: skip
+
+
+def import_(
+    xmp: Annotated[
+        bool, typer.Option("--xmp", help="Read MWG-RS face regions from XMP sidecars.")
+    ] = False,
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Name album faces after the face regions in the sidecars beside their photos."""
+    if not xmp:
+        typer.echo("error: give --xmp (the only import format)", err=True)
+        raise typer.Exit(2)
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        r = album.import_xmp()
+    emit(as_json, r, lambda r: typer.echo(
+        f"{r.regions} region(s): {r.confirmed} face(s) confirmed, {r.enrolled} enrolled under a "
+        f"new name, {r.unmatched} over no album face, {r.unreadable} sidecar(s) unreadable"
+    ))  # fmt: skip
+
+
 def undo(
     cluster_threshold: ClusterThresholdOpt = None,
     threshold: ThresholdOpt = None,
@@ -161,4 +211,6 @@ def register(album_app: typer.Typer) -> None:
     for command in (rename, merge, move, confirm, split, ignore, undo):
         album_app.command()(command)
     album_app.command(name="add-face")(add_face)
+    album_app.command(name="export")(export)
+    album_app.command(name="import")(import_)
     album_app.command(name="log")(log_cmd)

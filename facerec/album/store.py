@@ -581,12 +581,19 @@ class AlbumStore:
             return n_changed
 
     # -- user decisions -------------------------------------------------------------------------
-    def cluster_faces(self, cluster_id: int) -> list[ClusterFace]:
-        """The faces of one cluster with their photos, in face id order."""
+    def cluster_faces(
+        self, cluster_id: int | None, face_ids: Sequence[int] = ()
+    ) -> list[ClusterFace]:
+        """The faces of one cluster (or, with None, the faces `face_ids`) with their photos, in
+        face id order."""
         stmt = (
             select(AlbumFace, AlbumPhoto)
             .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
-            .where(AlbumFace.cluster_id == cluster_id)
+            .where(
+                AlbumFace.cluster_id == cluster_id
+                if cluster_id is not None
+                else AlbumFace.id.in_(list(face_ids))
+            )
             .order_by(AlbumFace.id)
         )
         with self.database.read() as s:
