@@ -220,7 +220,7 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
             faces, total = browse.person_faces(
                 fr.database, name, proto, offset=max(0, page_no) * PAGE, limit=PAGE
             )
-            others = [p.name for p in browse.people(fr.database) if p.name != faces_name(name)]
+            others = [n for n in browse.names(fr.database) if n != faces_name(name)]
             return {
                 "title": name, "name": faces_name(name), "faces": faces, "total": total,
                 "page_no": page_no, "pages": (total + PAGE - 1) // PAGE, "others": others,
@@ -235,7 +235,7 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
         def make(fr: FaceRec) -> dict[str, Any]:
             return {
                 "title": "Unknown faces", "clusters": browse.clusters(fr.database),
-                "people": [p.name for p in browse.people(fr.database)],
+                "people": browse.names(fr.database),
             }  # fmt: skip
 
         return guarded(request, make, "clusters.html")
