@@ -186,3 +186,54 @@ def test_the_three_interfaces_mirror_each_other() -> None:
         assert command in commands, command
         assert action in routes.ACTIONS, action
     assert set(routes.ACTIONS) == {a for _, _, a in corrections.VERBS}
+
+
+def test_each_correction_and_its_undo_on_each_database(
+    db_url: str, shared: Path, pipeline: Any, tmp_path: Path
+) -> None:
+    """The whole log on SQLite and PostgreSQL: corrections, then undo after undo to the start."""
+    from facerec.api import FaceRec
+
+    from ..db_rows import rows as db_rows
+    from .conftest import EX
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("two_people.jpg", "obama2.jpg", "obama-480p.jpg", "lin-manuel-miranda.png"):
+        (photos / name).write_bytes((shared / EX / name).read_bytes())
+    lin_copy = photos / "lin_flipped.jpg"
+    from PIL import Image, ImageOps
+
+    ImageOps.mirror(Image.open(photos / "lin-manuel-miranda.png").convert("RGB")).save(lin_copy)
+    with FaceRec(db_url, pipeline=pipeline) as fr, Album(fr) as album:
+        fr.enroll(OBAMA, [shared / EX / "obama.jpg"])
+        fr.enroll(BIDEN, [shared / EX / "biden.jpg"])
+        album.scan(photos, workers=0, threads=1)
+
+        def state() -> list[tuple[Any, ...]]:
+            return db_rows(
+                db_url,
+                "SELECT f.id, i.name, f.match_kind, f.quality_reasons FROM album_faces f "
+                "LEFT JOIN identities i ON i.id = f.identity_id ORDER BY f.id",
+            )
+
+        start, names = state(), {n for (n,) in db_rows(db_url, "SELECT name FROM identities")}
+        obama = [f for f, n, _, _ in start if n == OBAMA]
+        album.rename(OBAMA, "Obama")
+        album.merge(BIDEN, "Obama")
+        album.not_(obama[0], "Obama")
+        album.move([obama[1]], "Obama")
+        _cid, members = two_face_cluster(album)
+        album.split([members[0]])
+        assert db_rows(db_url, "SELECT count(*) FROM album_cannot_links") == [(1,)]
+        album.ignore([members[1]])
+        album.name(next(c.id for c in album.view().clusters), "Lin")
+        assert {n for (n,) in db_rows(db_url, "SELECT name FROM identities")} == {"Obama", "Lin"}
+        kinds = [k for (k,) in db_rows(db_url, "SELECT kind FROM album_corrections ORDER BY id")]
+        assert kinds == ["rename", "merge", "not", "move", "split", "ignore", "name"]
+        for _ in kinds:
+            album.undo()
+        assert {n for (n,) in db_rows(db_url, "SELECT name FROM identities")} == names
+        assert state() == start
+        assert db_rows(db_url, "SELECT count(*) FROM album_cannot_links") == [(0,)]
+        assert db_rows(db_url, "SELECT count(*) FROM album_negatives") == [(0,)]
