@@ -490,6 +490,10 @@ class FaceRec:
         """Delete enrolment samples (an emptied person goes)."""
         return editing.delete_samples(self.gallery, sample_ids, also)
 
+    def revision(self) -> int:
+        """How many writes the gallery has committed: it moves when anyone enrols or removes."""
+        return self.gallery.revision
+
     def sample_ids(self, name: str) -> list[int]:
         """`name`'s enrolment sample ids ([] when not enrolled)."""
         return editing.sample_ids(self.gallery, name)

@@ -284,3 +284,18 @@ def test_every_page_renders_what_it_should(site: Site) -> None:
     if os.environ.get("FACEREC_DOCS_SCREENSHOTS"):  # docs/album-review.md shows this one
         DOCS.mkdir(exist_ok=True)
         Image.open(io.BytesIO(shot)).convert("RGB").save(DOCS / "album-review.jpg", quality=82)
+
+
+def test_someone_enrolled_elsewhere_is_matched_without_a_rescan(
+    site: Site, shared: Path, pipeline: Pipeline
+) -> None:
+    """Enrolled by another process (as `facerec enroll` would): the next page shows their faces."""
+    lin = "Lin-Manuel Miranda"
+    site.get("/")
+    with FaceRec(site.db, pipeline=pipeline) as fr:
+        fr.enroll(lin, [shared_file(shared, f"{EX}/lin-manuel-miranda.png")])
+    assert not faces_of(site.db, lin)  # nothing re-matched the album yet
+    site.get("/")
+    card = site.css(f'li.person-card[data-name="{lin}"]')
+    assert "0 album face" not in card.text
+    assert len(faces_of(site.db, lin)) >= 2  # the photo and its flipped copy
