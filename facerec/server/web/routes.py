@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,18 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
         )
         return response
 
+    refreshing = threading.Lock()
+
+    def fresh(request: Request, fr: FaceRec) -> None:
+        """Re-match the album when the gallery moved since (someone enrolled or was removed,
+        through the CLI, the API or another process): no rescan needed to see it here."""
+        with refreshing:
+            revision = fr.revision()
+            if getattr(request.app.state, "web_revision", None) != revision:
+                with Album(fr) as album:
+                    album.refresh()
+                request.app.state.web_revision = revision
+
     def guarded(
         request: Request, make: Callable[[FaceRec], dict[str, Any]], template: str
     ) -> Response:
@@ -177,7 +190,9 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
         s, new = session_of(request)
         if s is None:
             return RedirectResponse("/signin", status_code=303)
-        ctx = make(svc(request).facerec)
+        fr = svc(request).facerec
+        fresh(request, fr)
+        ctx = make(fr)
         status = int(ctx.pop("status", 200))
         html = _env.get_template("message.html" if "message" in ctx else template).render(
             csrf=s.csrf, signed_in=s.key is not None, path=request.url.path, **ctx
