@@ -332,7 +332,7 @@ class Album:
         identity = store.identities()[result.person.name]
         confirmed = store.confirm([f.face_id for f in keep], identity)
         added = [i for i in self._fr.sample_ids(key) if i not in before_samples]
-        self.log.named([f.face_id for f in keep], before, added, f"{what} named {key}")
+        self.log.named([f.face_id for f in keep], before, added, f"{what} named {key}", key)
         return NameResult(
             cluster=cluster_id,
             name=result.person.name,

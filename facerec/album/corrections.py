@@ -106,8 +106,8 @@ class CorrectionLog:
                 for r in rows
             ]
 
-    def last_undoable(self) -> tuple[int, str, dict[str, Any]] | None:
-        """The newest correction not undone and not itself an undo: (id, summary, data)."""
+    def last_undoable(self) -> tuple[int, str, dict[str, Any], list[str]] | None:
+        """The newest correction not undone and not itself an undo: (id, summary, data, people)."""
         with self.database.read() as s:
             undone = set(
                 s.scalars(select(AlbumCorrection.undoes).where(AlbumCorrection.undoes.is_not(None)))
@@ -118,7 +118,7 @@ class CorrectionLog:
                 .order_by(AlbumCorrection.id.desc())
             ):
                 if row.id not in undone:
-                    return row.id, row.summary, json.loads(row.data)
+                    return row.id, row.summary, json.loads(row.data), json.loads(row.people)
         return None
 
     # -- album-only corrections ----------------------------------------------------------------
@@ -140,7 +140,7 @@ class CorrectionLog:
             )
             what = "confirmed as" if kind == "confirm" else "moved to"
             summary = f"{_faces(faces)} {what} {name}"
-            return record(s, kind, summary, {"faces": before})
+            return record(s, kind, summary, {"faces": before}, people=[name])
 
     def not_(self, face_id: int, identity_id: int, name: str) -> tuple[Corrected, bool]:
         """Record "face is not NAME"; a current match to them is undone. (log row, was matched)."""
@@ -163,7 +163,7 @@ class CorrectionLog:
                 .values(identity_id=None, match_kind=None, folded=False, similarity=None)
             )
             data = {"faces": before, "negatives_added": [] if exists else [[face_id, name]]}
-            done = record(s, "not", f"face {face_id} is not {name}", data)
+            done = record(s, "not", f"face {face_id} is not {name}", data, people=[name])
             return done, bool(result.rowcount)  # type: ignore[attr-defined]
 
     def split(self, face_ids: Sequence[int]) -> Corrected:
@@ -220,12 +220,12 @@ class CorrectionLog:
 
     def named(
         self, face_ids: Sequence[int], before: list[dict[str, Any]], samples: Sequence[int],
-        summary: str,
+        summary: str, person: str,
     ) -> Corrected:  # fmt: skip
         """Log a cluster named (its enrolment already written): undo deletes `samples`."""
         with self.database.write() as s:
             data = {"faces": before, "samples": list(samples)}
-            return record(s, "name", summary, data)
+            return record(s, "name", summary, data, people=[person])
 
     def add_face(self, photo_id: int, face: NewFace) -> Corrected:
         """Store a face a person drew (detected in their box) as an album face; undo deletes it."""
@@ -306,7 +306,7 @@ def merge(log: CorrectionLog, fr: FaceRec, source: str, target: str) -> Correcte
             "negatives_removed": [[f, src] for f in negs],
             "gallery": {"op": "move", "samples": samples, "back_to": src},
         }
-        out.append(record(s, "merge", f"{src} merged into {dst}", data))
+        out.append(record(s, "merge", f"{src} merged into {dst}", data, people=[src, dst]))
 
     fr.move_samples(samples, dst, also)
     return out[0]
@@ -317,13 +317,13 @@ def undo(log: CorrectionLog, fr: FaceRec) -> Corrected:
     last = log.last_undoable()
     if last is None:
         raise AlbumError("nothing to undo")
-    cid, summary, data = last
+    cid, summary, data, people = last
     op = data.get("gallery") or {}
     out: list[Corrected] = []
 
     def also(s: Session, ids: dict[str, int]) -> None:
         restore(s, data, ids)
-        out.append(record(s, "undo", f"undone: {summary}", {}, undoes=cid))
+        out.append(record(s, "undo", f"undone: {summary}", {}, people=people, undoes=cid))
 
     if op.get("op") == "rename":
         fr.rename(op["new"], op["old"], also)
@@ -339,21 +339,42 @@ def undo(log: CorrectionLog, fr: FaceRec) -> Corrected:
 
 # -- rows ---------------------------------------------------------------------------------------
 def record(
-    s: Session, kind: str, summary: str, data: dict[str, Any], *, undoes: int | None = None
+    s: Session,
+    kind: str,
+    summary: str,
+    data: dict[str, Any],
+    *,
+    people: Sequence[str] = (),
+    undoes: int | None = None,
 ) -> Corrected:
-    """Append one correction to the log inside the caller's transaction."""
+    """Append one correction to the log inside the caller's transaction.
+
+    `people` (with every name `data` holds) is what `forget_people` looks for.
+    """
+    names = sorted(set(people) | names_in(data))
     cid = s.execute(
         insert(AlbumCorrection)
         .values(
             kind=kind,
             summary=summary,
             data=json.dumps(data, sort_keys=True),
+            people=json.dumps(names),
             undoes=undoes,
             created_at=datetime.now(UTC),
         )
         .returning(AlbumCorrection.id)
     ).scalar_one()
     return Corrected(int(cid), kind, summary)
+
+
+def names_in(data: dict[str, Any]) -> set[str]:
+    """Every person's name a correction's data holds."""
+    names = {f["person"] for f in data.get("faces", ()) if f.get("person")}
+    for key in ("negatives_added", "negatives_removed"):
+        names |= {n for _, n in data.get(key, ())}
+    op = data.get("gallery") or {}
+    names |= {op[k] for k in ("old", "new", "back_to") if op.get(k)}
+    return names
 
 
 def snapshot(s: Session, face_ids: Sequence[int]) -> list[dict[str, Any]]:

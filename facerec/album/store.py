@@ -29,6 +29,7 @@ import numpy.typing as npt
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from facerec.album.correction_forget import forget_people
 from facerec.album.records import (
     AlbumView,
     ClusterView,
@@ -407,6 +408,7 @@ class AlbumStore:
             or 0
         )
         s.execute(delete(AlbumNegative).where(AlbumNegative.identity_id == target.identity_id))
+        forget_people(s, target.name)  # the correction log names them too
         if doomed:
             now = datetime.now(UTC)
             s.execute(

@@ -208,8 +208,9 @@ class AlbumCorrection(Base):
     what was there before, by name rather than by id where a person is meant
     (an undone merge brings the person back under a new id). Undoing appends
     a row of kind 'undo' whose `undoes` is the row it took back; no row is
-    ever updated or deleted, so the table is the album's whole history of
-    human decisions.
+    updated, so the table is the album's whole history of human decisions,
+    except that forgetting a person (`facerec remove`) deletes every row whose
+    `people` names them: their name must not outlive them here.
     """
 
     __tablename__ = "album_corrections"
@@ -219,6 +220,7 @@ class AlbumCorrection(Base):
     kind: Mapped[str] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text)
     data: Mapped[str] = mapped_column(Text)  # JSON
+    people: Mapped[str] = mapped_column(Text)  # JSON list of the names it mentions
     undoes: Mapped[int | None] = mapped_column(Integer, index=True)
     created_at: Mapped[datetime]
 

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("people", sa.Text(), nullable=False),
         sa.Column("undoes", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_album_corrections"),

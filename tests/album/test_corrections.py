@@ -237,3 +237,22 @@ def test_each_correction_and_its_undo_on_each_database(
         assert state() == start
         assert db_rows(db_url, "SELECT count(*) FROM album_cannot_links") == [(0,)]
         assert db_rows(db_url, "SELECT count(*) FROM album_negatives") == [(0,)]
+
+
+def test_forgetting_a_person_takes_their_corrections(
+    album_copy: tuple[Album, Any], pipeline: Any
+) -> None:
+    """`facerec remove` forgets everywhere: no row of the log may still name them."""
+    from facerec.api import FaceRec
+
+    album, built = album_copy
+    album.not_(faces_of(built.db, BIDEN)[0][0], BIDEN)
+    album.rename(OBAMA, "Barry")
+    before = rows(built.db, "SELECT summary, data, people FROM album_corrections")
+    assert any(BIDEN in " ".join(r) for r in before) and len(before) == 2
+    with FaceRec(built.db, pipeline=pipeline) as fr:
+        fr.remove(BIDEN)
+    left = rows(built.db, "SELECT summary, data, people FROM album_corrections")
+    assert len(left) == 1 and not any(BIDEN in " ".join(r) for r in left)
+    album.undo()  # the rename, which never named him, is still there to undo
+    assert OBAMA in people(built.db)
