@@ -37,6 +37,7 @@ from facerec.album.scan import thumbnail
 from facerec.api import FaceRec
 from facerec.errors import FacerecError, UnknownPersonError
 from facerec.images import load_image
+from facerec.names import name_key
 from facerec.server.auth import KeyStore
 from facerec.server.service import FaceService
 from facerec.server.web.access import COOKIE, SESSION_S, Session, Sessions, csrf_ok
@@ -346,12 +347,20 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
 
 
 def faces_name(name: str) -> str:
-    from facerec.names import name_key
-
     return name_key(name)
 
 
+#: One correction from the pages at a time: the 409 check and the write it guards cannot be
+#: split by another page's correction (the server is one process).
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def _run(service: FaceService, action: str, form: Form) -> str:
+    with _ONE_AT_A_TIME:
+        return _correct(service, action, form)
+
+
+def _correct(service: FaceService, action: str, form: Form) -> str:
     fr = service.facerec
     person = (form.get("person") or [""])[0]
     version = (form.get("version") or [""])[0]
