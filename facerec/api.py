@@ -490,6 +490,16 @@ class FaceRec:
         """Delete enrolment samples (an emptied person goes)."""
         return editing.delete_samples(self.gallery, sample_ids, also)
 
+    def copy_sample(self, sample_id: int) -> editing.SampleCopy | None:
+        """A sample's stored fields (its crop, embedding, source), or None."""
+        return editing.copy_sample(self.gallery, sample_id)
+
+    def put_back_sample(
+        self, copy: editing.SampleCopy, also: editing.Also = editing.nothing
+    ) -> int:
+        """Store a removed sample again under its person; returns its new id."""
+        return editing.put_back(self.gallery, copy, also)
+
     def revision(self) -> int:
         """How many writes the gallery has committed: it moves when anyone enrols or removes."""
         return self.gallery.revision

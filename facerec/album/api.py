@@ -455,6 +455,10 @@ class Album:
         """Name album faces after the face regions other tools wrote to sidecars."""
         return import_xmp(self)
 
+    def remove_sample(self, sample_id: int) -> CorrectionResult:
+        """Remove one enrolment sample of a person (not their last); undoable."""
+        return self._done(corr.remove_sample(self.log, self._fr, sample_id))
+
     def undo(self) -> CorrectionResult:
         """Take back the last correction not yet undone."""
         return self._done(corr.undo(self.log, self._fr))

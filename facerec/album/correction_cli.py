@@ -182,6 +182,20 @@ def import_(
     ))  # fmt: skip
 
 
+def remove_sample(
+    sample: Annotated[
+        int, typer.Argument(help="Enrolment sample id (the person's page lists them).")
+    ],
+    cluster_threshold: ClusterThresholdOpt = None,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove one enrolment sample of a person (a bad photo); `undo` puts it back."""
+    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
+        _show(album.remove_sample(sample), as_json)
+
+
 def undo(
     cluster_threshold: ClusterThresholdOpt = None,
     threshold: ThresholdOpt = None,
@@ -211,6 +225,7 @@ def register(album_app: typer.Typer) -> None:
     for command in (rename, merge, move, confirm, split, ignore, undo):
         album_app.command()(command)
     album_app.command(name="add-face")(add_face)
+    album_app.command(name="remove-sample")(remove_sample)
     album_app.command(name="export")(export)
     album_app.command(name="import")(import_)
     album_app.command(name="log")(log_cmd)

@@ -19,6 +19,8 @@ checks each one has a method, a CLI command and a web route).
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from facerec.album.tables import (
 )
 from facerec.api import FaceRec
 from facerec.errors import UnknownPersonError
+from facerec.gallery.editing import SampleCopy
 from facerec.gallery.schema import Identity
 from facerec.names import name_key
 from facerec.storage import Database
@@ -60,6 +63,7 @@ VERBS: tuple[tuple[str, str, str], ...] = (
     ("ignore", "ignore", "ignore"),
     ("confirm", "confirm", "confirm"),
     ("add_face", "add-face", "add_face"),
+    ("remove_sample", "remove-sample", "remove_sample"),
     ("undo", "undo", "undo"),
 )
 
@@ -312,6 +316,30 @@ def merge(log: CorrectionLog, fr: FaceRec, source: str, target: str) -> Correcte
     return out[0]
 
 
+def remove_sample(log: CorrectionLog, fr: FaceRec, sample_id: int) -> Corrected:
+    """Remove one enrolment sample (a bad photo); undo stores it again.
+
+    The log row keeps the sample (crop and embedding) so undo can put it back;
+    it names the person, so forgetting them deletes it with everything else.
+    """
+    copy = fr.copy_sample(sample_id)
+    if copy is None:
+        raise AlbumError(f"no enrolment sample {sample_id}")
+    if len(fr.sample_ids(copy.name)) < 2:
+        raise AlbumError(f"sample {sample_id} is {copy.name}'s last: delete the person instead")
+    kept = dataclasses.asdict(copy)
+    kept["embedding"] = base64.b64encode(copy.embedding).decode()
+    kept["crop"] = base64.b64encode(copy.crop).decode()
+    out: list[Corrected] = []
+
+    def also(s: Session, ids: dict[str, int]) -> None:
+        summary = f"sample {sample_id} of {copy.name} removed"
+        out.append(record(s, "remove_sample", summary, {"sample": kept}, people=[copy.name]))
+
+    fr.delete_samples([sample_id], also)
+    return out[0]
+
+
 def undo(log: CorrectionLog, fr: FaceRec) -> Corrected:
     """Take back the newest correction not yet undone, in one transaction."""
     last = log.last_undoable()
@@ -325,7 +353,12 @@ def undo(log: CorrectionLog, fr: FaceRec) -> Corrected:
         restore(s, data, ids)
         out.append(record(s, "undo", f"undone: {summary}", {}, people=people, undoes=cid))
 
-    if op.get("op") == "rename":
+    if data.get("sample"):
+        kept = dict(data["sample"])
+        kept["embedding"] = base64.b64decode(kept["embedding"])
+        kept["crop"] = base64.b64decode(kept["crop"])
+        fr.put_back_sample(SampleCopy(**kept), also)
+    elif op.get("op") == "rename":
         fr.rename(op["new"], op["old"], also)
     elif op.get("op") == "move":
         fr.move_samples(op["samples"], op["back_to"], also)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -161,3 +162,73 @@ def sample_ids(gallery: Gallery, name: str) -> list[int]:
                 .order_by(Sample.id)
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SampleCopy:
+    """Everything a stored sample holds, to put it back after it was removed (undo)."""
+
+    name: str
+    embedding: bytes  # float32, little-endian
+    crop: bytes
+    crop_landmarks: str
+    source: str
+    content_sha256: str
+    box: str
+    det_score: float
+    quality: str
+
+
+def copy_sample(gallery: Gallery, sample_id: int) -> SampleCopy | None:
+    """A sample's stored fields (None when there is no such sample)."""
+    with gallery.database.read() as s:
+        row = s.execute(
+            select(Sample, Identity.name)
+            .join(Identity, Identity.id == Sample.identity_id)
+            .where(Sample.id == sample_id)
+        ).first()
+    if row is None:
+        return None
+    smp, name = row
+    return SampleCopy(
+        name=name,
+        embedding=np.asarray(smp.embedding, np.float32).astype("<f4").tobytes(),
+        crop=smp.crop,
+        crop_landmarks=smp.crop_landmarks,
+        source=smp.source,
+        content_sha256=smp.content_sha256,
+        box=smp.box,
+        det_score=float(smp.det_score),
+        quality=smp.quality,
+    )
+
+
+def put_back(gallery: Gallery, copy: SampleCopy, also: Also = nothing) -> int:
+    """Store a removed sample again under its person (who must still be enrolled); its new id."""
+
+    def work(s: Session, state: GalleryState) -> tuple[int, PrototypeChange | None]:
+        ident = s.scalar(select(Identity.id).where(Identity.name == copy.name))
+        if ident is None:
+            raise UnknownPersonError(copy.name)
+        if state.dim is None:
+            raise GalleryError("the gallery has no pinned model")
+        now = datetime.now(UTC)
+        sample = Sample(
+            identity_id=ident,
+            embedding=np.frombuffer(copy.embedding, dtype="<f4").astype(np.float32),
+            crop=copy.crop,
+            crop_landmarks=copy.crop_landmarks,
+            source=copy.source,
+            content_sha256=copy.content_sha256,
+            box=copy.box,
+            det_score=copy.det_score,
+            quality=copy.quality,
+            created_at=now,
+        )
+        s.add(sample)
+        s.flush()
+        _store_prototype(s, ident, state.dim, now)
+        also(s, _ids(s))
+        return int(sample.id), None
+
+    return gallery._commit(work)

@@ -299,3 +299,22 @@ def test_someone_enrolled_elsewhere_is_matched_without_a_rescan(
     card = site.css(f'li.person-card[data-name="{lin}"]')
     assert "0 album face" not in card.text
     assert len(faces_of(site.db, lin)) >= 2  # the photo and its flipped copy
+
+
+def test_remove_an_enrolment_sample_then_undo(site: Site, shared: Path, pipeline: Pipeline) -> None:
+    with FaceRec(site.db, pipeline=pipeline) as fr:
+        fr.enroll(OBAMA, [shared_file(shared, f"{EX}/obama2.jpg")])
+    sql = (
+        "SELECT s.id, s.content_sha256 FROM samples s JOIN identities i ON i.id = s.identity_id "
+        "WHERE i.name = ? ORDER BY s.id"
+    )
+    before = rows(site.db, sql, OBAMA)
+    assert len(before) == 2
+    site.get(person_url(OBAMA))
+    shown = [int(li.get_attribute("data-sample")) for li in site.all("li.sample")]
+    assert shown == [i for i, _ in before]
+    site.submit(site.all("li.sample button.remove-sample")[1])
+    assert rows(site.db, sql, OBAMA) == before[:1]
+    assert not site.all("li.sample button.remove-sample")  # the last one cannot go
+    site.submit(site.css("#undo"))
+    assert [sha for _, sha in rows(site.db, sql, OBAMA)] == [sha for _, sha in before]

@@ -134,6 +134,7 @@ ACTIONS: dict[str, Callable[[Album, Form], str]] = {
     "ignore": _ignore,
     "confirm": _confirm,
     "add_face": _add_face,
+    "remove_sample": lambda a, f: a.remove_sample(int(_one(f, "sample"))).summary,
     "undo": lambda a, f: a.undo().summary,
 }
 
@@ -241,7 +242,7 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
                 "title": name, "name": faces_name(name), "faces": faces, "total": total,
                 "page_no": page_no, "pages": (total + PAGE - 1) // PAGE, "others": others,
                 "version": browse.person_version(fr.database, name),
-                "samples": len(fr.sample_ids(name)),
+                "samples": fr.sample_ids(name),
             }  # fmt: skip
 
         return guarded(request, make, "person.html")
@@ -301,6 +302,16 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
             except FacerecError:
                 return Response(status_code=404)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private"})
+
+    @app.get("/sample/{sample_id}.png", include_in_schema=False)
+    def sample_image(request: Request, sample_id: int) -> Response:
+        s, _ = session_of(request)
+        if s is None:
+            return Response(status_code=401)
+        copy = svc(request).facerec.copy_sample(sample_id)
+        if copy is None:
+            return Response(status_code=404)
+        return Response(copy.crop, media_type="image/png", headers={"Cache-Control": "private"})
 
     @app.get("/photo/{photo_id}/image", include_in_schema=False)
     def photo_image(request: Request, photo_id: int) -> Response:
