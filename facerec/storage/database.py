@@ -348,8 +348,7 @@ def leftover_bytes(dialect: Dialect) -> str:
     if dialect == "postgresql":
         return (
             "the deleted rows are gone for every query, but PostgreSQL keeps their bytes in "
-            "its data files until you run VACUUM FULL "
-            + ", ".join(FORGETTING_TABLES)
+            "its data files until you run VACUUM FULL " + ", ".join(FORGETTING_TABLES)
             + ", and in its write-ahead log, WAL archive and backups until they expire"
         )
     return (
