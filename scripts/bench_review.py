@@ -6,7 +6,8 @@ embeddings of the default model's dimension (no photo is decoded: the pages
 read rows and thumbnails are fetched lazily by the browser, so they are not
 part of a page's time). Then serves it with the real app (`create_app`, the
 default model loaded) and times `--repeats` requests of each page through
-Starlette's TestClient: the server's whole work for a page (routing, the
+Starlette's TestClient (after the first page, which re-matches the album once
+because the gallery is new to the server, timed on its own): the server's whole work for a page (routing, the
 session, the queries, the similarity sort, the template), without a network.
 The goal stated in the issue is p95 <= 300 ms for the person page and the
 review queue.
@@ -80,8 +81,13 @@ def build(db: Path, args: argparse.Namespace) -> tuple[str, int]:
                 "INSERT INTO prototypes(identity_id, vector, n_samples, updated_at) VALUES (?,?,?,?)",
                 (pid, protos[i].tobytes(), 1, now),
             )
-        per_photo = 4
-        n_photos = args.faces // per_photo
+    con.commit()
+    with FaceRec(db) as fr:  # the 1:N threshold at this gallery's size, as the album matches
+        t = fr.identification_threshold().value
+    with con:
+        # One face of a person per photo at most (as matching allows): the busy person's
+        # faces in distinct photos, the others spread by face number.
+        n_photos = max(args.person_faces, args.faces // 4)
         con.executemany(
             "INSERT INTO album_photos(id, path, path_bytes, content_sha256, size_bytes, mtime_ns, "
             "width, height, status, model_name, model_sha256, scanned_at) "
@@ -92,16 +98,23 @@ def build(db: Path, args: argparse.Namespace) -> tuple[str, int]:
                 for p in range(n_photos)
             ],
         )  # fmt: skip
-        emb = unit(rng, args.faces, dim)
+        # Each face lies at a chosen cosine from its person's prototype: most well above the
+        # threshold, some just above (the review queue), a fifth below (unknown, clustered),
+        # so the refresh the pages run on a moved gallery keeps the album as built.
         rows = []
         for f in range(args.faces):
-            busy = f < args.person_faces
-            ident = 1 if busy else (2 + f % (args.people - 1) if f % 3 else None)
-            sim = float(rng.uniform(0.3, 0.9)) if ident else None
+            person = 0 if f < args.person_faces else 1 + f % (args.people - 1)
+            cos = float(rng.choice([rng.uniform(t + 0.15, 0.95), rng.uniform(t, t + 0.1),
+                                    rng.uniform(-0.1, t - 0.1)], p=[0.6, 0.2, 0.2]))  # fmt: skip
+            noise = rng.standard_normal(dim).astype(np.float32)
+            noise -= (noise @ protos[person]) * protos[person]
+            noise /= np.linalg.norm(noise)
+            e = (cos * protos[person] + np.sqrt(max(0.0, 1 - cos * cos)) * noise).astype(np.float32)
+            ident = person + 1 if cos >= t else None
             kind = ("auto" if f % 5 else "confirmed") if ident else None
             rows.append(
-                (f + 1, 1 + f // per_photo, f % per_photo, "[10,10,200,200]", "[]", 0.99, "{}",
-                 emb[f].tobytes(), ident, sim, kind, 0)
+                (f + 1, 1 + f % n_photos, f // n_photos, "[10,10,200,200]", "[]", 0.99, "{}",
+                 e.tobytes(), ident, cos if ident else None, kind, 0)
             )  # fmt: skip
         con.executemany(
             "INSERT INTO album_faces(id, photo_id, face_index, box, landmarks, det_score, quality, "
@@ -143,6 +156,9 @@ def main() -> None:
             }
             results = {}
             with TestClient(app) as client:
+                t = time.perf_counter()
+                assert client.get("/").status_code == 200  # re-matches the whole album first
+                first_ms = (time.perf_counter() - t) * 1000
                 for label, url in pages.items():
                     assert client.get(url).status_code == 200, url  # warm (and the session)
                     times = []
@@ -159,6 +175,7 @@ def main() -> None:
                     }
     print(f"{args.faces} album faces, {args.people} people, one with {args.person_faces} "
           f"faces, dim {dim}; {args.repeats} requests per page (built in {built_s:.1f} s)")  # fmt: skip
+    print(f"first page after start (a refresh re-matching every face): {first_ms:.0f} ms")
     print(f"{'page':<24}{'p50 ms':>10}{'p95 ms':>10}{'KiB':>8}")
     for label, r in results.items():
         print(f"{label:<24}{r['p50_ms']:>10}{r['p95_ms']:>10}{r['bytes'] / 1024:>8.0f}")
@@ -171,6 +188,7 @@ def main() -> None:
                 f"--people {args.people} --repeats {args.repeats}",
                 "machine": platform.platform(),
                 "date": datetime.now(UTC).isoformat(),
+                "first_page_ms": round(first_ms, 1),
                 "pages": results,
             },
             indent=2,
