@@ -44,6 +44,7 @@ from facerec.gallery import (
     NewSample,
     Person,
     PersonSnapshot,
+    editing,
 )
 from facerec.gallery.erasers import AlbumForgotten, AuditForgotten, Erasers, erasers
 from facerec.gallery.forget import ForgetTarget
@@ -464,6 +465,47 @@ class FaceRec:
     def faces(self, image: LoadedImage) -> list[Face]:
         """Every face of one image through the pipeline."""
         return self.pipeline.faces(image)
+
+    def face_in(self, image: LoadedImage, box: Sequence[float]) -> Face | None:
+        """The face inside a region a person drew (`facerec.regions`), in photo pixels."""
+        from facerec.regions import face_in_region
+
+        return face_in_region(image, box, self.pipeline.faces)
+
+    # -- people edited (the album's corrections; `facerec.gallery.editing`) ----------------------
+    def rename(self, old: str, new: str, also: editing.Also = editing.nothing) -> str:
+        """Rename a person; `also` writes the caller's rows in the same transaction."""
+        return editing.rename(self.gallery, old, new, also)
+
+    def move_samples(
+        self, sample_ids: Sequence[int], to: str, also: editing.Also = editing.nothing
+    ) -> editing.SampleMove:
+        """Give enrolment samples to `to` (created if new); emptied people go."""
+        return editing.move_samples(self.gallery, sample_ids, to, also)
+
+    def delete_samples(
+        self, sample_ids: Sequence[int], also: editing.Also = editing.nothing
+    ) -> int:
+        """Delete enrolment samples (an emptied person goes)."""
+        return editing.delete_samples(self.gallery, sample_ids, also)
+
+    def copy_sample(self, sample_id: int) -> editing.SampleCopy | None:
+        """A sample's stored fields (its crop, embedding, source), or None."""
+        return editing.copy_sample(self.gallery, sample_id)
+
+    def put_back_sample(
+        self, copy: editing.SampleCopy, also: editing.Also = editing.nothing
+    ) -> int:
+        """Store a removed sample again under its person; returns its new id."""
+        return editing.put_back(self.gallery, copy, also)
+
+    def revision(self) -> int:
+        """How many writes the gallery has committed: it moves when anyone enrols or removes."""
+        return self.gallery.revision
+
+    def sample_ids(self, name: str) -> list[int]:
+        """`name`'s enrolment sample ids ([] when not enrolled)."""
+        return editing.sample_ids(self.gallery, name)
 
     def identify(self, image: str | Path) -> ImageIdentification:
         """1:N for every face in one image."""

@@ -40,11 +40,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from facerec.album import browse
+from facerec.album import corrections as corr
 from facerec.album.clustering import carry_ids, cluster
 from facerec.album.errors import AlbumError
 from facerec.album.matching import Assignment, match_photo
+from facerec.album.portable import XmpExport, XmpImport, export_xmp, import_xmp
 from facerec.album.records import (
     AlbumView,
+    CorrectionResult,
     NameResult,
     NotResult,
     RefreshResult,
@@ -55,8 +59,9 @@ from facerec.album.scan import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_SIDE,
     scan_folder,
+    thumbnail,
 )
-from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate
+from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate, NewFace
 from facerec.album.tables import MATCH_AUTO, MATCH_CONFIRMED
 from facerec.api import FaceRec
 from facerec.detectors import DetectedFace
@@ -240,10 +245,13 @@ class Album:
                 decided[row] = a
 
         unknown = [r for r, a in enumerate(decided) if a.identity is None]
-        groups = cluster(
-            faces.embeddings[unknown], faces.photo_ids[unknown].tolist(), cluster_threshold
-        )
         face_ids = faces.face_ids.tolist()
+        groups = cluster(
+            faces.embeddings[unknown],
+            faces.photo_ids[unknown].tolist(),
+            cluster_threshold,
+            apart=self._apart([face_ids[r] for r in unknown]),
+        )
         previous = {face_ids[r]: c for r, c in enumerate(faces.clusters) if c is not None}
         group_ids = carry_ids(previous, [[face_ids[unknown[i]] for i in g] for g in groups])
         group_of = {unknown[i]: g for g, members in enumerate(groups) for i in members}
@@ -292,30 +300,40 @@ class Album:
         photos); faces whose photo is gone or changed are confirmed but not
         enrolled, and faces marked "not `name`" are left out altogether.
         """
-        store = self.store
-        faces = store.cluster_faces(cluster_id)
+        faces = self.store.cluster_faces(cluster_id)
         if not faces:
             raise AlbumError(
                 f"no album cluster {cluster_id} (cluster ids are listed by "
                 "`facerec album report`; naming or rescanning may have changed them)"
             )
+        return self._enrol(faces, name, cluster_id, f"cluster {cluster_id}")
+
+    def _enrol(
+        self, faces: Sequence[ClusterFace], name: str, cluster_id: int, what: str
+    ) -> NameResult:
+        """Enrol `faces` as `name`, confirm them and log it (undo deletes the new samples)."""
+        store = self.store
         key = name_key(name)
         existing = store.identities().get(key)
+        before_samples = set(self._fr.sample_ids(key))
         negatives = store.negatives() if existing is not None else set()
         excluded = tuple(f.face_id for f in faces if (f.face_id, existing) in negatives)
         keep = [f for f in faces if f.face_id not in excluded]
         if not keep:
-            raise AlbumError(f"every face of cluster {cluster_id} is marked as not {key}")
-        model = _one_model(keep, cluster_id)
+            raise AlbumError(f"every face of {what} is marked as not {key}")
+        model = _one_model(keep, what)
         samples, missing = _samples(keep)
         if not samples:
             raise AlbumError(
-                f"cannot enrol cluster {cluster_id}: none of its photos is on disk unchanged "
+                f"cannot enrol {what}: none of its photos is on disk unchanged "
                 f"({', '.join(sorted({display_path(f.photo_path) for f in keep})[:3])} ...)"
             )
+        before = self.log.snapshot([f.face_id for f in keep])
         result = self._fr.enroll_samples(key, samples, model)
         identity = store.identities()[result.person.name]
         confirmed = store.confirm([f.face_id for f in keep], identity)
+        added = [i for i in self._fr.sample_ids(key) if i not in before_samples]
+        self.log.named([f.face_id for f in keep], before, added, f"{what} named {key}", key)
         return NameResult(
             cluster=cluster_id,
             name=result.person.name,
@@ -338,7 +356,7 @@ class Album:
         identity = store.identities().get(key)
         if identity is None:
             raise UnknownPersonError(key)
-        was = store.add_negative(face_id, identity)
+        _, was = self.log.not_(face_id, identity, key)
         return NotResult(face=face_id, name=key, was_matched=was, refresh=self.refresh())
 
     def unfold(self, name: str) -> UnfoldResult:
@@ -353,6 +371,120 @@ class Album:
     def view(self) -> AlbumView:
         """Photos, faces, people and clusters, for reports."""
         return self.store.view()
+
+    # -- corrections (logged, undoable: `corrections.py`) ----------------------------------------
+    @property
+    def log(self) -> corr.CorrectionLog:
+        return corr.CorrectionLog(self._fr.database)
+
+    def rename(self, old: str, new: str) -> CorrectionResult:
+        """Rename a person everywhere (gallery and album); undoable."""
+        return self._done(corr.rename(self.log, self._fr, old, new))
+
+    def merge(self, source: str, target: str) -> CorrectionResult:
+        """Merge person `source` into `target` (samples, album faces, "not" records); undoable."""
+        return self._done(corr.merge(self.log, self._fr, source, target))
+
+    def move(self, face_ids: Sequence[int], name: str) -> CorrectionResult:
+        """Say these album faces are `name` (enrolled): confirmed, kept by every refresh."""
+        return self._done(self.log.move(face_ids, self._identity(name), name_key(name), "move"))
+
+    def confirm(self, face_ids: Sequence[int]) -> CorrectionResult:
+        """Accept the automatic matches of these faces (the review queue's yes)."""
+        faces = {f.id: f for p in self.view().photos for f in p.faces}
+        names = {faces[f].person for f in face_ids if f in faces}
+        if len(names) != 1 or None in names or any(f not in faces for f in face_ids):
+            raise AlbumError("confirm takes faces matched to one person")
+        name = names.pop()
+        assert name is not None
+        return self._done(self.log.move(face_ids, self._identity(name), name, "confirm"))
+
+    def split(self, face_ids: Sequence[int]) -> CorrectionResult:
+        """Split these faces off their unknown-face cluster into a cluster of their own."""
+        return self._done(self.log.split(face_ids))
+
+    def ignore(self, face_ids: Sequence[int]) -> CorrectionResult:
+        """Leave these faces out of matching and clustering (not a face, or nobody to name)."""
+        return self._done(self.log.ignore(face_ids))
+
+    def ignore_cluster(self, cluster_id: int) -> CorrectionResult:
+        """Ignore every face of an unknown-face cluster."""
+        faces = [f.face_id for f in self.store.cluster_faces(cluster_id)]
+        if not faces:
+            raise AlbumError(f"no album cluster {cluster_id}")
+        return self.ignore(faces)
+
+    def add_face(self, photo_id: int, box: Sequence[float]) -> CorrectionResult:
+        """A face the scan missed: detect it inside `box` (photo pixels) and add it to the album.
+
+        The photo is read again from disk (it must be unchanged), the region
+        is detected at a larger scale (`FaceRec.face_in`), and the face is
+        embedded and matched like any other; undo deletes it.
+        """
+        page = browse.photo(self._fr.database, photo_id)
+        if page is None:
+            raise AlbumError(f"no album photo {photo_id}")
+        image = load_image(page.path)
+        if image.sha256 != page.content_sha256:
+            raise AlbumError(f"{display_path(page.path)} changed since it was scanned; rescan")
+        self._fr.check_model()
+        face = self._fr.face_in(image, box)
+        if face is None:
+            raise AlbumError("no face found in that box; draw it a little larger around the face")
+        d = face.detection
+        new = NewFace(
+            face_index=0,
+            box=d.box,
+            landmarks=d.landmarks,
+            det_score=d.score,
+            quality=face.quality.as_dict(),
+            quality_reasons=(),
+            embedding=face.embedding,
+            thumbnail=thumbnail(image.pixels, d.box),
+        )
+        return self._done(self.log.add_face(photo_id, new))
+
+    def enrol_faces(self, faces: Sequence[ClusterFace], name: str) -> NameResult:
+        """Enrol these album faces as `name` (as naming a cluster does), logged and undoable."""
+        return self._enrol(faces, name, -1, f"faces {', '.join(str(f.face_id) for f in faces[:5])}")
+
+    def export_xmp(self, out_dir: Path | None = None, *, overwrite: bool = False) -> XmpExport:
+        """MWG-RS face regions to `photo.jpg.xmp` sidecars (`portable.py`); photos untouched."""
+        return export_xmp(self, out_dir, overwrite=overwrite)
+
+    def import_xmp(self) -> XmpImport:
+        """Name album faces after the face regions other tools wrote to sidecars."""
+        return import_xmp(self)
+
+    def remove_sample(self, sample_id: int) -> CorrectionResult:
+        """Remove one enrolment sample of a person (not their last); undoable."""
+        return self._done(corr.remove_sample(self.log, self._fr, sample_id))
+
+    def undo(self) -> CorrectionResult:
+        """Take back the last correction not yet undone."""
+        return self._done(corr.undo(self.log, self._fr))
+
+    def corrections(self, limit: int = 50) -> list[corr.Correction]:
+        """The correction log, newest first."""
+        return self.log.history(limit)
+
+    def _done(self, c: corr.Corrected) -> CorrectionResult:
+        return CorrectionResult(c.id, c.kind, c.summary, self.refresh())
+
+    def _identity(self, name: str) -> int:
+        key = name_key(name)
+        identity = self.store.identities().get(key)
+        if identity is None:
+            raise UnknownPersonError(key)
+        return identity
+
+    def _apart(self, unknown_face_ids: Sequence[int]) -> list[tuple[int, int]]:
+        """Cannot-links between unknown faces, as row pairs of `unknown_face_ids`."""
+        links = corr.cannot_links(self._fr.database)
+        if not links:
+            return []
+        row = {f: i for i, f in enumerate(unknown_face_ids)}
+        return [(row[a], row[b]) for a, b in links if a in row and b in row]
 
     # -- matching helpers -----------------------------------------------------------------------
     def _candidates(self, faces: FaceTable) -> list[dict[int, float]]:
@@ -399,12 +531,10 @@ class Album:
         return out
 
 
-def _one_model(faces: Sequence[ClusterFace], cluster_id: int) -> ModelIdentity:
+def _one_model(faces: Sequence[ClusterFace], what: str) -> ModelIdentity:
     models = {f.model for f in faces}
     if len(models) != 1 or None in models:
-        raise AlbumError(
-            f"cluster {cluster_id} mixes faces of different models; rescan the album first"
-        )
+        raise AlbumError(f"{what} mixes faces of different models; rescan the album first")
     model = models.pop()
     assert model is not None
     return model

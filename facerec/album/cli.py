@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from facerec.album.cli_session import ClusterThresholdOpt
+from facerec.album.cli_session import album_session as _album
+from facerec.album.cli_session import refresh_line as _refresh_line
 from facerec.cli_common import (
     EXIT_ERROR,
     DbOpt,
@@ -37,17 +38,14 @@ from facerec.cli_common import (
     fail,
     make_settings,
     progress,
-    session,
 )
 from facerec.config import Settings, database_url
 from facerec.gallery.index_kind import IndexKind
 
 if TYPE_CHECKING:
-    from facerec.album.api import Album
     from facerec.album.records import (
         NameResult,
         NotResult,
-        RefreshResult,
         ScanSummary,
         UnfoldResult,
     )
@@ -57,42 +55,6 @@ album_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-ClusterThresholdOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--cluster-threshold",
-        help="Cosine at which unknown faces are grouped [default: match threshold + 0.02].",
-        min=-1.0,
-        max=1.0,
-    ),
-]
-
-
-@contextmanager
-def _album(
-    db: str | None,
-    settings: Settings,
-    cluster_threshold: float | None = None,
-    fold_threshold: float | None = None,
-    *,
-    as_json: bool = False,
-) -> Iterator[Album]:
-    """The session wrapper of every album command: errors become one line and exit code 2."""
-    from facerec.album.api import Album, AlbumSettings
-
-    with session(db, settings, as_json=as_json) as fr:
-        try:
-            with Album(fr, AlbumSettings(cluster_threshold, fold_threshold)) as album:
-                yield album
-        except ValueError as exc:  # e.g. an invalid person name
-            fail(str(exc), as_json=as_json, kind=type(exc).__name__)
-
-
-def _refresh_line(r: RefreshResult) -> str:
-    return f"{r.matched} face(s) matched, {r.unknown} unknown in {r.clusters} cluster(s)" + (
-        f", {r.folded} folded" if r.folded else ""
-    )
 
 
 @album_app.command()
@@ -346,3 +308,8 @@ def report(
         if html_dir is not None:
             page = rep.write_html(view, album.store, html_dir, title=title, copy_photos=copy_photos)
             typer.echo(f"report: {page}", err=True)
+
+
+from facerec.album.correction_cli import register  # noqa: E402  (rename, merge, ..., undo)
+
+register(album_app)

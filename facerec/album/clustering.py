@@ -17,7 +17,7 @@ Wagstaff et al., "Constrained K-means Clustering with Background Knowledge"
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import faiss
 import numpy as np
@@ -33,10 +33,12 @@ def cluster(
     threshold: float,
     *,
     neighbours: int = DEFAULT_NEIGHBOURS,
+    apart: Collection[tuple[int, int]] = (),
 ) -> list[list[int]]:
     """Groups of row indices (each sorted; groups ordered by their first row), singletons included.
 
-    `photos[i]` is the photo of row i; two rows of one photo never share a group.
+    `photos[i]` is the photo of row i; two rows of one photo never share a group, nor
+    do the two rows of a pair in `apart` (faces a person split apart: cannot-links too).
     """
     x = np.array(embeddings, dtype=np.float32)
     n = x.shape[0] if x.ndim == 2 else 0
@@ -61,6 +63,11 @@ def cluster(
 
     parent = list(range(n))
     members: dict[int, set[int]] = {i: {photos[i]} for i in range(n)}  # root -> its photos
+    apart_of: dict[int, set[int]] = {}
+    for i, j in apart:
+        apart_of.setdefault(i, set()).add(j)
+        apart_of.setdefault(j, set()).add(i)
+    rows: dict[int, set[int]] = {i: {i} for i in apart_of}  # root -> its rows, where it matters
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -72,10 +79,14 @@ def cluster(
         a, b = find(i), find(j)
         if a == b or not members[a].isdisjoint(members[b]):
             continue
+        if any(not apart_of[x].isdisjoint(rows.get(b, ())) for x in rows.get(a, ())):
+            continue
         if len(members[a]) < len(members[b]):
             a, b = b, a
         parent[b] = a
         members[a] |= members.pop(b)
+        if b in rows:
+            rows.setdefault(a, set()).update(rows.pop(b))
 
     groups: dict[int, list[int]] = {}
     for i in range(n):

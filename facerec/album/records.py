@@ -181,3 +181,13 @@ class AlbumView:
     photos: tuple[PhotoView, ...]
     people: tuple[PersonView, ...]
     clusters: tuple[ClusterView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionResult:
+    """A correction (or an undo) written to the log, and the album's refresh after it."""
+
+    id: int
+    kind: str
+    summary: str
+    refresh: RefreshResult

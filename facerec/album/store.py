@@ -30,6 +30,7 @@ import numpy.typing as npt
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from facerec.album.correction_forget import forget_people
 from facerec.album.records import (
     AlbumView,
     ClusterView,
@@ -404,6 +405,7 @@ class AlbumStore:
             or 0
         )
         s.execute(delete(AlbumNegative).where(AlbumNegative.identity_id == target.identity_id))
+        forget_people(s, target.name)  # the correction log names them too
         if doomed:
             now = datetime.now(UTC)
             s.execute(
@@ -578,12 +580,19 @@ class AlbumStore:
             return n_changed
 
     # -- user decisions -------------------------------------------------------------------------
-    def cluster_faces(self, cluster_id: int) -> list[ClusterFace]:
-        """The faces of one cluster with their photos, in face id order."""
+    def cluster_faces(
+        self, cluster_id: int | None, face_ids: Sequence[int] = ()
+    ) -> list[ClusterFace]:
+        """The faces of one cluster (or, with None, the faces `face_ids`) with their photos, in
+        face id order."""
         stmt = (
             select(AlbumFace, AlbumPhoto)
             .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
-            .where(AlbumFace.cluster_id == cluster_id)
+            .where(
+                AlbumFace.cluster_id == cluster_id
+                if cluster_id is not None
+                else AlbumFace.id.in_(list(face_ids))
+            )
             .order_by(AlbumFace.id)
         )
         with self.database.read() as s:

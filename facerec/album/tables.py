@@ -198,3 +198,41 @@ class AlbumNegative(Base):
         ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[datetime]
+
+
+class AlbumCorrection(Base):
+    """One correction a person made (revision 0010): append-only, so every change can be undone.
+
+    `kind` names the verb (rename, merge, move, not, name, split, ignore,
+    confirm, undo); `data` is JSON holding what the correction changed and
+    what was there before, by name rather than by id where a person is meant
+    (an undone merge brings the person back under a new id). Undoing appends
+    a row of kind 'undo' whose `undoes` is the row it took back; no row is
+    updated, so the table is the album's whole history of human decisions,
+    except that forgetting a person (`facerec remove`) deletes every row whose
+    `people` names them: their name must not outlive them here.
+    """
+
+    __tablename__ = "album_corrections"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[str] = mapped_column(Text)  # JSON
+    people: Mapped[str] = mapped_column(Text)  # JSON list of the names it mentions
+    undoes: Mapped[int | None] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime]
+
+
+class AlbumCannotLink(Base):
+    """Two unknown faces a person split apart (revision 0010): clustering never joins them."""
+
+    __tablename__ = "album_cannot_links"
+
+    face_a: Mapped[int] = mapped_column(
+        ForeignKey("album_faces.id", ondelete="CASCADE"), primary_key=True
+    )
+    face_b: Mapped[int] = mapped_column(
+        ForeignKey("album_faces.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

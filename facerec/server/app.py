@@ -108,6 +108,7 @@ class ServerConfig:
     budget_s: float = DEFAULT_BUDGET_S
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     decode_budget: int = DEFAULT_DECODE_BUDGET
+    web_sign_in: bool = False  # the review pages need a sign-in (bound beyond loopback)
 
 
 def status_for(exc: FacerecError) -> int:
@@ -374,6 +375,9 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         images of their face, in one transaction; the body counts what went, per kind."""
         return removal_json(await run_in_threadpool(svc.remove, name))
 
+    from facerec.server.web.routes import mount  # the review pages at / (`facerec.server.web`)
+
+    mount(app, sign_in=config.web_sign_in)
     return app
 
 

@@ -84,6 +84,14 @@ def serve(
     detector: DetectorOpt = None,
     threads: ThreadsOpt = None,
     index: IndexOpt = IndexKind.AUTO,
+    require_sign_in: Annotated[
+        bool,
+        typer.Option(
+            "--require-sign-in",
+            help="Make the review pages at / ask for an API key even on 127.0.0.1 (behind a "
+            "proxy); bound to any other address they always do.",
+        ),
+    ] = False,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (info: one line per request).")
     ] = "info",
@@ -124,6 +132,7 @@ def serve(
         budget_s=budget_s,
         body_timeout_s=body_timeout_s,
         decode_budget=int(decode_budget_mb * 2**20),
+        web_sign_in=require_sign_in or not _is_loopback(host),
     )
     # Decoded uploads come and go in every size: without a fixed mmap threshold, glibc
     # keeps their freed buffers in its arenas and the RSS climbs past the decode budget.
@@ -219,6 +228,21 @@ def keys_revoke(
         info,
         lambda r: typer.echo(f"revoked API key {info.name!r} in {database_url(db).display}"),
     )
+
+
+@keys_app.command("grant")
+def keys_grant(
+    name: Annotated[str, typer.Argument(help="The key to give the scope to.")],
+    scope: Annotated[str, typer.Argument(help="'review': may sign in to the review pages.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a key a scope beyond the HTTP API ('review': the review pages at /)."""
+    from facerec.server.scopes import grant
+
+    with _key_store(db, as_json=as_json) as store:
+        grant(store.database, name, scope)
+    emit(as_json, {"name": name, "scope": scope}, lambda r: typer.echo(f"{name!r} may {scope}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -130,6 +130,16 @@ class FaceService:
         """
         with self.database.read() as s:
             s.execute(text("SELECT 1"))
+    @property
+    def facerec(self) -> FaceRec:
+        """The service's `FaceRec`, for the review pages (`facerec.server.web`) beside the API."""
+        return self._fr
+
+    @contextmanager
+    def model(self, verb: str) -> Iterator[None]:
+        """Hold the model lock for `verb`, within the request budget (503 when it runs out)."""
+        with self._model(verb, time.perf_counter()):
+            yield
 
     def _decode(self, upload: Upload) -> LoadedImage:
         return decode_image(upload.data, source=_source(upload), max_pixels=self._max_pixels)

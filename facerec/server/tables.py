@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, Text
+from sqlalchemy import ForeignKey, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from facerec.storage import Base
@@ -34,3 +34,15 @@ class ApiKey(Base):
     hash: Mapped[str] = mapped_column(Text)  # hex SHA-256 of the whole token
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class ApiKeyScope(Base):
+    """What a key may do beyond the HTTP API (revision 0010): 'review' signs in to the review
+    pages. Goes with its key (ON DELETE CASCADE), so a replaced key starts without scopes."""
+
+    __tablename__ = "api_key_scopes"
+
+    key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
