@@ -47,12 +47,18 @@ log = logging.getLogger(__name__)
 #: Reconnection to the broker waits 1, 2, 4 ... seconds, at most this long.
 MAX_RECONNECT_S = 8
 
+#: An unlock order not handed to the broker within this many seconds of its decision is
+#: dropped: events are kept and sent late, but a late unlock would open the door to whoever
+#: stands there when the broker comes back.
+UNLOCK_TTL_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
     topic: str
     payload: str
     retain: bool = False
+    expires: float | None = None  # time.monotonic() after which it is not sent at all
 
 
 def unlocks(event: DoorEvent) -> bool:
@@ -82,6 +88,7 @@ class Publisher:
             for c in cameras
         }  # fmt: skip
         self._pending: deque[list[Message]] = deque()
+        self.expired = 0  # unlock orders dropped as too late (UNLOCK_TTL_S)
         self._cond = threading.Condition()
         self._connected = False
         self._closing = False
@@ -148,7 +155,13 @@ class Publisher:
         if unlocks(event):
             order = {k: payload[k] for k in ("id", "camera", "name", "similarity", "threshold",
                                               "far", "timestamp")}  # fmt: skip
-            group.append(Message(f"{self.prefix}/unlock/{event.camera}", json.dumps(order)))
+            group.append(
+                Message(
+                    f"{self.prefix}/unlock/{event.camera}",
+                    json.dumps(order),
+                    expires=time.monotonic() + UNLOCK_TTL_S,
+                )
+            )
         ha = {"event_type": event.type, **payload}
         group.append(Message(f"{self.prefix}/cameras/{event.camera}/event", json.dumps(ha)))
         self._enqueue(group)
@@ -245,6 +258,15 @@ class Publisher:
                     return
                 group = self._pending[0]
             for message in group:
+                if message.expires is not None and time.monotonic() > message.expires:
+                    self.expired += 1
+                    log.warning(
+                        "%s not sent: the broker was away for more than %g s since the decision, "
+                        "and a late unlock would open the door to whoever stands there now",
+                        message.topic,
+                        UNLOCK_TTL_S,
+                    )
+                    continue
                 if not self._send(message):
                     return
             with self._cond:

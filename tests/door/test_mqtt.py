@@ -7,18 +7,21 @@ and order without loss when the broker goes away and comes back.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from facerec.camera.events import ATTACK, IDENTIFIED, UNKNOWN, DecisionEvent
 from facerec.door.config import MqttConfig
 from facerec.door.events import DoorEvent, to_door_event
-from facerec.door.mqtt import Publisher
+from facerec.door.mqtt import UNLOCK_TTL_S, Publisher
+from facerec.liveness.verdict import LivenessVerdict, Verdict
 
 from .conftest import Broker, Reader, retained
 
@@ -110,6 +113,33 @@ def test_broker_down_at_start_and_mid_run_loses_nothing_and_keeps_order(broker: 
     got = [e["id"] for e in reader.on("facerec/events")]
     assert got[: len(sent)] == [e.id for e in sent]  # in order, none lost
     assert len(set(got)) == len(sent)  # QoS 1 may repeat, but nothing else came
+    reader.stop()
+
+
+def live_known(name: str) -> DoorEvent:
+    live = LivenessVerdict(Verdict.LIVE, "every cue live", ())
+    event = to_door_event(dataclasses.replace(decision(IDENTIFIED, name), liveness=live), "front")
+    assert event is not None
+    return event
+
+
+def test_an_unlock_too_late_is_dropped_while_its_event_is_delivered(broker: Broker) -> None:
+    """The broker back after UNLOCK_TTL_S: the event arrives, the stale unlock order never does."""
+    reader = Reader(broker.port, ("facerec/#",), persistent=True, client_id="late").start()
+    broker.stop()
+    pub = publisher(broker, backlog=100)
+    pub.start()
+    stale = live_known("Ada")
+    pub.publish_event(stale)
+    time.sleep(UNLOCK_TTL_S + 0.5)
+    broker.start()
+    assert reader.wait(lambda r: [e["id"] for e in r.on("facerec/events")] == [stale.id], 30)
+    fresh = live_known("Ada")  # decided while the broker is up: its unlock goes out
+    pub.publish_event(fresh)
+    assert reader.wait(lambda r: len(r.on("facerec/unlock/front")) == 1, 30), reader.messages
+    assert [u["id"] for u in reader.on("facerec/unlock/front")] == [fresh.id]
+    assert pub.expired == 1
+    pub.close(5.0)
     reader.stop()
 
 
