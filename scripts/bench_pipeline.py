@@ -6,7 +6,10 @@ pass, and reports medians over passes of the per-image mean, plus faces per
 second end to end. Prints a table and writes JSON.
 
     python scripts/bench_pipeline.py [--model dlib-resnet-v1] [--detector yunet|mtcnn] [--repeat 3]
-        [--json bench-results/pipeline.json]
+        [--json bench-results/pipeline.json] [--write-docs]
+
+`--write-docs` replaces the table between the `bench_pipeline` markers in
+docs/speed.md with this run's, so the page quotes what the script measured.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from facerec.embedding import Embedder
 from facerec.images import IMAGE_SUFFIXES, load_image
 from facerec.models.registry import load_model
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DOCS_PAGE = ROOT / "docs" / "speed.md"
+BEGIN, END = "<!-- bench_pipeline:begin -->", "<!-- bench_pipeline:end -->"
 SETS = ("face_recognition", "facenet_pytorch", "openface")
 
 
@@ -73,6 +79,7 @@ def main() -> None:
     ap.add_argument("--detector", type=DetectorKind, default=DEFAULT_DETECTOR)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, default=Path("bench-results/pipeline.json"))
+    ap.add_argument("--write-docs", action="store_true", help=f"rewrite the table in {DOCS_PAGE}")
     args = ap.parse_args()
     paths = photos()
     if not paths:
@@ -115,6 +122,30 @@ def main() -> None:
         )
     )
     print(f"wrote {args.json}")
+    if args.write_docs:
+        write_docs(med, len(paths), det.kind.value, emb.spec.name, args.repeat)
+        print(f"wrote {DOCS_PAGE.relative_to(ROOT)}")
+
+
+def write_docs(med: dict[str, float], photos: int, detector: str, model: str, repeat: int) -> None:
+    """Replace the marked table in docs/speed.md with this run's medians."""
+    rows = [
+        f"`python scripts/bench_pipeline.py --repeat {repeat} --write-docs` ({photos} shared photos "
+        f"from 240p to 2,048 px, {int(med['faces'])} faces; the shipped defaults: {detector} + "
+        f"{model}; median of {repeat} passes, 2-core machine, nothing else running):",
+        "",
+        "| stage | ms per image |",
+        "|---|---|",
+        f"| decode (EXIF, RGB) | {med['decode_ms_per_image']:.1f} |",
+        f"| detect ({detector}) | {med['detect_ms_per_image']:.1f} |",
+        f"| align (5-point warp) | {med['align_ms_per_image']:.1f} |",
+        f"| embed ({model}) | {med['embed_ms_per_image']:.1f} ({med['embed_ms_per_face']:.1f} per face) |",
+        f"| **total** | **{med['total_ms_per_image']:.1f}** ({med['images_per_s']:.1f} images/s, "
+        f"{med['faces_per_s']:.1f} faces/s) |",
+    ]
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    DOCS_PAGE.write_text(text[:start] + "\n" + "\n".join(rows) + "\n" + text[end:], encoding="utf-8")
 
 
 if __name__ == "__main__":
