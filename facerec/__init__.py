@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     )
     from facerec.api import FaceRec, Forgotten, IdentifiedFace, ImageIdentification, Info
     from facerec.config import Settings
-    from facerec.decision import (
+    from facerec.decisions.decision import (
         Candidate,
         Claim,
         DecisionThreshold,
@@ -41,13 +41,13 @@ if TYPE_CHECKING:
         ThresholdSource,
         Verification,
     )
-    from facerec.detectors import DetectedFace, DetectorConfig, DetectorKind
-    from facerec.enrolment import (
+    from facerec.decisions.enrolment import (
         AlreadyEnrolledError,
         EnrolmentError,
         LooksLikeOtherError,
         PhotoMismatchError,
     )
+    from facerec.detectors import DetectedFace, DetectorConfig, DetectorKind
     from facerec.errors import (
         FacerecError,
         GalleryError,
@@ -60,10 +60,10 @@ if TYPE_CHECKING:
         UnknownPersonError,
         WeightsNotFoundError,
     )
+    from facerec.faces.images import LoadedImage, load_image
+    from facerec.faces.quality import QualityLimits
     from facerec.gallery import EnrollResult, GalleryInfo, Hit, Person
     from facerec.gallery.erasers import AlbumForgotten, AuditForgotten
-    from facerec.images import LoadedImage, load_image
-    from facerec.quality import QualityLimits
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
@@ -74,16 +74,16 @@ _EXPORTS = {
     "AlbumSettings": "facerec.album.api",
     "DetectorConfig": "facerec.detectors",
     "DetectorKind": "facerec.detectors",
-    "QualityLimits": "facerec.quality",
-    "load_image": "facerec.images",
-    "LoadedImage": "facerec.images",
+    "QualityLimits": "facerec.faces.quality",
+    "load_image": "facerec.faces.images",
+    "LoadedImage": "facerec.faces.images",
     # what the verbs return
-    "Verification": "facerec.decision",
-    "Identification": "facerec.decision",
-    "Candidate": "facerec.decision",
-    "Claim": "facerec.decision",
-    "DecisionThreshold": "facerec.decision",
-    "ThresholdSource": "facerec.decision",
+    "Verification": "facerec.decisions.decision",
+    "Identification": "facerec.decisions.decision",
+    "Candidate": "facerec.decisions.decision",
+    "Claim": "facerec.decisions.decision",
+    "DecisionThreshold": "facerec.decisions.decision",
+    "ThresholdSource": "facerec.decisions.decision",
     "DetectedFace": "facerec.detectors",
     "IdentifiedFace": "facerec.api",
     "ImageIdentification": "facerec.api",
@@ -112,10 +112,10 @@ _EXPORTS = {
     "UnknownPersonError": "facerec.errors",
     "GalleryError": "facerec.errors",
     "InvalidNameError": "facerec.errors",
-    "EnrolmentError": "facerec.enrolment",
-    "PhotoMismatchError": "facerec.enrolment",
-    "LooksLikeOtherError": "facerec.enrolment",
-    "AlreadyEnrolledError": "facerec.enrolment",
+    "EnrolmentError": "facerec.decisions.enrolment",
+    "PhotoMismatchError": "facerec.decisions.enrolment",
+    "LooksLikeOtherError": "facerec.decisions.enrolment",
+    "AlreadyEnrolledError": "facerec.decisions.enrolment",
     "AlbumError": "facerec.album.errors",
 }
 

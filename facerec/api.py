@@ -32,10 +32,27 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from facerec.config import Settings, database_url
-from facerec.decision import Claim, DecisionThreshold, Identification, Verification, identify
+from facerec.decisions.decision import (
+    Claim,
+    DecisionThreshold,
+    Identification,
+    Verification,
+    identify,
+)
+from facerec.decisions.enrolment import EnrolmentCheck, check_enrolment, new_sample
+from facerec.decisions.names import name_key, validate_name
+from facerec.decisions.operating import (
+    CurveProvenance,
+    OperatingCurve,
+    curve_for,
+    resolve_threshold,
+    shipped_sizes,
+)
 from facerec.detectors import DEFAULT_DETECTOR, Detector, DetectorKind
-from facerec.enrolment import EnrolmentCheck, check_enrolment, new_sample
 from facerec.errors import FacerecError, ImageError, PersonChangedError, UnknownPersonError
+from facerec.faces.images import LoadedImage, decode_image, load_image
+from facerec.faces.pipeline import Face, Pipeline, StoredCrop, select_subject
+from facerec.faces.quality import Quality
 from facerec.gallery import (
     EnrollResult,
     Gallery,
@@ -49,19 +66,8 @@ from facerec.gallery import (
 from facerec.gallery.erasers import AlbumForgotten, AuditForgotten, Erasers, erasers
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.index_kind import index_kind_from_env
-from facerec.images import LoadedImage, decode_image, load_image
 from facerec.models.base import ModelIdentity, ModelSpec, sha256_file
 from facerec.models.registry import DEFAULT_MODEL, load_model, model_spec
-from facerec.names import name_key, validate_name
-from facerec.operating import (
-    CurveProvenance,
-    OperatingCurve,
-    curve_for,
-    resolve_threshold,
-    shipped_sizes,
-)
-from facerec.pipeline import Face, Pipeline, StoredCrop, select_subject
-from facerec.quality import Quality
 from facerec.runtime import use_threads
 from facerec.storage import Database, DatabaseUrl
 
@@ -258,7 +264,7 @@ class FaceRec:
         """The threshold in force, where it came from and its estimated FAR (1:N: FPIR).
 
         Explicit override, else calibrated in the gallery, else the operating
-        point shipped for the active weights (`facerec.operating`), else the
+        point shipped for the active weights (`facerec.decisions.operating`), else the
         model default. `gallery_size` None: 1:1; a number: 1:N over that many people.
         `enrolled`: photos behind the prototype(s) compared; a prototype of
         several photos sits closer to strangers, so it needs a higher threshold
@@ -278,7 +284,7 @@ class FaceRec:
     def operating_curve(self, enrolled: int = 1) -> OperatingCurve | None:
         """The shipped curve of the active model if it was measured for the active weights.
 
-        `enrolled`: photos per prototype (`facerec.operating.size_for` picks the curve).
+        `enrolled`: photos per prototype (`facerec.decisions.operating.size_for` picks the curve).
         Curves are per detector too: the landmarks change the scores.
         """
         return curve_for(
@@ -345,7 +351,7 @@ class FaceRec:
 
         Every image is detected and embedded before anything is written, so
         one bad photo in ten leaves the gallery as it was. The photos must
-        then pass `facerec.enrolment`'s checks at `enrolment_threshold`
+        then pass `facerec.decisions.enrolment`'s checks at `enrolment_threshold`
         (each matches the person and no one else better); a refusal raises an
         `EnrolmentError` with the numbers, unless `force`. A new name whose
         photos match someone enrolled comes back with `lookalike` set, or is
@@ -467,8 +473,8 @@ class FaceRec:
         return self.pipeline.faces(image)
 
     def face_in(self, image: LoadedImage, box: Sequence[float]) -> Face | None:
-        """The face inside a region a person drew (`facerec.regions`), in photo pixels."""
-        from facerec.regions import face_in_region
+        """The face inside a region a person drew (`facerec.faces.regions`), in photo pixels."""
+        from facerec.faces.regions import face_in_region
 
         return face_in_region(image, box, self.pipeline.faces)
 
@@ -744,7 +750,7 @@ def load_pipeline(settings: Settings, model: str) -> Pipeline:
     no gallery of its own but must embed exactly as one does (an album scan's
     Ray workers, handed the driver's settings).
     """
-    from facerec.embedding import Embedder  # deferred: people/info load no model
+    from facerec.faces.embedding import Embedder  # deferred: people/info load no model
 
     count = use_threads(settings.threads, str(settings.detector.resolved_kind))
     loaded = load_model(model, settings.weights, threads=count)

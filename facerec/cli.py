@@ -41,10 +41,10 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import Settings
-from facerec.decision import format_rate
+from facerec.decisions.decision import format_rate
+from facerec.decisions.operating import DEFAULT_FPIR
 from facerec.gallery import Person
 from facerec.gallery.index_kind import IndexKind
-from facerec.operating import DEFAULT_FPIR
 from facerec.runtime import quiet_waits
 from facerec.storage.database import leftover_bytes
 

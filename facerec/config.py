@@ -7,7 +7,7 @@ The gallery database is named the same way everywhere (`--db`, `$FACEREC_DB`,
 Thresholds resolve in one order everywhere: an explicit override, else the
 threshold calibrated into the gallery for its model (`facerec calibrate`), else
 the operating point shipped for the model's weights at `target_far` (1:1) or
-`target_fpir` (1:N, see `facerec.operating`), else the model's registry default.
+`target_fpir` (1:N, see `facerec.decisions.operating`), else the model's registry default.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import platformdirs
 
+from facerec.decisions.operating import DEFAULT_FPIR, DOOR_FAR
 from facerec.detectors import DetectorConfig
+from facerec.faces.quality import QualityLimits
 from facerec.gallery.index_kind import IndexKind
-from facerec.operating import DEFAULT_FPIR, DOOR_FAR
-from facerec.quality import QualityLimits
 from facerec.storage import DatabaseUrl, parse_url
 
 ENV_DB = "FACEREC_DB"

@@ -39,7 +39,7 @@ from typing import NotRequired
 from typing_extensions import TypedDict
 
 from facerec.api import Forgotten, IdentifiedFace, ImageIdentification
-from facerec.decision import Candidate, Verification
+from facerec.decisions.decision import Candidate, Verification
 from facerec.gallery import EnrollResult, Person
 
 
@@ -65,7 +65,7 @@ class CandidateJSON(TypedDict):
 
 
 class QualityJSON(TypedDict):
-    """The quality gate's measurements (see `facerec.quality`)."""
+    """The quality gate's measurements (see `facerec.faces.quality`)."""
 
     face_px: float
     blur: float

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from facerec.errors import ImageError
-from facerec.images import decode_image, jpeg_damage
+from facerec.faces.images import decode_image, jpeg_damage
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PHOTOS = (

@@ -3,7 +3,7 @@
     python scripts/bench_decode_memory.py                  # 4000x4000 of each mode
     python scripts/bench_decode_memory.py --side 3000 --out bench-results/decode_memory.json
 
-`facerec.images.ImageHeader.decode_bytes` is what a `DecodeBudget` reserves
+`facerec.faces.images.ImageHeader.decode_bytes` is what a `DecodeBudget` reserves
 before a decode (docs/limits.md); it must never be below what decoding really
 takes. Each case runs in a fresh process: the image is encoded there, then
 `decode_image` runs once, and the rise of the process's peak RSS over its RSS
@@ -40,7 +40,7 @@ import gc, io, json, resource, sys
 import cv2  # loaded once by the first shrink: its libraries are not the decode's cost
 import numpy as np
 from PIL import Image
-from facerec.images import decode_image, read_header
+from facerec.faces.images import decode_image, read_header
 
 mode, fmt, side, max_side = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 max_side = None if max_side == "none" else int(max_side)

@@ -53,17 +53,17 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from facerec.alignment import warp_to_template
 from facerec.detectors import SURE_SCORE, DetectedFace, Detector, DetectorConfig, DetectorKind
-from facerec.embedding import Embedder
 from facerec.evaluation.embed import central_face, embed_set
 from facerec.evaluation.metrics import kfold_accuracy
 from facerec.evaluation.pairs import Pair, read_lfw_pairs
 from facerec.evaluation.report import verification_report
-from facerec.images import RGBImage, load_image
+from facerec.faces.alignment import warp_to_template
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import RGBImage, load_image
+from facerec.faces.pipeline import Pipeline
+from facerec.faces.quality import assess
 from facerec.models.registry import load_model
-from facerec.pipeline import Pipeline
-from facerec.quality import assess
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: Group photos and how many faces a person counts in them (as tests/test_detection.py expects).

@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from facerec.alignment import warp_to_template
 from facerec.detectors import Detector
-from facerec.embedding import Embedder
 from facerec.errors import ModelError
-from facerec.images import IMAGE_SUFFIXES, load_image
+from facerec.faces.alignment import warp_to_template
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import IMAGE_SUFFIXES, load_image
 from facerec.models.registry import available_models, load_model
 from facerec.models.sface import SFACE_SPEC, default_weights_path
 

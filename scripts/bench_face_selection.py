@@ -7,7 +7,7 @@ Each photo goes through the pipeline once; both rules then choose from the same 
 
 - old: the single face that passes the quality gate; none -> refused (no face / quality),
   two or more -> refused (MultipleFacesError);
-- new: `facerec.pipeline.select_subject` (the dominant face in frame, see its docstring).
+- new: `facerec.faces.pipeline.select_subject` (the dominant face in frame, see its docstring).
 
 Printed: refusals by reason for each rule, how often the chosen face is not the centred one
 (LFW crops are centred on their subject, so an off-centre choice is a bystander), and the
@@ -36,8 +36,8 @@ from facerec.api import FaceRec
 from facerec.config import Settings
 from facerec.errors import FacerecError, MultipleFacesError, NoFaceError
 from facerec.evaluation.pairs import Pair, balanced_head, read_lfw_pairs
-from facerec.images import LoadedImage, load_image
-from facerec.pipeline import Face, select_subject
+from facerec.faces.images import LoadedImage, load_image
+from facerec.faces.pipeline import Face, select_subject
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

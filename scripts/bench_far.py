@@ -33,7 +33,7 @@ everyone else against those prototypes (genuine: their own other photos), at
 the same thresholds, and gives the threshold that holds FAR <= 1e-4 there.
 
 `--write-package-data` also writes facerec/models/operating_points/<model>.json
-(the LFW curve `facerec.operating` ships), stamped with the weights' SHA-256,
+(the LFW curve `facerec.decisions.operating` ships), stamped with the weights' SHA-256,
 the pair counts, the date and this command.
 """
 
@@ -54,16 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from facerec.config import Settings
-from facerec.decision import format_rate
-from facerec.detectors import Detector, DetectorKind
-from facerec.embedding import Embedder
-from facerec.errors import ModelError
-from facerec.evaluation.cache import EvaluationCache
-from facerec.evaluation.embed import embed_set
-from facerec.evaluation.far import PairCounts, pair_counts, prototype_counts
-from facerec.evaluation.pairs import folder_identities
-from facerec.models.registry import DEFAULT_MODEL, available_models, load_model
-from facerec.operating import (
+from facerec.decisions.decision import format_rate
+from facerec.decisions.operating import (
     DEFAULT_FPIR,
     DOOR_FAR,
     MIN_FALSE_ACCEPTS,
@@ -72,7 +64,15 @@ from facerec.operating import (
     curve_file,
     curve_for,
 )
-from facerec.pipeline import Pipeline
+from facerec.detectors import Detector, DetectorKind
+from facerec.errors import ModelError
+from facerec.evaluation.cache import EvaluationCache
+from facerec.evaluation.embed import embed_set
+from facerec.evaluation.far import PairCounts, pair_counts, prototype_counts
+from facerec.evaluation.pairs import folder_identities
+from facerec.faces.embedding import Embedder
+from facerec.faces.pipeline import Pipeline
+from facerec.models.registry import DEFAULT_MODEL, available_models, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

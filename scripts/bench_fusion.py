@@ -55,17 +55,17 @@ import numpy.typing as npt
 import torch
 
 from facerec.config import Settings
+from facerec.decisions.operating import MIN_FALSE_ACCEPTS
 from facerec.detectors import Detector
-from facerec.embedding import Embedder
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set
 from facerec.evaluation.metrics import auc, best_threshold, eer, roc, tar_at_far
 from facerec.evaluation.pairs import Pair, folder_identities, folder_pairs, read_lfw_pairs
-from facerec.images import load_image
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import load_image
+from facerec.faces.pipeline import Pipeline
 from facerec.models.fusion import SFACE_DLIB_SPEC, fuse
 from facerec.models.registry import DLIB_MODEL, load_model, model_spec
-from facerec.operating import MIN_FALSE_ACCEPTS
-from facerec.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

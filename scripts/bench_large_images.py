@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def accuracy() -> dict[str, object]:
     from facerec.detectors import DETECTION_MAX_SIDE, Detector, DetectorConfig
-    from facerec.embedding import Embedder
-    from facerec.images import IMAGE_SUFFIXES, load_image
+    from facerec.faces.embedding import Embedder
+    from facerec.faces.images import IMAGE_SUFFIXES, load_image
+    from facerec.faces.pipeline import Pipeline
     from facerec.models.registry import load_model, model_spec
-    from facerec.pipeline import Pipeline
 
     embedder = Embedder(load_model())
     bounded = Pipeline(Detector(DetectorConfig()), embedder)

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from facerec.evaluation.metrics import auc, eer, kfold_accuracy, roc, tar_at_far
 from facerec.evaluation.pairs import Pair, folder_identities, folder_pairs, read_lfw_pairs
-from facerec.images import load_image
+from facerec.faces.images import load_image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -85,10 +85,10 @@ def central(boxes: list[tuple[float, float, float, float]], w: int, h: int) -> i
 
 def run_facerec(paths: list[Path], min_face: int) -> SideResult:
     from facerec.detectors import Detector, DetectorConfig
-    from facerec.embedding import Embedder
     from facerec.evaluation.embed import embed_set
+    from facerec.faces.embedding import Embedder
+    from facerec.faces.pipeline import Pipeline
     from facerec.models.registry import load_model
-    from facerec.pipeline import Pipeline
 
     pipeline = Pipeline(
         Detector(DetectorConfig(min_face_size=min_face)), Embedder(load_model("dlib-resnet-v1"))

@@ -48,17 +48,17 @@ import cv2
 import numpy as np
 import torch
 
-from facerec.alignment import warp_to_template
 from facerec.camera.stream import FrameSource
 from facerec.detectors import DetectedFace, Detector
+from facerec.faces.alignment import warp_to_template
+from facerec.faces.pipeline import ARCFACE_TEMPLATE
+from facerec.faces.quality import QualityLimits
+from facerec.faces.quality import assess as assess_quality
 from facerec.liveness import continuity, replay
 from facerec.liveness.continuity import appearance
 from facerec.liveness.passive import AntiSpoof
 from facerec.liveness.policy import FrameEvidence, LivenessPolicy, assess
 from facerec.liveness.verdict import Cue, Verdict
-from facerec.pipeline import ARCFACE_TEMPLATE
-from facerec.quality import QualityLimits
-from facerec.quality import assess as assess_quality
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WEIGHTS = SHARED / "models" / "antispoof"

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from facerec.alignment import warp_to_template
 from facerec.detectors import DEFAULT_DETECTOR, Detector, DetectorConfig, DetectorKind
-from facerec.embedding import Embedder
-from facerec.images import IMAGE_SUFFIXES, load_image
+from facerec.faces.alignment import warp_to_template
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import IMAGE_SUFFIXES, load_image
 from facerec.models.registry import load_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -39,18 +39,18 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from facerec.alignment import warp_to_template
 from facerec.config import Settings
 from facerec.detectors import Detector
-from facerec.embedding import Embedder
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import central_face, embed_set
 from facerec.evaluation.far import PairCounts
 from facerec.evaluation.pairs import folder_identities
-from facerec.images import load_image
+from facerec.faces.alignment import warp_to_template
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import load_image
+from facerec.faces.pipeline import Pipeline
+from facerec.faces.quality import Quality, assess
 from facerec.models.registry import DEFAULT_MODEL, DLIB_MODEL, load_model, model_spec
-from facerec.pipeline import Pipeline
-from facerec.quality import Quality, assess
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -33,7 +33,7 @@ from facerec import runtime
 n, frames, image = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 applied = runtime.use_threads(n)
 from facerec.api import FaceRec
-from facerec.images import load_image
+from facerec.faces.images import load_image
 fr = FaceRec(':memory:')
 img = load_image(image)
 pipe = fr.pipeline

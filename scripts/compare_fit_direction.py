@@ -1,6 +1,6 @@
 """Which way to fit the five-point similarity for each model, measured on LFW pairs.
 
-Least squares is not symmetric (see `facerec.alignment.FitDirection`): the two
+Least squares is not symmetric (see `facerec.faces.alignment.FitDirection`): the two
 fits give chips that differ by a few per cent in scale. A model should get
 the fit its training crops had; this script measures k-fold verification
 accuracy on LFW `pairs_dev.txt` (identity-disjoint folds) for each model under
@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facerec.alignment import FitDirection, warp_to_template
 from facerec.detectors import Detector
-from facerec.embedding import Embedder
 from facerec.errors import ModelError
 from facerec.evaluation.embed import central_face
 from facerec.evaluation.pairs import read_lfw_pairs
 from facerec.evaluation.report import verification_report
-from facerec.images import load_image
+from facerec.faces.alignment import FitDirection, warp_to_template
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import load_image
 from facerec.models.registry import load_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from facerec.detectors import Detector
-from facerec.images import load_image
+from facerec.faces.images import load_image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

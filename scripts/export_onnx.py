@@ -138,7 +138,7 @@ def liveness_crops(scale: float) -> np.ndarray:
     """Crops of the photos' faces (YuNet boxes) as the door feeds them: BGR, 0..255, NCHW."""
     from facerec.detectors import DetectorConfig, DetectorKind
     from facerec.detectors.yunet import YuNetDetector
-    from facerec.images import load_image
+    from facerec.faces.images import load_image
 
     detector = YuNetDetector(DetectorConfig(kind=DetectorKind.YUNET))
     crops = []

@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 
 from facerec.detectors import DetectorConfig
-from facerec.embedding import Embedder
 from facerec.evaluation.pairs import read_lfw_pairs
+from facerec.faces.embedding import Embedder
 from facerec.models.dlib_resnet import DLIB_TEMPLATE
 from facerec.models.registry import load_model
 from facerec.training.data import (

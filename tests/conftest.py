@@ -56,9 +56,9 @@ def pipeline():  # type: ignore[no-untyped-def]
     and the API tests pass this pipeline in. CLI subprocess tests run the real default.
     """
     from facerec.detectors import Detector, DetectorConfig, DetectorKind
-    from facerec.embedding import Embedder
+    from facerec.faces.embedding import Embedder
+    from facerec.faces.pipeline import Pipeline
     from facerec.models.registry import load_model
-    from facerec.pipeline import Pipeline
 
     mtcnn = DetectorConfig(kind=DetectorKind.MTCNN)
     return Pipeline(Detector(mtcnn), Embedder(load_model("dlib-resnet-v1")))
@@ -75,8 +75,8 @@ def sface():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def sface_pipeline(pipeline, sface):  # type: ignore[no-untyped-def]
     """MTCNN (the session's) + SFace: what `FaceRec()` runs with every default."""
-    from facerec.embedding import Embedder
-    from facerec.pipeline import Pipeline
+    from facerec.faces.embedding import Embedder
+    from facerec.faces.pipeline import Pipeline
 
     return Pipeline(pipeline.detector, Embedder(sface))
 

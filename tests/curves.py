@@ -1,4 +1,4 @@
-"""Reading the shipped operating curves straight from their JSON, independently of facerec.operating.
+"""Reading the shipped operating curves straight from their JSON, independently of facerec.decisions.operating.
 
 Tests that pin a threshold compute the expected value here, from the raw
 file, so that a break in the code that reads the curves cannot also move

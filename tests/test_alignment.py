@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from facerec.alignment import (
+from facerec.faces.alignment import (
     ARCFACE_TEMPLATE,
     FitDirection,
     Template,

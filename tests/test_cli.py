@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from facerec.api import FaceRec
+from facerec.faces.pipeline import Pipeline
 from facerec.models.registry import DEFAULT_MODEL
-from facerec.pipeline import Pipeline
 from facerec.schemas import (
     EnrollmentJSON,
     ErrorEnvelopeJSON,

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from facerec.api import FaceRec
 from facerec.cli import app
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 from facerec.server.auth import KeyStore
 from facerec.storage import Database, parse_url
 

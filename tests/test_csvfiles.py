@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from facerec.csvfiles import SafeWriter, safe_cell
+from facerec.album.csvfiles import SafeWriter, safe_cell
 
 
 @pytest.mark.parametrize(

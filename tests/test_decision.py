@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerec.decision import cosine, identify, softmax, verify
+from facerec.decisions.decision import cosine, identify, softmax, verify
 
 
 def test_verify_accepts_at_threshold_and_rejects_below() -> None:

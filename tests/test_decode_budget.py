@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from facerec.errors import ImageError
-from facerec.images import DecodeBudget, decode_image, read_header
+from facerec.faces.images import DecodeBudget, decode_image, read_header
 
 from .bad_images import grey16_png
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec.alignment import alignment_matrix, transform_points, warp_to_template
 from facerec.detectors import Detector, DetectorConfig, DetectorKind
-from facerec.images import load_image
-from facerec.pipeline import STORAGE_TEMPLATE
+from facerec.faces.alignment import alignment_matrix, transform_points, warp_to_template
+from facerec.faces.images import load_image
+from facerec.faces.pipeline import STORAGE_TEMPLATE
 
 from .conftest import shared_file
 

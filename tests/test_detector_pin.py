@@ -17,8 +17,8 @@ import pytest
 
 from facerec.api import FaceRec
 from facerec.config import Settings
+from facerec.decisions.operating import DOOR_FAR, curve_file, curve_for, shipped_sizes
 from facerec.detectors import DEFAULT_DETECTOR, DetectorConfig, DetectorKind
-from facerec.operating import DOOR_FAR, curve_file, curve_for, shipped_sizes
 
 OBAMA = "face_recognition/examples/obama.jpg"
 

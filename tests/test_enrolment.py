@@ -11,14 +11,14 @@ import pytest
 
 from facerec.api import FaceRec
 from facerec.config import Settings
-from facerec.enrolment import (
+from facerec.decisions.enrolment import (
     AlreadyEnrolledError,
     LooksLikeOtherError,
     PhotoMismatchError,
     check_enrolment,
 )
+from facerec.faces.pipeline import Pipeline
 from facerec.gallery import Hit
-from facerec.pipeline import Pipeline
 
 from .conftest import shared_file
 from .curves import shipped_threshold

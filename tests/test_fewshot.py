@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facerec.fewshot import (
+from facerec.evaluation.fewshot import (
     CosineClassifier,
     EpisodeResult,
     FinetuneConfig,

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import multivariate_normal
 
-from facerec.fewshot import sample_episodes
-from facerec.fewshot_heads import (
+from facerec.evaluation.fewshot import sample_episodes
+from facerec.evaluation.fewshot_heads import (
     Episodes,
     EpisodicHead,
     EpisodicTraining,

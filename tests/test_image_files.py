@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import facerec.images as images
+import facerec.faces.images as images
 from facerec.errors import ImageError
-from facerec.images import load_image, read_bytes
+from facerec.faces.images import load_image, read_bytes
 from facerec.paths import display_path, path_bytes
 
 LATIN1 = os.fsdecode(b"caf\xe9.jpg")  # how Python spells a file name that is not UTF-8

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from facerec.errors import ImageError
-from facerec.images import decode_image, from_png, load_image, to_png
+from facerec.faces.images import decode_image, from_png, load_image, to_png
 
 from .bad_images import write_bad_inputs
 from .conftest import shared_file

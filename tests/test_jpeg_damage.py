@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from facerec.errors import ImageError
-from facerec.images import decode_image, load_image
+from facerec.faces.images import decode_image, load_image
 
 from .conftest import shared_file
 

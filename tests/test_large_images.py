@@ -18,7 +18,7 @@ from PIL import Image
 
 from facerec.detectors import DETECTION_MAX_SIDE
 from facerec.errors import NoFaceError
-from facerec.images import decode_image, fit_within, load_image, to_full_size
+from facerec.faces.images import decode_image, fit_within, load_image, to_full_size
 
 from .bad_images import solid_png
 from .conftest import shared_file

@@ -21,9 +21,9 @@ import pytest
 from facerec.api import FaceRec
 from facerec.camera.door import DoorCamera
 from facerec.camera.stream import Frame
-from facerec.images import LoadedImage, load_image
-from facerec.pipeline import Pipeline
-from facerec.prototypes import prototype
+from facerec.decisions.prototypes import prototype
+from facerec.faces.images import LoadedImage, load_image
+from facerec.faces.pipeline import Pipeline
 
 from .conftest import shared_file
 
@@ -95,8 +95,8 @@ def test_the_gallery_prototype_is_the_core_prototype(fr: FaceRec) -> None:
 #: Files outside the core allowed a pattern, and why. `.gallery.path` names the database file
 #: (the album's and the camera's tables, the server's keys): no face logic.
 _ALLOWED: dict[str, set[str]] = {
-    "unicodedata.normalize(": {"names.py"},
-    "NewSample(": {"enrolment.py"},
+    "unicodedata.normalize(": {"decisions/names.py"},
+    "NewSample(": {"decisions/enrolment.py"},
     "SOFTMAX_POOL": set(),
 }
 _CORE = ("api.py", "gallery/")
@@ -124,5 +124,5 @@ def test_face_logic_lives_once() -> None:
     for pattern, allowed in _ALLOWED.items():
         holders = {rel for rel, text in _sources() if pattern in text}
         assert holders <= allowed, pattern
-    own_decisions = re.compile(r"from facerec\.decision import [^\n]*\b(identify|verify)\b")
+    own_decisions = re.compile(r"from facerec\.decisions\.decision import [^\n]*\b(identify|verify)\b")
     assert [rel for rel, text in _sources() if own_decisions.search(text)] == []

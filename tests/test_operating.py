@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from facerec.decision import DecisionThreshold, ThresholdSource, format_rate, identify, verify
-from facerec.errors import ModelError
-from facerec.models.registry import DEFAULT_MODEL, available_models
-from facerec.operating import (
+from facerec.decisions.decision import (
+    DecisionThreshold,
+    ThresholdSource,
+    format_rate,
+    identify,
+    verify,
+)
+from facerec.decisions.operating import (
     DOOR_FAR,
     MIN_FALSE_ACCEPTS,
     CurveProvenance,
@@ -27,6 +31,8 @@ from facerec.operating import (
     shipped_sizes,
     size_for,
 )
+from facerec.errors import ModelError
+from facerec.models.registry import DEFAULT_MODEL, available_models
 
 # -- Clopper-Pearson -------------------------------------------------------------------------
 
@@ -121,7 +127,7 @@ def test_for_far_takes_the_smallest_complying_threshold() -> None:
 def test_for_far_clamps_below_the_measured_range(caplog: pytest.LogCaptureFixture) -> None:
     c = make_curve()
     assert c.min_far == MIN_FALSE_ACCEPTS / N_IMPOSTORS
-    with caplog.at_level(logging.WARNING, logger="facerec.operating"):
+    with caplog.at_level(logging.WARNING, logger="facerec.decisions.operating"):
         p = c.for_far(1e-7)  # 0.1 expected false accepts: not measurable on 1e6 pairs
     assert p.clamped and p.threshold == 0.9005 and p.false_accepts == 10
     assert "below what TESTSET" in caplog.text

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from facerec.api import FaceRec
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 
 from .conftest import shared_file
 

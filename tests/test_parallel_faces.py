@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec.images import LoadedImage, load_image
+from facerec.faces.images import LoadedImage, load_image
 
 from .conftest import shared_file
 
@@ -29,8 +29,8 @@ PHOTOS = [
 @pytest.fixture(scope="module")
 def yunet_sface(sface):  # type: ignore[no-untyped-def]
     from facerec.detectors import Detector, DetectorConfig, DetectorKind
-    from facerec.embedding import Embedder
-    from facerec.pipeline import Pipeline
+    from facerec.faces.embedding import Embedder
+    from facerec.faces.pipeline import Pipeline
 
     return Pipeline(Detector(DetectorConfig(kind=DetectorKind.YUNET)), Embedder(sface))
 

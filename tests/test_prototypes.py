@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerec.prototypes import normalised_mean, prototype
+from facerec.decisions.prototypes import normalised_mean, prototype
 
 
 def test_each_row_counts_equally_whatever_its_norm() -> None:

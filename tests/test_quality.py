@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facerec.detectors import SURE_SCORE, DetectedFace, DetectorKind
-from facerec.quality import QualityLimits, assess, blur_score, pose_from_landmarks
+from facerec.faces.quality import QualityLimits, assess, blur_score, pose_from_landmarks
 
 FRONTAL = ((40.0, 50.0), (80.0, 50.0), (60.0, 70.0), (45.0, 90.0), (75.0, 90.0))
 LIMITS = QualityLimits().for_detector(SURE_SCORE[DetectorKind.MTCNN])

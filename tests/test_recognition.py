@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from facerec.api import FaceRec
-from facerec.pipeline import Pipeline, select_one
+from facerec.faces.pipeline import Pipeline, select_one
 
 from .conftest import shared_file
 
@@ -24,7 +24,7 @@ OBAMA = [
 
 
 def embed(pipeline: Pipeline, path: Path) -> np.ndarray:
-    from facerec.images import load_image
+    from facerec.faces.images import load_image
 
     img = load_image(path)
     return select_one(pipeline.faces(img), img).embedding

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from facerec.replicas import ReplicaPool
+from facerec.faces.replicas import ReplicaPool
 
 
 def test_concurrent_callers_each_get_their_own_replica_and_reuse_them() -> None:

@@ -15,8 +15,8 @@ import pytest
 from facerec.api import FaceRec
 from facerec.detectors import DetectedFace
 from facerec.errors import MultipleFacesError, NoFaceError
-from facerec.images import load_image
-from facerec.pipeline import Pipeline, in_frame, select_subject
+from facerec.faces.images import load_image
+from facerec.faces.pipeline import Pipeline, in_frame, select_subject
 
 from .conftest import shared_file
 

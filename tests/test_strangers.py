@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from facerec.api import FaceRec
-from facerec.decision import ThresholdSource
-from facerec.operating import DOOR_FAR
-from facerec.pipeline import Pipeline
+from facerec.decisions.decision import ThresholdSource
+from facerec.decisions.operating import DOOR_FAR
+from facerec.faces.pipeline import Pipeline
 
 from .conftest import shared_file
 

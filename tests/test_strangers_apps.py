@@ -19,7 +19,7 @@ from facerec.api import FaceRec
 from facerec.camera.door import DoorCamera, run
 from facerec.camera.events import ACCEPTED, IDENTIFIED, DecisionEvent
 from facerec.camera.stream import FrameSource
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 
 from .camera.test_camera_cli import write_video
 from .conftest import shared_file

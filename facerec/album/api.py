@@ -64,15 +64,15 @@ from facerec.album.scan import (
 from facerec.album.store import AlbumStore, ClusterFace, FaceTable, FaceUpdate, NewFace
 from facerec.album.tables import MATCH_AUTO, MATCH_CONFIRMED
 from facerec.api import FaceRec
+from facerec.decisions.enrolment import new_sample
+from facerec.decisions.names import name_key
+from facerec.decisions.prototypes import prototype
 from facerec.detectors import DetectedFace
-from facerec.enrolment import new_sample
 from facerec.errors import ImageError, UnknownPersonError
+from facerec.faces.images import load_image
 from facerec.gallery import NewSample
-from facerec.images import load_image
 from facerec.models.base import ModelIdentity
-from facerec.names import name_key
 from facerec.paths import display_path
-from facerec.prototypes import prototype
 from facerec.runtime import available_cores, threads_during
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from sqlalchemy import case, func, select
 
 from facerec.album.store import stack_rows
 from facerec.album.tables import MATCH_AUTO, MATCH_CONFIRMED, AlbumFace, AlbumPhoto
+from facerec.decisions.names import name_key
 from facerec.gallery.schema import Identity, Sample
-from facerec.names import name_key
 from facerec.storage import Database
 
 

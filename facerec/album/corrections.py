@@ -42,10 +42,10 @@ from facerec.album.tables import (
     AlbumNegative,
 )
 from facerec.api import FaceRec
+from facerec.decisions.names import name_key
 from facerec.errors import UnknownPersonError
 from facerec.gallery.editing import SampleCopy
 from facerec.gallery.schema import Identity
-from facerec.names import name_key
 from facerec.storage import Database
 
 #: `quality_reasons` of a face a person ignored ("not a face" / "don't care"): out of matching.

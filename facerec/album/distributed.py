@@ -71,10 +71,10 @@ from facerec.album.scan import (
 from facerec.album.store import AlbumStore, NewFace, NewPhoto
 from facerec.api import load_pipeline
 from facerec.config import Settings
+from facerec.faces.pipeline import Pipeline
 from facerec.models.base import ModelIdentity
 from facerec.models.registry import weights_file
 from facerec.paths import display_path, path_bytes
-from facerec.pipeline import Pipeline
 
 try:
     import pyarrow as pa

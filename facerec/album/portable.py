@@ -22,7 +22,7 @@ from facerec.album.records import AlbumView
 from facerec.album.store import AlbumStore, ClusterFace, _same_face
 from facerec.album.tables import PHOTO_OK
 from facerec.album.xmp import Region, SidecarError, read_regions, sidecar_path, sidecars_of, to_xmp
-from facerec.names import name_key
+from facerec.decisions.names import name_key
 
 
 class Album(Protocol):

@@ -41,12 +41,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from facerec.album.csvfiles import SafeWriter
 from facerec.album.records import AlbumView, FaceView, PhotoView
 from facerec.album.scan import thumbnail
 from facerec.album.store import AlbumStore, FaceImage
-from facerec.csvfiles import SafeWriter
 from facerec.errors import ImageError
-from facerec.images import RGBImage, load_image
+from facerec.faces.images import RGBImage, load_image
 from facerec.paths import path_bytes
 
 log = logging.getLogger(__name__)

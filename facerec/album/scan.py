@@ -58,7 +58,7 @@ from tqdm import tqdm
 from facerec.album.store import AlbumStore, KnownPhoto, NewFace, NewPhoto, Relocation
 from facerec.detectors import DETECTION_MAX_SIDE
 from facerec.errors import ImageError
-from facerec.images import (
+from facerec.faces.images import (
     DEFAULT_DECODE_BUDGET,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -71,9 +71,9 @@ from facerec.images import (
     read_bytes,
     to_full_size,
 )
+from facerec.faces.pipeline import Face, Pipeline
 from facerec.models.base import ModelIdentity
 from facerec.paths import display_path, path_bytes
-from facerec.pipeline import Face, Pipeline
 from facerec.runtime import available_cores
 
 log = logging.getLogger(__name__)

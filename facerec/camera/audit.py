@@ -36,11 +36,11 @@ from sqlalchemy.orm import Session
 
 from facerec.camera.events import DecisionEvent, liveness_json
 from facerec.camera.tables import AuditEvent
+from facerec.decisions.names import name_key
 from facerec.errors import GalleryError
 from facerec.gallery.erasers import AuditForgotten
 from facerec.gallery.forget import ForgetTarget
 from facerec.gallery.schema import Identity
-from facerec.names import name_key
 from facerec.storage import Database
 
 #: Saved images read per query while they are re-embedded for `forget`.

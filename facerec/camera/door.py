@@ -68,12 +68,12 @@ from facerec.camera.window import (
     WindowDecision,
     WindowRule,
 )
-from facerec.decision import Claim, DecisionThreshold
+from facerec.decisions.decision import Claim, DecisionThreshold
+from facerec.decisions.names import name_key
 from facerec.errors import FacerecError, MultipleFacesError, NoFaceError, UnknownPersonError
-from facerec.images import LoadedImage, RGBImage
+from facerec.faces.images import LoadedImage, RGBImage
+from facerec.faces.pipeline import Face, select_subject
 from facerec.liveness.verdict import LivenessVerdict, Verdict
-from facerec.names import name_key
-from facerec.pipeline import Face, select_subject
 
 log = logging.getLogger(__name__)
 

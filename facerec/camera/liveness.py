@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections import deque
 
-from facerec.images import RGBImage
+from facerec.faces.images import RGBImage
+from facerec.faces.pipeline import Face
 from facerec.liveness.continuity import appearance
 from facerec.liveness.passive import AntiSpoof
 from facerec.liveness.policy import FrameEvidence, LivenessPolicy, assess
 from facerec.liveness.verdict import LivenessVerdict
-from facerec.pipeline import Face
 
 #: Evidence frames kept at most (5 fps for 10 s is 50; this only bounds a misconfiguration).
 MAX_EVIDENCE = 600

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from facerec.decision import cosine
+from facerec.decisions.decision import cosine
 
 #: Recent faces kept per stranger: a turned head is compared with views close to it.
 VIEWS = 8

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from facerec.errors import FacerecError
-from facerec.images import RGBImage
+from facerec.faces.images import RGBImage
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from facerec.detectors.types import (
     DetectorConfig,
     DetectorKind,
 )
-from facerec.images import RGBImage
+from facerec.faces.images import RGBImage
 
 if TYPE_CHECKING:
     import torch

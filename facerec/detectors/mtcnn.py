@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facerec.detectors.types import DetectedFace, DetectorConfig
-from facerec.images import RGBImage, fit_within, to_full_size
+from facerec.faces.images import RGBImage, fit_within, to_full_size
 from facerec.runtime import default_device
 
 if TYPE_CHECKING:

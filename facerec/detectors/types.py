@@ -40,7 +40,7 @@ from typing import Protocol
 
 import numpy as np
 
-from facerec.images import RGBImage
+from facerec.faces.images import RGBImage
 
 Point = tuple[float, float]
 

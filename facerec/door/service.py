@@ -40,7 +40,7 @@ from facerec.door.frigate import FrigateBridge, Recognised
 from facerec.door.mqtt import Publisher
 from facerec.door.rtsp import explain_rtsp_failure
 from facerec.errors import ImageError
-from facerec.images import decode_image
+from facerec.faces.images import decode_image
 
 log = logging.getLogger(__name__)
 

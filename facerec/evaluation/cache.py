@@ -44,8 +44,8 @@ import numpy as np
 import numpy.typing as npt
 import platformdirs
 
-from facerec.alignment import Template
 from facerec.detectors import DetectorConfig, DetectorKind
+from facerec.faces.alignment import Template
 from facerec.models.base import ModelIdentity
 
 log = logging.getLogger(__name__)

@@ -27,15 +27,15 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from facerec.alignment import warp_to_template
 from facerec.detectors import DetectedFace
 from facerec.evaluation.cache import Detection, EvaluationCache, detector_key, embedding_key
-from facerec.images import load_image, read_bytes
+from facerec.faces.alignment import warp_to_template
+from facerec.faces.images import load_image, read_bytes
+from facerec.faces.pipeline import Pipeline
 from facerec.models.fusion import fuse
-from facerec.pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from facerec.embedding import Embedder  # imports torch
+    from facerec.faces.embedding import Embedder  # imports torch
 
 #: Photos per detector batch (equal-sized photos run as one MTCNN batch).
 DETECT_BATCH = 16

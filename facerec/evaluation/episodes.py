@@ -7,7 +7,7 @@ Protocol (`compare_heads`):
   is evaluated on episodes drawn from other, *evaluated* people. Which people
   are which is the caller's choice (`split_people` halves one set by identity
   with a seed; `facerec evaluate --train-on` trains on another set).
-* **Closed set.** N-way K-shot episodes exactly as `facerec.fewshot.run_episodes`
+* **Closed set.** N-way K-shot episodes exactly as `facerec.evaluation.fewshot.run_episodes`
   draws them for the same seed (so the prototype and fine-tuned rows repeat
   its figures on the same people): N people with K + 1 photos or more, K
   support photos each, up to `n_query` query photos each. Accuracy is the
@@ -38,8 +38,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from facerec.fewshot import EpisodeIndices, FinetuneConfig, sample_episodes
-from facerec.fewshot_heads import (
+from facerec.evaluation.fewshot import EpisodeIndices, FinetuneConfig, sample_episodes
+from facerec.evaluation.fewshot_heads import (
     Episodes,
     EpisodicHead,
     EpisodicTraining,

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from facerec.operating import (
+from facerec.decisions.operating import (
     DEFAULT_CURVE_DETECTOR,
     CurveProvenance,
     OperatingCurve,
     OperatingPoint,
     clopper_pearson,
 )
-from facerec.prototypes import normalised_mean
+from facerec.decisions.prototypes import normalised_mean
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def prototype_counts(
 
     Every person with more than `enrol` photos is enrolled from their first
     `enrol` photos (in the given order) by the gallery's own prototype rule
-    (`facerec.prototypes`). Impostor comparisons: each prototype against every
+    (`facerec.decisions.prototypes`). Impostor comparisons: each prototype against every
     photo of everyone else (enrolled or not). Genuine: each prototype against
     its own person's photos that were not enrolled.
     """

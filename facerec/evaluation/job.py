@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from facerec.evaluation.episodes import EpisodeSets
     from facerec.evaluation.pairs import Pair
     from facerec.evaluation.report import VerificationReport
-    from facerec.pipeline import Pipeline
+    from facerec.faces.pipeline import Pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,7 @@ def _episodes(
     """5-way 1- and 5-shot episodes over a folder's people, with and without fine-tuning."""
     import numpy as np
 
-    from facerec.fewshot import run_episodes
+    from facerec.evaluation.fewshot import run_episodes
 
     labels = {n: i for i, n in enumerate(sorted(people))}
     rows = [(vectors[p], labels[n]) for n, ps in people.items() for p in ps]
@@ -291,7 +291,7 @@ def _compare_heads(
     """
     from facerec.cli_common import jsonable
     from facerec.evaluation.episodes import compare_heads
-    from facerec.fewshot_heads import EpisodicTraining
+    from facerec.evaluation.fewshot_heads import EpisodicTraining
 
     try:
         report = compare_heads(

@@ -16,7 +16,7 @@ from itertools import combinations
 from pathlib import Path
 
 from facerec.errors import FacerecError
-from facerec.images import IMAGE_SUFFIXES
+from facerec.faces.images import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from facerec.decisions.names import name_key, validate_name
 from facerec.errors import GalleryError, UnknownPersonError
 from facerec.gallery.schema import Identity, Prototype, Sample
 from facerec.gallery.state import GalleryState, PrototypeChange
 from facerec.gallery.store import Gallery, _store_prototype
-from facerec.names import name_key, validate_name
 
 #: Called inside the gallery's transaction with the session and the names -> ids after the edit.
 Also = Callable[[Session, dict[str, int]], None]

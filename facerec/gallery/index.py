@@ -70,9 +70,9 @@ import numpy as np
 import numpy.typing as npt
 
 from facerec.gallery.index_kind import IndexKind
-from facerec.jsonfields import json_int, json_str
-from facerec.lazy import LazyModule
 from facerec.runtime import threads
+from facerec.util.jsonfields import json_int, json_str
+from facerec.util.lazy import LazyModule
 
 if TYPE_CHECKING:
     import faiss

@@ -40,6 +40,9 @@ import numpy.typing as npt
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from facerec.decisions.names import name_key as _name_key
+from facerec.decisions.names import validate_name
+from facerec.decisions.prototypes import prototype as _prototype
 from facerec.errors import (
     GalleryError,
     ModelMismatchError,
@@ -76,9 +79,6 @@ from facerec.gallery.schema import (
 from facerec.gallery.search import PrototypeSearch
 from facerec.gallery.state import GalleryState, PrototypeChange, checked, read_state
 from facerec.models.base import ModelIdentity
-from facerec.names import name_key as _name_key
-from facerec.names import validate_name
-from facerec.prototypes import prototype as _prototype
 from facerec.storage import Database, DatabaseUrl, insert
 from facerec.storage.migrate import stored_revision
 

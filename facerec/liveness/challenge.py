@@ -3,7 +3,7 @@
 The direction is drawn at random (`secrets`) when the claim starts, so a
 pre-recorded video passes only if it happens to turn the right way first:
 one chance in two, which is why this cue adds to the others and replaces
-none. The turn is read off the yaw track (`facerec.quality.pose_from_landmarks`:
+none. The turn is read off the yaw track (`facerec.faces.quality.pose_from_landmarks`:
 the nose's offset from the eye midpoint along the eye line, in eye
 distances): the person must be seen roughly frontal first and then turned
 past `turned_yaw` towards the asked side, in frames that matched the claimed

@@ -42,7 +42,7 @@ import numpy as np
 
 from facerec.errors import ModelError, WeightsNotFoundError
 from facerec.extras import require_torch
-from facerec.images import RGBImage
+from facerec.faces.images import RGBImage
 from facerec.liveness.onnx import load_shipped, softmax
 from facerec.liveness.spec import (
     INPUT_SIZE,

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from facerec.alignment import Template
 from facerec.errors import ModelError, WeightsNotFoundError
+from facerec.faces.alignment import Template
 
 FloatArray = npt.NDArray[np.float32]
 

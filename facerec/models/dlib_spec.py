@@ -6,7 +6,7 @@ info` and the model registry can read the spec without loading PyTorch.
 
 from __future__ import annotations
 
-from facerec.alignment import FitDirection, Template
+from facerec.faces.alignment import FitDirection, Template
 from facerec.models.base import ModelSpec
 
 # ---------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facerec.alignment import FitDirection, Template
 from facerec.errors import ModelError, WeightsNotFoundError
+from facerec.faces.alignment import FitDirection, Template
 from facerec.models.base import LoadedModel, ModelSpec, sha256_file
 from facerec.models.runners import TorchBackbone
 

@@ -24,8 +24,8 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from facerec.alignment import ARCFACE_TEMPLATE, FitDirection
 from facerec.errors import ModelError
+from facerec.faces.alignment import ARCFACE_TEMPLATE, FitDirection
 from facerec.models.base import (
     LoadedModel,
     ModelSpec,

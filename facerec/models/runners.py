@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facerec.errors import ModelError
-from facerec.replicas import ReplicaPool
+from facerec.faces.replicas import ReplicaPool
 
 if TYPE_CHECKING:
     import torch

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facerec.alignment import ARCFACE_TEMPLATE, FitDirection
+from facerec.faces.alignment import ARCFACE_TEMPLATE, FitDirection
 from facerec.models.base import (
     LoadedModel,
     ModelSpec,

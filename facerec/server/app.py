@@ -5,7 +5,7 @@ Every route but `/v1/health` and the OpenAPI schema needs an API key
 or revoked key gets 401. Anticipated failures (`FacerecError`) become 4xx with
 a one-line reason, the CLI's, with any remedy worded for HTTP (`describe`): 400
 for an upload that is not a usable image, 404 for an unknown person, 409 for a
-model mismatch or a photo the enrolment checks refuse (`facerec.enrolment`), 422
+model mismatch or a photo the enrolment checks refuse (`facerec.decisions.enrolment`), 422
 for a photo without one clear subject face; 413 for a body over the limit; 408
 for a body that did not arrive in time (`gate.py`, which also checks the key
 before any body is read); 503 when the request's time budget ran out before
@@ -36,7 +36,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from facerec.api import FaceRec
 from facerec.config import Settings
-from facerec.enrolment import EnrolmentError
+from facerec.decisions.enrolment import EnrolmentError
 from facerec.errors import (
     MAX_ECHO,
     FacerecError,
@@ -48,7 +48,7 @@ from facerec.errors import (
     PersonChangedError,
     UnknownPersonError,
 )
-from facerec.images import DEFAULT_DECODE_BUDGET
+from facerec.faces.images import DEFAULT_DECODE_BUDGET
 from facerec.schemas import (
     EnrollmentJSON,
     ImageJSON,

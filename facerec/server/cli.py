@@ -31,8 +31,8 @@ from facerec.cli_common import (
     session,
 )
 from facerec.config import database_url
+from facerec.faces.images import DEFAULT_DECODE_BUDGET
 from facerec.gallery.index_kind import IndexKind
-from facerec.images import DEFAULT_DECODE_BUDGET
 from facerec.server.auth import ApiKeyInfo, KeyStore
 from facerec.storage import Database
 

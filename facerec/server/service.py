@@ -42,17 +42,17 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from facerec.api import FaceRec, Forgotten, ImageIdentification
-from facerec.decision import Verification
+from facerec.decisions.decision import Verification
+from facerec.decisions.names import validate_name
 from facerec.errors import FacerecError, UnknownPersonError
-from facerec.gallery import EnrollResult, Person
-from facerec.images import (
+from facerec.faces.images import (
     DEFAULT_DECODE_BUDGET,
     DecodeBudget,
     LoadedImage,
     decode_image,
     read_header,
 )
-from facerec.names import validate_name
+from facerec.gallery import EnrollResult, Person
 from facerec.storage import Database
 
 log = logging.getLogger(__name__)

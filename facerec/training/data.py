@@ -50,12 +50,12 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from facerec.alignment import Template, warp_to_template
 from facerec.detectors import DetectedFace, DetectorConfig, DetectorKind
 from facerec.errors import FacerecError, ImageError
 from facerec.evaluation.embed import central_face
 from facerec.evaluation.pairs import Pair, folder_identities, read_lfw_pairs
-from facerec.images import RGBImage, load_image
+from facerec.faces.alignment import Template, warp_to_template
+from facerec.faces.images import RGBImage, load_image
 from facerec.models.base import sha256_file
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07
 
-From this release `facerec.names.validate_name` refuses Unicode format
+From this release `facerec.decisions.names.validate_name` refuses Unicode format
 characters (category Cf: zero-width spaces, bidirectional overrides, a byte
 order mark), because "Laura\\u200b Bush" printed as "Laura Bush" while being
 another person. A name stored before then keeps its person, samples and
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from facerec.names import visible
+from facerec.decisions.names import visible
 
 # revision identifiers, used by Alembic.
 revision: str = "0008"

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from facerec.api import FaceRec
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 from facerec.server.app import ServerConfig, create_app
 from facerec.server.service import FaceService
 

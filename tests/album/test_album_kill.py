@@ -14,7 +14,7 @@ import pytest
 
 from facerec.album.api import Album
 from facerec.api import FaceRec
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 
 from ..conftest import shared_file
 

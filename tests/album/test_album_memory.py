@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerec.images import DEFAULT_DECODE_BUDGET
+from facerec.faces.images import DEFAULT_DECODE_BUDGET
 
 from ..bad_images import grey16_png, peak_rss_command
 from ..conftest import shared_file

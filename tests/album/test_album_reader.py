@@ -14,7 +14,7 @@ from PIL import Image
 
 from facerec.album.scan import Fetcher, PhotoFile, bounded_map, find_photos, thumbnail
 from facerec.errors import ImageError
-from facerec.images import fit_within
+from facerec.faces.images import fit_within
 
 
 def jpeg(path: Path, size: tuple[int, int] = (64, 48)) -> Path:

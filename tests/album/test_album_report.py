@@ -13,7 +13,7 @@ from PIL import Image
 from facerec.album import report
 from facerec.album.api import Album
 from facerec.api import FaceRec
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 
 from .conftest import Built
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from facerec.album.api import Album
 from facerec.api import FaceRec
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 
 from ..db_rows import rows
 

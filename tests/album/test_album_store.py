@@ -18,8 +18,8 @@ import pytest
 
 from facerec.album.store import AlbumStore, FaceUpdate, NewFace, NewPhoto, Relocation
 from facerec.album.tables import MATCH_AUTO, MATCH_CONFIRMED
+from facerec.faces.images import to_png
 from facerec.gallery import Gallery, NewSample
-from facerec.images import to_png
 from facerec.models.base import ModelIdentity
 from facerec.storage import Database
 

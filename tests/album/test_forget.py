@@ -36,8 +36,8 @@ from facerec.camera.door import DoorCamera, run
 from facerec.camera.events import DecisionEvent
 from facerec.camera.stream import FrameSource, parse_source
 from facerec.camera.window import WindowRule
-from facerec.images import LoadedImage
-from facerec.pipeline import Pipeline
+from facerec.faces.images import LoadedImage
+from facerec.faces.pipeline import Pipeline
 
 from ..camera.test_camera_cli import write_video
 from ..conftest import shared_file

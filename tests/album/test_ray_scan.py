@@ -23,7 +23,7 @@ import pytest
 from facerec.album.api import Album
 from facerec.album.store import AlbumStore
 from facerec.api import FaceRec
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 
 from ..db_rows import rows
 from .conftest import BIDEN, EX, OBAMA, Built

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 from facerec.server.auth import KeyStore
 from facerec.server.scopes import REVIEW, grant
 from facerec.server.web.access import COOKIE

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 from facerec.album.api import Album
 from facerec.api import FaceRec
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 from facerec.server.web.routes import person_url
 
 from ..conftest import shared_file

@@ -23,7 +23,7 @@ from facerec.album.api import Album
 from facerec.album.xmp import SidecarError, read_regions
 from facerec.api import FaceRec
 from facerec.cli import app
-from facerec.pipeline import Pipeline
+from facerec.faces.pipeline import Pipeline
 
 from ..conftest import shared_file
 from .conftest import BIDEN, EX, OBAMA

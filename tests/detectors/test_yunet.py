@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec.alignment import alignment_matrix, transform_points, warp_to_template
 from facerec.detectors import (
     SURE_SCORE,
     Detector,
@@ -19,10 +18,11 @@ from facerec.detectors import (
     yunet,
 )
 from facerec.errors import ModelError
-from facerec.images import load_image
+from facerec.faces.alignment import alignment_matrix, transform_points, warp_to_template
+from facerec.faces.images import load_image
+from facerec.faces.pipeline import STORAGE_TEMPLATE, Pipeline
+from facerec.faces.quality import QualityLimits
 from facerec.models.dlib_resnet import DLIB_TEMPLATE
-from facerec.pipeline import STORAGE_TEMPLATE, Pipeline
-from facerec.quality import QualityLimits
 from facerec.training.data import Preparation
 
 from ..conftest import shared_file

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from facerec.detectors import Detector, DetectorConfig
-from facerec.embedding import Embedder
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set
-from facerec.pipeline import Pipeline
+from facerec.faces.embedding import Embedder
+from facerec.faces.pipeline import Pipeline
 
 from ..conftest import shared_file
 

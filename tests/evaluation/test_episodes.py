@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from facerec.evaluation.episodes import compare_heads, open_set_dir, split_people
-from facerec.fewshot import run_episodes, sample_episodes
-from facerec.fewshot_heads import EpisodicTraining, HeadKind
+from facerec.evaluation.fewshot import run_episodes, sample_episodes
+from facerec.evaluation.fewshot_heads import EpisodicTraining, HeadKind
 
 
 def test_open_set_dir_by_hand() -> None:

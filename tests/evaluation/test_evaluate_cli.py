@@ -76,7 +76,7 @@ def copy_people(src: Path, dst: Path, people: slice, photos: int) -> Path:
 @pytest.mark.slow  # embeds 120 photos and trains three small heads twice
 def test_episodes_compare_every_head(shared: Path, tmp_path: Path, cli_env: dict[str, str]) -> None:
     """12 AT&T people (enough for 5 known + 5 unknown), heads trained on 6 Yale people."""
-    from facerec.fewshot_heads import HeadKind
+    from facerec.evaluation.fewshot_heads import HeadKind
 
     att = copy_people(shared_file(shared, "att_faces"), tmp_path / "att", slice(0, 12), 7)
     yale = copy_people(shared_file(shared, "yalefaces"), tmp_path / "yale", slice(0, 6), 6)

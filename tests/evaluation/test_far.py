@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
+from facerec.decisions.operating import CurveProvenance, clopper_pearson
 from facerec.evaluation.far import pair_counts, prototype_counts
-from facerec.operating import CurveProvenance, clopper_pearson
 
 
 def unit(angle_deg: float) -> list[float]:

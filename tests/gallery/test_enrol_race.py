@@ -31,7 +31,7 @@ ENROLLER = textwrap.dedent(
     from pathlib import Path
 
     from facerec.api import FaceRec
-    from facerec.enrolment import EnrolmentError
+    from facerec.decisions.enrolment import EnrolmentError
     from facerec.gallery.store import Gallery
 
     url, name, photo, me, barrier = sys.argv[1:6]

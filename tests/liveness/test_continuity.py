@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.images import LoadedImage
+from facerec.faces.images import LoadedImage
 from facerec.liveness import continuity
 from facerec.liveness.continuity import ContinuityLimits, appearance, judge, measure
 from facerec.liveness.verdict import Cue, Verdict

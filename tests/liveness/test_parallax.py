@@ -15,13 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
+from facerec.faces.quality import pose_from_landmarks
 from facerec.liveness import parallax
 from facerec.liveness.challenge import Turn, TurnLimits, judge_turn
 from facerec.liveness.continuity import appearance
 from facerec.liveness.parallax import ParallaxLimits, face_plane_coords, measure
 from facerec.liveness.policy import FrameEvidence, LivenessPolicy, assess
 from facerec.liveness.verdict import Cue, CueResult, Verdict, fuse
-from facerec.quality import pose_from_landmarks
 
 #: A head in eye distances: x right, y down, z towards the camera.
 HEAD = np.array(

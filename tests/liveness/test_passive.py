@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from facerec.errors import ModelError, WeightsNotFoundError
+from facerec.faces.pipeline import Pipeline
 from facerec.liveness import passive, replay
 from facerec.liveness.minifasnet import MINIFASNET_V1SE, MINIFASNET_V2, MiniFASNet
 from facerec.liveness.onnx import LIVENESS_ONNX, OnnxMiniFASNet, liveness_weights_dir
@@ -26,7 +27,6 @@ from facerec.liveness.passive import (
     scaled_crop,
 )
 from facerec.liveness.verdict import Verdict
-from facerec.pipeline import Pipeline
 
 from ..conftest import shared_file
 

@@ -18,9 +18,9 @@ import numpy.typing as npt
 import pytest
 import torch
 
-from facerec.alignment import warp_to_template
-from facerec.embedding import Embedder
 from facerec.errors import ModelError, WeightsNotFoundError
+from facerec.faces.alignment import warp_to_template
+from facerec.faces.embedding import Embedder
 from facerec.models.base import LoadedModel
 from facerec.models.dlib_format import parse_dlib_network, read_dlib_network
 from facerec.models.dlib_onnx import DLIB_ONNX_SOURCE_SHA256

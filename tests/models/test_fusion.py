@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from facerec.api import FaceRec
-from facerec.embedding import Embedder
 from facerec.errors import ModelError, ModelMismatchError
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set
-from facerec.images import load_image
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import load_image
+from facerec.faces.pipeline import Pipeline, select_one, storage_crop
 from facerec.models import dlib_resnet
 from facerec.models import sface as sface_module
 from facerec.models.base import FusionMember, LoadedModel, sha256_file
@@ -28,7 +29,6 @@ from facerec.models.fusion import (
 )
 from facerec.models.registry import available_models, load_model, model_spec
 from facerec.models.sface import SFACE_SPEC
-from facerec.pipeline import Pipeline, select_one, storage_crop
 
 from ..conftest import shared_file
 from ..test_cli import facerec

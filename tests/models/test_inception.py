@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from facerec.embedding import Embedder
 from facerec.errors import ModelError, WeightsNotFoundError
+from facerec.faces.embedding import Embedder
 from facerec.models.registry import load_model
 
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from facerec.alignment import FitDirection
 from facerec.cli import app
-from facerec.embedding import Embedder
 from facerec.errors import ModelError
-from facerec.images import load_image
+from facerec.faces.alignment import FitDirection
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import load_image
+from facerec.faces.pipeline import Pipeline, select_one
 from facerec.models import insightface_mbf
 from facerec.models.registry import (
     DEFAULT_MODEL,
@@ -25,7 +26,6 @@ from facerec.models.registry import (
     model_spec,
     models_help,
 )
-from facerec.pipeline import Pipeline, select_one
 
 from ..conftest import shared_file
 

@@ -11,17 +11,17 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from facerec.alignment import FitDirection, alignment_matrix, warp_to_template
 from facerec.api import FaceRec, Settings
-from facerec.embedding import Embedder
 from facerec.errors import ModelError, ModelMismatchError, WeightsNotFoundError
-from facerec.images import load_image
+from facerec.faces.alignment import FitDirection, alignment_matrix, warp_to_template
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import load_image
+from facerec.faces.pipeline import Pipeline, select_one
 from facerec.models import sface as sface_module
 from facerec.models.base import LoadedModel, ModelIdentity, installed_file, sha256_file
 from facerec.models.registry import DEFAULT_MODEL, load_model
 from facerec.models.runners import OpenCVBackbone
 from facerec.models.sface import SFACE_SPEC
-from facerec.pipeline import Pipeline, select_one
 
 from ..conftest import shared_file
 from ..test_cli import facerec

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facerec.images import DEFAULT_DECODE_BUDGET
+from facerec.faces.images import DEFAULT_DECODE_BUDGET
 from facerec.server.auth import KeyStore
 from facerec.storage import Database
 

@@ -14,8 +14,8 @@ import facerec.camera.tables as camera_tables
 import facerec.server.tables  # noqa: F401  (api_keys joins Base.metadata)
 from facerec.camera.audit import AuditLog
 from facerec.camera.events import DecisionEvent
+from facerec.faces.images import to_png
 from facerec.gallery import Gallery, NewSample
-from facerec.images import to_png
 from facerec.models.base import ModelIdentity
 from facerec.storage import Base, Database
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from facerec.detectors import DetectedFace, Detector, DetectorConfig
 from facerec.errors import FacerecError
-from facerec.images import RGBImage
+from facerec.faces.images import RGBImage
 from facerec.models.dlib_resnet import DLIB_SPEC, DLIB_TEMPLATE
 from facerec.training.data import (
     ChipDataset,

@@ -15,11 +15,11 @@ import pytest
 import torch
 from torch import nn
 
-from facerec.embedding import Embedder
 from facerec.errors import ModelError, ModelMismatchError
 from facerec.evaluation.pairs import folder_pairs
+from facerec.faces.embedding import Embedder
+from facerec.faces.images import to_png
 from facerec.gallery import Gallery, NewSample
-from facerec.images import to_png
 from facerec.models.base import LoadedModel, sha256_file
 from facerec.models.dlib_resnet import DLIB_SPEC, DLIB_TEMPLATE
 from facerec.models.registry import load_model

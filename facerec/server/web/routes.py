@@ -35,9 +35,9 @@ from facerec.album.corrections import IGNORED
 from facerec.album.errors import AlbumError
 from facerec.album.scan import thumbnail
 from facerec.api import FaceRec
+from facerec.decisions.names import name_key
 from facerec.errors import FacerecError, UnknownPersonError
-from facerec.images import load_image
-from facerec.names import name_key
+from facerec.faces.images import load_image
 from facerec.server.auth import KeyStore
 from facerec.server.service import FaceService
 from facerec.server.web.access import COOKIE, SESSION_S, Session, Sessions, csrf_ok

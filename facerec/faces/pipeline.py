@@ -15,20 +15,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from facerec.alignment import (
+from facerec.detectors import DetectedFace, Detector
+from facerec.errors import MultipleFacesError, NoFaceError
+from facerec.faces.alignment import (
     ARCFACE_TEMPLATE,
     Template,
     alignment_matrix,
     transform_points,
     warp_to_template,
 )
-from facerec.detectors import DetectedFace, Detector
-from facerec.errors import MultipleFacesError, NoFaceError
-from facerec.images import LoadedImage, RGBImage, from_png, to_png
-from facerec.quality import Quality, QualityLimits, assess
+from facerec.faces.images import LoadedImage, RGBImage, from_png, to_png
+from facerec.faces.quality import Quality, QualityLimits, assess
 
 if TYPE_CHECKING:
-    from facerec.embedding import Embedder  # imports torch
+    from facerec.faces.embedding import Embedder  # imports torch
 
 
 def _zoomed_out(base: Template, size: int, zoom: float) -> Template:
@@ -91,7 +91,7 @@ class Pipeline:
         `workers` > 1 splits the images into that many groups, balanced by
         pixel count, and runs each group on a thread of its own: the
         networks release the GIL, and each thread uses its own copy of any
-        network that keeps state (`facerec.replicas`), so with one model
+        network that keeps state (`facerec.faces.replicas`), so with one model
         thread each, `workers` photos use `workers` cores. That is how a
         batch job should use cores: independent single-threaded workers never
         wait at a barrier for a thread the scheduler put to sleep, so on a

@@ -1,7 +1,7 @@
 """The Beta distribution's quantile for integer shapes: Clopper-Pearson intervals without SciPy.
 
 Every verify and identify states the false-accept rate of its threshold with an
-exact binomial interval (`facerec.operating.clopper_pearson`), whose bounds are
+exact binomial interval (`facerec.decisions.operating.clopper_pearson`), whose bounds are
 Beta quantiles. SciPy's ``betaincinv`` costs the light install 140 MB on disk and
 the command about 0.2 s and 25 MiB to import, so the few lines here compute the
 same numbers (`tests/test_operating.py` checks them against SciPy to 1e-9).

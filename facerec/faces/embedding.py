@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from facerec.alignment import Template
-from facerec.images import RGBImage
+from facerec.faces.alignment import Template
+from facerec.faces.images import RGBImage
 from facerec.models.base import Backbone, LoadedModel, ModelIdentity, ModelSpec
 from facerec.models.fusion import fuse
 

@@ -1,6 +1,6 @@
 """Episodic few-shot heads on frozen face embeddings, scored side by side with the prototypes.
 
-`facerec.fewshot` has the two heads enrolment uses (nearest prototype, and a
+`facerec.evaluation.fewshot` has the two heads enrolment uses (nearest prototype, and a
 cosine head fine-tuned on the support set). The few-shot literature offers
 heads that *learn how to compare* from episodes of other people; on a strong
 face embedding the question is whether any of them still adds something, at
@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facerec.fewshot import (
+from facerec.evaluation.fewshot import (
     DEFAULT_SCALE,
     EpisodeIndices,
     FinetuneConfig,
@@ -167,7 +167,7 @@ def episode_prototypes(support: Tensor) -> Tensor:
 
 
 class PrototypeHead:
-    """Nearest prototype by cosine (`facerec.fewshot`): what identification does today."""
+    """Nearest prototype by cosine (`facerec.evaluation.fewshot`): what identification does today."""
 
     def scores(self, episodes: Episodes) -> Tensor:
         protos = episode_prototypes(episodes.support)
@@ -176,7 +176,7 @@ class PrototypeHead:
 
 @dataclass(frozen=True, slots=True)
 class FinetunedCosineHead:
-    """The transductively fine-tuned cosine head (`facerec.fewshot.finetune_on_support`).
+    """The transductively fine-tuned cosine head (`facerec.evaluation.fewshot.finetune_on_support`).
 
     Its queries include every query of the episode, unknown people too: a
     transductive head cannot tell them apart. Scores are logits s cos + b.

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from facerec.decisions.prototypes import normalised_mean
 from facerec.detectors import DetectedFace
 from facerec.errors import FacerecError
+from facerec.faces.images import LoadedImage
+from facerec.faces.pipeline import storage_crop
 from facerec.gallery.records import Hit, NewSample
-from facerec.images import LoadedImage
-from facerec.pipeline import storage_crop
-from facerec.prototypes import normalised_mean
 
 #: Two leave-one-out similarities closer than this count as a tie (float rounding).
 _TIE = 1e-6

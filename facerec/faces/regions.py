@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from facerec.detectors import DetectedFace
-from facerec.images import LoadedImage
-from facerec.pipeline import Face
+from facerec.faces.images import LoadedImage
+from facerec.faces.pipeline import Face
 
 #: Longer side, in pixels, the drawn region is detected at.
 REGION_SIDE = 480

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facerec.detectors import DetectedFace
-from facerec.images import RGBImage
+from facerec.faces.images import RGBImage
 
 BLUR_PROBE_SIZE = 112
 

@@ -48,10 +48,10 @@ from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from facerec.binomial import beta_quantile
-from facerec.decision import DecisionThreshold, ThresholdSource, format_rate
+from facerec.decisions.decision import DecisionThreshold, ThresholdSource, format_rate
 from facerec.errors import ModelError
-from facerec.jsonfields import json_bool, json_int, json_ints, json_str
+from facerec.util.binomial import beta_quantile
+from facerec.util.jsonfields import json_bool, json_int, json_ints, json_str
 
 log = logging.getLogger(__name__)
 

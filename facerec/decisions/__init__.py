@@ -1,0 +1,1 @@
+"""Decisions on embeddings: thresholds, operating points, enrolment, prototypes, names."""

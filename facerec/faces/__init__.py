@@ -1,0 +1,1 @@
+"""The road from pixels to vectors: images, alignment, quality, embedding, the pipeline."""

@@ -1,0 +1,1 @@
+"""Small helpers used everywhere: binomial bounds, JSON fields, lazy imports."""
