@@ -20,6 +20,7 @@ run on is the other per-process choice, and `default_device()` makes it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 from collections.abc import Iterator
@@ -181,3 +182,28 @@ def default_device() -> torch.device:
     import torch  # deferred: commands that never detect (people, info) should not load torch
 
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+#: glibc's mallopt parameter number for the mmap threshold, and the value scans and servers use.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 8 << 20
+
+
+def limit_heap_fragmentation() -> bool:
+    """Serve allocations of 8 MiB and more with mmap, so they go back to the OS when freed.
+
+    glibc raises its mmap threshold each time a large block is freed, after
+    which the image-sized buffers of every differently sized photo come from
+    the heap and fragment it, so a long album scan or a long-running server
+    creeps up in RSS. A fixed threshold stops that; 8 MiB keeps the peak low
+    without the throughput cost of smaller values (measured by
+    `scripts/bench_scan_settings.py`). It is process-wide and cannot be
+    undone, so only a process that exists to scan or to serve makes it
+    (`facerec album scan`, `facerec serve`); the library never does on its
+    own. Returns False where the C library is not glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))

@@ -5,7 +5,7 @@
 
 A variant is POLICY:THREADS. POLICY is `default` (glibc's sliding mmap
 threshold) or `mmapN` (a fixed threshold of N MiB, as
-`facerec.album.scan.limit_heap_fragmentation` sets with 8); THREADS is
+`facerec.runtime.limit_heap_fragmentation` sets with 8); THREADS is
 `Album.scan(threads=...)`: photos detected at once, one model thread each
 (the README's older table, from before YuNet, measured torch threads). Each variant scans the same photos (built as
 `scripts/bench_album.py` builds them) into a fresh gallery in its own process,

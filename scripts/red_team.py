@@ -106,8 +106,9 @@ def run(attack: Attack) -> dict[str, object]:
         text=True,
     )
     tail = (r.stdout.strip().splitlines() or [""])[-1]
-    counts = {k.rstrip("s") if k != "passed" else k: int(n) for n, k in _COUNTS.findall(tail)}
-    passed, failed = counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0)
+    counts = {kind: int(n) for n, kind in _COUNTS.findall(tail)}
+    passed = counts.get("passed", 0)
+    failed = counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
     verdict = "held" if r.returncode == 0 and passed else "BROKEN" if failed else "not tried"
     return {
         "attack": attack.key,

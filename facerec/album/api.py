@@ -164,7 +164,7 @@ class Album:
         process's own thread setting is restored afterwards. With
         `threads=1` the photos go one at a time on the process's setting
         (`Settings.threads`). A long-running process that scans
-        large albums should also call `scan.limit_heap_fragmentation()` once,
+        large albums should also call `facerec.runtime.limit_heap_fragmentation()` once,
         as `facerec album scan` does, to keep its peak memory flat.
 
         `ray` runs decoding, detection and embedding on a Ray cluster instead

@@ -151,6 +151,7 @@ def scan(
 ) -> None:
     """Scan FOLDER: new and changed photos are detected, embedded, matched and clustered."""
     from facerec.album import scan as scan_mod
+    from facerec.runtime import limit_heap_fragmentation
 
     cluster = None
     on_ray = on_ray or ray_address is not None
@@ -168,7 +169,7 @@ def scan(
         except ModuleNotFoundError as exc:
             fail(str(exc), as_json=as_json, kind=type(exc).__name__)
         cluster = RayCluster(address=ray_address, cpus_per_worker=ray_cpus or 1)
-    scan_mod.limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
+    limit_heap_fragmentation()  # this process exists to scan: keep its peak RSS flat
     side = scan_mod.DEFAULT_MAX_SIDE if max_side is None else (max_side or None)
     settings = make_settings(model, weights, threshold, min_face_size, detector, index=index)
     # One size for decoding and detection: the detector would otherwise shrink again.

@@ -628,36 +628,6 @@ def release_memory() -> None:
 
 _malloc_trim: Any = None
 
-#: glibc's mallopt parameter number for the mmap threshold, and the value the scan uses.
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 8 << 20
-
-
-def limit_heap_fragmentation() -> bool:
-    """Serve allocations of 8 MiB and more with mmap, so they go back to the OS when freed.
-
-    glibc raises its mmap threshold each time a large block is freed (up to
-    32 MiB), after which the image-sized tensors of every differently sized
-    photo come from the heap and fragment it: over a 2,000-photo scan the
-    in-batch peak RSS climbed from 1.3 to 1.9 GB. A fixed threshold stops
-    that. 2 MiB kept the peak lowest but cost 30 % of throughput (fresh
-    zeroed pages for every mid-sized tensor); 8 MiB costs nothing measurable
-    (200 photos: 4.51 photos/s, peak 1,184 MiB, against 4.60 and 1,358 MiB
-    with glibc's default; `scripts/bench_scan_settings.py`). Over 2,000 photos at 8 MiB the RSS between batches
-    stays at 919-932 MiB and the in-batch peak per quarter of the run goes
-    1,386 / 1,467 / 1,511 / 1,545 MiB, each step smaller (at 2 MiB: 1,145 to
-    1,229). It is process-wide and cannot be undone, so it is a choice for a
-    process that scans, made by `facerec album scan`; the
-    library never makes it on its own. Returns False where the C library is
-    not glibc.
-    """
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-
-
 def _faces(
     pipeline: Pipeline, batch: Sequence[Fetched], parallel: int = 1
 ) -> list[list[Face] | str]:

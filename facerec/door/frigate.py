@@ -30,7 +30,7 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -59,6 +59,7 @@ class Recognised:
 
 #: (frigate camera, event id, snapshot bytes) -> the result, or None when it had no usable face.
 Recognise = Callable[[str, str, bytes], Recognised | None]
+T = TypeVar("T")
 
 
 class FrigateBridge:
@@ -152,16 +153,37 @@ class FrigateBridge:
     def _fetch(self, path: str) -> bytes | None:
         """GET with retries; None (logged) when it cannot be had or is too large."""
         limit = self.config.max_snapshot_bytes
+
+        def get() -> bytes | None:
+            with urllib.request.urlopen(self.config.url + path, timeout=self.config.timeout_s) as r:
+                data = bytes(r.read(limit + 1))
+            if len(data) > limit:
+                log.warning("frigate: %s is larger than %d bytes; skipped", path, limit)
+                return None
+            return data
+
+        return self._retrying(path, get)
+
+    def _post(self, path: str, body: dict[str, Any]) -> bool:
+        data = json.dumps(body).encode("utf-8")
+
+        def post() -> bool:
+            request = urllib.request.Request(self.config.url + path, data=data, method="POST",
+                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            with urllib.request.urlopen(request, timeout=self.config.timeout_s):
+                return True
+
+        return bool(self._retrying(path, post))
+
+    def _retrying(self, path: str, call: Callable[[], T]) -> T | None:
+        """`call()`, retried with backoff on a server error or a network failure.
+
+        A client error (4xx) is not retried: asking again gets the same answer.
+        None (logged) when it failed for good or the bridge is stopping.
+        """
         for attempt in range(self.config.retries + 1):
             try:
-                with urllib.request.urlopen(
-                    self.config.url + path, timeout=self.config.timeout_s
-                ) as r:
-                    data = bytes(r.read(limit + 1))
-                if len(data) > limit:
-                    log.warning("frigate: %s is larger than %d bytes; skipped", path, limit)
-                    return None
-                return data
+                return call()
             except urllib.error.HTTPError as exc:
                 if exc.code < 500:
                     log.warning("frigate: %s answered HTTP %d; skipped", path, exc.code)
@@ -173,26 +195,6 @@ class FrigateBridge:
                 log.warning("frigate: %s failed (%s); skipped", path, reason)
                 return None
         return None
-
-    def _post(self, path: str, body: dict[str, Any]) -> bool:
-        data = json.dumps(body).encode("utf-8")
-        for attempt in range(self.config.retries + 1):
-            request = urllib.request.Request(self.config.url + path, data=data, method="POST",
-                                             headers={"Content-Type": "application/json"})  # fmt: skip
-            try:
-                with urllib.request.urlopen(request, timeout=self.config.timeout_s):
-                    return True
-            except urllib.error.HTTPError as exc:
-                if exc.code < 500:
-                    log.warning("frigate: %s answered HTTP %d", path, exc.code)
-                    return False
-                reason: object = f"HTTP {exc.code}"
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-            if attempt == self.config.retries or self._stop.wait(0.5 * 2**attempt):
-                log.warning("frigate: %s failed (%s)", path, reason)
-                return False
-        return False
 
 
 def parse_event(payload: bytes, config: FrigateConfig) -> tuple[str, str] | None:

@@ -99,7 +99,7 @@ def serve(
     """Serve the gallery over HTTP (FastAPI + uvicorn); see /docs for the API."""
     import uvicorn
 
-    from facerec.album.scan import limit_heap_fragmentation
+    from facerec.runtime import limit_heap_fragmentation
     from facerec.server.app import ServerConfig, create_app
     from facerec.server.service import FaceService
 
