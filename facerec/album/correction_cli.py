@@ -7,8 +7,11 @@ the correction and its log row in one transaction and refreshes the album;
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
@@ -19,6 +22,7 @@ from facerec.cli_common import DbOpt, JsonOpt, ThresholdOpt, emit
 from facerec.config import Settings
 
 if TYPE_CHECKING:
+    from facerec.album.api import Album
     from facerec.album.corrections import Correction
     from facerec.album.records import CorrectionResult
 
@@ -36,101 +40,117 @@ def _show(result: CorrectionResult, as_json: bool) -> None:
     emit(as_json, result, human)
 
 
+#: The options every correction takes, after its own arguments.
+_OPTIONS = tuple(
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+    for name, kind, default in (
+        ("cluster_threshold", ClusterThresholdOpt, None),
+        ("threshold", ThresholdOpt, None),
+        ("db", DbOpt, None),
+        ("as_json", JsonOpt, False),
+    )
+)
+#: Names the corrections' annotations use but import only for type checking (`Album` loads the
+#: model stack, which `facerec --help` must not); their parameter is not a command's.
+_TYPE_ONLY: dict[str, Any] = {"Album": Any, "CorrectionResult": Any}
+
+
+def correction(verb: Callable[..., CorrectionResult]) -> Callable[..., None]:
+    """The command for `verb(album, ...)`: its arguments, then `_OPTIONS`; it shows the result.
+
+    One definition of the options and of opening the album, instead of the same four
+    parameters and `with` line in every correction command.
+    """
+    hints = get_type_hints(verb, localns=_TYPE_ONLY, include_extras=True)
+    own = list(inspect.signature(verb).parameters.values())[1:]  # after `album`
+    params = [p.replace(annotation=hints[p.name]) for p in own] + list(_OPTIONS)
+
+    @functools.wraps(verb)
+    def command(
+        *,
+        cluster_threshold: float | None,
+        threshold: float | None,
+        db: str | None,
+        as_json: bool,
+        **args: Any,
+    ) -> None:
+        settings = Settings(threshold=threshold)
+        with _album(db, settings, cluster_threshold, as_json=as_json) as album:
+            _show(verb(album, **args), as_json)
+
+    del command.__wrapped__  # Typer reads the signature below, not `verb`'s
+    command.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    return command
+
+
+@correction
 def rename(
+    album: Album,
     old: Annotated[str, typer.Argument(help="The person's name now.")],
     new: Annotated[str, typer.Argument(help="Their new name.")],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Rename a person everywhere (undo: `facerec album undo`)."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.rename(old, new), as_json)
+    return album.rename(old, new)
 
 
+@correction
 def merge(
+    album: Album,
     source: Annotated[str, typer.Argument(help="The person who goes.")],
     target: Annotated[str, typer.Argument(help="The person who stays, with both's faces.")],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Merge SOURCE into TARGET: samples, album faces and 'not' records move; SOURCE goes."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.merge(source, target), as_json)
+    return album.merge(source, target)
 
 
+@correction
 def move(
+    album: Album,
     name: Annotated[str, typer.Argument(help="The enrolled person these faces are.")],
     faces: FacesArg,
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Say FACES are NAME (confirmed: kept by every rescan)."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.move(faces, name), as_json)
+    return album.move(faces, name)
 
 
-def confirm(
-    faces: FacesArg,
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@correction
+def confirm(album: Album, faces: FacesArg) -> CorrectionResult:
     """Accept the automatic matches of FACES (all matched to one person)."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.confirm(faces), as_json)
+    return album.confirm(faces)
 
 
-def split(
-    faces: FacesArg,
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@correction
+def split(album: Album, faces: FacesArg) -> CorrectionResult:
     """Split FACES off their unknown-face cluster; clustering keeps them apart from then on."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.split(faces), as_json)
+    return album.split(faces)
 
 
+@correction
 def ignore(
+    album: Album,
     faces: Annotated[list[int] | None, typer.Argument(help="Album face ids.")] = None,
     cluster: Annotated[
         int | None, typer.Option("--cluster", help="Ignore every face of this cluster.")
     ] = None,
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Leave FACES (or a whole --cluster) out of matching and clustering."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        if cluster is not None:
-            _show(album.ignore_cluster(cluster), as_json)
-        else:
-            _show(album.ignore(faces or []), as_json)
+    if cluster is not None:
+        return album.ignore_cluster(cluster)
+    return album.ignore(faces or [])
 
 
+@correction
 def add_face(
+    album: Album,
     photo: Annotated[int, typer.Argument(help="Album photo id (from `facerec album report`).")],
     box: Annotated[
         tuple[float, float, float, float],
         typer.Argument(help="X1 Y1 X2 Y2 around the missed face, in the photo's pixels."),
     ],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Add a face the scan missed: detected inside BOX, embedded and matched like any other."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.add_face(photo, box), as_json)
+    return album.add_face(photo, box)
 
 
 def export(
@@ -182,29 +202,21 @@ def import_(
     ))  # fmt: skip
 
 
+@correction
 def remove_sample(
+    album: Album,
     sample: Annotated[
         int, typer.Argument(help="Enrolment sample id (the person's page lists them).")
     ],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Remove one enrolment sample of a person (a bad photo); `undo` puts it back."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.remove_sample(sample), as_json)
+    return album.remove_sample(sample)
 
 
-def undo(
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@correction
+def undo(album: Album) -> CorrectionResult:
     """Take back the last correction (from the CLI, the web app or Python)."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.undo(), as_json)
+    return album.undo()
 
 
 def log_cmd(db: DbOpt = None, as_json: JsonOpt = False) -> None:
