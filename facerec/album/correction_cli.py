@@ -7,24 +7,21 @@ the correction and its log row in one transaction and refreshes the album;
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from facerec.album.cli_session import ClusterThresholdOpt
+from facerec.album.cli_session import ClusterThresholdOpt, album_command
 from facerec.album.cli_session import album_session as _album
 from facerec.album.cli_session import refresh_line as _refresh_line
+from facerec.album.records import CorrectionResult  # at run time: the commands' signatures
 from facerec.cli_common import DbOpt, JsonOpt, ThresholdOpt, emit
 from facerec.config import Settings
 
 if TYPE_CHECKING:
     from facerec.album.api import Album
     from facerec.album.corrections import Correction
-    from facerec.album.records import CorrectionResult
 
 
 FacesArg = Annotated[
@@ -32,56 +29,12 @@ FacesArg = Annotated[
 ]
 
 
-def _show(result: CorrectionResult, as_json: bool) -> None:
-    def human(r: CorrectionResult) -> None:
-        typer.echo(f"correction {r.id}: {r.summary}")
-        typer.echo(_refresh_line(r.refresh))
-
-    emit(as_json, result, human)
+def _show(r: CorrectionResult, db: str | None) -> None:
+    typer.echo(f"correction {r.id}: {r.summary}")
+    typer.echo(_refresh_line(r.refresh))
 
 
-#: The options every correction takes, after its own arguments.
-_OPTIONS = tuple(
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
-    for name, kind, default in (
-        ("cluster_threshold", ClusterThresholdOpt, None),
-        ("threshold", ThresholdOpt, None),
-        ("db", DbOpt, None),
-        ("as_json", JsonOpt, False),
-    )
-)
-#: Names the corrections' annotations use but import only for type checking (`Album` loads the
-#: model stack, which `facerec --help` must not); their parameter is not a command's.
-_TYPE_ONLY: dict[str, Any] = {"Album": Any, "CorrectionResult": Any}
-
-
-def correction(verb: Callable[..., CorrectionResult]) -> Callable[..., None]:
-    """The command for `verb(album, ...)`: its arguments, then `_OPTIONS`; it shows the result.
-
-    One definition of the options and of opening the album, instead of the same four
-    parameters and `with` line in every correction command.
-    """
-    hints = get_type_hints(verb, localns=_TYPE_ONLY, include_extras=True)
-    own = list(inspect.signature(verb).parameters.values())[1:]  # after `album`
-    params = [p.replace(annotation=hints[p.name]) for p in own] + list(_OPTIONS)
-
-    @functools.wraps(verb)
-    def command(
-        *,
-        cluster_threshold: float | None,
-        threshold: float | None,
-        db: str | None,
-        as_json: bool,
-        **args: Any,
-    ) -> None:
-        settings = Settings(threshold=threshold)
-        with _album(db, settings, cluster_threshold, as_json=as_json) as album:
-            _show(verb(album, **args), as_json)
-
-    del command.__wrapped__  # Typer reads the signature below, not `verb`'s
-    command.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
-    return command
+correction = album_command(_show)
 
 
 @correction
