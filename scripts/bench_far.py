@@ -37,8 +37,8 @@ the same thresholds, and gives the threshold that holds FAR <= 1e-4 there.
 the pair counts, the date and this command.
 
 `--write-docs` rewrites the tables that quote those shipped curves (the models
-headline in README.md, the prototype table in docs/thresholds.md, between their
-`bench_far:*` markers) from the package's files: alone it measures nothing and
+headline in README.md and docs/models.md, the prototype table in docs/thresholds.md,
+the fusion's operating points in docs/accuracy.md, between their `bench_far:*` markers) from the package's files: alone it measures nothing and
 takes a second; with `--write-package-data` it renders the curves just written.
 Then run `python scripts/write_docs_index.py` for docs/index.md.
 """
@@ -361,14 +361,18 @@ HEADLINE = (
 #: The shipped curves' detectors, as the prototype table names them.
 DETECTORS = (("mtcnn", "MTCNN"), ("yunet", "YuNet"))
 README = ROOT / "README.md"
+MODELS_PAGE = ROOT / "docs" / "models.md"
 THRESHOLDS_PAGE = ROOT / "docs" / "thresholds.md"
+ACCURACY_PAGE = ROOT / "docs" / "accuracy.md"
+#: The fusion's operating points beside SFace's, on the curves measured with MTCNN's landmarks.
+FUSION_ROWS = ("sface", "sface+dlib")
 
 
-def _shipped(model: str, detector: str, enrolled: int = 1) -> OperatingPoint:
+def _shipped(model: str, detector: str, enrolled: int = 1, far: float = DOOR_FAR) -> OperatingPoint:
     curve = curve_for(model, None, enrolled=enrolled, detector=detector)
     if curve is None:
         raise SystemExit(f"no shipped curve for {model} with {detector} at {enrolled} photo(s)")
-    return curve.for_far(DOOR_FAR)
+    return curve.for_far(far)
 
 
 def models_table() -> str:
@@ -419,12 +423,36 @@ def prototypes_table() -> str:
     return "\n".join(rows)
 
 
+def fusion_table(detector: str = "mtcnn") -> str:
+    """docs/accuracy.md: threshold (TAR) at each target FAR, then the door's for prototypes."""
+    rows = [
+        "| model | "
+        + " | ".join(
+            f"**FAR {format_rate(t)} (door)**" if t == DOOR_FAR else f"FAR {format_rate(t)}"
+            for t in TARGETS
+        )
+        + " | "
+        + " | ".join(f"{k} photos" for k in ENROL[1:-1])
+        + f" | {ENROL[-1]}+ photos |",
+        "|---" * (1 + len(TARGETS) + len(ENROL) - 1) + "|",
+    ]
+    for model in FUSION_ROWS:
+        points = [_shipped(model, detector, far=t) for t in TARGETS]
+        points += [_shipped(model, detector, k) for k in ENROL[1:]]
+        rows.append(
+            f"| {model} | " + " | ".join(f"{p.threshold:.4f} ({p.tar:.2%})" for p in points) + " |"
+        )
+    return "\n".join(rows)
+
+
 def write_docs() -> None:
     """The shipped curves' tables into README.md and docs/thresholds.md, between markers."""
     replace_between(README, "bench_far:models", models_table())
+    replace_between(MODELS_PAGE, "bench_far:models", models_table())
+    replace_between(ACCURACY_PAGE, "bench_far:fusion", fusion_table())
     # Inside a list item on that page: indented with it.
     replace_between(THRESHOLDS_PAGE, "bench_far:prototypes", indent(prototypes_table(), "  "))
-    for page in (README, THRESHOLDS_PAGE):
+    for page in (README, MODELS_PAGE, THRESHOLDS_PAGE, ACCURACY_PAGE):
         print(f"wrote {page.relative_to(ROOT)}")
 
 
