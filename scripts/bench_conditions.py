@@ -2,43 +2,47 @@
 probe condition, on the LFW dev photos.
 
     OMP_NUM_THREADS=1 python scripts/bench_conditions.py                 # every condition
-    OMP_NUM_THREADS=1 python scripts/bench_conditions.py --no-door-gate  # the pipeline's gate only
+    OMP_NUM_THREADS=1 python scripts/bench_conditions.py --no-door-gate --sweep  # how DOOR_LIMITS was chosen
     python scripts/bench_conditions.py --probes 200 --conditions clean "face 24 px"  # a quick look
 
 Gallery (the enrolment side, clean as at a door): the 3,811 photos of
 pairs_dev.txt, each embedded once through the evaluation cache
-(`facerec.evaluation.embed`: the production detector and model, the face
-nearest the centre); photos without a detected face are left out, as an
-enrolment would refuse them. Each gallery photo stands for a person enrolled
-from that one photo, so the threshold is the one the door uses for such a
-person: `FaceRec.decision_threshold(enrolled=1)`, the shipped operating point
-for FAR `DOOR_FAR` (what `facerec camera --claim` resolves through
-`FaceRec.claim`).
+(`facerec.evaluation.embed`: the default detector and model with default
+settings, the face nearest the centre); photos without a detected face are
+left out, as an enrolment would refuse them. Each gallery photo stands for a
+person enrolled from that one photo, so the threshold is the one the door
+uses for such a person: `FaceRec.decision_threshold(enrolled=1)`, the shipped
+operating point for FAR `DOOR_FAR` (what `facerec camera --claim` resolves
+through `FaceRec.claim`).
 
-Probes: a seeded sample of the gallery photos whose person has another
-gallery photo (so that every probe has genuine comparisons). Each condition
-(`facerec.evaluation.conditions`) degrades the probe photo, and the frame then
-takes the door's road: the shipped default detector and model with default
-settings, `select_subject` with the pipeline's quality gate, and (unless
-`--no-door-gate`) the door's own limits (`facerec.faces.quality.DoorLimits`),
+Probes: the first `--probes` photos of a seeded permutation of the gallery
+photos whose person has another gallery photo (so every probe has genuine
+comparisons). Each condition (`facerec.evaluation.conditions`) degrades the
+probe photo, and the frame then takes the door's road: the same detector and
+model, but with the door's 40-px minimum face (`facerec camera` and `facerec
+door`), `select_subject` with the pipeline's quality gate, then (unless
+`--no-door-gate`) the door's own limits (`facerec.faces.quality.DOOR_LIMITS`),
 as `facerec.camera.door.DoorCamera` applies them. A probe the detector misses
 or a gate refuses is a refusal: it is compared with no one and opens nothing.
-The yaw condition degrades nothing; its probes are the photos whose clean
-landmarks show a turned head.
+The yaw condition degrades nothing: its probes are every gallery photo whose
+clean landmarks show a head turned more than about 30 degrees (also of people
+with one photo, who add impostor comparisons only).
 
 Per condition: impostor comparisons (each probe against every gallery photo
-of other people), FAR at the door threshold among the faces the door decided
-on, with its exact 95% interval, and over every attempt (a refused face
-accepts no one); TAR over the genuine comparisons of every probe (a refused
-owner is not let in); refusals by reason. A condition *holds* when the upper
-95% bound of the decided faces' FAR is at most 2x the stated FAR, or when the
-door refused every probe.
+of other people, `facerec.evaluation.far.cross_counts` on the shipped curve's
+grid); FAR at the door threshold among the faces the door decided on, with
+its exact (Clopper-Pearson) 95% interval, and over every attempt (a refused
+face accepts no one); TAR over the genuine comparisons of every probe (a
+refused owner is not let in); refusals by reason. A condition *holds* when
+the upper 95% bound of the decided faces' FAR is at most 2x the stated FAR,
+or when the door refused every probe. `--sweep` tries door limits on the
+cached results and lists those under which every condition holds.
 
-Each condition's probe results (the subject's quality measures and embedding,
-or why there was none) are cached under the evaluation cache's
+Each condition's probe results (the subject's quality measures and
+embedding, or why there was none) are cached under the evaluation cache's
 `conditions/` folder, keyed by the model, detector, pipeline gate, seed and
-probe photos: a rerun, or a rerun with other door limits, embeds nothing. JSON
-goes to bench-results/conditions.json.
+probe photos: a rerun, or a rerun with other door limits, embeds nothing.
+JSON goes to bench-results/conditions.json.
 """
 
 from __future__ import annotations

@@ -99,7 +99,9 @@ def jpeg(pixels: RGBImage, face_px: float, rng: np.random.Generator) -> RGBImage
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    return np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))
+    if decoded is None:
+        raise RuntimeError("JPEG decoding failed")
+    return np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
 CONDITIONS: tuple[Condition, ...] = (

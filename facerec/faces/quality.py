@@ -159,3 +159,52 @@ def _apart(value: float, limit: float, decimals: int) -> tuple[str, str]:
 
 def _sign(x: float) -> str:
     return "-" if x < 0 else "+"
+
+
+@dataclass(frozen=True, slots=True)
+class DoorLimits:
+    """What a face must show before it may open a door, on top of `QualityLimits`.
+
+    The door's threshold was set for its stated FAR on clean photos; a small,
+    soft or turned face looks like more strangers, so the same threshold lets
+    more of them in. `scripts/bench_conditions.py` measures FAR per camera
+    condition; these limits refuse the faces of every condition whose FAR
+    exceeded twice the stated rate, and the reason says so in those words.
+    Albums never apply them: a photo in an album opens nothing.
+    """
+
+    #: The FAR the limits were measured for (named in the refusal).
+    far: float = 1e-4
+    min_face_px: float = 0.0
+    min_sharpness: float = 0.0
+    max_abs_yaw: float = 1.0
+
+
+DOOR_LIMITS = DoorLimits()
+
+
+def door_reasons(quality: Quality, limits: DoorLimits) -> tuple[str, ...]:
+    """Why a face that passed the pipeline's gate may still not decide at a door (empty: it may)."""
+    rate = _rate(limits.far)
+    reasons = []
+    if quality.face_px < limits.min_face_px:
+        v, lim = _apart(quality.face_px, limits.min_face_px, 0)
+        reasons.append(f"face too small for FAR {rate} ({v} px, needs {lim})")
+    if quality.blur < limits.min_sharpness:
+        v, lim = _apart(quality.blur, limits.min_sharpness, 0)
+        reasons.append(
+            f"face too blurred or too low in detail for FAR {rate} (sharpness {v}, needs {lim})"
+        )
+    if abs(quality.yaw) > limits.max_abs_yaw:
+        v, lim = _apart(abs(quality.yaw), limits.max_abs_yaw, 2)
+        reasons.append(
+            f"face turned too far sideways for FAR {rate} (yaw {_sign(quality.yaw)}{v}, "
+            f"limit ±{lim})"
+        )
+    return tuple(reasons)
+
+
+def _rate(rate: float) -> str:
+    """1e-4, not 1e-04 or 0.0001."""
+    mantissa, exponent = f"{rate:.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
