@@ -437,6 +437,10 @@ def sweep(done: list[tuple[Condition, ProbeRecords, Scored]]) -> None:
         )
 
 
+def _pct(x: object) -> str:
+    return "-" if x is None else f"{float(x):.2%}"
+
+
 def _line(r: dict[str, object]) -> str:
     return (
         f"{r['condition']}: {r['decided']}/{r['probes']} decided, FAR "
@@ -454,7 +458,7 @@ def _print_table(
     )
     print(
         "| condition | probes | impostor comparisons | FAR, decided faces [95% CI] | "
-        "FAR, all attempts | TAR | refused | refusals by reason | verdict |"
+        "FAR, all attempts | TAR (decided faces) | refused | refusals by reason | verdict |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -466,7 +470,7 @@ def _print_table(
             f"| {r['condition']} | {probes:,} | {int(r['impostor_comparisons']):,} | "
             f"{_fmt_far(r['far_decided'])} | "
             f"{format_rate(float(r['far_attempts']['far']))} | "
-            f"{float(r['tar']):.2%} | {int(r['refused'])} ({int(r['refused']) / probes:.1%}) | "
+            f"{float(r['tar']):.2%} ({_pct(r['tar_decided'])}) | {int(r['refused'])} ({int(r['refused']) / probes:.1%}) | "
             f"{why} | {r['verdict']} |"
         )
 

@@ -21,7 +21,6 @@ from facerec.camera.stream import Frame
 from facerec.cli_common import make_settings
 from facerec.evaluation.conditions import condition, probe_rng
 from facerec.faces.images import load_image
-from facerec.faces.quality import DOOR_LIMITS
 
 from .test_strangers import lfw
 
