@@ -2,7 +2,6 @@
 probe condition, on the LFW dev photos.
 
     OMP_NUM_THREADS=1 python scripts/bench_conditions.py                 # every condition
-    OMP_NUM_THREADS=1 python scripts/bench_conditions.py --no-door-gate --sweep  # how DOOR_LIMITS was chosen
     python scripts/bench_conditions.py --probes 200 --conditions clean "face 24 px"  # a quick look
 
 Gallery (the enrolment side, clean as at a door): the 3,811 photos of
@@ -20,10 +19,10 @@ photos whose person has another gallery photo (so every probe has genuine
 comparisons). Each condition (`facerec.evaluation.conditions`) degrades the
 probe photo, and the frame then takes the door's road: the same detector and
 model, but with the door's 40-px minimum face (`facerec camera` and `facerec
-door`), `select_subject` with the pipeline's quality gate, then (unless
-`--no-door-gate`) the door's own limits (`facerec.faces.quality.DOOR_LIMITS`),
-as `facerec.camera.door.DoorCamera` applies them. A probe the detector misses
-or a gate refuses is a refusal: it is compared with no one and opens nothing.
+door`), then `select_subject` with the pipeline's quality gate, as
+`facerec.camera.door.DoorCamera` picks the face that votes. A probe the
+detector misses or the gate refuses is a refusal: it is compared with no one
+and opens nothing.
 The yaw condition degrades nothing: its probes are every gallery photo whose
 clean landmarks show a head turned more than about 30 degrees (also of people
 with one photo, who add impostor comparisons only).
@@ -35,13 +34,13 @@ its exact (Clopper-Pearson) 95% interval, and over every attempt (a refused
 face accepts no one); TAR over the genuine comparisons of every probe (a
 refused owner is not let in); refusals by reason. A condition *holds* when
 the upper 95% bound of the decided faces' FAR is at most 2x the stated FAR,
-or when the door refused every probe. `--sweep` tries door limits on the
-cached results and lists those under which every condition holds.
+or when the door refused every probe; where one does not, the door must
+refuse those faces (`facerec.faces.quality`) or raise its threshold for them.
 
 Each condition's probe results (the subject's quality measures and
 embedding, or why there was none) are cached under the evaluation cache's
 `conditions/` folder, keyed by the model, detector, pipeline gate, seed and
-probe photos: a rerun, or a rerun with other door limits, embeds nothing.
+probe photos: a rerun embeds nothing.
 JSON goes to bench-results/conditions.json.
 """
 
@@ -76,13 +75,7 @@ from facerec.evaluation.far import cross_counts
 from facerec.evaluation.pairs import read_lfw_pairs
 from facerec.faces.images import LoadedImage, load_image
 from facerec.faces.pipeline import Pipeline, select_subject
-from facerec.faces.quality import (
-    DOOR_LIMITS,
-    DoorLimits,
-    Quality,
-    door_reasons,
-    pose_from_landmarks,
-)
+from facerec.faces.quality import pose_from_landmarks
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -93,10 +86,6 @@ SLACK = 2.0
 BATCH = 16
 #: The minimum face size `facerec camera` and `facerec door` detect with (`--min-face-size`).
 DOOR_MIN_FACE = 40
-#: The door limits `--sweep` tries.
-SWEEP_FACE_PX = (24.0,)
-SWEEP_SHARPNESS = (0.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 80.0)
-SWEEP_YAW = (0.40, 0.35, 0.30, 0.27, 0.25, 0.23, 0.20)
 MEASURES = ("face_px", "score", "blur", "roll_deg", "yaw", "pitch")
 
 
@@ -122,7 +111,7 @@ def run_probes(
     cond: Condition,
     seed: int,
 ) -> ProbeRecords:
-    """Every probe of one condition through the door's road, up to the door's own limits."""
+    """Every probe of one condition through the door's road, up to the decision."""
     dim = pipeline.embedder.spec.embedding_dim
     status: list[str] = []
     measures = np.full((len(paths), len(MEASURES)), np.nan)
@@ -193,19 +182,6 @@ def cached_probes(
     return records, False
 
 
-def door_status(records: ProbeRecords, limits: DoorLimits | None) -> list[str]:
-    """Each probe's refusal after the door's own limits too ("" = decided on)."""
-    out = []
-    for s, m in zip(records.status, records.measures, strict=True):
-        if s or limits is None:
-            out.append(s)
-            continue
-        q = Quality(*(float(x) for x in m), reasons=())
-        reasons = door_reasons(q, limits)
-        out.append(f"door: {_category(reasons[0])}" if reasons else "")
-    return out
-
-
 def _rate_ci(k: int, n: int) -> dict[str, float | int]:
     lo, hi = clopper_pearson(k, n) if n else (0.0, 1.0)
     return {"false_accepts": k, "comparisons": n, "far": k / n if n else 0.0, "low": lo, "high": hi}
@@ -227,13 +203,10 @@ def main() -> int:
     ap.add_argument("--probes", type=int, default=1000, help="probe photos per condition")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--conditions", nargs="+", default=names, choices=names, metavar="NAME")
-    ap.add_argument("--no-door-gate", action="store_true", help="the pipeline's gate only")
-    ap.add_argument("--sweep", action="store_true", help="list door limits that make all hold")
     ap.add_argument("--cache-dir", type=Path, default=None, help="evaluation cache directory")
     ap.add_argument("--json", type=Path, default=ROOT / "bench-results" / "conditions.json")
     args = ap.parse_args()
     command = shlex.join(["python", "scripts/bench_conditions.py", *sys.argv[1:]])
-    limits = None if args.no_door_gate else DOOR_LIMITS
     cache = EvaluationCache(args.cache_dir)
     t0 = time.perf_counter()
 
@@ -289,7 +262,6 @@ def main() -> int:
 
         clean_px: dict[Path, float] = {}
         rows = []
-        done: list[tuple[Condition, ProbeRecords, Scored]] = []
         for cond in [c for c in CONDITIONS if c.name in args.conditions or c.name == "clean"]:
             if cond.min_abs_yaw is not None:
                 # Every turned photo, also of people with one photo: impostor comparisons
@@ -309,16 +281,13 @@ def main() -> int:
             if cond.name not in args.conditions:
                 continue
             scored = score_probes(paths, records, g_emb, g_lab, gallery, threshold.value)
-            done.append((cond, records, scored))
             rows.append(
-                _row(cond, records, scored, limits)
+                _row(cond, records, scored)
                 | {"seconds": round(time.perf_counter() - tc, 1), "cached": hit}
             )
             print(_line(rows[-1]), file=sys.stderr)
     seconds = time.perf_counter() - t0
-    _print_table(rows, threshold.value, limits)
-    if args.sweep:
-        sweep(done)
+    _print_table(rows, threshold.value)
     result = {
         "command": command,
         "date": datetime.date.today().isoformat(),
@@ -328,7 +297,6 @@ def main() -> int:
         "threshold_source": str(threshold.source),
         "stated_far": DOOR_FAR,
         "slack": SLACK,
-        "door_limits": dataclasses.asdict(limits) if limits is not None else None,
         "gallery_photos": len(gallery),
         "gallery_people": len(owners),
         "seed": args.seed,
@@ -378,11 +346,9 @@ def score_probes(
     return Scored(fa, imp, ta, gen)
 
 
-def _row(
-    cond: Condition, records: ProbeRecords, scored: Scored, limits: DoorLimits | None
-) -> dict[str, object]:
+def _row(cond: Condition, records: ProbeRecords, scored: Scored) -> dict[str, object]:
     """One condition's figures (see the module docstring)."""
-    status = door_status(records, limits)
+    status = records.status
     ok = np.array([s == "" for s in status])
     fa = int(scored.false_accepts[ok].sum())
     ta = int(scored.true_accepts[ok].sum())
@@ -411,32 +377,6 @@ def _row(
     }
 
 
-def sweep(done: list[tuple[Condition, ProbeRecords, Scored]]) -> None:
-    """Door limits that make every condition hold, loosest first (how `DOOR_LIMITS` was chosen)."""
-    found = []
-    for px in SWEEP_FACE_PX:
-        for sharp in SWEEP_SHARPNESS:
-            for yaw in SWEEP_YAW:
-                lim = DoorLimits(min_face_px=px, min_sharpness=sharp, max_abs_yaw=yaw)
-                rows = [_row(c, r, s, lim) for c, r, s in done]
-                if all(r["verdict"] != "FAILS" for r in rows):
-                    tars = [float(r["tar"]) for r in rows]
-                    found.append((-float(np.mean(tars)), lim, rows))
-    found.sort(key=lambda f: f[0])
-    print("\nDoor limits under which every condition holds (best mean TAR first):")
-    print(
-        "| min face px | min sharpness | max abs yaw | mean TAR | "
-        + " | ".join(c.name for c, _, _ in done)
-        + " |"
-    )
-    print("|---" * (4 + len(done)) + "|")
-    for neg, lim, rows in found[:15]:
-        print(
-            f"| {lim.min_face_px:g} | {lim.min_sharpness:g} | {lim.max_abs_yaw:g} | "
-            f"{-neg:.2%} | " + " | ".join(f"{float(r['tar']):.1%}" for r in rows) + " |"
-        )
-
-
 def _pct(x: object) -> str:
     return "-" if x is None else f"{float(x):.2%}"
 
@@ -448,12 +388,9 @@ def _line(r: dict[str, object]) -> str:
     )
 
 
-def _print_table(
-    rows: list[dict[str, object]], threshold: float, limits: DoorLimits | None
-) -> None:
-    gate = "the pipeline's gate + the door's limits" if limits else "the pipeline's gate only"
+def _print_table(rows: list[dict[str, object]], threshold: float) -> None:
     print(
-        f"\nthreshold {threshold:.4f}, stated FAR {format_rate(DOOR_FAR)}; {gate}; holds = FAR "
+        f"\nthreshold {threshold:.4f}, stated FAR {format_rate(DOOR_FAR)}; holds = FAR "
         f"upper 95% bound <= {SLACK:g}x stated, or every probe refused\n"
     )
     print(

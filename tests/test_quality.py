@@ -87,24 +87,3 @@ def test_pose_refusals_state_the_limit(sharp_chip: np.ndarray) -> None:
     limits = QualityLimits(max_abs_yaw=0.09)
     (reason,) = assess(_face(landmarks=profile), sharp_chip, limits).reasons
     assert reason == "face turned too far sideways (yaw -0.095, limit ±0.090)"
-
-
-def test_door_refusals_name_the_far_the_value_and_what_is_needed(sharp_chip: np.ndarray) -> None:
-    from facerec.faces.quality import DoorLimits, door_reasons
-
-    limits = DoorLimits(far=1e-4, min_face_px=32.0, min_sharpness=40.0, max_abs_yaw=0.3)
-    profile = ((40.0, 50.0), (80.0, 50.0), (74.0, 70.0), (45.0, 90.0), (75.0, 90.0))
-    small = assess(_face(box=(0, 0, 28, 34)), sharp_chip, LIMITS)
-    assert small.ok  # the pipeline's gate keeps it; the door does not
-    assert door_reasons(small, limits) == ("face too small for FAR 1e-4 (28 px, needs 32)",)
-    turned = assess(_face(landmarks=profile), sharp_chip, LIMITS)
-    assert turned.ok and turned.yaw == pytest.approx(0.35)
-    (why,) = door_reasons(turned, limits)
-    assert why == "face turned too far sideways for FAR 1e-4 (yaw +0.35, limit ±0.30)"
-    soft = assess(_face(), cv2.GaussianBlur(sharp_chip, (0, 0), 1.9), LIMITS)
-    assert soft.ok and soft.blur < 40
-    (why,) = door_reasons(soft, limits)
-    assert why.startswith("face too blurred or too low in detail for FAR 1e-4 (sharpness ")
-    assert why.endswith(", needs 40)")
-    good = assess(_face(), sharp_chip, LIMITS)
-    assert door_reasons(good, limits) == ()

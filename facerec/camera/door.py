@@ -73,7 +73,6 @@ from facerec.decisions.names import name_key
 from facerec.errors import FacerecError, MultipleFacesError, NoFaceError, UnknownPersonError
 from facerec.faces.images import LoadedImage, RGBImage
 from facerec.faces.pipeline import Face, select_subject
-from facerec.faces.quality import DOOR_LIMITS, DoorLimits, door_reasons
 from facerec.liveness.verdict import LivenessVerdict, Verdict
 
 log = logging.getLogger(__name__)
@@ -117,15 +116,9 @@ class DoorCamera:
         save_images: bool = False,
         cooldown_s: float = DEFAULT_COOLDOWN_S,
         unknown_cooldown_s: float = DEFAULT_UNKNOWN_COOLDOWN_S,
-        door_limits: DoorLimits | None = DOOR_LIMITS,
     ) -> None:
-        """Loads the model and checks the gallery up front, so a bad setup fails before any frame.
-
-        `door_limits`: what a face must show to cast a vote (`facerec.faces.quality.DoorLimits`,
-        measured so the stated FAR holds under a camera's conditions); None: the pipeline's gate only.
-        """
+        """Loads the model and checks the gallery up front, so a bad setup fails before any frame."""
         self.source = source
-        self.door_limits = door_limits
         self.rule = rule or WindowRule()
         self.save_images = save_images
         self.claim = name_key(claim) if claim is not None else None
@@ -194,10 +187,8 @@ class DoorCamera:
         except (NoFaceError, MultipleFacesError) as exc:  # no face, or no clear subject
             reason = exc.reason if faces else "no face"
         else:
-            reason = self._refusal(best)
-            if reason is None:
-                label, score = self._judge(best)
-                vote = Vote(frame.t, label, score, frame.index)
+            label, score = self._judge(best)
+            vote = Vote(frame.t, label, score, frame.index)
         latency_ms = (time.perf_counter() - start) * 1000.0
         self._frames += 1
         self._last_t = frame.t
@@ -254,16 +245,6 @@ class DoorCamera:
             self._reset()  # still the same appearance: nothing to announce
             return result, None
         return result, self._decide(decided, frame.t, liveness)
-
-    def _refusal(self, face: Face) -> str | None:
-        """Why the frame's subject may not vote at a door although the pipeline kept it."""
-        if self.door_limits is None:
-            return None
-        reasons = door_reasons(face.quality, self.door_limits)
-        if not reasons:
-            return None
-        px = min(face.detection.width, face.detection.height)
-        return f"the main face ({px:.0f} px) was refused at the door: {', '.join(reasons)}"
 
     def _key_of(self, vote: Vote, face: Face) -> str:
         """Whom a vote is about: the name, or (watch) which stranger; claims have one subject."""
