@@ -39,8 +39,8 @@ refuse those faces (`facerec.faces.quality`) or raise its threshold for them.
 
 Each condition's probe results (the subject's quality measures and
 embedding, or why there was none) are cached under the evaluation cache's
-`conditions/` folder, keyed by the model, detector, pipeline gate, seed and
-probe photos: a rerun embeds nothing.
+`conditions/` folder, keyed by the model, detector, pipeline gate, seed, the
+conditions' code and the probe photos: a rerun embeds nothing.
 JSON goes to bench-results/conditions.json.
 """
 
@@ -68,6 +68,7 @@ from facerec.decisions.decision import format_rate
 from facerec.decisions.operating import DOOR_FAR, clopper_pearson
 from facerec.detectors import Detector
 from facerec.errors import MultipleFacesError, NoFaceError
+from facerec.evaluation import conditions
 from facerec.evaluation.cache import EvaluationCache, detector_key, embedding_key
 from facerec.evaluation.conditions import CONDITIONS, Condition, probe_rng
 from facerec.evaluation.embed import embed_set
@@ -256,6 +257,10 @@ def main() -> int:
                     ),
                     "gate": repr(pipeline.limits),
                     "seed": args.seed,
+                    # What a condition does to a photo: any edit of it is another run.
+                    "conditions": hashlib.sha256(
+                        Path(conditions.__file__).read_bytes()
+                    ).hexdigest(),
                 }
             ).encode()
         ).hexdigest()[:16]
