@@ -322,15 +322,23 @@ class PrototypeIndex:
 
     @classmethod
     def load(
-        cls, path: Path, expected: IndexStamp, policy: IndexPolicy | None = None
+        cls,
+        path: Path,
+        expected: IndexStamp,
+        policy: IndexPolicy | None = None,
+        *,
+        since: int | None = None,
     ) -> PrototypeIndex | None:
         """The index saved at `path` if it is intact, stamped `expected` and laid out as `policy` wants.
 
+        `since`: also accept a file of the same model and dimension stamped at
+        any revision from `since` up to `expected.revision`, which the caller
+        then brings up to date (its stamp says how far behind it is).
         None means "rebuild from the database"; the reason is logged (INFO for
         an absent, outdated or differently laid-out file, the normal course of
         events; WARNING for a damaged one).
         """
-        return cls._open(path, expected, policy or IndexPolicy())
+        return cls._open(path, expected, policy or IndexPolicy(), since)
 
     @classmethod
     def read(cls, path: Path) -> PrototypeIndex | None:
@@ -339,11 +347,15 @@ class PrototypeIndex:
         For inspection (diagnostics, tests); search paths use `load`, which
         also refuses a stale or differently laid-out file.
         """
-        return cls._open(path, None, None)
+        return cls._open(path, None, None, None)
 
     @classmethod
     def _open(
-        cls, path: Path, expected: IndexStamp | None, policy: IndexPolicy | None
+        cls,
+        path: Path,
+        expected: IndexStamp | None,
+        policy: IndexPolicy | None,
+        since: int | None,
     ) -> PrototypeIndex | None:
         try:
             data = path.read_bytes()
@@ -358,7 +370,7 @@ class PrototypeIndex:
             return None
         try:
             header = _split(data)
-            if expected is not None and header.stamp != expected:
+            if expected is not None and not _acceptable(header.stamp, expected, since):
                 log.info(
                     "prototype index %s is stale (built for %s, gallery is at %s); rebuilding it",
                     path,
@@ -592,6 +604,18 @@ if TYPE_CHECKING:
 
     def _satisfies_protocol(index: PrototypeIndex) -> VectorSearch:
         return index
+
+
+def _acceptable(found: IndexStamp, expected: IndexStamp, since: int | None) -> bool:
+    """`found` is `expected`, or (with `since`) the same model and dimension at a revision in between."""
+    if found == expected:
+        return True
+    return (
+        since is not None
+        and since <= found.revision <= expected.revision
+        and (found.model_name, found.model_sha256, found.dim)
+        == (expected.model_name, expected.model_sha256, expected.dim)
+    )
 
 
 def _checked(
