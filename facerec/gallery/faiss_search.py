@@ -27,19 +27,29 @@ builds one: the first search does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, Row, Select, func, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from facerec.errors import GalleryError
 from facerec.gallery.index import IndexPolicy, IndexStamp, PrototypeIndex
 from facerec.gallery.records import Hit
-from facerec.gallery.schema import PROTOTYPE_HNSW_INDEX, Identity, Prototype, PrototypeTombstone
+from facerec.gallery.schema import (
+    META_REVISION,
+    PROTOTYPE_HNSW_INDEX,
+    Identity,
+    Meta,
+    Prototype,
+    PrototypeTombstone,
+)
 from facerec.gallery.search import check_query_dim
 from facerec.gallery.state import GalleryState, PrototypeChange, checked, read_state
 from facerec.storage import Database
@@ -72,6 +82,7 @@ class FaissSearch:
         self._policy = policy or IndexPolicy()
         self._lock = threading.RLock()
         self._index: PrototypeIndex | None = None
+        self._connection: Connection | None = None  # PostgreSQL: see _revision_and_names
 
     @property
     def index_path(self) -> Path | None:
@@ -85,15 +96,31 @@ class FaissSearch:
     def close(self) -> None:
         with self._lock:
             self._index = None
+            self._drop_connection()
 
     def search(self, queries: npt.NDArray[np.float32], k: int) -> list[list[Hit]]:
-        with self._lock, self._db.read() as s:
-            index = self._current(s)
-            if index is None or queries.shape[0] == 0:
-                return [[] for _ in range(queries.shape[0])]
-            check_query_dim(queries, index.dim, index.stamp.model_name)
-            sims, ids = index.search(queries, k)
-            names = _names_of(s, ids)
+        """Search the cache, then name the hits in ONE statement that also reads the revision.
+
+        When that revision is the cache's, the names and the cache describe
+        the same snapshot and the answer stands; otherwise (another process
+        wrote) the cache catches up in a read transaction and the search runs
+        again. Either way a person deleted before the statement ran is never
+        named: names come only from rows that statement still sees.
+        """
+        with self._lock:
+            index = self._index
+            refreshed = index is None or index.dim != queries.shape[1]
+            if refreshed:
+                index = self._refresh()
+            while True:
+                if index is None or queries.shape[0] == 0:
+                    return [[] for _ in range(queries.shape[0])]
+                check_query_dim(queries, index.dim, index.stamp.model_name)
+                sims, ids = index.search(queries, k)
+                revision, names = self._revision_and_names(ids)
+                if refreshed or revision == index.stamp.revision:
+                    break
+                index, refreshed = self._refresh(), True
             return [
                 [
                     Hit(names[int(i)], float(sim))
@@ -102,6 +129,55 @@ class FaissSearch:
                 ]
                 for srow, irow in zip(sims, ids, strict=True)
             ]
+
+    def _refresh(self) -> PrototypeIndex | None:
+        with self._db.read() as s:
+            return self._current(s)
+
+    def _revision_and_names(self, ids: npt.NDArray[np.int64]) -> tuple[int, dict[int, str]]:
+        """The gallery revision and the names of `ids` (-1 skipped), read by one statement.
+
+        On PostgreSQL the statement runs on a connection this search keeps
+        (autocommit: no BEGIN, COMMIT or pool ping around it), as round trips
+        to the server are most of a query's time; a connection the server
+        dropped is replaced once. SQLite reads in an ordinary transaction.
+        """
+        wanted = sorted({int(i) for i in ids.reshape(-1) if i >= 0})
+        stmt = (
+            select(Meta.value, Identity.id, Identity.name)
+            .select_from(Meta)
+            .outerjoin(Identity, Identity.id.in_(wanted))
+            .where(Meta.key == META_REVISION)
+        )
+        if self._db.path is not None:
+            with self._db.read() as s:
+                rows = s.execute(stmt).all()
+        else:
+            rows = self._autocommit(stmt)
+        revision = int(rows[0][0]) if rows else 0
+        return revision, {int(i): str(n) for _, i, n in rows if i is not None}
+
+    def _autocommit(self, stmt: Select[str, int, str]) -> Sequence[Row[str, int, str]]:
+        for attempt in (1, 2):
+            if self._connection is None:
+                self._connection = self._db.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT"
+                )
+            try:
+                return self._connection.execute(stmt).all()
+            except DBAPIError as exc:
+                self._drop_connection()
+                if attempt == 2 or not exc.connection_invalidated:
+                    if isinstance(exc, OperationalError):
+                        raise self._db.error(exc) from exc
+                    raise
+        raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):
+                connection.close()
 
     def dimension_pinned(self, s: Session, dim: int | None) -> None:
         """Drop pgvector's HNSW index if a `--index hnsw` process made one: it holds one dimension.
@@ -271,15 +347,6 @@ def _holds_the_rows(s: Session, index: PrototypeIndex) -> bool:
         s.scalars(select(Prototype.identity_id).order_by(Prototype.identity_id)), dtype=np.int64
     )
     return np.array_equal(held, rows)
-
-
-def _names_of(s: Session, ids: npt.NDArray[np.int64]) -> dict[int, str]:
-    """The names of the identities `ids` (-1 skipped) as this snapshot has them."""
-    wanted = sorted({int(i) for i in ids.reshape(-1) if i >= 0})
-    if not wanted:
-        return {}
-    rows = s.execute(select(Identity.id, Identity.name).where(Identity.id.in_(wanted)))
-    return {int(i): str(n) for i, n in rows}
 
 
 def read_prototypes(
