@@ -32,10 +32,11 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Row, Select, func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -56,6 +57,11 @@ from facerec.storage import Database
 
 log = logging.getLogger(__name__)
 
+#: The revision and the names of the hits in one statement (PostgreSQL: one array parameter).
+_REVISION_AND_NAMES_PG = (
+    "SELECT m.value, i.id, i.name FROM meta AS m"
+    f" LEFT JOIN identities AS i ON i.id = ANY(%(ids)s::bigint[]) WHERE m.key = '{META_REVISION}'"
+)
 #: Prototype rows fetched at a time when a cache is built or patched on PostgreSQL.
 _FETCH_ROWS = 50_000
 
@@ -142,29 +148,30 @@ class FaissSearch:
         to the server are most of a query's time; a connection the server
         dropped is replaced once. SQLite reads in an ordinary transaction.
         """
-        wanted = sorted({int(i) for i in ids.reshape(-1) if i >= 0})
-        stmt = (
-            select(Meta.value, Identity.id, Identity.name)
-            .select_from(Meta)
-            .outerjoin(Identity, Identity.id.in_(wanted))
-            .where(Meta.key == META_REVISION)
-        )
+        wanted = np.unique(ids[ids >= 0]).tolist()
         if self._db.path is not None:
+            stmt = (
+                select(Meta.value, Identity.id, Identity.name)
+                .select_from(Meta)
+                .outerjoin(Identity, Identity.id.in_(wanted))
+                .where(Meta.key == META_REVISION)
+            )
             with self._db.read() as s:
-                rows = s.execute(stmt).all()
+                rows: Sequence[Any] = s.execute(stmt).all()
         else:
-            rows = self._autocommit(stmt)
+            rows = self._autocommit(_REVISION_AND_NAMES_PG, {"ids": wanted})
         revision = int(rows[0][0]) if rows else 0
         return revision, {int(i): str(n) for _, i, n in rows if i is not None}
 
-    def _autocommit(self, stmt: Select[str, int, str]) -> Sequence[Row[str, int, str]]:
+    def _autocommit(self, sql: str, params: dict[str, Any]) -> Sequence[Any]:
+        """`sql` run as written (no compiling per query) on the kept autocommit connection."""
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = self._db.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
             try:
-                return self._connection.execute(stmt).all()
+                return self._connection.exec_driver_sql(sql, params).all()
             except DBAPIError as exc:
                 self._drop_connection()
                 if attempt == 2 or not exc.connection_invalidated:
