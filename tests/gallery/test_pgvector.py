@@ -112,3 +112,14 @@ def test_no_index_file_and_no_path(postgres_url: str, tmp_path: Path) -> None:
         g.enroll("alice", [sample(np.random.default_rng(1))], MODEL)
         g.search(np.stack([unit(np.random.default_rng(2))]), 1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_opening_with_hnsw_builds_the_index_the_default_does_not_keep(postgres_url: str) -> None:
+    rng = np.random.default_rng(5)
+    with Gallery.open(postgres_url) as g:  # the default: a FAISS cache, no index in the database
+        g.enroll("alice", [sample(rng)], MODEL)
+    assert index_definitions(postgres_url) == []
+    with Gallery.open(postgres_url, index=IndexKind.HNSW) as g:
+        (definition,) = index_definitions(postgres_url)
+        assert f"vector({DIM})" in definition and "WHERE" in definition
+        assert g.search(np.stack([g.prototype("alice")]), 1)[0][0].name == "alice"
