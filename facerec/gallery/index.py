@@ -113,6 +113,8 @@ RERANK = 128
 #: k-means iterations: the cells only need to be compact, not optimal.
 _KMEANS_ITERATIONS = 10
 _SEED = 1234
+#: Upserts of at most this many ids look each one up before dropping the held ones.
+_HELD_CHECK_MAX = 64
 #: Queries re-ranked at a time (bounds the candidate-vector buffer of a large batch).
 _RERANK_CHUNK = 256
 
@@ -481,12 +483,22 @@ class PrototypeIndex:
             raise ValueError("duplicate ids in one upsert")
         if id_arr.size == 0:
             return
-        self._drop(id_arr)  # not remove(): a re-layout in between would be wasted
+        held = id_arr if id_arr.size > _HELD_CHECK_MAX else id_arr[[self._holds(i) for i in id_arr]]
+        if held.size:  # a removal rebuilds the id map, O(count): skipped for new people
+            self._drop(held)  # not remove(): a re-layout in between would be wasted
         self._exact.add_with_ids(vec, id_arr)
         if self._ivf is not None:
             self._ivf.add_with_ids(vec, id_arr)
         self._gpu = None
         self.apply_policy(self._policy)
+
+    def _holds(self, identity_id: int) -> bool:
+        """Whether a vector is held under `identity_id` (the id map's lookup, O(1))."""
+        try:
+            self._exact.reconstruct(int(identity_id))
+        except RuntimeError:
+            return False
+        return True
 
     def remove(self, ids: npt.ArrayLike) -> None:
         """Drop the vectors held under `ids`; ids not present are ignored."""

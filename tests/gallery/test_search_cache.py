@@ -11,12 +11,12 @@ behind the pruned tombstones may rebuild, and then it must.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from facerec.gallery import Gallery
-from facerec.gallery import editing
+from facerec.gallery import Gallery, editing
 from facerec.gallery import store as store_module
 from facerec.gallery.index import PrototypeIndex
 
@@ -94,13 +94,15 @@ def test_triggers_stamp_rows_and_leave_tombstones_without_vectors(
         (ids["p01"], PEOPLE + 1),
         (ids["p02"], PEOPLE + 2),
     ]
-    columns = rows(
-        db_url,
-        "SELECT column_name FROM information_schema.columns"
-        " WHERE table_name = 'prototype_tombstones'",
-    ) if not db_url.endswith(".db") else [
-        (r[1],) for r in rows(db_url, "PRAGMA table_info(prototype_tombstones)")
-    ]
+    columns = (
+        [(r[1],) for r in rows(db_url, "PRAGMA table_info(prototype_tombstones)")]
+        if db_url.endswith(".db")
+        else rows(
+            db_url,
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'prototype_tombstones'",
+        )
+    )
     assert sorted(c for (c,) in columns) == ["identity_id", "revision"]  # no face in it
 
 
@@ -122,11 +124,9 @@ def test_a_cache_behind_the_pruned_tombstones_rebuilds(
 
 
 def test_a_sqlite_file_behind_is_loaded_and_patched(
-    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pathlib import Path
-
-    db = Path(str(tmp_path)) / "g.db"
+    db = tmp_path / "g.db"
     rng = np.random.default_rng(9)
     embs = np.stack([unit(rng) for _ in range(PEOPLE)])
     with Gallery.open(db) as first:
