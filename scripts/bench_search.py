@@ -1,7 +1,8 @@
-"""1:N search over synthetic face-like galleries: exact FAISS, FAISS IVF, FAISS HNSW, pgvector HNSW.
+"""1:N search over synthetic face-like galleries: the shipped PostgreSQL path, FAISS, pgvector HNSW.
 
     python scripts/bench_search.py --sizes 10000,100000 --skip-pgvector   # minutes
     python scripts/bench_search.py --methods exact --sizes 20000,30000,40000   # the auto threshold
+    OMP_NUM_THREADS=1 python scripts/bench_search.py --methods pg,ivf --sizes 100000,300000,1000000
     OMP_NUM_THREADS=1 python scripts/bench_search.py                      # 10k, 100k, 1M: ~2 hours
 
 For each gallery size it builds every method over the same prototypes and
@@ -16,6 +17,10 @@ gallery in PostgreSQL would see it.
 
 Methods:
 
+- `pg`: what a PostgreSQL gallery ships, measured through `Gallery.search`
+  on a real embedded PostgreSQL (`run_pg`): the FAISS cache in the
+  process's memory, built from the rows, with every query reading the
+  revision and the names in one statement. Its row is marked default.
 - `exact`: `PrototypeIndex` with `IndexKind.EXACT` (IndexFlatIP).
 - `ivf`: `PrototypeIndex` with `IndexKind.IVF` (what `auto` uses at these
   sizes), swept over nprobe; the row marked `*` is the default policy.

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, func, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from facerec.errors import GalleryError
@@ -164,20 +163,28 @@ class FaissSearch:
         return revision, {int(i): str(n) for _, i, n in rows if i is not None}
 
     def _autocommit(self, sql: str, params: dict[str, Any]) -> Sequence[Any]:
-        """`sql` run as written (no compiling per query) on the kept autocommit connection."""
+        """`sql` on the kept autocommit connection, through psycopg itself, prepared once.
+
+        The driver's own call skips SQLAlchemy's per-statement work, a good
+        part of a query's CPU. A connection the server dropped (restart,
+        idle timeout) is replaced once; any other error is the database's.
+        """
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = self._db.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
+            driver: Any = self._connection.connection.driver_connection
             try:
-                return self._connection.exec_driver_sql(sql, params).all()
-            except DBAPIError as exc:
+                rows: Sequence[Any] = driver.execute(sql, params, prepare=True).fetchall()
+                return rows
+            except self._connection.dialect.loaded_dbapi.Error as exc:
+                lost = bool(driver.closed or driver.broken)
+                self._connection.invalidate()
                 self._drop_connection()
-                if attempt == 2 or not exc.connection_invalidated:
-                    if isinstance(exc, OperationalError):
-                        raise self._db.error(exc) from exc
-                    raise
+                if attempt == 2 or not lost:
+                    reason = " ".join(str(exc).split())
+                    raise GalleryError(f"{self._db.display}: {reason}") from exc
         raise AssertionError("unreachable")
 
     def _drop_connection(self) -> None:

@@ -142,3 +142,19 @@ def test_a_sqlite_file_behind_is_loaded_and_patched(
         assert third.search(embs[2:3], 1)[0][0].name == "p02b"
         saved = PrototypeIndex.read(db.with_suffix(".db.faiss"))
         assert saved is not None and saved.stamp.revision == PEOPLE + 2 and saved.count == PEOPLE
+
+
+def test_a_connection_the_server_dropped_is_replaced(postgres_url: str) -> None:
+    """The search keeps one autocommit connection; a server that ended it costs a reconnect."""
+    rng = np.random.default_rng(10)
+    with Gallery.open(postgres_url) as g:
+        e = unit(rng)
+        g.enroll("alice", [sample(rng, emb=e)], MODEL)
+        assert g.search(e[None], 1)[0][0].name == "alice"
+        ended = rows(
+            postgres_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        assert ended and all(ok for (ok,) in ended)
+        assert g.search(e[None], 1)[0][0].name == "alice"
