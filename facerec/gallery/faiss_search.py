@@ -61,6 +61,8 @@ _REVISION_AND_NAMES_PG = (
     "SELECT m.value, i.id, i.name FROM meta AS m"
     f" LEFT JOIN identities AS i ON i.id = ANY(%(ids)s::bigint[]) WHERE m.key = '{META_REVISION}'"
 )
+#: Identity ids named per statement on SQLite.
+_SQLITE_IDS = 10_000
 #: Prototype rows fetched at a time when a cache is built or patched on PostgreSQL.
 _FETCH_ROWS = 50_000
 
@@ -148,19 +150,19 @@ class FaissSearch:
         dropped is replaced once. SQLite reads in an ordinary transaction.
         """
         wanted = np.unique(ids[ids >= 0]).tolist()
-        if self._db.path is not None:
-            stmt = (
-                select(Meta.value, Identity.id, Identity.name)
-                .select_from(Meta)
-                .outerjoin(Identity, Identity.id.in_(wanted))
-                .where(Meta.key == META_REVISION)
-            )
-            with self._db.read() as s:
-                rows: Sequence[Any] = s.execute(stmt).all()
-        else:
+        if self._db.path is None:
             rows = self._autocommit(_REVISION_AND_NAMES_PG, {"ids": wanted})
-        revision = int(rows[0][0]) if rows else 0
-        return revision, {int(i): str(n) for _, i, n in rows if i is not None}
+            revision = int(rows[0][0]) if rows else 0
+            return revision, {int(i): str(n) for _, i, n in rows if i is not None}
+        # SQLite: one transaction, the ids in slices (it allows 32,766 variables a statement).
+        names: dict[int, str] = {}
+        with self._db.read() as s:
+            revision = int(s.scalar(select(Meta.value).where(Meta.key == META_REVISION)) or 0)
+            for lo in range(0, len(wanted), _SQLITE_IDS):
+                part = wanted[lo : lo + _SQLITE_IDS]
+                found = s.execute(select(Identity.id, Identity.name).where(Identity.id.in_(part)))
+                names.update((int(i), str(n)) for i, n in found)
+        return revision, names
 
     def _autocommit(self, sql: str, params: dict[str, Any]) -> Sequence[Any]:
         """`sql` on the kept autocommit connection, through psycopg itself, prepared once.

@@ -158,3 +158,20 @@ def test_a_connection_the_server_dropped_is_replaced(postgres_url: str) -> None:
         )
         assert ended and all(ok for (ok,) in ended)
         assert g.search(e[None], 1)[0][0].name == "alice"
+
+
+def test_a_batch_naming_more_people_than_sqlite_takes_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """identify of a crowd asks 512 people per face: more ids than one SQLite statement holds."""
+    from facerec.gallery import faiss_search
+
+    monkeypatch.setattr(faiss_search, "_SQLITE_IDS", 7)  # slices of 7 ids, as 10,000 at scale
+    rng = np.random.default_rng(11)
+    with Gallery.open(tmp_path / "g.db") as g:
+        embs = np.stack([unit(rng) for _ in range(PEOPLE)])
+        for i, e in enumerate(embs):
+            g.enroll(f"p{i:02d}", [sample(rng, emb=e)], MODEL)
+        hits = g.search(embs, PEOPLE)
+        assert all(len(row) == PEOPLE for row in hits)
+        assert [row[0].name for row in hits] == [f"p{i:02d}" for i in range(PEOPLE)]
