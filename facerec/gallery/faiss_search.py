@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.types import ARRAY, BigInteger
 
 from facerec.errors import GalleryError
 from facerec.gallery.index import IndexPolicy, IndexStamp, PrototypeIndex
@@ -65,6 +66,17 @@ _REVISION_AND_NAMES_PG = (
 _SQLITE_IDS = 10_000
 #: Prototype rows fetched at a time when a cache is built or patched on PostgreSQL.
 _FETCH_ROWS = 50_000
+#: Prototype rows packed by the server: their ids as one array, their vectors' binary forms
+#: as one bytea. The next `:n` rows after id `:after` (a build), or the rows `:ids` (a patch).
+_PACKED = (
+    "SELECT array_agg(identity_id ORDER BY identity_id),"
+    " string_agg(vector_send(vector), ''::bytea ORDER BY identity_id)"
+    " FROM (SELECT identity_id, vector FROM prototypes WHERE {where}) AS chunk"
+)
+_CHUNK_AFTER_PG = text(_PACKED.format(where="identity_id > :after ORDER BY identity_id LIMIT :n"))
+_CHUNK_OF_PG = text(_PACKED.format(where="identity_id = ANY(:ids)")).bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger()))
+)
 
 
 def stamp_of(state: GalleryState) -> IndexStamp | None:
@@ -371,8 +383,9 @@ def read_prototypes(
     """Ids and vectors (n, dim) of the prototype rows (those written after revision `since`).
 
     On PostgreSQL each vector travels in pgvector's binary form
-    (`vector_send`), a few times faster to read than its text form, in
-    batches through a server-side cursor.
+    (`vector_send`), and the server packs `_FETCH_ROWS` rows at a time into
+    one id array and one byte string (`_CHUNK_PG`): a handful of values to
+    decode rather than a Python row per person.
     """
     where = Prototype.revision > since if since is not None else None
     if s.get_bind().dialect.name != "postgresql":
@@ -382,31 +395,35 @@ def read_prototypes(
         if not rows:
             return ids, np.zeros((0, dim), np.float32)
         return ids, np.stack([checked(v, dim, f"prototype {i}") for i, v in rows])
-    count_stmt = select(func.count()).select_from(Prototype)
-    n = int(s.scalar(count_stmt if where is None else count_stmt.where(where)) or 0)
-    ids = np.empty(n, dtype=np.int64)
-    vectors = np.empty((n, dim), dtype=np.float32)
-    stmt = select(Prototype.identity_id, func.vector_send(Prototype.vector)).order_by(
-        Prototype.identity_id
-    )
-    result = s.execute(
-        stmt if where is None else stmt.where(where),
-        execution_options={"stream_results": True, "yield_per": _FETCH_ROWS},
-    )
-    at = 0
+    ids_parts: list[npt.NDArray[np.int64]] = []
+    vector_parts: list[npt.NDArray[np.float32]] = []
     row_bytes = 4 + 4 * dim  # int16 dimension, int16 unused, then big-endian float32s
-    for part in result.partitions():
-        if at + len(part) > n:
-            raise GalleryError("the prototypes changed while being read")  # not in one snapshot
-        blob = b"".join(bytes(v) for _, v in part)
-        if len(blob) != row_bytes * len(part):
+    written = (
+        None
+        if since is None
+        else sorted(s.scalars(select(Prototype.identity_id).where(Prototype.revision > since)))
+    )
+    after = -1
+    while True:
+        if written is None:
+            got_ids, blob = s.execute(_CHUNK_AFTER_PG, {"after": after, "n": _FETCH_ROWS}).one()
+        else:
+            at = len(ids_parts) * _FETCH_ROWS
+            part = written[at : at + _FETCH_ROWS]
+            got_ids, blob = s.execute(_CHUNK_OF_PG, {"ids": part}).one() if part else (None, b"")
+        if not got_ids:
+            break
+        chunk_ids = np.asarray(got_ids, dtype=np.int64)
+        if len(blob) != row_bytes * len(chunk_ids):
             raise GalleryError(f"a prototype does not have the gallery's dimension {dim}")
-        raw = np.frombuffer(blob, dtype=np.uint8).reshape(len(part), row_bytes)
+        raw = np.frombuffer(blob, dtype=np.uint8).reshape(len(chunk_ids), row_bytes)
         if np.any(raw[:, :2].copy().view(">i2").reshape(-1) != dim):
             raise GalleryError(f"a prototype does not have the gallery's dimension {dim}")
-        vectors[at : at + len(part)] = raw[:, 4:].copy().view(">f4")
-        ids[at : at + len(part)] = [int(i) for i, _ in part]
-        at += len(part)
-    if at != n:
-        raise GalleryError("the prototypes changed while being read")
+        ids_parts.append(chunk_ids)
+        vector_parts.append(raw[:, 4:].copy().view(">f4").astype(np.float32))
+        after = int(chunk_ids[-1])
+    if not ids_parts:
+        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    ids = np.concatenate(ids_parts)
+    vectors = np.concatenate(vector_parts)
     return ids, vectors

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec.gallery import Gallery, editing
+from facerec.gallery import Gallery, editing, faiss_search
 from facerec.gallery import store as store_module
 from facerec.gallery.index import PrototypeIndex
 
@@ -60,6 +60,7 @@ def test_another_writer_is_followed_by_patching(
     cache = search_cache(reader)
     assert cache is not None and cache.stamp.revision == PEOPLE
     no_rebuilds(monkeypatch)
+    monkeypatch.setattr(faiss_search, "_FETCH_ROWS", 1)  # PostgreSQL: one row per chunk
     rng = np.random.default_rng(8)
     newcomer = unit(rng)
     writer.enroll("newcomer", [sample(rng, emb=newcomer)], MODEL)
@@ -111,6 +112,7 @@ def test_a_cache_behind_the_pruned_tombstones_rebuilds(
 ) -> None:
     writer, reader, embs = two
     before = search_cache(reader)
+    monkeypatch.setattr(faiss_search, "_FETCH_ROWS", 4)  # PostgreSQL: the rebuild in chunks
     monkeypatch.setattr(store_module, "TOMBSTONES_KEPT", 1)
     monkeypatch.setattr(store_module, "TOMBSTONE_PRUNE_EVERY", 1)
     writer.remove("p04")  # its tombstone is pruned by the next write
@@ -164,8 +166,6 @@ def test_a_batch_naming_more_people_than_sqlite_takes_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """identify of a crowd asks 512 people per face: more ids than one SQLite statement holds."""
-    from facerec.gallery import faiss_search
-
     monkeypatch.setattr(faiss_search, "_SQLITE_IDS", 7)  # slices of 7 ids, as 10,000 at scale
     rng = np.random.default_rng(11)
     with Gallery.open(tmp_path / "g.db") as g:
