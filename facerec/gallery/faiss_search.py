@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import ARRAY, BigInteger
 
@@ -185,9 +186,12 @@ class FaissSearch:
         """
         for attempt in (1, 2):
             if self._connection is None:
-                self._connection = self._db.engine.connect().execution_options(
-                    isolation_level="AUTOCOMMIT"
-                )
+                try:
+                    self._connection = self._db.engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT"
+                    )
+                except OperationalError as exc:
+                    raise self._db.error(exc) from exc
             driver: Any = self._connection.connection.driver_connection
             try:
                 rows: Sequence[Any] = driver.execute(sql, params, prepare=True).fetchall()

@@ -390,10 +390,11 @@ class Gallery:
         like them; if it raises, nothing is deleted. Returns the number of
         samples deleted and what `erase` returned.
 
-        A FAISS index file holds their prototype: it is deleted before the
-        transaction and rebuilt after it, so a process killed at any point
-        leaves no copy of the prototype beside a committed deletion (and a
-        failed one costs only a rebuild). On SQLite deleted rows are
+        A FAISS index file (SQLite) holds their prototype: it is deleted
+        before the transaction and written again, without them, after it, so
+        a process killed at any point leaves no copy of the prototype beside a
+        committed deletion (and a failed one costs only a rebuild). Every
+        other process's cache drops them at its next search (the tombstone). On SQLite deleted rows are
         overwritten with zeros (`secure_delete`); `compact` says what is left
         elsewhere (the write-ahead log; PostgreSQL's dead tuples).
         """
