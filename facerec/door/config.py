@@ -28,6 +28,8 @@ _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Events kept for the broker while it is away; the oldest is dropped beyond this.
 DEFAULT_BACKLOG = 1000
+#: Days an event's snapshot (a JPEG of the face) is kept before it is purged.
+DEFAULT_SNAPSHOT_DAYS = 7.0
 MODES = ("watch", "claim")
 
 
@@ -90,6 +92,8 @@ class DoorConfig:
     #: A lost live stream is retried after 1, 2, 4, ... seconds, at most this long.
     max_backoff_s: float = 30.0
     frigate: FrigateConfig | None = None
+    #: Each event keeps a snapshot this many days (0: none is kept); older ones are purged.
+    snapshot_days: float = DEFAULT_SNAPSHOT_DAYS
 
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> DoorConfig:
@@ -106,7 +110,8 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> DoorConfig:
 def parse(raw: Mapping[str, Any], env: Mapping[str, str], *, where: str = "config") -> DoorConfig:
     """Check a parsed TOML document; every problem names its key."""
     raw = _substitute(raw, env, where)
-    _only(raw, {"mqtt", "camera", "liveness_weights", "max_backoff_s", "frigate"}, where)
+    _only(raw, {"mqtt", "camera", "liveness_weights", "max_backoff_s", "frigate", "snapshot_days"},
+          where)  # fmt: skip
     mqtt = _mqtt(raw.get("mqtt", {}), f"{where}: [mqtt]")
     frigate = _frigate(raw["frigate"], f"{where}: [frigate]") if "frigate" in raw else None
     cams = raw.get("camera", [])
@@ -120,8 +125,9 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str], *, where: str = "confi
     if weights is not None and not isinstance(weights, str):
         raise ConfigError(f"{where}: liveness_weights must be a folder path")
     backoff = _number(raw, "max_backoff_s", 30.0, where, low=0.1)
+    days = _number(raw, "snapshot_days", DEFAULT_SNAPSHOT_DAYS, where, low=0)
     path = Path(weights).expanduser() if weights else None
-    return DoorConfig(mqtt, cameras, path, backoff, frigate)
+    return DoorConfig(mqtt, cameras, path, backoff, frigate, days)
 
 
 def _frigate(raw: Any, where: str) -> FrigateConfig:

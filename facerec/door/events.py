@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from facerec.camera.events import (
@@ -40,6 +41,8 @@ class DoorEvent:
     decision: DecisionEvent
     source: str = "camera"  # or "frigate": a snapshot, liveness not judged
     frigate_id: str | None = None
+    #: When the last frame the decision rested on was captured (live cameras only).
+    frame_time: datetime | None = None
 
     @property
     def name(self) -> str | None:
@@ -71,6 +74,7 @@ class DoorEvent:
             "audit_id": self.decision.audit_id,
             "source": self.source,
             "frigate_event": self.frigate_id,
+            "frame_time": self.frame_time.isoformat() if self.frame_time else None,
         }
 
 
@@ -88,13 +92,17 @@ def door_type(event: DecisionEvent) -> str | None:
 
 
 def to_door_event(
-    event: DecisionEvent, camera: str, *, frigate_id: str | None = None
+    event: DecisionEvent,
+    camera: str,
+    *,
+    frigate_id: str | None = None,
+    frame_time: datetime | None = None,
 ) -> DoorEvent | None:
     kind = door_type(event)
     if kind is None:
         return None
     source = "camera" if frigate_id is None else "frigate"
-    return DoorEvent(uuid.uuid4().hex, kind, camera, event, source, frigate_id)
+    return DoorEvent(uuid.uuid4().hex, kind, camera, event, source, frigate_id, frame_time)
 
 
 def topic_level(name: str) -> str:

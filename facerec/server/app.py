@@ -375,8 +375,10 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         images of their face, in one transaction; the body counts what went, per kind."""
         return removal_json(await run_in_threadpool(svc.remove, name))
 
+    from facerec.server import door  # door events and their snapshots
     from facerec.server.web.routes import mount  # the review pages at / (`facerec.server.web`)
 
+    door.mount(app, _service, _AUTHORISED)
     mount(app, sign_in=config.web_sign_in)
     return app
 
