@@ -68,6 +68,8 @@ class CameraConfig:
     max_side: int = 1280
     #: Play a file at its own speed, dropping frames like a live camera (live sources always do).
     realtime: bool = False
+    #: A program (argument list) run with the unlock order on stdin for each live `known` face.
+    command: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,11 @@ def _camera(raw: Any, where: str) -> CameraConfig:
     realtime = raw.get("realtime", False)
     if not isinstance(liveness, bool) or not isinstance(realtime, bool):
         raise ConfigError(f"{where}: liveness and realtime must be true or false")
+    command = raw.get("command", [])
+    if not isinstance(command, list) or not all(isinstance(a, str) and a for a in command):
+        raise ConfigError(f"{where}: command must be a list of arguments, the program first")
+    if command and not liveness:
+        raise ConfigError(f"{where}: command needs liveness (it would open the door to a photo)")
     k, n = int(_number(raw, "k", d.k, where, low=1)), int(_number(raw, "n", d.n, where, low=1))
     if k > n:
         raise ConfigError(f"{where}: need k <= n, got k={k}, n={n}")
@@ -234,6 +241,7 @@ def _camera(raw: Any, where: str) -> CameraConfig:
         window_s=_number(raw, "window_s", d.window_s, where, low=0.01),
         max_side=int(_number(raw, "max_side", d.max_side, where, low=0)),
         realtime=realtime,
+        command=tuple(command),
     )
 
 

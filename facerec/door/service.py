@@ -40,10 +40,11 @@ from facerec.camera.events import IDENTIFIED, UNKNOWN, DecisionEvent
 from facerec.camera.liveness import LivenessTracker
 from facerec.camera.stream import Frame, FrameSource, StreamError, describe, is_live, parse_source
 from facerec.camera.window import WindowRule
+from facerec.door.command import run_command
 from facerec.door.config import CameraConfig, ConfigError, DoorConfig
 from facerec.door.events import DoorEvent, to_door_event
 from facerec.door.frigate import FrigateBridge, Recognised
-from facerec.door.mqtt import Publisher
+from facerec.door.mqtt import Publisher, unlock_order, unlocks
 from facerec.door.rtsp import explain_rtsp_failure
 from facerec.errors import GalleryError, ImageError
 from facerec.faces.images import decode_image
@@ -282,7 +283,10 @@ class DoorService:
         return Recognised(ident.name, ident.similarity)
 
     def _deliver(self, cam: CameraConfig, event: DecisionEvent, captured: datetime | None) -> None:
-        self._publish(to_door_event(event, cam.name, frame_time=captured))
+        door_event = to_door_event(event, cam.name, frame_time=captured)
+        self._publish(door_event)
+        if door_event is not None and cam.command and unlocks(door_event):
+            run_command(cam.command, unlock_order(door_event), cam.name)
 
     def _publish(self, door_event: DoorEvent | None) -> None:
         if door_event is None:

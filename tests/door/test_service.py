@@ -54,6 +54,11 @@ def clip_of(photos: list[tuple[Path, float]], path: Path, fps: int = 10) -> Path
     return replay.write_mp4(path, frames, fps)
 
 
+def opener(out: Path) -> list[str]:
+    """A lock `command` that writes the order it is given on stdin to `out`."""
+    return [sys.executable, "-c", f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())"]
+
+
 def wait_for(pred: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not pred():
@@ -86,7 +91,7 @@ def test_files_attack_unknown_strangers_and_a_broker_that_comes_back(
     config = tmp_path / "door.toml"
     config.write_text(door_toml(broker.port, [
         {"name": "live_stranger", "source": str(shared_file(shared, HAMILTON))},
-        {"name": "photo", "source": str(photo)},
+        {"name": "photo", "source": str(photo), "command": opener(tmp_path / "photo.order")},
         {"name": "strangers", "source": str(strangers), "liveness": False},
     ], weights=shared / "models" / "antispoof"))  # fmt: skip
     door = Door(config, db, cli_env)
@@ -113,6 +118,7 @@ def test_files_attack_unknown_strangers_and_a_broker_that_comes_back(
     assert live["liveness"]["verdict"] == "live"
     assert all(e["liveness"] is None for e in printed if e["camera"] == "strangers")
     assert "camera strangers: liveness = false" in door.stderr()  # allowed, but said
+    assert not (tmp_path / "photo.order").exists()  # the photo's attack ran no lock command
     assert reader.wait(lambda r: len(r.on("facerec/events")) >= len(printed), 30)
     assert [e["id"] for e in reader.on("facerec/events")] == [e["id"] for e in printed]
     reader.stop()
@@ -155,7 +161,8 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
         {"name": "front", "source": rtsp.url("door", "{FACEREC_RTSP_PASSWORD}")},
         {"name": "porch", "source": mjpeg.url},
         {"name": "back", "source": rtsp.url("door", "{FACEREC_BACK_PASSWORD}")},
-        {"name": "desk", "source": str(clip), "mode": "claim", "claim": LIN},
+        {"name": "desk", "source": str(clip), "mode": "claim", "claim": LIN,
+         "command": opener(tmp_path / "desk.order")},
     ], weights=shared / "models" / "antispoof"))  # fmt: skip
     env = {**cli_env, "FACEREC_RTSP_PASSWORD": RTSP_PASSWORD,
            "FACEREC_BACK_PASSWORD": WRONG_PASSWORD}  # fmt: skip
@@ -189,6 +196,10 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
             unlock = reader.on(f"facerec/unlock/{camera}")[0]
             assert unlock["name"] == LIN and unlock["far"] == known(camera)[0]["far"]
         assert not reader.on("facerec/unlock/back")
+        # The desk's lock command got the same order on stdin.
+        order = tmp_path / "desk.order"
+        wait_for(lambda: order.exists() and order.read_text().endswith("}"), 10, "the command")
+        assert json.loads(order.read_text()) == reader.on("facerec/unlock/desk")[0]
         # The claim (a file, played once) is announced once, not at every decision.
         assert [e["mode"] for e in reader.on("facerec/events") if e["camera"] == "desk"] == [
             "claim"
