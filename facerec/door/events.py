@@ -43,6 +43,7 @@ class DoorEvent:
     frigate_id: str | None = None
     #: When the last frame the decision rested on was captured (live cameras only).
     frame_time: datetime | None = None
+    snapshot: bool = False  # a JPEG of the face was stored with the audit row
 
     @property
     def name(self) -> str | None:
@@ -70,7 +71,7 @@ class DoorEvent:
             "mode": self.decision.mode,
             "reason": self.decision.reason,
             "votes": self.decision.votes,
-            "snapshot": f"audit:{self.decision.audit_id}" if self.decision.audit_id else None,
+            "snapshot": f"audit:{self.decision.audit_id}" if self.snapshot else None,
             "audit_id": self.decision.audit_id,
             "source": self.source,
             "frigate_event": self.frigate_id,
@@ -97,12 +98,14 @@ def to_door_event(
     *,
     frigate_id: str | None = None,
     frame_time: datetime | None = None,
+    snapshot: bool = False,
 ) -> DoorEvent | None:
     kind = door_type(event)
     if kind is None:
         return None
     source = "camera" if frigate_id is None else "frigate"
-    return DoorEvent(uuid.uuid4().hex, kind, camera, event, source, frigate_id, frame_time)
+    return DoorEvent(uuid.uuid4().hex, kind, camera, event, source, frigate_id, frame_time,
+                     snapshot and event.audit_id is not None)  # fmt: skip
 
 
 def topic_level(name: str) -> str:

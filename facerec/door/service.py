@@ -76,8 +76,6 @@ class DoorService:
         self.events: list[DoorEvent] = []
         self._emit = emit or (lambda line: print(line, file=sys.stdout, flush=True))
         self._stop = threading.Event()
-        # Frames analysed at once: one per core's worth of model threads.
-        self._cores = threading.BoundedSemaphore(max(1, available_cores() // threads()))
         self._out = threading.Lock()  # stdout and MQTT see the events in the same order
         self._audit = AuditLog(fr.database)
         for cam in config.cameras:
@@ -85,6 +83,12 @@ class DoorService:
             if not is_live(source) and not Path(str(source)).expanduser().is_file():
                 raise ConfigError(f"camera {cam.name}: {describe(source)}: no such video file")
         self._doors = {cam.name: self._door(cam) for cam in config.cameras}
+        # Frames analysed at once: one per core's worth of model threads (counted now: building
+        # the cameras loaded the model, which applied the thread count).
+        at_once = max(1, available_cores() // threads())
+        self._cores = threading.BoundedSemaphore(at_once)
+        log.info("door: up to %d frame(s) analysed at once, %d model thread(s) each", at_once,
+                 threads())  # fmt: skip
         self._present: dict[str, frozenset[str]] = {cam.name: frozenset() for cam in config.cameras}
         # Claim cameras: (decision, reason, stream time) of the last decision, announced or not.
         self._last_claim: dict[str, tuple[str, str | None, float]] = {}
@@ -235,10 +239,9 @@ class DoorService:
                 self.publisher.person_gone(cam.name, name)
             if event is None or self._repeated_claim(cam, event, frame.t):
                 return
-            event = dataclasses.replace(
-                event, audit_id=self._audit.record(event, door.take_image())
-            )
-        self._deliver(cam, event, _wall_clock(frame.captured))
+            image = door.take_image()
+            event = dataclasses.replace(event, audit_id=self._audit.record(event, image))
+        self._deliver(cam, event, _wall_clock(frame.captured), image is not None)
 
     def _repeated_claim(self, cam: CameraConfig, event: DecisionEvent, t: float) -> bool:
         """Claim mode decides every few frames while the person stands there: announce the
@@ -282,8 +285,10 @@ class DoorService:
         self._publish(to_door_event(event, camera, frigate_id=event_id))
         return Recognised(ident.name, ident.similarity)
 
-    def _deliver(self, cam: CameraConfig, event: DecisionEvent, captured: datetime | None) -> None:
-        door_event = to_door_event(event, cam.name, frame_time=captured)
+    def _deliver(
+        self, cam: CameraConfig, event: DecisionEvent, captured: datetime | None, snapshot: bool
+    ) -> None:
+        door_event = to_door_event(event, cam.name, frame_time=captured, snapshot=snapshot)
         self._publish(door_event)
         if door_event is not None and cam.command and unlocks(door_event):
             run_command(cam.command, unlock_order(door_event), cam.name)

@@ -58,6 +58,7 @@ def test_events_over_http_snapshots_kept_for_their_time_and_purged_with_the_pers
     assert {c: (e["type"], e["name"]) for c, e in printed.items()} == {
         "front": ("unknown", None), "back": ("known", BIDEN)
     }, door.events()  # fmt: skip
+    assert all(e["snapshot"] == f"audit:{e['audit_id']}" for e in printed.values())
 
     database = Database.open(db)
     try:

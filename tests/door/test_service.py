@@ -8,6 +8,7 @@ camera looks like: no depth, no motion.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from facerec.liveness import replay
+from facerec.runtime import available_cores
 
 from ..conftest import shared_file
 from .conftest import (
@@ -118,6 +120,9 @@ def test_files_attack_unknown_strangers_and_a_broker_that_comes_back(
     assert live["liveness"]["verdict"] == "live"
     assert all(e["liveness"] is None for e in printed if e["camera"] == "strangers")
     assert "camera strangers: liveness = false" in door.stderr()  # allowed, but said
+    # Several cameras analyse at once, one model thread each, as many at once as there are cores.
+    at_once = re.search(r"up to (\d+) frame\(s\) analysed at once, 1 model thread", door.stderr())
+    assert at_once is not None and int(at_once.group(1)) == available_cores(), door.stderr()
     assert not (tmp_path / "photo.order").exists()  # the photo's attack ran no lock command
     assert reader.wait(lambda r: len(r.on("facerec/events")) >= len(printed), 30)
     assert [e["id"] for e in reader.on("facerec/events")] == [e["id"] for e in printed]
