@@ -21,7 +21,10 @@ times each `known` event against the moment its appearance's first frame was sen
 - per camera, the frames analysed per second and the analysis time of one frame
   (detection and embedding; from the service's log);
 - RSS of the service, sampled every 5 s: the first sample after warm-up against the
-  median of the last quarter (growth in %).
+  median of the last quarter (growth in %);
+- after the run, in this process: one face frame's CPU time per stage on one thread
+  (what a camera with a core of its own spends, whatever else the machine runs), and
+  the frame at which the appearance is decided when every frame is analysed.
 
 Liveness runs on the door's default networks (the shipped ONNX MiniFASNets on OpenCV);
 `--liveness-weights DIR` runs the released .pth files on PyTorch instead.
