@@ -213,7 +213,14 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
         state = {t: v for t, v, _ in retained(broker.port, "facerec/cameras/+")}
         assert state["facerec/cameras/front"]["last_person"] == LIN
         assert state["facerec/cameras/porch"]["last_person"] == LIN
-        back = state["facerec/cameras/back"]
+
+        def back_state() -> dict[str, Any]:
+            (state,) = [v for _, v, _ in retained(broker.port, "facerec/cameras/back")]
+            return dict(state)
+
+        # It retries with backoff (`connecting` again each time); between tries it says why.
+        wait_for(lambda: back_state()["status"] == "error", 30, "the back camera's error state")
+        back = back_state()
         assert back["status"] == "error" and "401" in back["error"], back
         ha = [t for t, _, _ in retained(broker.port, "homeassistant/#")]
         assert (
