@@ -24,7 +24,7 @@ which audit rows do not change.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -171,6 +171,27 @@ class AuditLog:
                 if image is not None:
                     yield int(event_id), bytes(image)
             last = int(rows[-1][0])
+
+    def purge_images(self, before: datetime, sources: Collection[str]) -> int:
+        """Drop the images of `sources`' events older than `before` (the events stay); how many.
+
+        The door's retention: a snapshot is a face, kept only as long as the
+        operator said. Events of other sources (`facerec camera --save-images`)
+        are left to their owner.
+        """
+        if not sources:
+            return 0
+        with self.database.write() as s:
+            result = s.execute(
+                update(AuditEvent)
+                .where(
+                    AuditEvent.image.is_not(None),
+                    AuditEvent.time < before,
+                    AuditEvent.source.in_(sorted(sources)),
+                )
+                .values(image=None)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     @staticmethod
     def forget(

@@ -54,6 +54,7 @@ class Frame:
     index: int  # frame number in the stream (0-based; live: frames captured so far)
     t: float  # seconds on the stream clock
     pixels: RGBImage  # (H, W, 3) uint8 RGB
+    captured: float | None = None  # time.monotonic() when a live frame was read; None for files
 
 
 def parse_source(text: str) -> int | str:
@@ -115,6 +116,7 @@ class FrameSource:
         self.max_side = max_side
         self._cap = self._open()
         self._reader: _NewestFrameReader | None = None
+        self._last = -1  # the newest frame handed out (live)
 
     def _open(self) -> cv2.VideoCapture:
         if not self.live:
@@ -155,7 +157,27 @@ class FrameSource:
     def __iter__(self) -> Iterator[Frame]:
         frames = self._newest_frames() if self.realtime else self._file_frames()
         for frame in frames:
-            yield Frame(frame.index, frame.t, fit(frame.pixels, self.max_side))
+            yield self._fitted(frame)
+
+    def _fitted(self, frame: Frame) -> Frame:
+        return Frame(frame.index, frame.t, fit(frame.pixels, self.max_side), frame.captured)
+
+    def fresher(self, frame: Frame) -> Frame:
+        """The reader's newest frame if it is newer than `frame` (never waiting), else `frame`.
+
+        For a caller that had to wait before analysing `frame` (the door's
+        cameras share the models): deciding on a frame that went stale while
+        waiting would only add that wait to the door's latency. A file read on
+        its own clock has no newer frame; it keeps its sampling.
+        """
+        reader = self._reader
+        if reader is None:
+            return frame
+        newest = reader.newest()
+        if newest is None or newest.index <= max(frame.index, self._last):
+            return frame
+        self._last = newest.index
+        return self._fitted(newest)
 
     # -- file on its own clock ------------------------------------------------------------------
     def _file_frames(self) -> Iterator[Frame]:
@@ -180,13 +202,14 @@ class FrameSource:
         self._reader = _NewestFrameReader(
             self._cap, self.name, pace=not self.live, native_fps=self.native_fps or 25.0
         )
-        rate = _Rate(self.fps)
-        last = -1
+        # A live frame is stamped on arrival, a little early or late for its slot: one that is
+        # early still takes it (dropping it would wait a whole frame more for the evidence).
+        rate = _Rate(self.fps, slack=0.5 if self.live else 0.0)
         while True:
-            frame = self._reader.next_after(last)
+            frame = self._reader.next_after(self._last)
             if frame is None:
                 return
-            last = frame.index
+            self._last = frame.index
             if rate.due(frame.t):
                 yield frame
 
@@ -194,17 +217,20 @@ class FrameSource:
 class _Rate:
     """At most `fps` frames per second of stream time, on a fixed grid.
 
-    A frame is due once the stream clock reaches the next grid point; after a
-    stall (slow processing of a live source) the grid restarts from the frame
-    in hand instead of letting a backlog of "overdue" slots through at once.
+    A frame is due once the stream clock reaches the next grid point (less
+    `slack` periods: a live frame stamped on arrival may come a little early);
+    after a stall (slow processing of a live source) the grid restarts from
+    the frame in hand instead of letting a backlog of "overdue" slots through
+    at once.
     """
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, slack: float = 0.0) -> None:
         self._period = 1.0 / fps
+        self._slack = slack * self._period
         self._next: float | None = None
 
     def due(self, t: float) -> bool:
-        if self._next is not None and t + 1e-6 < self._next:
+        if self._next is not None and t + 1e-6 + self._slack < self._next:
             return False
         self._next = t + self._period if self._next is None else self._next + self._period
         if self._next <= t:
@@ -270,9 +296,11 @@ class _NewestFrameReader:
                     ahead = t - (time.monotonic() - start)
                     if ahead > 0 and self._stop.wait(ahead):
                         return
+                    captured = None
                 else:
-                    t = time.monotonic() - start
-                frame = Frame(index, t, _rgb(bgr))
+                    captured = time.monotonic()
+                    t = captured - start
+                frame = Frame(index, t, _rgb(bgr), captured)
                 with self._cond:
                     self._frame = frame
                     self._cond.notify_all()
@@ -292,6 +320,11 @@ class _NewestFrameReader:
                 if self._done:
                     return None
                 self._cond.wait(timeout=1.0)
+
+    def newest(self) -> Frame | None:
+        """The newest frame read so far (None before the first), without waiting."""
+        with self._cond:
+            return self._frame
 
     def stop(self) -> bool:
         """Ask the thread to end and wait for it (5 s at most); False if it is still running."""

@@ -7,6 +7,7 @@ or setup error. The service prints one JSON line per event on stdout.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +28,7 @@ from facerec.cli_common import (
     reported_errors,
     session,
 )
+from facerec.runtime import ENV_THREADS
 
 door_app = typer.Typer(
     invoke_without_command=True,
@@ -63,11 +65,13 @@ def door(
     with reported_errors():
         door_config = load(config)
         try:
-            from facerec.door.run import serve
+            from facerec.door.run import door_threads, serve
         except ImportError as exc:  # paho-mqtt is the `door` extra
             raise ConfigError(
                 f"facerec door needs {exc.name or 'paho-mqtt'}: pip install 'facerec[door]'"
             ) from None
+    if threads is None and not os.environ.get(ENV_THREADS, "").strip():
+        threads = door_threads(len(door_config.cameras))
     settings = make_settings(model, weights, None, 40, detector, threads=threads)
     with session(db, settings) as fr:
         code = serve(fr, door_config, config)

@@ -28,6 +28,8 @@ _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Events kept for the broker while it is away; the oldest is dropped beyond this.
 DEFAULT_BACKLOG = 1000
+#: Days an event's snapshot (a JPEG of the face) is kept before it is purged.
+DEFAULT_SNAPSHOT_DAYS = 7.0
 MODES = ("watch", "claim")
 
 
@@ -66,6 +68,8 @@ class CameraConfig:
     max_side: int = 1280
     #: Play a file at its own speed, dropping frames like a live camera (live sources always do).
     realtime: bool = False
+    #: A program (argument list) run with the unlock order on stdin for each live `known` face.
+    command: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,8 @@ class DoorConfig:
     #: A lost live stream is retried after 1, 2, 4, ... seconds, at most this long.
     max_backoff_s: float = 30.0
     frigate: FrigateConfig | None = None
+    #: Each event keeps a snapshot this many days (0: none is kept); older ones are purged.
+    snapshot_days: float = DEFAULT_SNAPSHOT_DAYS
 
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> DoorConfig:
@@ -106,7 +112,8 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> DoorConfig:
 def parse(raw: Mapping[str, Any], env: Mapping[str, str], *, where: str = "config") -> DoorConfig:
     """Check a parsed TOML document; every problem names its key."""
     raw = _substitute(raw, env, where)
-    _only(raw, {"mqtt", "camera", "liveness_weights", "max_backoff_s", "frigate"}, where)
+    _only(raw, {"mqtt", "camera", "liveness_weights", "max_backoff_s", "frigate", "snapshot_days"},
+          where)  # fmt: skip
     mqtt = _mqtt(raw.get("mqtt", {}), f"{where}: [mqtt]")
     frigate = _frigate(raw["frigate"], f"{where}: [frigate]") if "frigate" in raw else None
     cams = raw.get("camera", [])
@@ -120,8 +127,9 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str], *, where: str = "confi
     if weights is not None and not isinstance(weights, str):
         raise ConfigError(f"{where}: liveness_weights must be a folder path")
     backoff = _number(raw, "max_backoff_s", 30.0, where, low=0.1)
+    days = _number(raw, "snapshot_days", DEFAULT_SNAPSHOT_DAYS, where, low=0)
     path = Path(weights).expanduser() if weights else None
-    return DoorConfig(mqtt, cameras, path, backoff, frigate)
+    return DoorConfig(mqtt, cameras, path, backoff, frigate, days)
 
 
 def _frigate(raw: Any, where: str) -> FrigateConfig:
@@ -211,6 +219,11 @@ def _camera(raw: Any, where: str) -> CameraConfig:
     realtime = raw.get("realtime", False)
     if not isinstance(liveness, bool) or not isinstance(realtime, bool):
         raise ConfigError(f"{where}: liveness and realtime must be true or false")
+    command = raw.get("command", [])
+    if not isinstance(command, list) or not all(isinstance(a, str) and a for a in command):
+        raise ConfigError(f"{where}: command must be a list of arguments, the program first")
+    if command and not liveness:
+        raise ConfigError(f"{where}: command needs liveness (it would open the door to a photo)")
     k, n = int(_number(raw, "k", d.k, where, low=1)), int(_number(raw, "n", d.n, where, low=1))
     if k > n:
         raise ConfigError(f"{where}: need k <= n, got k={k}, n={n}")
@@ -228,6 +241,7 @@ def _camera(raw: Any, where: str) -> CameraConfig:
         window_s=_number(raw, "window_s", d.window_s, where, low=0.01),
         max_side=int(_number(raw, "max_side", d.max_side, where, low=0)),
         realtime=realtime,
+        command=tuple(command),
     )
 
 

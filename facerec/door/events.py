@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from facerec.camera.events import (
@@ -40,6 +41,9 @@ class DoorEvent:
     decision: DecisionEvent
     source: str = "camera"  # or "frigate": a snapshot, liveness not judged
     frigate_id: str | None = None
+    #: When the last frame the decision rested on was captured (live cameras only).
+    frame_time: datetime | None = None
+    snapshot: bool = False  # a JPEG of the face was stored with the audit row
 
     @property
     def name(self) -> str | None:
@@ -67,10 +71,11 @@ class DoorEvent:
             "mode": self.decision.mode,
             "reason": self.decision.reason,
             "votes": self.decision.votes,
-            "snapshot": f"audit:{self.decision.audit_id}" if self.decision.audit_id else None,
+            "snapshot": f"audit:{self.decision.audit_id}" if self.snapshot else None,
             "audit_id": self.decision.audit_id,
             "source": self.source,
             "frigate_event": self.frigate_id,
+            "frame_time": self.frame_time.isoformat() if self.frame_time else None,
         }
 
 
@@ -88,13 +93,19 @@ def door_type(event: DecisionEvent) -> str | None:
 
 
 def to_door_event(
-    event: DecisionEvent, camera: str, *, frigate_id: str | None = None
+    event: DecisionEvent,
+    camera: str,
+    *,
+    frigate_id: str | None = None,
+    frame_time: datetime | None = None,
+    snapshot: bool = False,
 ) -> DoorEvent | None:
     kind = door_type(event)
     if kind is None:
         return None
     source = "camera" if frigate_id is None else "frigate"
-    return DoorEvent(uuid.uuid4().hex, kind, camera, event, source, frigate_id)
+    return DoorEvent(uuid.uuid4().hex, kind, camera, event, source, frigate_id, frame_time,
+                     snapshot and event.audit_id is not None)  # fmt: skip
 
 
 def topic_level(name: str) -> str:

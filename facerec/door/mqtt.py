@@ -72,6 +72,13 @@ def unlocks(event: DoorEvent) -> bool:
     )
 
 
+def unlock_order(event: DoorEvent) -> dict[str, object]:
+    """What a lock is told (the unlock topic, a camera's `command`): who, how sure, at which FAR."""
+    payload = event.payload()
+    return {k: payload[k] for k in ("id", "camera", "name", "similarity", "threshold", "far",
+                                    "timestamp")}  # fmt: skip
+
+
 class Publisher:
     """One MQTT connection for the whole door service; thread-safe `publish_event`."""
 
@@ -153,12 +160,10 @@ class Publisher:
         elif event.type == "unknown":
             group.append(Message(f"{self.prefix}/unknown", body))
         if unlocks(event):
-            order = {k: payload[k] for k in ("id", "camera", "name", "similarity", "threshold",
-                                              "far", "timestamp")}  # fmt: skip
             group.append(
                 Message(
                     f"{self.prefix}/unlock/{event.camera}",
-                    json.dumps(order),
+                    json.dumps(unlock_order(event)),
                     expires=time.monotonic() + UNLOCK_TTL_S,
                 )
             )

@@ -16,6 +16,13 @@ from facerec.door.service import DoorService
 log = logging.getLogger(__name__)
 
 
+def door_threads(cameras: int) -> int | None:
+    """Model threads per frame when the user chose none: one with several cameras (each camera
+    analyses on a core of its own; a team of threads per frame would wait at every layer for
+    the thread the other camera displaced), else the usual default (None)."""
+    return 1 if cameras > 1 else None
+
+
 def serve(fr: FaceRec, config: DoorConfig, config_path: Path) -> int:
     """Run every camera of `config`; returns the exit code (0: every file played, or stopped).
 

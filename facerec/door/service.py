@@ -5,8 +5,13 @@ same decisions as `facerec camera`, liveness included) and hands each
 decision to the audit table, stdout (one JSON line) and MQTT. Frames are
 dropped, never queued: a live source is read by `FrameSource`'s newest-frame
 reader, so a camera whose analysis falls behind decides on what is in front
-of it now. Analysis runs under one lock: the models are shared, and on a
-small machine two cameras analysing at once would only share the same cores.
+of it now. Cameras analyse at the same time, at most one frame per core's
+worth of model threads (`facerec.runtime.threads`; the door runs one thread
+a camera when it has several): the pipeline lends each caller its own copy of
+a network that keeps state (`facerec.faces.replicas`), each camera has its
+own anti-spoofing networks, so one camera never waits for another's frame.
+A camera that did wait for a core decides on the newest frame its source
+has by then, not on the one it was holding.
 
 A live source that cannot be opened, or stops delivering, is retried after
 1, 2, 4 ... seconds (at most `max_backoff_s`); the camera's retained MQTT
@@ -20,11 +25,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from facerec.api import FaceRec
@@ -34,18 +40,22 @@ from facerec.camera.events import IDENTIFIED, UNKNOWN, DecisionEvent
 from facerec.camera.liveness import LivenessTracker
 from facerec.camera.stream import Frame, FrameSource, StreamError, describe, is_live, parse_source
 from facerec.camera.window import WindowRule
+from facerec.door.command import run_command
 from facerec.door.config import CameraConfig, ConfigError, DoorConfig
 from facerec.door.events import DoorEvent, to_door_event
 from facerec.door.frigate import FrigateBridge, Recognised
-from facerec.door.mqtt import Publisher
+from facerec.door.mqtt import Publisher, unlock_order, unlocks
 from facerec.door.rtsp import explain_rtsp_failure
-from facerec.errors import ImageError
+from facerec.errors import GalleryError, ImageError
 from facerec.faces.images import decode_image
+from facerec.runtime import available_cores, threads
 
 log = logging.getLogger(__name__)
 
 #: The first retry of a lost live source waits this long; each failure doubles it.
 FIRST_BACKOFF_S = 1.0
+#: Snapshots past their keep time are purged at start and this often.
+PURGE_EVERY_S = 600.0
 
 
 class DoorService:
@@ -66,7 +76,6 @@ class DoorService:
         self.events: list[DoorEvent] = []
         self._emit = emit or (lambda line: print(line, file=sys.stdout, flush=True))
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # the models and the audit table, one camera at a time
         self._out = threading.Lock()  # stdout and MQTT see the events in the same order
         self._audit = AuditLog(fr.database)
         for cam in config.cameras:
@@ -74,6 +83,12 @@ class DoorService:
             if not is_live(source) and not Path(str(source)).expanduser().is_file():
                 raise ConfigError(f"camera {cam.name}: {describe(source)}: no such video file")
         self._doors = {cam.name: self._door(cam) for cam in config.cameras}
+        # Frames analysed at once: one per core's worth of model threads (counted now: building
+        # the cameras loaded the model, which applied the thread count).
+        at_once = max(1, available_cores() // threads())
+        self._cores = threading.BoundedSemaphore(at_once)
+        log.info("door: up to %d frame(s) analysed at once, %d model thread(s) each", at_once,
+                 threads())  # fmt: skip
         self._present: dict[str, frozenset[str]] = {cam.name: frozenset() for cam in config.cameras}
         # Claim cameras: (decision, reason, stream time) of the last decision, announced or not.
         self._last_claim: dict[str, tuple[str, str | None, float]] = {}
@@ -86,11 +101,13 @@ class DoorService:
     def _door(self, cam: CameraConfig) -> DoorCamera:
         rule = WindowRule(k=cam.k, n=cam.n, window_s=cam.window_s)
         door = DoorCamera(self.fr, cam.name, claim=cam.claim, rule=rule,
-                          cooldown_s=cam.cooldown_s, unknown_cooldown_s=cam.unknown_cooldown_s)  # fmt: skip
+                          save_images=self.config.snapshot_days > 0, cooldown_s=cam.cooldown_s,
+                          unknown_cooldown_s=cam.unknown_cooldown_s)  # fmt: skip
         if cam.liveness:
             from facerec.liveness.policy import LivenessPolicy
 
-            door.enable_liveness(LivenessTracker(self._antispoof(), LivenessPolicy(), cam.window_s))
+            antispoof = self._antispoof()  # a camera's own networks: they keep per-call state
+            door.enable_liveness(LivenessTracker(antispoof, LivenessPolicy(), cam.window_s))
         else:
             log.warning("camera %s: liveness = false: a photo of %s opens this door", cam.name,
                         cam.claim or "anyone enrolled")  # fmt: skip
@@ -99,22 +116,18 @@ class DoorService:
                  door.decision_threshold.describe())  # fmt: skip
         return door
 
-    _antispoof_model: object | None = None
+    def _antispoof(self):  # type: ignore[no-untyped-def]  # imported only when liveness is on
+        from facerec.camera.door import CameraError
+        from facerec.errors import ModelError
+        from facerec.liveness.passive import AntiSpoof
 
-    def _antispoof(self):  # type: ignore[no-untyped-def]  # torch-heavy, loaded once if needed
-        if self._antispoof_model is None:
-            from facerec.camera.door import CameraError
-            from facerec.errors import ModelError
-            from facerec.liveness.passive import AntiSpoof
-
-            try:
-                self._antispoof_model = AntiSpoof(self.config.liveness_weights)
-            except ModelError as exc:
-                raise CameraError(
-                    f"{exc} (set liveness_weights in the door configuration, or liveness = false "
-                    "on a camera to run it without liveness)"
-                ) from None
-        return self._antispoof_model
+        try:
+            return AntiSpoof(self.config.liveness_weights)
+        except ModelError as exc:
+            raise CameraError(
+                f"{exc} (set liveness_weights in the door configuration, or liveness = false "
+                "on a camera to run it without liveness)"
+            ) from None
 
     # -- running ----------------------------------------------------------------------------------
     def run(self) -> None:
@@ -130,7 +143,11 @@ class DoorService:
         if self.frigate is not None:
             self.frigate.start()
         # Files end; Frigate, like a live camera, runs until the service is stopped.
+        purged = -math.inf
         while (self.frigate or any(t.is_alive() for t in threads)) and not self._stop.is_set():
+            if time.monotonic() - purged >= PURGE_EVERY_S:
+                purged = time.monotonic()
+                self.purge_snapshots()
             time.sleep(0.2)
         self._stop.set()
         if self.frigate is not None:
@@ -140,6 +157,20 @@ class DoorService:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def purge_snapshots(self, now: datetime | None = None) -> int:
+        """Drop this door's snapshots older than `snapshot_days` (all of them with 0)."""
+        now = now or datetime.now(UTC)
+        before = now - timedelta(days=self.config.snapshot_days)
+        try:
+            n = self._audit.purge_images(before, [c.name for c in self.config.cameras])
+        except GalleryError as exc:  # the database is away: the next round tries again
+            log.warning("door: snapshots could not be purged: %s", exc)
+            return 0
+        if n:
+            log.info("door: %d snapshot(s) older than %g day(s) purged", n,
+                     self.config.snapshot_days)  # fmt: skip
+        return n
 
     def _camera(self, cam: CameraConfig) -> None:
         try:
@@ -172,7 +203,7 @@ class DoorService:
                 log.info("camera %s: %s open", cam.name, frames.name)
                 for frame in self._clocked(frames, live, start):
                     backoff = FIRST_BACKOFF_S
-                    self._observe(cam, frame)
+                    self._observe(cam, frame, frames if live else None, start)
             if not live:
                 self.publisher.camera_status(cam.name, "ended")
                 log.info("camera %s: %s played to its end", cam.name, frames.name)
@@ -192,22 +223,25 @@ class DoorService:
             if self._stop.is_set():
                 return
             if live:  # each connection restarts the stream's clock; the vote window must not
-                frame = Frame(frame.index, time.monotonic() - start, frame.pixels)
+                frame = _on_clock(frame, start)
             yield frame
 
-    def _observe(self, cam: CameraConfig, frame: Frame) -> None:
+    def _observe(
+        self, cam: CameraConfig, frame: Frame, live: FrameSource | None, start: float
+    ) -> None:
         door = self._doors[cam.name]
-        with self._lock:
+        with self._cores:
+            if live is not None:  # if another camera had the cores: decide on what is there now
+                frame = _on_clock(live.fresher(frame), start)
             _, event = door.observe(frame)
             present, self._present[cam.name] = self._present[cam.name], door.present
             for name in sorted(present - door.present):  # out of view for the cooldown
                 self.publisher.person_gone(cam.name, name)
             if event is None or self._repeated_claim(cam, event, frame.t):
                 return
-            event = dataclasses.replace(
-                event, audit_id=self._audit.record(event, door.take_image())
-            )
-        self._deliver(cam, event)
+            image = door.take_image()
+            event = dataclasses.replace(event, audit_id=self._audit.record(event, image))
+        self._deliver(cam, event, _wall_clock(frame.captured), image is not None)
 
     def _repeated_claim(self, cam: CameraConfig, event: DecisionEvent, t: float) -> bool:
         """Claim mode decides every few frames while the person stands there: announce the
@@ -231,7 +265,7 @@ class DoorService:
                         exc)  # fmt: skip
             return None
         start = time.perf_counter()
-        with self._lock:
+        with self._cores:
             faces = [f for f in self.fr.identify_image(image).faces if f.identification]
             if not faces:
                 log.info("frigate: event %s: no usable face in the snapshot", event_id)
@@ -251,8 +285,13 @@ class DoorService:
         self._publish(to_door_event(event, camera, frigate_id=event_id))
         return Recognised(ident.name, ident.similarity)
 
-    def _deliver(self, cam: CameraConfig, event: DecisionEvent) -> None:
-        self._publish(to_door_event(event, cam.name))
+    def _deliver(
+        self, cam: CameraConfig, event: DecisionEvent, captured: datetime | None, snapshot: bool
+    ) -> None:
+        door_event = to_door_event(event, cam.name, frame_time=captured, snapshot=snapshot)
+        self._publish(door_event)
+        if door_event is not None and cam.command and unlocks(door_event):
+            run_command(cam.command, unlock_order(door_event), cam.name)
 
     def _publish(self, door_event: DoorEvent | None) -> None:
         if door_event is None:
@@ -262,6 +301,19 @@ class DoorService:
             self.events.append(door_event)
             self._emit(json.dumps(door_event.payload(), ensure_ascii=False))
             self.publisher.publish_event(door_event)
+
+
+def _on_clock(frame: Frame, start: float) -> Frame:
+    """A live frame on the service's clock (seconds since the camera's thread began)."""
+    captured = frame.captured if frame.captured is not None else time.monotonic()
+    return Frame(frame.index, captured - start, frame.pixels, captured)
+
+
+def _wall_clock(captured: float | None) -> datetime | None:
+    """When a frame stamped with `time.monotonic()` was captured, as a UTC time."""
+    if captured is None:
+        return None
+    return datetime.fromtimestamp(time.time() - (time.monotonic() - captured), UTC)
 
 
 def _why(source: int | str) -> str:

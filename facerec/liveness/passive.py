@@ -223,8 +223,9 @@ def _torch_net(net: MiniFASNet, device: torch.device | None) -> Callable[[np.nda
     """A PyTorch MiniFASNet as a numpy function: NCHW float32 crops in, logits out."""
     import torch
 
-    from facerec.runtime import default_device
+    from facerec.runtime import default_device, sync_torch_threads
 
+    sync_torch_threads()  # else torch runs its own team of every core beside the models
     where = device or default_device()
     net = net.to(where)
 

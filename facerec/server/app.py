@@ -209,8 +209,10 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     _register_recognition(app)
     _register_people(app)
 
+    from facerec.server import door  # door events and their snapshots
     from facerec.server.web.routes import mount  # the review pages at / (`facerec.server.web`)
 
+    door.mount(app, _service, _AUTHORISED)
     mount(app, sign_in=config.web_sign_in)
     return app
 

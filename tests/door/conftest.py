@@ -247,7 +247,9 @@ class MjpegServer:
     """An HTTP MJPEG camera (multipart/x-mixed-replace, as cheap IP cameras serve), looping
     over `frames` (JPEG bytes) at `fps`, at http://127.0.0.1:PORT/stream.mjpg."""
 
-    def __init__(self, frames: list[bytes], fps: float) -> None:
+    def __init__(self, frames: list[bytes], fps: float, *, clocked: bool = False) -> None:
+        """`clocked`: frames go out on a fixed clock, as a camera's sensor gives them (each one
+        a little early or late), rather than `1 / fps` after the previous one was written."""
         import http.server
 
         period = 1.0 / fps
@@ -262,6 +264,7 @@ class MjpegServer:
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 i = 0
+                tick = time.monotonic()
                 try:
                     while not stop.is_set():
                         jpeg = frames[i % len(frames)]
@@ -269,7 +272,8 @@ class MjpegServer:
                         self.wfile.write(f"Content-Length: {len(jpeg)}\r\n\r\n".encode())
                         self.wfile.write(jpeg + b"\r\n")
                         i += 1
-                        time.sleep(period)
+                        tick += period
+                        time.sleep(max(0.0, tick - time.monotonic()) if clocked else period)
                 except OSError:
                     return  # the client went away
 

@@ -50,6 +50,7 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert (office.mode, office.claim) == ("claim", "Alice")
     assert config.frigate is not None and config.frigate.cameras == ("driveway",)
     assert config.frigate.url == "http://frigate.local:5000" and config.frigate.sub_label
+    assert config.snapshot_days == 14
     # The records never show a secret (a config printed in a log or a traceback).
     assert "s3cret-pw" not in repr(config) and "mqtt-pw" not in repr(config)
 
@@ -136,3 +137,12 @@ def test_sources_are_logged_without_their_secrets() -> None:
     masked = describe("http://cam/video.cgi?user=admin&password=s3cret&res=hd")
     assert masked == "http://cam/video.cgi?user=admin&password=***&res=hd"
     assert describe("rtsp://cam/s?pwd=s3cret") == "rtsp://cam/s?pwd=***"
+
+
+def test_snapshot_days_is_a_number_of_days_from_zero() -> None:
+    cam = {"camera": [{"name": "front", "source": "rtsp://cam/stream"}]}
+    assert parse(cam, {}).snapshot_days == 7
+    assert parse({**cam, "snapshot_days": 0}, {}).snapshot_days == 0
+    for bad in (-1, "a week", True):
+        with pytest.raises(ConfigError, match="snapshot_days"):
+            parse({**cam, "snapshot_days": bad}, {})

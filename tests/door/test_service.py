@@ -8,15 +8,18 @@ camera looks like: no depth, no motion.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from facerec.liveness import replay
+from facerec.runtime import available_cores
 
 from ..conftest import shared_file
 from .conftest import (
@@ -53,6 +56,11 @@ def clip_of(photos: list[tuple[Path, float]], path: Path, fps: int = 10) -> Path
     return replay.write_mp4(path, frames, fps)
 
 
+def opener(out: Path) -> list[str]:
+    """A lock `command` that writes the order it is given on stdin to `out`."""
+    return [sys.executable, "-c", f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())"]
+
+
 def wait_for(pred: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not pred():
@@ -85,7 +93,7 @@ def test_files_attack_unknown_strangers_and_a_broker_that_comes_back(
     config = tmp_path / "door.toml"
     config.write_text(door_toml(broker.port, [
         {"name": "live_stranger", "source": str(shared_file(shared, HAMILTON))},
-        {"name": "photo", "source": str(photo)},
+        {"name": "photo", "source": str(photo), "command": opener(tmp_path / "photo.order")},
         {"name": "strangers", "source": str(strangers), "liveness": False},
     ], weights=shared / "models" / "antispoof"))  # fmt: skip
     door = Door(config, db, cli_env)
@@ -112,6 +120,10 @@ def test_files_attack_unknown_strangers_and_a_broker_that_comes_back(
     assert live["liveness"]["verdict"] == "live"
     assert all(e["liveness"] is None for e in printed if e["camera"] == "strangers")
     assert "camera strangers: liveness = false" in door.stderr()  # allowed, but said
+    # Several cameras analyse at once, one model thread each, as many at once as there are cores.
+    at_once = re.search(r"up to (\d+) frame\(s\) analysed at once, 1 model thread", door.stderr())
+    assert at_once is not None and int(at_once.group(1)) == available_cores(), door.stderr()
+    assert not (tmp_path / "photo.order").exists()  # the photo's attack ran no lock command
     assert reader.wait(lambda r: len(r.on("facerec/events")) >= len(printed), 30)
     assert [e["id"] for e in reader.on("facerec/events")] == [e["id"] for e in printed]
     reader.stop()
@@ -154,7 +166,8 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
         {"name": "front", "source": rtsp.url("door", "{FACEREC_RTSP_PASSWORD}")},
         {"name": "porch", "source": mjpeg.url},
         {"name": "back", "source": rtsp.url("door", "{FACEREC_BACK_PASSWORD}")},
-        {"name": "desk", "source": str(clip), "mode": "claim", "claim": LIN},
+        {"name": "desk", "source": str(clip), "mode": "claim", "claim": LIN,
+         "command": opener(tmp_path / "desk.order")},
     ], weights=shared / "models" / "antispoof"))  # fmt: skip
     env = {**cli_env, "FACEREC_RTSP_PASSWORD": RTSP_PASSWORD,
            "FACEREC_BACK_PASSWORD": WRONG_PASSWORD}  # fmt: skip
@@ -173,6 +186,13 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
             assert event["far"] is not None and 0 < event["far"] < 0.01
             assert event["similarity"] >= event["threshold"]
             assert reader.on("facerec/matches/lin-manuel_miranda")
+            if camera == "desk":  # a file has no capture time
+                assert event["frame_time"] is None
+            else:  # the last frame it rested on was captured, then decided on
+                waited = datetime.fromisoformat(event["timestamp"]) - datetime.fromisoformat(
+                    event["frame_time"]
+                )
+                assert 0 <= waited.total_seconds() < 10, event
         assert not [e for e in reader.on("facerec/events") if e["type"] != "known"]
         # Each live `known` may open a door: the unlock topic, with the FAR it was decided at.
         cams = ("front", "porch", "desk")
@@ -181,6 +201,10 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
             unlock = reader.on(f"facerec/unlock/{camera}")[0]
             assert unlock["name"] == LIN and unlock["far"] == known(camera)[0]["far"]
         assert not reader.on("facerec/unlock/back")
+        # The desk's lock command got the same order on stdin.
+        order = tmp_path / "desk.order"
+        wait_for(lambda: order.exists() and order.read_text().endswith("}"), 10, "the command")
+        assert json.loads(order.read_text()) == reader.on("facerec/unlock/desk")[0]
         # The claim (a file, played once) is announced once, not at every decision.
         assert [e["mode"] for e in reader.on("facerec/events") if e["camera"] == "desk"] == [
             "claim"
@@ -189,7 +213,14 @@ def test_rtsp_and_mjpeg_cameras_a_wrong_password_and_a_server_that_restarts(
         state = {t: v for t, v, _ in retained(broker.port, "facerec/cameras/+")}
         assert state["facerec/cameras/front"]["last_person"] == LIN
         assert state["facerec/cameras/porch"]["last_person"] == LIN
-        back = state["facerec/cameras/back"]
+
+        def back_state() -> dict[str, Any]:
+            (state,) = [v for _, v, _ in retained(broker.port, "facerec/cameras/back")]
+            return dict(state)
+
+        # It retries with backoff (`connecting` again each time); between tries it says why.
+        wait_for(lambda: back_state()["status"] == "error", 30, "the back camera's error state")
+        back = back_state()
         assert back["status"] == "error" and "401" in back["error"], back
         ha = [t for t, _, _ in retained(broker.port, "homeassistant/#")]
         assert (

@@ -71,6 +71,8 @@ def test_a_photo_after_the_live_person_left_is_an_attack(shared: Path, tmp_path:
     again = events[1]
     assert min(f.t for f in again.frame_latencies) >= back - 1e-6  # none of the old frames
     assert again.liveness is not None and len(again.liveness_scores) >= 4
+    # Nor any of the old liveness evidence: no more evidence frames than were shown since.
+    assert len(again.liveness_scores) <= round((again.stream_time_s - back) * FPS) + 1
     attack = events[2]
     assert attack.liveness is not None and attack.liveness.verdict.value == "attack"
     assert attack.far is not None and attack.box is not None
