@@ -15,7 +15,7 @@ size (`refine_face` wide, the face centred in a square twice its size), and
 its points are measured there and on the mirror image of that crop, and
 averaged: two looks at the same face whose errors partly cancel, at a size
 YuNet sees well, whatever the photo's resolution or the shrink the search
-used. `scripts/bench_detectors.py --landmarks` measures what it does to
+used. `scripts/bench_landmarks.py` measures what it does to
 accuracy and speed.
 
 YuNet's five points are the subject's right eye, left eye, nose tip, right
