@@ -15,10 +15,10 @@ implementation and may move.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from facerec.gallery.erasers import Erasers, compose
+from facerec.util.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from facerec.album.api import Album, AlbumSettings
@@ -170,16 +170,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'facerec' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 
 def _erasers() -> Erasers:

@@ -43,6 +43,12 @@ false accepts it lets through on this fold's strangers, pooled over the five.
 `--write-package-data` also writes facerec/models/operating_points/<model>.json
 (the LFW curve `facerec.decisions.operating` ships), stamped with the weights' SHA-256,
 the pair counts, the date and this command.
+
+`--write-docs` rewrites the tables that quote those shipped curves (the models
+headline in README.md and docs/models.md, the prototype table in docs/thresholds.md,
+the fusion's operating points in docs/accuracy.md, between their `bench_far:*` markers) from the package's files: alone it measures nothing and
+takes a second; with `--write-package-data` it renders the curves just written.
+Then run `python scripts/write_docs_index.py` for docs/index.md.
 """
 
 from __future__ import annotations
@@ -58,8 +64,10 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from textwrap import indent
 
 import numpy as np
+from docs_markers import replace_between
 
 from facerec.config import Settings
 from facerec.decisions.decision import format_rate
@@ -73,7 +81,7 @@ from facerec.decisions.operating import (
     curve_file,
     curve_for,
 )
-from facerec.detectors import Detector, DetectorKind
+from facerec.detectors import DEFAULT_DETECTOR, Detector, DetectorKind
 from facerec.errors import ModelError
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set
@@ -226,7 +234,15 @@ def main() -> int:
         action="store_true",
         help="write facerec/models/operating_points/<model>.json from the LFW counts",
     )
+    ap.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="rewrite the docs' tables from the shipped curves (alone: no measurement)",
+    )
     args = ap.parse_args()
+    if args.write_docs and not args.write_package_data:
+        write_docs()
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.write_package_data and ("lfw" not in args.sets or args.limit_people is not None):
         ap.error("--write-package-data needs the whole of LFW (--sets lfw, no --limit-people)")
@@ -450,7 +466,113 @@ def main() -> int:
                 f"{format_rate(door.far)} (95% CI up to {format_rate(door.far_high, 3)}), "
                 f"TAR {door.tar * 100:.2f}%"
             )
+    if args.write_docs:
+        write_docs()
     return 0
+
+
+#: The README's models headline: `--model`, its licence in short.
+HEADLINE = (
+    ("sface", "Apache-2.0"),
+    ("dlib-resnet-v1", "public domain"),
+    ("sface+dlib", "Apache-2.0 + public domain"),
+)
+#: The shipped curves' detectors, as the prototype table names them.
+DETECTORS = (("mtcnn", "MTCNN"), ("yunet", "YuNet"))
+README = ROOT / "README.md"
+MODELS_PAGE = ROOT / "docs" / "models.md"
+THRESHOLDS_PAGE = ROOT / "docs" / "thresholds.md"
+ACCURACY_PAGE = ROOT / "docs" / "accuracy.md"
+#: The fusion's operating points beside SFace's, on the curves measured with MTCNN's landmarks.
+FUSION_ROWS = ("sface", "sface+dlib")
+
+
+def _shipped(model: str, detector: str, enrolled: int = 1, far: float = DOOR_FAR) -> OperatingPoint:
+    curve = curve_for(model, None, enrolled=enrolled, detector=detector)
+    if curve is None:
+        raise SystemExit(f"no shipped curve for {model} with {detector} at {enrolled} photo(s)")
+    return curve.for_far(far)
+
+
+def models_table() -> str:
+    """The README's headline: each model's door threshold on the default detector's curve."""
+    detector = DEFAULT_DETECTOR.value
+    first = curve_for(HEADLINE[0][0], None, detector=detector)
+    assert first is not None
+    p = first.provenance
+    rows = [
+        f"Door thresholds from the operating curves the package ships (every pair of "
+        f"{p.dataset}'s {p.photos:,} photos: {p.genuine_pairs:,} genuine, {p.impostor_pairs:,} "
+        f"impostor pairs; {dict(DETECTORS)[detector]} landmarks, the shipped defaults), written "
+        "by `python scripts/bench_far.py --write-docs`:",
+        "",
+        f"| `--model` | licence | door threshold (FAR {format_rate(DOOR_FAR)}) "
+        "| TAR there | false accepts / impostor pairs |",
+        "|---|---|---|---|---|",
+    ]
+    for n, (model, licence) in enumerate(HEADLINE):
+        p = _shipped(model, detector)
+        name = f"`{model}` (default)" if model == DEFAULT_MODEL else f"`{model}`"
+        threshold = f"**{p.threshold:.4f}**" if n == 0 else f"{p.threshold:.4f}"
+        rows.append(
+            f"| {name} | {licence} | {threshold} | {p.tar:.2%} "
+            f"| {p.false_accepts:,} / {p.impostor_pairs:,} |"
+        )
+    return "\n".join(rows)
+
+
+def prototypes_table() -> str:
+    """docs/thresholds.md: the door threshold for prototypes of 1 to 5+ photos, per curve."""
+    rows = [
+        "| model | "
+        + " | ".join(f"{k} photo{'s' if k > 1 else ''}" for k in ENROL[:-1])
+        + f" | {ENROL[-1]}+ photos |",
+        "|---" * (len(ENROL) + 1) + "|",
+    ]
+    for model, _ in HEADLINE:
+        for detector, label in DETECTORS:
+            cells = [
+                f"{p.threshold:.4f} ({p.tar:.2%})"
+                for p in (_shipped(model, detector, k) for k in ENROL)
+            ]
+            name = f"{model} ({label})"
+            if model == DEFAULT_MODEL and detector == DEFAULT_DETECTOR.value:
+                name, cells[0] = f"**{model} ({label}, the default)**", f"**{cells[0]}**"
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def fusion_table(detector: str = "mtcnn") -> str:
+    """docs/accuracy.md: threshold (TAR) at each target FAR, then the door's for prototypes."""
+    rows = [
+        "| model | "
+        + " | ".join(
+            f"**FAR {format_rate(t)} (door)**" if t == DOOR_FAR else f"FAR {format_rate(t)}"
+            for t in TARGETS
+        )
+        + " | "
+        + " | ".join(f"{k} photos" for k in ENROL[1:-1])
+        + f" | {ENROL[-1]}+ photos |",
+        "|---" * (1 + len(TARGETS) + len(ENROL) - 1) + "|",
+    ]
+    for model in FUSION_ROWS:
+        points = [_shipped(model, detector, far=t) for t in TARGETS]
+        points += [_shipped(model, detector, k) for k in ENROL[1:]]
+        rows.append(
+            f"| {model} | " + " | ".join(f"{p.threshold:.4f} ({p.tar:.2%})" for p in points) + " |"
+        )
+    return "\n".join(rows)
+
+
+def write_docs() -> None:
+    """The shipped curves' tables into README.md and docs/thresholds.md, between markers."""
+    replace_between(README, "bench_far:models", models_table())
+    replace_between(MODELS_PAGE, "bench_far:models", models_table())
+    replace_between(ACCURACY_PAGE, "bench_far:fusion", fusion_table())
+    # Inside a list item on that page: indented with it.
+    replace_between(THRESHOLDS_PAGE, "bench_far:prototypes", indent(prototypes_table(), "  "))
+    for page in (README, MODELS_PAGE, THRESHOLDS_PAGE, ACCURACY_PAGE):
+        print(f"wrote {page.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from docs_markers import replace_between
 
 from facerec.detectors import DEFAULT_DETECTOR, Detector, DetectorConfig, DetectorKind
 from facerec.faces.alignment import warp_to_template
@@ -32,7 +33,6 @@ from facerec.models.registry import load_model
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 DOCS_PAGE = ROOT / "docs" / "speed.md"
-BEGIN, END = "<!-- bench_pipeline:begin -->", "<!-- bench_pipeline:end -->"
 SETS = ("face_recognition", "facenet_pytorch", "openface")
 
 
@@ -143,9 +143,7 @@ def write_docs(med: dict[str, float], photos: int, detector: str, model: str, re
         f"| **total** | **{med['total_ms_per_image']:.1f}** ({med['images_per_s']:.1f} images/s, "
         f"{med['faces_per_s']:.1f} faces/s) |",
     ]
-    text = DOCS_PAGE.read_text(encoding="utf-8")
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    DOCS_PAGE.write_text(text[:start] + "\n" + "\n".join(rows) + "\n" + text[end:], encoding="utf-8")
+    replace_between(DOCS_PAGE, "bench_pipeline", "\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,15 @@ CLI turns the suite red instead of misleading a reader.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from textwrap import indent
+from types import ModuleType
 
 import pytest
 
@@ -48,6 +51,48 @@ def test_docs_index_is_generated_from_the_readme() -> None:
     assert (DOCS / "index.md").read_text(encoding="utf-8") == expected, (
         "docs/index.md is stale: run python scripts/write_docs_index.py"
     )
+
+
+def _script(name: str) -> ModuleType:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_the_tables_of_the_shipped_curves_are_the_curves() -> None:
+    # Edit a figure by hand, or ship new curves without --write-docs, and this fails.
+    bench_far, markers = _script("bench_far"), _script("docs_markers")
+    tables = [
+        (ROOT / "README.md", "bench_far:models", bench_far.models_table()),
+        (DOCS / "models.md", "bench_far:models", bench_far.models_table()),
+        (
+            DOCS / "thresholds.md",
+            "bench_far:prototypes",
+            indent(bench_far.prototypes_table(), "  "),
+        ),
+        (DOCS / "accuracy.md", "bench_far:fusion", bench_far.fusion_table()),
+    ]
+    for page, name, rendered in tables:
+        assert markers.between(page, name) == rendered, (
+            f"{page.name}: the {name} table is stale: run python scripts/bench_far.py --write-docs"
+        )
+
+
+def test_a_script_writes_only_between_its_markers(tmp_path: Path) -> None:
+    markers = _script("docs_markers")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "intro\n- item:\n\n  <!-- t:begin -->\n  old\n  <!-- t:end -->\n\noutro\n", encoding="utf-8"
+    )
+    markers.replace_between(page, "t", "  | a |\n  | 1 |")
+    assert page.read_text(encoding="utf-8") == (
+        "intro\n- item:\n\n  <!-- t:begin -->\n  | a |\n  | 1 |\n  <!-- t:end -->\n\noutro\n"
+    )
+    assert markers.between(page, "t") == "  | a |\n  | 1 |"
+    with pytest.raises(ValueError, match="expected one"):
+        markers.replace_between(page, "other", "x")
 
 
 def test_every_page_is_in_the_nav_and_every_link_resolves() -> None:

@@ -58,6 +58,8 @@ def test_import_facerec_loads_no_model_library() -> None:
         "facerec.paths",
         "facerec.gallery",
         "facerec.gallery.erasers",
+        "facerec.util",
+        "facerec.util.lazy",  # the re-exports' __getattr__ (stdlib only)
     }
 
 

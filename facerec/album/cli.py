@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from facerec.album.cli_session import ClusterThresholdOpt
+from facerec.album.cli_session import ClusterThresholdOpt, album_command
 from facerec.album.cli_session import album_session as _album
 from facerec.album.cli_session import refresh_line as _refresh_line
+
+# At run time: the commands' signatures name them (`album_command` reads them).
+from facerec.album.records import NameResult, NotResult, UnfoldResult
 from facerec.cli_common import (
     EXIT_ERROR,
     DbOpt,
@@ -43,12 +46,8 @@ from facerec.config import Settings, database_url
 from facerec.gallery.index_kind import IndexKind
 
 if TYPE_CHECKING:
-    from facerec.album.records import (
-        NameResult,
-        NotResult,
-        ScanSummary,
-        UnfoldResult,
-    )
+    from facerec.album.api import Album
+    from facerec.album.records import ScanSummary
 
 album_app = typer.Typer(
     help="Batch-recognise photo albums: scan, name clusters, report.",
@@ -204,72 +203,60 @@ def scan(
         emit(as_json, result, human)
 
 
+def _named(r: NameResult, db: str | None) -> None:
+    typer.echo(
+        f"cluster {r.cluster} is {r.name} in {database_url(db).display}: "
+        f"{r.added} sample(s) enrolled, "
+        f"{r.skipped} already there, {r.confirmed} face(s) confirmed"
+    )
+    if r.missing:
+        typer.echo(f"  not enrolled (photo gone or changed): faces {list(r.missing)}")
+    if r.excluded:
+        typer.echo(f"  left out (marked not {r.name}): faces {list(r.excluded)}")
+    typer.echo(_refresh_line(r.refresh))
+
+
 @album_app.command(name="name")
+@album_command(_named)
 def name_cmd(
+    album: Album,
     cluster: Annotated[int, typer.Argument(help="Cluster id (from `facerec album report`).")],
     name: Annotated[str, typer.Argument(help="The person's name (new or already enrolled).")],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> NameResult:
     """Enrol unknown-face cluster CLUSTER as NAME, with a prototype from all its faces."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        result = album.name(cluster, name)
+    return album.name(cluster, name)
 
-        def human(r: NameResult) -> None:
-            typer.echo(
-                f"cluster {r.cluster} is {r.name} in {database_url(db).display}: "
-                f"{r.added} sample(s) enrolled, "
-                f"{r.skipped} already there, {r.confirmed} face(s) confirmed"
-            )
-            if r.missing:
-                typer.echo(f"  not enrolled (photo gone or changed): faces {list(r.missing)}")
-            if r.excluded:
-                typer.echo(f"  left out (marked not {r.name}): faces {list(r.excluded)}")
-            typer.echo(_refresh_line(r.refresh))
 
-        emit(as_json, result, human)
+def _not_shown(r: NotResult, db: str | None) -> None:
+    undone = " (its match was undone)" if r.was_matched else ""
+    typer.echo(f"face {r.face} is not {r.name}{undone}")
+    typer.echo(_refresh_line(r.refresh))
 
 
 @album_app.command(name="not")
+@album_command(_not_shown)
 def not_cmd(
+    album: Album,
     face: Annotated[int, typer.Argument(help="Album face id (from `facerec album report`).")],
     name: Annotated[str, typer.Argument(help="The enrolled person this face is not.")],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> NotResult:
     """Record that album face FACE is not NAME; matching respects it from now on."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        result = album.not_(face, name)
+    return album.not_(face, name)
 
-        def human(r: NotResult) -> None:
-            undone = " (its match was undone)" if r.was_matched else ""
-            typer.echo(f"face {r.face} is not {r.name}{undone}")
-            typer.echo(_refresh_line(r.refresh))
 
-        emit(as_json, result, human)
+def _unfolded(r: UnfoldResult, db: str | None) -> None:
+    typer.echo(f"{r.unfolded} folded match(es) of {r.name} undone")
+    typer.echo(_refresh_line(r.refresh))
 
 
 @album_app.command()
+@album_command(_unfolded)
 def unfold(
+    album: Album,
     name: Annotated[str, typer.Argument(help="The person whose folded matches to undo.")],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> UnfoldResult:
     """Take NAME's folded album matches out of their album prototype."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        result = album.unfold(name)
-
-        def human(r: UnfoldResult) -> None:
-            typer.echo(f"{r.unfolded} folded match(es) of {r.name} undone")
-            typer.echo(_refresh_line(r.refresh))
-
-        emit(as_json, result, human)
+    return album.unfold(name)
 
 
 @album_app.command()

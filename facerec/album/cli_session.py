@@ -1,4 +1,4 @@
-"""What every `facerec album` command shares: the session wrapper, the refresh line, an option.
+"""What every `facerec album` command shares: the session wrapper, the refresh line, the options.
 
 Its own module so the command modules (`cli.py`, `correction_cli.py`) both
 import it and neither imports the other.
@@ -6,13 +6,15 @@ import it and neither imports the other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
-from facerec.cli_common import fail, session
+from facerec.cli_common import DbOpt, JsonOpt, ThresholdOpt, emit, fail, session
 from facerec.config import Settings
 
 if TYPE_CHECKING:
@@ -54,3 +56,55 @@ def refresh_line(r: RefreshResult) -> str:
     return f"{r.matched} face(s) matched, {r.unknown} unknown in {r.clusters} cluster(s)" + (
         f", {r.folded} folded" if r.folded else ""
     )
+
+
+R = TypeVar("R")
+
+#: The options of every command that changes the album, after the command's own arguments.
+_OPTIONS = tuple(
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+    for name, kind, default in (
+        ("cluster_threshold", ClusterThresholdOpt, None),
+        ("threshold", ThresholdOpt, None),
+        ("db", DbOpt, None),
+        ("as_json", JsonOpt, False),
+    )
+)
+
+
+def album_command(
+    human: Callable[[R, str | None], None],
+) -> Callable[[Callable[..., R]], Callable[..., None]]:
+    """A command that runs `verb(album, ...)` and prints its result: --json, else `human(result,
+    db)`. Its parameters are the verb's after `album`, then `_OPTIONS`.
+
+    One definition of the four options and of opening the album, instead of the same
+    parameters and `with` line in every command that corrects the album.
+    """
+
+    def decorate(verb: Callable[..., R]) -> Callable[..., None]:
+        # `Album` is imported for type checking only: it loads the model stack, which
+        # `facerec --help` must not; the verb's `album` parameter is no command parameter.
+        hints = get_type_hints(verb, localns={"Album": Any}, include_extras=True)
+        own = list(inspect.signature(verb).parameters.values())[1:]
+        params = [p.replace(annotation=hints[p.name]) for p in own] + list(_OPTIONS)
+
+        @functools.wraps(verb)
+        def command(
+            *,
+            cluster_threshold: float | None,
+            threshold: float | None,
+            db: str | None,
+            as_json: bool,
+            **args: Any,
+        ) -> None:
+            settings = Settings(threshold=threshold)
+            with album_session(db, settings, cluster_threshold, as_json=as_json) as album:
+                emit(as_json, verb(album, **args), lambda r: human(r, db))
+
+        del command.__wrapped__  # Typer reads the signature below, not the verb's
+        command.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        return command
+
+    return decorate

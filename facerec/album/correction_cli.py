@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from facerec.album.cli_session import ClusterThresholdOpt
+from facerec.album.cli_session import ClusterThresholdOpt, album_command
 from facerec.album.cli_session import album_session as _album
 from facerec.album.cli_session import refresh_line as _refresh_line
+from facerec.album.records import CorrectionResult  # at run time: the commands' signatures
 from facerec.cli_common import DbOpt, JsonOpt, ThresholdOpt, emit
 from facerec.config import Settings
 
 if TYPE_CHECKING:
+    from facerec.album.api import Album
     from facerec.album.corrections import Correction
-    from facerec.album.records import CorrectionResult
 
 
 FacesArg = Annotated[
@@ -28,109 +29,81 @@ FacesArg = Annotated[
 ]
 
 
-def _show(result: CorrectionResult, as_json: bool) -> None:
-    def human(r: CorrectionResult) -> None:
-        typer.echo(f"correction {r.id}: {r.summary}")
-        typer.echo(_refresh_line(r.refresh))
-
-    emit(as_json, result, human)
+def _show(r: CorrectionResult, db: str | None) -> None:
+    typer.echo(f"correction {r.id}: {r.summary}")
+    typer.echo(_refresh_line(r.refresh))
 
 
+correction = album_command(_show)
+
+
+@correction
 def rename(
+    album: Album,
     old: Annotated[str, typer.Argument(help="The person's name now.")],
     new: Annotated[str, typer.Argument(help="Their new name.")],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Rename a person everywhere (undo: `facerec album undo`)."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.rename(old, new), as_json)
+    return album.rename(old, new)
 
 
+@correction
 def merge(
+    album: Album,
     source: Annotated[str, typer.Argument(help="The person who goes.")],
     target: Annotated[str, typer.Argument(help="The person who stays, with both's faces.")],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Merge SOURCE into TARGET: samples, album faces and 'not' records move; SOURCE goes."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.merge(source, target), as_json)
+    return album.merge(source, target)
 
 
+@correction
 def move(
+    album: Album,
     name: Annotated[str, typer.Argument(help="The enrolled person these faces are.")],
     faces: FacesArg,
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Say FACES are NAME (confirmed: kept by every rescan)."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.move(faces, name), as_json)
+    return album.move(faces, name)
 
 
-def confirm(
-    faces: FacesArg,
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@correction
+def confirm(album: Album, faces: FacesArg) -> CorrectionResult:
     """Accept the automatic matches of FACES (all matched to one person)."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.confirm(faces), as_json)
+    return album.confirm(faces)
 
 
-def split(
-    faces: FacesArg,
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@correction
+def split(album: Album, faces: FacesArg) -> CorrectionResult:
     """Split FACES off their unknown-face cluster; clustering keeps them apart from then on."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.split(faces), as_json)
+    return album.split(faces)
 
 
+@correction
 def ignore(
+    album: Album,
     faces: Annotated[list[int] | None, typer.Argument(help="Album face ids.")] = None,
     cluster: Annotated[
         int | None, typer.Option("--cluster", help="Ignore every face of this cluster.")
     ] = None,
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Leave FACES (or a whole --cluster) out of matching and clustering."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        if cluster is not None:
-            _show(album.ignore_cluster(cluster), as_json)
-        else:
-            _show(album.ignore(faces or []), as_json)
+    if cluster is not None:
+        return album.ignore_cluster(cluster)
+    return album.ignore(faces or [])
 
 
+@correction
 def add_face(
+    album: Album,
     photo: Annotated[int, typer.Argument(help="Album photo id (from `facerec album report`).")],
     box: Annotated[
         tuple[float, float, float, float],
         typer.Argument(help="X1 Y1 X2 Y2 around the missed face, in the photo's pixels."),
     ],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Add a face the scan missed: detected inside BOX, embedded and matched like any other."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.add_face(photo, box), as_json)
+    return album.add_face(photo, box)
 
 
 def export(
@@ -182,29 +155,21 @@ def import_(
     ))  # fmt: skip
 
 
+@correction
 def remove_sample(
+    album: Album,
     sample: Annotated[
         int, typer.Argument(help="Enrolment sample id (the person's page lists them).")
     ],
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> CorrectionResult:
     """Remove one enrolment sample of a person (a bad photo); `undo` puts it back."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.remove_sample(sample), as_json)
+    return album.remove_sample(sample)
 
 
-def undo(
-    cluster_threshold: ClusterThresholdOpt = None,
-    threshold: ThresholdOpt = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@correction
+def undo(album: Album) -> CorrectionResult:
     """Take back the last correction (from the CLI, the web app or Python)."""
-    with _album(db, Settings(threshold=threshold), cluster_threshold, as_json=as_json) as album:
-        _show(album.undo(), as_json)
+    return album.undo()
 
 
 def log_cmd(db: DbOpt = None, as_json: JsonOpt = False) -> None:

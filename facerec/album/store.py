@@ -242,88 +242,9 @@ class AlbumStore:
         now = datetime.now(UTC)
         with self.database.write() as s:
             for p in photos:
-                raw = path_bytes(p.path)
-                _release_path(s, raw, p.content_sha256)
-                values = {
-                    "path": display_path(p.path),
-                    "path_bytes": raw,
-                    "size_bytes": p.size_bytes,
-                    "mtime_ns": p.mtime_ns,
-                    "width": p.width,
-                    "height": p.height,
-                    "status": (
-                        PHOTO_SKIPPED if p.skipped else PHOTO_OK if p.error is None else PHOTO_ERROR
-                    ),
-                    "error": p.error,
-                    "damage": p.damage,
-                    "model_name": p.model.name if p.model else None,
-                    "model_sha256": p.model.weights_sha256 if p.model else None,
-                    "scanned_at": now,
-                }
-                photo_id = s.scalar(
-                    select(AlbumPhoto.id).where(AlbumPhoto.content_sha256 == p.content_sha256)
-                )
-                if photo_id is None:
-                    photo_id = s.execute(
-                        insert(AlbumPhoto)
-                        .values(content_sha256=p.content_sha256, **values)
-                        .returning(AlbumPhoto.id)
-                    ).scalar_one()
-                else:
-                    s.execute(delete(AlbumFace).where(AlbumFace.photo_id == photo_id))
-                    s.execute(update(AlbumPhoto).where(AlbumPhoto.id == photo_id).values(**values))
-                _set_path(s, photo_id, raw, p.size_bytes, p.mtime_ns)
-                forgotten = _forgotten_boxes(s, p.content_sha256)
-                faces = [f for f in p.faces if not any(_same_face(f.box, b) for b in forgotten)]
-                if faces:
-                    s.execute(
-                        insert(AlbumFace),
-                        [
-                            {
-                                "photo_id": photo_id,
-                                "face_index": f.face_index,
-                                "box": json.dumps([float(v) for v in f.box]),
-                                "landmarks": json.dumps(
-                                    [[float(x), float(y)] for x, y in f.landmarks]
-                                ),
-                                "det_score": float(f.det_score),
-                                "quality": json.dumps(
-                                    {str(k): float(v) for k, v in f.quality.items()}, sort_keys=True
-                                ),
-                                "quality_reasons": "; ".join(f.quality_reasons) or None,
-                                "embedding": np.asarray(f.embedding, np.float32),
-                                "thumbnail": f.thumbnail,
-                                "folded": False,
-                            }
-                            for f in faces
-                        ],
-                    )
+                _write_photo(s, p, now)
             for r in relocations:
-                photo_id = s.scalar(
-                    select(AlbumPhoto.id).where(AlbumPhoto.content_sha256 == r.content_sha256)
-                )
-                if photo_id is None:
-                    continue
-                raw = path_bytes(r.path)
-                _release_path(s, raw, r.content_sha256)
-                _set_path(s, photo_id, raw, r.size_bytes, r.mtime_ns)
-                if r.gone:
-                    gone = [path_bytes(g) for g in r.gone]
-                    s.execute(
-                        delete(AlbumPhotoPath).where(
-                            AlbumPhotoPath.photo_id == photo_id, AlbumPhotoPath.path_bytes.in_(gone)
-                        )
-                    )
-                    s.execute(
-                        update(AlbumPhoto)
-                        .where(AlbumPhoto.id == photo_id, AlbumPhoto.path_bytes.in_(gone))
-                        .values(
-                            path=display_path(r.path),
-                            path_bytes=raw,
-                            size_bytes=r.size_bytes,
-                            mtime_ns=r.mtime_ns,
-                        )
-                    )
+                _relocate(s, r)
 
     def prune(self, gone: Sequence[str]) -> int:
         """Forget the files named `gone` (deleted from disk), in one transaction.
@@ -352,50 +273,7 @@ class AlbumStore:
         records go, and clusters left empty. `FaceRec.forget` calls this in
         the transaction that deletes the person.
         """
-        stmt = (
-            select(
-                AlbumFace.id,
-                AlbumFace.photo_id,
-                AlbumFace.box,
-                AlbumFace.embedding,
-                AlbumFace.identity_id,
-                AlbumPhoto.content_sha256,
-                AlbumPhoto.model_name,
-                AlbumPhoto.model_sha256,
-            )
-            .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
-            .order_by(AlbumFace.id)
-            .execution_options(yield_per=1024)
-        )
-        model = (target.model.name, target.model.weights_sha256)
-        doomed: list[tuple[int, int, str, str]] = []  # face id, photo id, content, box
-        unchecked = 0
-        chunk: list[tuple[int, int, str, Vectors, int | None, str, str | None, str | None]] = []
-
-        def judge() -> None:
-            nonlocal unchecked
-            same = [r for r in chunk if (r[6], r[7]) == model]
-            unchecked += sum(
-                1 for r in chunk if (r[6], r[7]) != model and r[4] != target.identity_id
-            )
-            close = set()
-            if same:
-                vectors = [r[3] for r in same]
-                if len({len(v) for v in vectors}) == 1:
-                    hits = target.is_them(stack_rows(vectors))
-                    close = {r[0] for r, hit in zip(same, hits.tolist(), strict=True) if hit}
-            doomed.extend(
-                (r[0], r[1], r[5], r[2])
-                for r in chunk
-                if r[4] == target.identity_id or r[0] in close
-            )
-            chunk.clear()
-
-        for row in s.execute(stmt):
-            chunk.append(tuple(row))  # type: ignore[arg-type]
-            if len(chunk) >= 1024:
-                judge()
-        judge()
+        doomed, unchecked = _their_faces(s, target)
         negatives = int(
             s.scalar(
                 select(func.count())
@@ -406,23 +284,7 @@ class AlbumStore:
         )
         s.execute(delete(AlbumNegative).where(AlbumNegative.identity_id == target.identity_id))
         forget_people(s, target.name)  # the correction log names them too
-        if doomed:
-            now = datetime.now(UTC)
-            s.execute(
-                insert(AlbumForgottenFace),
-                [
-                    {"content_sha256": sha, "box": box, "forgotten_at": now}
-                    for _, _, sha, box in doomed
-                ],
-            )
-            ids = [d[0] for d in doomed]
-            for start in range(0, len(ids), 500):
-                s.execute(delete(AlbumFace).where(AlbumFace.id.in_(ids[start : start + 500])))
-            s.execute(
-                delete(AlbumCluster).where(
-                    ~select(AlbumFace.id).where(AlbumFace.cluster_id == AlbumCluster.id).exists()
-                )
-            )
+        _erase_faces(s, doomed)
         return AlbumForgotten(
             faces=len(doomed),
             photos=len({d[1] for d in doomed}),
@@ -690,67 +552,13 @@ class AlbumStore:
                     )
                 ).all()
             )
-        faces_by_photo: dict[int, list[FaceView]] = {}
-        for fid, pid, idx, box, score, reasons, name, sim, kind, folded, cl in face_rows:
-            faces_by_photo.setdefault(pid, []).append(
-                FaceView(
-                    id=fid,
-                    photo_id=pid,
-                    face_index=idx,
-                    box=_box(json.loads(box)),
-                    det_score=score,
-                    quality_reasons=tuple(reasons.split("; ")) if reasons else (),
-                    person=name,
-                    similarity=sim,
-                    match_kind=kind if name is not None else None,
-                    folded=bool(folded) and name is not None,
-                    cluster=cl if name is None else None,
-                )
-            )
+        faces_by_photo = _faces_by_photo(face_rows)
         photo_views = tuple(
-            PhotoView(
-                id=p.id,
-                path=p.path,
-                content_sha256=p.content_sha256,
-                status=p.status,
-                error=p.error,
-                damage=p.damage,
-                width=p.width,
-                height=p.height,
-                scanned_at=p.scanned_at,
-                faces=tuple(faces_by_photo.get(p.id, ())),
-                # Other files by their exact names: two may print alike (revision 0007).
-                paths=(
-                    p.path,
-                    *(x for x, raw in paths_by_photo.get(p.id, ()) if raw != p.path_bytes),
-                ),
-                forgotten=int(forgotten.get(p.content_sha256, 0)),
-                raw_paths=(
-                    p.path_bytes,
-                    *(raw for _, raw in paths_by_photo.get(p.id, ()) if raw != p.path_bytes),
-                ),
-            )
+            _photo_view(p, faces_by_photo.get(p.id, ()), paths_by_photo.get(p.id, ()), forgotten)
             for p in photos
         )
-        people: dict[str, list[FaceView]] = {}
-        clusters: dict[int, list[FaceView]] = {}
-        for photo in photo_views:
-            for f in photo.faces:
-                if f.person is not None:
-                    people.setdefault(f.person, []).append(f)
-                elif f.cluster is not None:
-                    clusters.setdefault(f.cluster, []).append(f)
-        return AlbumView(
-            photos=photo_views,
-            people=tuple(
-                PersonView(name, len({f.photo_id for f in fs}), tuple(f.id for f in fs))
-                for name, fs in sorted(people.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-            ),
-            clusters=tuple(
-                ClusterView(cid, len({f.photo_id for f in fs}), tuple(f.id for f in fs))
-                for cid, fs in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-            ),
-        )
+        people, clusters = _people_and_clusters(photo_views)
+        return AlbumView(photos=photo_views, people=people, clusters=clusters)
 
     def face_images(self, face_ids: Sequence[int]) -> Iterator[FaceImage]:
         """Thumbnails (or where to cut them) for the given faces, streamed in id order."""
@@ -804,6 +612,217 @@ class AlbumStore:
                     or 0
                 ),
             }
+
+
+def _write_photo(s: Session, p: NewPhoto, now: datetime) -> None:
+    """One scanned photo: its row (new, or the same content's refreshed), its path, its faces."""
+    raw = path_bytes(p.path)
+    _release_path(s, raw, p.content_sha256)
+    values = {
+        "path": display_path(p.path),
+        "path_bytes": raw,
+        "size_bytes": p.size_bytes,
+        "mtime_ns": p.mtime_ns,
+        "width": p.width,
+        "height": p.height,
+        "status": PHOTO_SKIPPED if p.skipped else PHOTO_OK if p.error is None else PHOTO_ERROR,
+        "error": p.error,
+        "damage": p.damage,
+        "model_name": p.model.name if p.model else None,
+        "model_sha256": p.model.weights_sha256 if p.model else None,
+        "scanned_at": now,
+    }
+    photo_id = s.scalar(select(AlbumPhoto.id).where(AlbumPhoto.content_sha256 == p.content_sha256))
+    if photo_id is None:
+        photo_id = s.execute(
+            insert(AlbumPhoto)
+            .values(content_sha256=p.content_sha256, **values)
+            .returning(AlbumPhoto.id)
+        ).scalar_one()
+    else:
+        s.execute(delete(AlbumFace).where(AlbumFace.photo_id == photo_id))
+        s.execute(update(AlbumPhoto).where(AlbumPhoto.id == photo_id).values(**values))
+    _set_path(s, photo_id, raw, p.size_bytes, p.mtime_ns)
+    forgotten = _forgotten_boxes(s, p.content_sha256)
+    faces = [f for f in p.faces if not any(_same_face(f.box, b) for b in forgotten)]
+    if faces:
+        s.execute(insert(AlbumFace), [_face_row(photo_id, f) for f in faces])
+
+
+def _face_row(photo_id: int, f: NewFace) -> dict[str, Any]:
+    return {
+        "photo_id": photo_id,
+        "face_index": f.face_index,
+        "box": json.dumps([float(v) for v in f.box]),
+        "landmarks": json.dumps([[float(x), float(y)] for x, y in f.landmarks]),
+        "det_score": float(f.det_score),
+        "quality": json.dumps({str(k): float(v) for k, v in f.quality.items()}, sort_keys=True),
+        "quality_reasons": "; ".join(f.quality_reasons) or None,
+        "embedding": np.asarray(f.embedding, np.float32),
+        "thumbnail": f.thumbnail,
+        "folded": False,
+    }
+
+
+def _relocate(s: Session, r: Relocation) -> None:
+    """A known content found at a new path; the paths it left (`gone`) go."""
+    photo_id = s.scalar(select(AlbumPhoto.id).where(AlbumPhoto.content_sha256 == r.content_sha256))
+    if photo_id is None:
+        return
+    raw = path_bytes(r.path)
+    _release_path(s, raw, r.content_sha256)
+    _set_path(s, photo_id, raw, r.size_bytes, r.mtime_ns)
+    if r.gone:
+        gone = [path_bytes(g) for g in r.gone]
+        s.execute(
+            delete(AlbumPhotoPath).where(
+                AlbumPhotoPath.photo_id == photo_id, AlbumPhotoPath.path_bytes.in_(gone)
+            )
+        )
+        s.execute(
+            update(AlbumPhoto)
+            .where(AlbumPhoto.id == photo_id, AlbumPhoto.path_bytes.in_(gone))
+            .values(
+                path=display_path(r.path),
+                path_bytes=raw,
+                size_bytes=r.size_bytes,
+                mtime_ns=r.mtime_ns,
+            )
+        )
+
+
+def _their_faces(s: Session, target: ForgetTarget) -> tuple[list[tuple[int, int, str, str]], int]:
+    """The album faces of `target`, as (face id, photo id, content, box), and how many faces of
+    other models could not be checked against them."""
+    stmt = (
+        select(
+            AlbumFace.id,
+            AlbumFace.photo_id,
+            AlbumFace.box,
+            AlbumFace.embedding,
+            AlbumFace.identity_id,
+            AlbumPhoto.content_sha256,
+            AlbumPhoto.model_name,
+            AlbumPhoto.model_sha256,
+        )
+        .join(AlbumPhoto, AlbumPhoto.id == AlbumFace.photo_id)
+        .order_by(AlbumFace.id)
+        .execution_options(yield_per=1024)
+    )
+    model = (target.model.name, target.model.weights_sha256)
+    doomed: list[tuple[int, int, str, str]] = []  # face id, photo id, content, box
+    unchecked = 0
+    chunk: list[tuple[int, int, str, Vectors, int | None, str, str | None, str | None]] = []
+
+    def judge() -> None:
+        nonlocal unchecked
+        same = [r for r in chunk if (r[6], r[7]) == model]
+        unchecked += sum(1 for r in chunk if (r[6], r[7]) != model and r[4] != target.identity_id)
+        close = set()
+        if same:
+            vectors = [r[3] for r in same]
+            if len({len(v) for v in vectors}) == 1:
+                hits = target.is_them(stack_rows(vectors))
+                close = {r[0] for r, hit in zip(same, hits.tolist(), strict=True) if hit}
+        doomed.extend(
+            (r[0], r[1], r[5], r[2]) for r in chunk if r[4] == target.identity_id or r[0] in close
+        )
+        chunk.clear()
+
+    for row in s.execute(stmt):
+        chunk.append(tuple(row))  # type: ignore[arg-type]
+        if len(chunk) >= 1024:
+            judge()
+    judge()
+    return doomed, unchecked
+
+
+def _erase_faces(s: Session, doomed: list[tuple[int, int, str, str]]) -> None:
+    """Delete the faces, remember their boxes against the content, drop clusters left empty."""
+    if not doomed:
+        return
+    now = datetime.now(UTC)
+    s.execute(
+        insert(AlbumForgottenFace),
+        [{"content_sha256": sha, "box": box, "forgotten_at": now} for _, _, sha, box in doomed],
+    )
+    ids = [d[0] for d in doomed]
+    for start in range(0, len(ids), 500):
+        s.execute(delete(AlbumFace).where(AlbumFace.id.in_(ids[start : start + 500])))
+    s.execute(
+        delete(AlbumCluster).where(
+            ~select(AlbumFace.id).where(AlbumFace.cluster_id == AlbumCluster.id).exists()
+        )
+    )
+
+
+def _faces_by_photo(rows: Sequence[Sequence[Any]]) -> dict[int, list[FaceView]]:
+    faces: dict[int, list[FaceView]] = {}
+    for fid, pid, idx, box, score, reasons, name, sim, kind, folded, cl in rows:
+        faces.setdefault(pid, []).append(
+            FaceView(
+                id=fid,
+                photo_id=pid,
+                face_index=idx,
+                box=_box(json.loads(box)),
+                det_score=score,
+                quality_reasons=tuple(reasons.split("; ")) if reasons else (),
+                person=name,
+                similarity=sim,
+                match_kind=kind if name is not None else None,
+                folded=bool(folded) and name is not None,
+                cluster=cl if name is None else None,
+            )
+        )
+    return faces
+
+
+def _photo_view(
+    p: AlbumPhoto,
+    faces: Sequence[FaceView],
+    paths: Sequence[tuple[str, bytes]],
+    forgotten: Mapping[str, int],
+) -> PhotoView:
+    return PhotoView(
+        id=p.id,
+        path=p.path,
+        content_sha256=p.content_sha256,
+        status=p.status,
+        error=p.error,
+        damage=p.damage,
+        width=p.width,
+        height=p.height,
+        scanned_at=p.scanned_at,
+        faces=tuple(faces),
+        # Other files by their exact names: two may print alike (revision 0007).
+        paths=(p.path, *(x for x, raw in paths if raw != p.path_bytes)),
+        forgotten=int(forgotten.get(p.content_sha256, 0)),
+        raw_paths=(p.path_bytes, *(raw for _, raw in paths if raw != p.path_bytes)),
+    )
+
+
+def _people_and_clusters(
+    photos: Sequence[PhotoView],
+) -> tuple[tuple[PersonView, ...], tuple[ClusterView, ...]]:
+    """The faces grouped by person and by cluster, the largest group first."""
+    people: dict[str, list[FaceView]] = {}
+    clusters: dict[int, list[FaceView]] = {}
+    for photo in photos:
+        for f in photo.faces:
+            if f.person is not None:
+                people.setdefault(f.person, []).append(f)
+            elif f.cluster is not None:
+                clusters.setdefault(f.cluster, []).append(f)
+    return (
+        tuple(
+            PersonView(name, len({f.photo_id for f in fs}), tuple(f.id for f in fs))
+            for name, fs in sorted(people.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        ),
+        tuple(
+            ClusterView(cid, len({f.photo_id for f in fs}), tuple(f.id for f in fs))
+            for cid, fs in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        ),
+    )
 
 
 def stack_rows(vectors: Sequence[npt.ArrayLike]) -> Vectors:

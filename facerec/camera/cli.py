@@ -52,8 +52,10 @@ from facerec.gallery.index_kind import IndexKind
 from facerec.liveness.verdict import DEFAULT_MIN_REAL
 
 if TYPE_CHECKING:  # torch-heavy: imported when a camera actually runs
+    from facerec.camera.door import DoorCamera
     from facerec.liveness.challenge import Turn
     from facerec.liveness.passive import AntiSpoof
+    from facerec.liveness.policy import LivenessPolicy
 
 log = logging.getLogger(__name__)
 
@@ -187,22 +189,9 @@ def camera(
             raise ValueError(f"--webhook-timeout-s must be positive, got {webhook_timeout_s}")
         if not cooldown_s >= 0:
             raise ValueError(f"--cooldown-s must not be negative, got {cooldown_s}")
-        policy = None
-        if challenge is not None and (claim is None or not liveness):
-            raise ValueError("--challenge needs --claim NAME and liveness on")
-        if liveness:
-            from facerec.liveness.challenge import draw_turn
-            from facerec.liveness.policy import LivenessPolicy
-
-            turn = draw_turn() if challenge is Challenge.TURN else None
-            policy = LivenessPolicy(
-                min_real=liveness_threshold, require_motion=require_motion, challenge=turn
-            )
-        if policy is not None and liveness_weights is not None and not has_torch():
-            raise ValueError(
-                "--liveness-weights loads .pth files with PyTorch, which is not installed: "
-                f"{TORCH_HINT} (or leave the option out: the shipped models need no PyTorch)"
-            )
+        policy = _liveness_policy(
+            claim, liveness, challenge, liveness_threshold, require_motion, liveness_weights
+        )
     except ValueError as exc:
         fail(str(exc), as_json=as_json, kind="UsageError")
     if claim is not None and timeout_s is None:
@@ -210,7 +199,6 @@ def camera(
 
     # The camera's OpenCV and the pipeline load here, not when `facerec --help` builds the CLI.
     from facerec.camera.door import DoorCamera, run
-    from facerec.camera.liveness import LivenessTracker
     from facerec.camera.stream import FrameSource, parse_source
 
     events: list[DecisionEvent] = []
@@ -227,13 +215,7 @@ def camera(
         door = DoorCamera(
             fr, frames.name, claim=claim, rule=rule, save_images=save_images, cooldown_s=cooldown_s
         )
-        if policy is not None:
-            door.enable_liveness(
-                LivenessTracker(_antispoof(liveness_weights), policy, rule.window_s)
-            )
-        else:
-            log.warning("%s: liveness is off: a photo of %s opens this door", frames.name,
-                        claim or "anyone enrolled")  # fmt: skip
+        _guard_liveness(door, policy, liveness_weights, claim)
         audit = AuditLog(fr.database)
         if policy is not None and policy.challenge is not None:
             _prompt(frames.name, policy.challenge, as_json)
@@ -259,6 +241,45 @@ def camera(
         raise typer.Exit(EXIT_OK)
     decided = events[-1].decision if events else None
     raise typer.Exit(EXIT_OK if decided in POSITIVE else EXIT_REJECTED)
+
+
+def _liveness_policy(
+    claim: str | None,
+    liveness: bool,
+    challenge: Challenge | None,
+    min_real: float,
+    require_motion: bool,
+    weights: Path | None,
+) -> LivenessPolicy | None:
+    """The liveness rules the options ask for (None: off); ValueError for options that clash."""
+    if challenge is not None and (claim is None or not liveness):
+        raise ValueError("--challenge needs --claim NAME and liveness on")
+    if not liveness:
+        return None
+    from facerec.liveness.challenge import draw_turn
+    from facerec.liveness.policy import LivenessPolicy
+
+    turn = draw_turn() if challenge is Challenge.TURN else None
+    policy = LivenessPolicy(min_real=min_real, require_motion=require_motion, challenge=turn)
+    if weights is not None and not has_torch():
+        raise ValueError(
+            "--liveness-weights loads .pth files with PyTorch, which is not installed: "
+            f"{TORCH_HINT} (or leave the option out: the shipped models need no PyTorch)"
+        )
+    return policy
+
+
+def _guard_liveness(
+    door: DoorCamera, policy: LivenessPolicy | None, weights: Path | None, claim: str | None
+) -> None:
+    """Give the door its liveness check, or say loudly that it has none."""
+    from facerec.camera.liveness import LivenessTracker
+
+    if policy is not None:
+        door.enable_liveness(LivenessTracker(_antispoof(weights), policy, door.rule.window_s))
+    else:
+        log.warning("%s: liveness is off: a photo of %s opens this door", door.source,
+                    claim or "anyone enrolled")  # fmt: skip
 
 
 def _antispoof(weights: Path | None) -> AntiSpoof:

@@ -390,11 +390,20 @@ def read_header(
     source = display_path(source)
     if not data:
         raise ImageError(source, "empty file")
+    with _pil_errors(source), Image.open(io.BytesIO(data)) as img:
+        return _check_header(img, source, max_pixels)
+
+
+@contextmanager
+def _pil_errors(source: str) -> Iterator[None]:
+    """Pillow's failures on hostile bytes, each as one `ImageError` naming `source`.
+
+    We enforce our own pixel bound from the header, so PIL's bomb warning is silenced.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                return _check_header(img, source, max_pixels)
+            yield
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -402,7 +411,10 @@ def read_header(
     except Image.DecompressionBombError as exc:
         raise ImageError(source, f"refused as a possible decompression bomb: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(source, f"cannot decode: {str(exc) or type(exc).__name__}") from None
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason.lower():
+            reason = "truncated image data (the file was cut off)"
+        raise ImageError(source, f"cannot decode: {reason}") from None
 
 
 def _check_header(img: Image.Image, source: str, max_pixels: int) -> ImageHeader:
@@ -435,36 +447,22 @@ def _decode(
         raise ImageError(
             source, "refusing to decode: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is switched on"
         )
-    try:
-        with warnings.catch_warnings():
-            # We enforce our own pixel bound from the header; silence PIL's own bomb warning.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            _check_header(img, source, max_pixels)
-            is_jpeg = img.format in _JPEG_FORMATS
-            damage = jpeg_damage(data) if is_jpeg else None
-            if is_jpeg and max_side is not None and max(width, height) > max_side:
-                f = max_side / max(width, height)
-                img.draft(None, (math.ceil(width * f), math.ceil(height * f)))
-            img.load()
-            loaded_size = img.size
-            # In place: without an orientation tag the copy exif_transpose returns is 240 MB
-            # for a 79-MP photo, for nothing.
-            ImageOps.exif_transpose(img, in_place=True)
-            full = (height, width) if img.size != loaded_size else (width, height)
-            return _to_rgb(img), full, damage
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageError(source, "not an image (unrecognised format)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(source, f"refused as a possible decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = str(exc) or type(exc).__name__
-        if "truncated" in reason.lower():
-            reason = "truncated image data (the file was cut off)"
-        raise ImageError(source, f"cannot decode: {reason}") from None
+    with _pil_errors(source):
+        img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        _check_header(img, source, max_pixels)
+        is_jpeg = img.format in _JPEG_FORMATS
+        damage = jpeg_damage(data) if is_jpeg else None
+        if is_jpeg and max_side is not None and max(width, height) > max_side:
+            f = max_side / max(width, height)
+            img.draft(None, (math.ceil(width * f), math.ceil(height * f)))
+        img.load()
+        loaded_size = img.size
+        # In place: without an orientation tag the copy exif_transpose returns is 240 MB
+        # for a 79-MP photo, for nothing.
+        ImageOps.exif_transpose(img, in_place=True)
+        full = (height, width) if img.size != loaded_size else (width, height)
+        return _to_rgb(img), full, damage
 
 
 def _to_rgb(img: Image.Image) -> RGBImage:

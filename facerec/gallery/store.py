@@ -292,18 +292,7 @@ class Gallery:
         prepared = [_prepare(pos, total, smp) for pos, smp in enumerate(samples, 1)]
 
         def work(s: Session, state: GalleryState) -> tuple[EnrollResult, PrototypeChange]:
-            if state.model is None:
-                _set_meta(s, META_MODEL_NAME, model.name)
-                _set_meta(s, META_MODEL_SHA256, model.weights_sha256)
-                if detector is not None:
-                    _set_meta(s, META_DETECTOR, str(detector))
-            elif state.model != model:
-                raise ModelMismatchError(self._db.display, state.model, model)
-            dim = state.dim
-            if dim is None:
-                dim = int(prepared[0].embedding.shape[0])
-                _set_meta(s, META_EMBEDDING_DIM, str(dim))
-                self._search.dimension_pinned(s, dim)
+            dim = self._pin_model(s, state, model, detector, int(prepared[0].embedding.shape[0]))
             now = _now()
             identity = s.scalar(select(Identity).where(Identity.name == name))
             if expect is not None and _version(s, identity) != expect.version:
@@ -312,35 +301,7 @@ class Gallery:
                 identity = Identity(name=name, created_at=now, updated_at=now)
                 s.add(identity)
                 s.flush()
-            seen = set(
-                s.scalars(select(Sample.content_sha256).where(Sample.identity_id == identity.id))
-            )
-            added = skipped = 0
-            for pos, p in enumerate(prepared, 1):
-                if p.embedding.shape[0] != dim:
-                    raise ValueError(
-                        f"sample {pos} of {total} ({p.source}): embedding has dimension "
-                        f"{p.embedding.shape[0]}, but the gallery's model {model} gives {dim}"
-                    )
-                if p.content_sha256 in seen:
-                    skipped += 1
-                    continue
-                seen.add(p.content_sha256)
-                s.add(
-                    Sample(
-                        identity_id=identity.id,
-                        embedding=p.embedding,
-                        crop=p.crop,
-                        crop_landmarks=p.crop_landmarks,
-                        source=p.source,
-                        content_sha256=p.content_sha256,
-                        box=p.box,
-                        det_score=p.det_score,
-                        quality=p.quality,
-                        created_at=now,
-                    )
-                )
-                added += 1
+            added, skipped = _add_samples(s, identity.id, prepared, dim, model, now)
             change = PrototypeChange()
             if added:
                 identity.updated_at = now
@@ -354,6 +315,29 @@ class Gallery:
             return EnrollResult(person, added, skipped), change
 
         return self._commit(work)
+
+    def _pin_model(
+        self,
+        s: Session,
+        state: GalleryState,
+        model: ModelIdentity,
+        detector: str | None,
+        dim: int,
+    ) -> int:
+        """The gallery's embedding dimension; the first enrolment pins `model`, `detector` and
+        `dim` (the first sample's), a later one with another model is refused."""
+        if state.model is None:
+            _set_meta(s, META_MODEL_NAME, model.name)
+            _set_meta(s, META_MODEL_SHA256, model.weights_sha256)
+            if detector is not None:
+                _set_meta(s, META_DETECTOR, str(detector))
+        elif state.model != model:
+            raise ModelMismatchError(self._db.display, state.model, model)
+        if state.dim is not None:
+            return state.dim
+        _set_meta(s, META_EMBEDDING_DIM, str(dim))
+        self._search.dimension_pinned(s, dim)
+        return dim
 
     def remove(self, name: str) -> int:
         """Delete `name` with all their samples and prototype; returns how many samples went.
@@ -745,6 +729,46 @@ def _finite(value: object, what: str) -> float:
     if not math.isfinite(f):
         raise ValueError(f"{what}: not finite: {f}")
     return f
+
+
+def _add_samples(
+    s: Session,
+    identity_id: int,
+    prepared: Sequence[_Prepared],
+    dim: int,
+    model: ModelIdentity,
+    now: datetime,
+) -> tuple[int, int]:
+    """Write the samples whose file the person does not have yet; (added, skipped)."""
+    seen = set(s.scalars(select(Sample.content_sha256).where(Sample.identity_id == identity_id)))
+    added = skipped = 0
+    total = len(prepared)
+    for pos, p in enumerate(prepared, 1):
+        if p.embedding.shape[0] != dim:
+            raise ValueError(
+                f"sample {pos} of {total} ({p.source}): embedding has dimension "
+                f"{p.embedding.shape[0]}, but the gallery's model {model} gives {dim}"
+            )
+        if p.content_sha256 in seen:
+            skipped += 1
+            continue
+        seen.add(p.content_sha256)
+        s.add(
+            Sample(
+                identity_id=identity_id,
+                embedding=p.embedding,
+                crop=p.crop,
+                crop_landmarks=p.crop_landmarks,
+                source=p.source,
+                content_sha256=p.content_sha256,
+                box=p.box,
+                det_score=p.det_score,
+                quality=p.quality,
+                created_at=now,
+            )
+        )
+        added += 1
+    return added, skipped
 
 
 def _prepare(pos: int, total: int, sample: NewSample) -> _Prepared:

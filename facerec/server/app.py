@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
@@ -190,6 +190,36 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
     rather than a failed ASGI startup.
     """
 
+    app = FastAPI(
+        title="facerec",
+        version=_version(),
+        description="Face verification and recognition over HTTP: enroll, verify (1:1), "
+        "identify (1:N), list and delete people. Send the API key as "
+        "`Authorization: Bearer <token>` or `X-API-Key: <token>`.",
+        lifespan=_lifespan(config, service),
+    )
+    app.router.route_class = StrictFormRoute  # before any route: undecodable fields get 400
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    # Added last, so outermost: the key is checked before the size limit or the parser reads.
+    app.add_middleware(RequestGate, body_s=config.body_timeout_s)
+
+    _register_error_handlers(app)
+    _register_health(app)
+    _register_enrolment(app)
+    _register_recognition(app)
+    _register_people(app)
+
+    from facerec.server.web.routes import mount  # the review pages at / (`facerec.server.web`)
+
+    mount(app, sign_in=config.web_sign_in)
+    return app
+
+
+def _lifespan(
+    config: ServerConfig, service: FaceService | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """At startup the model loads and the gallery opens, unless `service` is ready; shut, both close."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = None
@@ -224,18 +254,11 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             if owned is not None:
                 owned.close()
 
-    app = FastAPI(
-        title="facerec",
-        version=_version(),
-        description="Face verification and recognition over HTTP: enroll, verify (1:1), "
-        "identify (1:N), list and delete people. Send the API key as "
-        "`Authorization: Bearer <token>` or `X-API-Key: <token>`.",
-        lifespan=lifespan,
-    )
-    app.router.route_class = StrictFormRoute  # before any route: undecodable fields get 400
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
-    # Added last, so outermost: the key is checked before the size limit or the parser reads.
-    app.add_middleware(RequestGate, body_s=config.body_timeout_s)
+    return lifespan
+
+
+def _register_error_handlers(app: FastAPI) -> None:
+    """Anticipated errors, HTTP errors and invalid requests: a clipped one-line reason each."""
 
     @app.exception_handler(FacerecError)
     async def _facerec_error(request: Request, exc: FacerecError) -> JSONResponse:
@@ -268,6 +291,8 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             status_code=422,
         )
 
+
+def _register_health(app: FastAPI) -> None:
     @app.get(
         "/v1/health",
         response_model=HealthOut,
@@ -280,6 +305,8 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         await run_in_threadpool(svc.check_database)
         return HealthOut(status="ok", model=svc.model_name, version=_version())
 
+
+def _register_enrolment(app: FastAPI) -> None:
     @app.post(
         "/v1/enroll",
         response_model=EnrollmentJSON,
@@ -324,6 +351,8 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
             raise HTTPException(400, str(exc)) from None
         return enrollment_json(result)
 
+
+def _register_recognition(app: FastAPI) -> None:
     @app.post(
         "/v1/verify",
         response_model=VerificationJSON,
@@ -357,6 +386,8 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         upload = await _read(image)
         return image_json(await run_in_threadpool(svc.identify, upload))
 
+
+def _register_people(app: FastAPI) -> None:
     @app.get("/v1/people", response_model=PeopleOut, dependencies=_AUTHORISED, tags=["people"])
     async def people(svc: Service) -> PeopleOut:
         """Everyone enrolled, by name."""
@@ -374,11 +405,6 @@ def create_app(config: ServerConfig, service: FaceService | None = None) -> Fast
         """Forget NAME: samples, prototype, index entry, album faces, door-camera events and
         images of their face, in one transaction; the body counts what went, per kind."""
         return removal_json(await run_in_threadpool(svc.remove, name))
-
-    from facerec.server.web.routes import mount  # the review pages at / (`facerec.server.web`)
-
-    mount(app, sign_in=config.web_sign_in)
-    return app
 
 
 def _clip(text: str, limit: int = 4 * MAX_ECHO) -> str:

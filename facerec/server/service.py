@@ -130,6 +130,7 @@ class FaceService:
         """
         with self.database.read() as s:
             s.execute(text("SELECT 1"))
+
     @property
     def facerec(self) -> FaceRec:
         """The service's `FaceRec`, for the review pages (`facerec.server.web`) beside the API."""

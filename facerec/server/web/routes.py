@@ -144,41 +144,55 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
     """Add the review pages to `app` (`create_app` calls this): `/`, `/static`, `/action/...`."""
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="web-static")
+    site = _Site(sign_in=sign_in)
+    _register_signin(app, site)
+    _register_people_pages(app, site)
+    _register_album_pages(app, site)
+    _register_images(app, site)
+    _register_actions(app, site)
 
-    def svc(request: Request) -> FaceService:
-        service = getattr(request.app.state, "service", None)
-        if not isinstance(service, FaceService):
-            raise AlbumError("the service is starting or stopping")
-        return service
 
-    def sessions(request: Request) -> Sessions:
+def _service(request: Request) -> FaceService:
+    service = getattr(request.app.state, "service", None)
+    if not isinstance(service, FaceService):
+        raise AlbumError("the service is starting or stopping")
+    return service
+
+
+def _with_cookie(response: Response, s: Session) -> Response:
+    response.set_cookie(
+        COOKIE, s.token, max_age=SESSION_S, httponly=True, samesite="strict", path="/"
+    )
+    return response
+
+
+class _Site:
+    """What every page shares: the sign-in sessions and an album kept in step with the gallery."""
+
+    def __init__(self, *, sign_in: bool) -> None:
+        self.sign_in = sign_in
+        self._refreshing = threading.Lock()
+
+    def sessions(self, request: Request) -> Sessions:
         s = getattr(request.app.state, "web_sessions", None)
         if not isinstance(s, Sessions):
             keys = getattr(request.app.state, "keys", None)
-            s = Sessions(keys if isinstance(keys, KeyStore) else None, sign_in=sign_in)
+            s = Sessions(keys if isinstance(keys, KeyStore) else None, sign_in=self.sign_in)
             request.app.state.web_sessions = s
         return s
 
-    def session_of(request: Request) -> tuple[Session | None, bool]:
+    def session_of(self, request: Request) -> tuple[Session | None, bool]:
         """The request's session, opening one on loopback; (session, newly opened)."""
-        store = sessions(request)
+        store = self.sessions(request)
         s = store.get(request.cookies.get(COOKIE))
         if s is None and not store.sign_in:
             return store.open(None), True
         return s, False
 
-    def with_cookie(response: Response, s: Session) -> Response:
-        response.set_cookie(
-            COOKIE, s.token, max_age=SESSION_S, httponly=True, samesite="strict", path="/"
-        )
-        return response
-
-    refreshing = threading.Lock()
-
-    def fresh(request: Request, fr: FaceRec) -> None:
+    def fresh(self, request: Request, fr: FaceRec) -> None:
         """Re-match the album when the gallery moved since (someone enrolled or was removed,
         through the CLI, the API or another process): no rescan needed to see it here."""
-        with refreshing:
+        with self._refreshing:
             revision = fr.revision()
             if getattr(request.app.state, "web_revision", None) != revision:
                 with Album(fr) as album:
@@ -186,22 +200,24 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
                 request.app.state.web_revision = revision
 
     def guarded(
-        request: Request, make: Callable[[FaceRec], dict[str, Any]], template: str
+        self, request: Request, make: Callable[[FaceRec], dict[str, Any]], template: str
     ) -> Response:
         """Render a page for a request with a session (else off to sign in)."""
-        s, new = session_of(request)
+        s, new = self.session_of(request)
         if s is None:
             return RedirectResponse("/signin", status_code=303)
-        fr = svc(request).facerec
-        fresh(request, fr)
+        fr = _service(request).facerec
+        self.fresh(request, fr)
         ctx = make(fr)
         status = int(ctx.pop("status", 200))
         html = _env.get_template("message.html" if "message" in ctx else template).render(
             csrf=s.csrf, signed_in=s.key is not None, path=request.url.path, **ctx
         )
         response = HTMLResponse(html, status_code=status)
-        return with_cookie(response, s) if new else response
+        return _with_cookie(response, s) if new else response
 
+
+def _register_signin(app: FastAPI, site: _Site) -> None:
     @app.get("/signin", response_class=HTMLResponse, include_in_schema=False)
     def signin_form(request: Request) -> Response:
         html = _env.get_template("signin.html").render(error=None, csrf="", signed_in=False)
@@ -211,7 +227,7 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
     async def signin(request: Request) -> Response:
         form = await request.form()
         key = str(form.get("api_key") or "")
-        s = sessions(request).sign_in_with(key) if key else None
+        s = site.sessions(request).sign_in_with(key) if key else None
         if s is None:
             html = _env.get_template("signin.html").render(
                 error="invalid or revoked API key, or one without the review scope",
@@ -219,14 +235,16 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
                 signed_in=False,
             )
             return HTMLResponse(html, status_code=401)
-        return with_cookie(RedirectResponse("/", status_code=303), s)
+        return _with_cookie(RedirectResponse("/", status_code=303), s)
 
+
+def _register_people_pages(app: FastAPI, site: _Site) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def people_page(request: Request, q: str = "") -> Response:
         def make(fr: FaceRec) -> dict[str, Any]:
             return {"people": browse.people(fr.database, q), "q": q, "title": "People"}
 
-        return guarded(request, make, "people.html")
+        return site.guarded(request, make, "people.html")
 
     @app.get("/person/{name:path}", response_class=HTMLResponse, include_in_schema=False)
     def person_page(request: Request, name: str, page_no: int = 0) -> Response:
@@ -245,8 +263,10 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
                 "samples": fr.sample_ids(name),
             }  # fmt: skip
 
-        return guarded(request, make, "person.html")
+        return site.guarded(request, make, "person.html")
 
+
+def _register_album_pages(app: FastAPI, site: _Site) -> None:
     @app.get("/clusters", response_class=HTMLResponse, include_in_schema=False)
     def clusters_page(request: Request) -> Response:
         def make(fr: FaceRec) -> dict[str, Any]:
@@ -255,7 +275,7 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
                 "people": browse.names(fr.database),
             }  # fmt: skip
 
-        return guarded(request, make, "clusters.html")
+        return site.guarded(request, make, "clusters.html")
 
     @app.get("/review", response_class=HTMLResponse, include_in_schema=False)
     def review_page(request: Request) -> Response:
@@ -265,7 +285,7 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
             rows = browse.review_queue(fr.database, threshold, REVIEW_MARGIN)
             return {"title": "Review", "rows": rows, "threshold": threshold}
 
-        return guarded(request, make, "review.html")
+        return site.guarded(request, make, "review.html")
 
     @app.get("/photo/{photo_id}", response_class=HTMLResponse, include_in_schema=False)
     def photo_page(request: Request, photo_id: int) -> Response:
@@ -275,7 +295,7 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
                 return {"title": "Not found", "status": 404, "message": f"no photo {photo_id}"}
             return {"title": Path(p.path).name, "photo": p}
 
-        return guarded(request, make, "photo.html")
+        return site.guarded(request, make, "photo.html")
 
     @app.get("/history", response_class=HTMLResponse, include_in_schema=False)
     def history_page(request: Request) -> Response:
@@ -283,14 +303,18 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
             with Album(fr) as album:
                 return {"title": "History", "log": album.corrections(200)}
 
-        return guarded(request, make, "history.html")
+        return site.guarded(request, make, "history.html")
+
+
+def _register_images(app: FastAPI, site: _Site) -> None:
+    """The face crops, enrolled samples and photos the pages show: 401 without a session."""
 
     @app.get("/face/{face_id}.jpg", include_in_schema=False)
     def face_image(request: Request, face_id: int) -> Response:
-        s, _ = session_of(request)
+        s, _ = site.session_of(request)
         if s is None:
             return Response(status_code=401)
-        fr = svc(request).facerec
+        fr = _service(request).facerec
         with Album(fr) as album:
             item = next(album.store.face_images([face_id]), None)
         if item is None:
@@ -305,20 +329,20 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
 
     @app.get("/sample/{sample_id}.png", include_in_schema=False)
     def sample_image(request: Request, sample_id: int) -> Response:
-        s, _ = session_of(request)
+        s, _ = site.session_of(request)
         if s is None:
             return Response(status_code=401)
-        copy = svc(request).facerec.copy_sample(sample_id)
+        copy = _service(request).facerec.copy_sample(sample_id)
         if copy is None:
             return Response(status_code=404)
         return Response(copy.crop, media_type="image/png", headers={"Cache-Control": "private"})
 
     @app.get("/photo/{photo_id}/image", include_in_schema=False)
     def photo_image(request: Request, photo_id: int) -> Response:
-        s, _ = session_of(request)
+        s, _ = site.session_of(request)
         if s is None:
             return Response(status_code=401)
-        p = browse.photo(svc(request).facerec.database, photo_id)
+        p = browse.photo(_service(request).facerec.database, photo_id)
         if p is None:
             return Response(status_code=404)
         try:
@@ -330,9 +354,11 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
         image.save(buf, format="JPEG", quality=88)
         return Response(buf.getvalue(), media_type="image/jpeg")
 
+
+def _register_actions(app: FastAPI, site: _Site) -> None:
     @app.post("/action/{action}", include_in_schema=False)
     async def act(request: Request, action: str) -> Response:
-        s, _ = session_of(request)
+        s, _ = site.session_of(request)
         if s is None:
             return HTMLResponse("sign in first", status_code=401)
         raw = await request.form()
@@ -345,7 +371,7 @@ def mount(app: FastAPI, *, sign_in: bool) -> None:
         if action != "delete" and action not in ACTIONS:
             return HTMLResponse(f"no action {action[:40]!r}", status_code=404)
         try:
-            message = await run_in_threadpool(_run, svc(request), action, form)
+            message = await run_in_threadpool(_run, _service(request), action, form)
         except Conflict as exc:
             return _message(str(exc), 409)
         except (FacerecError, ValueError) as exc:
