@@ -107,7 +107,7 @@ def door_frames() -> list[LoadedImage]:
         if 90 <= i < 210 and i % 10 == 0:
             canvas = np.zeros((480, 640, 3), np.uint8)
             canvas[60:420] = cv2.resize(bgr, (640, 360))
-            rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
+            rgb = np.asarray(cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB), dtype=np.uint8)
             frames.append(LoadedImage(f"frame-{i}", rgb, f"frame-{i}"))
         i += 1
     cap.release()
