@@ -499,10 +499,11 @@ def models_table() -> str:
     detector = DEFAULT_DETECTOR.value
     first = curve_for(HEADLINE[0][0], None, detector=detector)
     assert first is not None
-    p = first.provenance
+    prov = first.provenance
     rows = [
         f"Door thresholds from the operating curves the package ships (every pair of "
-        f"{p.dataset}'s {p.photos:,} photos: {p.genuine_pairs:,} genuine, {p.impostor_pairs:,} "
+        f"{prov.dataset}'s {prov.photos:,} photos: {prov.genuine_pairs:,} genuine, "
+        f"{prov.impostor_pairs:,} "
         f"impostor pairs; {dict(DETECTORS)[detector]} landmarks, the shipped defaults), written "
         "by `python scripts/bench_far.py --write-docs`:",
         "",
