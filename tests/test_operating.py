@@ -149,9 +149,26 @@ def test_max_false_accepts_is_the_largest_count_whose_bound_complies() -> None:
 
 def test_folds_raise_the_smallest_vouchable_far(caplog: pytest.LogCaptureFixture) -> None:
     curve = with_folds((0,) * 8, (0,) * 8)
-    assert curve.min_far == pytest.approx(clopper_pearson(0, 200_000)[1])
+    assert curve.min_far == pytest.approx(clopper_pearson(2, 200_000)[1])
     with caplog.at_level(logging.WARNING):
         assert curve.for_far(1e-6).clamped
+
+
+def test_a_stray_pair_in_one_fold_does_not_set_a_strict_threshold() -> None:
+    """Below what the folds vouch for, a fold may keep FOLD_TOLERANCE false accepts: one
+    near-identical photo under two names must not push a 1:N threshold to the top."""
+    stray = (18_000, 1_000, 200, 8, 5, 1, 1, 0)
+    point = with_folds(stray, stray).for_far(1e-6)
+    assert point.clamped and point.threshold == pytest.approx(0.9005)  # pooled 10, the stray kept
+
+
+@pytest.mark.parametrize("enrolled", [1, 2, 3, 5])
+def test_a_smaller_target_never_gets_a_looser_threshold(enrolled: int) -> None:
+    curve = curve_for(DEFAULT_MODEL, None, enrolled=enrolled, detector="yunet")
+    assert curve is not None and curve.cross_person
+    targets = [1e-3, 3e-4, 1e-4, 4e-5, 1e-5, 3e-6, 1e-6, 1e-7]
+    thresholds = [curve.for_far(t).threshold for t in targets]
+    assert thresholds == sorted(thresholds)
 
 
 def test_folds_round_trip_and_must_follow_the_grid() -> None:
