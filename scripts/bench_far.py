@@ -33,12 +33,12 @@ everyone else against those prototypes (genuine: their own other photos), at
 the same thresholds, and gives the threshold that holds FAR <= 1e-4 there.
 
 Strangers at a door are people the curve never saw. So LFW's people are also
-split into five disjoint folds (by a hash of the name) and counted within
+split into three disjoint folds (by a hash of the name) and counted within
 each fold; the shipped curves carry those counts, and a threshold is shipped
 only where every fold's exact 95% upper bound is within the target
 (`facerec.decisions.operating`). The "unseen people" table checks it: for each
-fold, the threshold the same rule picks from the *other* four folds, and the
-false accepts it lets through on this fold's strangers, pooled over the five.
+fold, the threshold the same rule picks from the *other* two folds, and the
+false accepts it lets through on this fold's strangers, pooled over the three.
 
 `--write-package-data` also writes facerec/models/operating_points/<model>.json
 (the LFW curve `facerec.decisions.operating` ships), stamped with the weights' SHA-256,

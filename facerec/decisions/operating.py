@@ -39,8 +39,8 @@ them `for_far` picks the smallest threshold at which *every* fold's exact 95%
 upper bound is within the target: each fold stands for a fresh set of
 strangers, so the stated FAR is an upper bound for people outside the set,
 not an average over the people inside it. `scripts/bench_far.py` checks it
-the other way round (threshold chosen on four folds, FAR counted on the
-fifth).
+the other way round (threshold chosen on the other folds, FAR counted on the
+held-out one).
 
 Thresholds resolve in one order everywhere (`resolve_threshold`): explicit,
 calibrated on the user's data (`facerec calibrate`), the shipped operating
@@ -78,7 +78,7 @@ DEFAULT_CURVE_DETECTOR = "mtcnn"
 #: with 10 the 95% interval spans about 0.5x to 1.8x the estimate.
 MIN_FALSE_ACCEPTS = 10
 #: Disjoint folds of people a curve's cross-person bound is measured on.
-PEOPLE_FOLDS = 5
+PEOPLE_FOLDS = 3
 #: False accepts a fold may hold at the strictest rate it vouches for: LFW holds a few
 #: near-identical photos under two names, and one of them must not set a 1:N threshold.
 FOLD_TOLERANCE = 2
