@@ -345,7 +345,7 @@ def info(db: DbOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> 
         def human(r: Any) -> None:
             g = r.gallery
             typer.echo(f"gallery:   {g.database}")
-            typer.echo(f"index:     {g.index_path or 'in the database (pgvector)'}")
+            typer.echo(f"index:     {g.index_path or 'in memory (a FAISS cache of the database)'}")
             typer.echo(f"schema:    {g.schema_revision}   revision: {g.revision}")
             typer.echo(f"people:    {g.n_people}   samples: {g.n_samples}")
             typer.echo(f"pinned to: {g.model or 'no model yet'}")

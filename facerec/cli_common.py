@@ -87,8 +87,8 @@ IndexOpt = Annotated[
         "--index",
         envvar=ENV_INDEX,
         case_sensitive=False,
-        help="1:N search: auto (exact, then IVF for large SQLite galleries; pgvector HNSW on "
-        "PostgreSQL), exact, or ivf (SQLite only).",
+        help="1:N search: auto (a FAISS cache, exact, then IVF for large galleries), exact, "
+        "ivf, or hnsw (PostgreSQL only: pgvector's index in the database).",
     ),
 ]
 ENV_DETECTOR = "FACEREC_DETECTOR"

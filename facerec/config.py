@@ -62,7 +62,7 @@ class Settings:
     # (torch and OpenCV have one pool per process). None: $FACEREC_THREADS, else
     # runtime.default_threads().
     threads: int | None = None
-    # 1:N search structure (SQLite: FAISS exact/IVF; PostgreSQL: pgvector HNSW or exact).
+    # 1:N search structure (a FAISS cache, exact or IVF; PostgreSQL also pgvector's hnsw).
     # None: $FACEREC_INDEX, else auto (chosen by the gallery's size).
     index: IndexKind | None = None
     detector: DetectorConfig = field(default_factory=DetectorConfig)

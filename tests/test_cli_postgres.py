@@ -54,7 +54,7 @@ def test_a_url_names_the_database_as_db_or_in_the_environment(
     assert gallery["path"] is None and gallery["index_path"] is None
     human = CliRunner().invoke(app, ["info", "--db", postgres_url])  # in-process: faster
     assert human.exit_code == 0, human.output
-    assert f"gallery:   {shown}" in human.stdout and "index:     in the database" in human.stdout
+    assert f"gallery:   {shown}" in human.stdout and "index:     in memory" in human.stdout
 
 
 @pytest.mark.parametrize(

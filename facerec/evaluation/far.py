@@ -245,6 +245,46 @@ def prototype_counts(
     return PairCounts(resolution, impostor, genuine)
 
 
+def cross_counts(
+    probes: npt.ArrayLike,
+    probe_labels: npt.ArrayLike,
+    gallery: npt.ArrayLike,
+    gallery_labels: npt.ArrayLike,
+    *,
+    same_photo: npt.ArrayLike | None = None,
+    resolution: float = RESOLUTION,
+    chunk: int = 256,
+) -> PairCounts:
+    """Histograms of every probe against every gallery photo, when probes and gallery are
+    different sets (a degraded probe against clean enrolment photos).
+
+    Impostor: the labels differ; genuine: they agree, except where
+    `same_photo[i, j]` is true (probe i is a copy of gallery photo j: not a
+    comparison of two photos of a person).
+    """
+    p = np.asarray(probes, dtype=np.float64)
+    g = np.asarray(gallery, dtype=np.float64)
+    yp, yg = np.asarray(probe_labels), np.asarray(gallery_labels)
+    if p.ndim != 2 or g.ndim != 2 or len(p) != len(yp) or len(g) != len(yg):
+        raise ValueError("need (N, D) probes, (M, D) gallery and their labels")
+    skip = (
+        np.zeros((len(p), len(g)), dtype=bool)
+        if same_photo is None
+        else np.asarray(same_photo, dtype=bool)
+    )
+    bins = round(2.0 / resolution) + 1
+    impostor = np.zeros(bins, dtype=np.int64)
+    genuine = np.zeros(bins, dtype=np.int64)
+    for a in range(0, len(p), chunk):
+        sims = p[a : a + chunk] @ g.T
+        same = yp[a : a + chunk, None] == yg[None, :]
+        idx = np.floor((np.clip(sims, -1.0, 1.0) + 1.0) / resolution).astype(np.int64)
+        np.clip(idx, 0, bins - 1, out=idx)
+        impostor += np.bincount(idx[~same], minlength=bins)
+        genuine += np.bincount(idx[same & ~skip[a : a + chunk]], minlength=bins)
+    return PairCounts(resolution, impostor, genuine)
+
+
 def person_fold(name: str, folds: int = PEOPLE_FOLDS) -> int:
     """A person's fold, from the name alone: every model and every run splits people alike."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % folds

@@ -113,6 +113,8 @@ RERANK = 128
 #: k-means iterations: the cells only need to be compact, not optimal.
 _KMEANS_ITERATIONS = 10
 _SEED = 1234
+#: Upserts of at most this many ids look each one up before dropping the held ones.
+_HELD_CHECK_MAX = 64
 #: Queries re-ranked at a time (bounds the candidate-vector buffer of a large batch).
 _RERANK_CHUNK = 256
 
@@ -322,15 +324,23 @@ class PrototypeIndex:
 
     @classmethod
     def load(
-        cls, path: Path, expected: IndexStamp, policy: IndexPolicy | None = None
+        cls,
+        path: Path,
+        expected: IndexStamp,
+        policy: IndexPolicy | None = None,
+        *,
+        since: int | None = None,
     ) -> PrototypeIndex | None:
         """The index saved at `path` if it is intact, stamped `expected` and laid out as `policy` wants.
 
+        `since`: also accept a file of the same model and dimension stamped at
+        any revision from `since` up to `expected.revision`, which the caller
+        then brings up to date (its stamp says how far behind it is).
         None means "rebuild from the database"; the reason is logged (INFO for
         an absent, outdated or differently laid-out file, the normal course of
         events; WARNING for a damaged one).
         """
-        return cls._open(path, expected, policy or IndexPolicy())
+        return cls._open(path, expected, policy or IndexPolicy(), since)
 
     @classmethod
     def read(cls, path: Path) -> PrototypeIndex | None:
@@ -339,11 +349,15 @@ class PrototypeIndex:
         For inspection (diagnostics, tests); search paths use `load`, which
         also refuses a stale or differently laid-out file.
         """
-        return cls._open(path, None, None)
+        return cls._open(path, None, None, None)
 
     @classmethod
     def _open(
-        cls, path: Path, expected: IndexStamp | None, policy: IndexPolicy | None
+        cls,
+        path: Path,
+        expected: IndexStamp | None,
+        policy: IndexPolicy | None,
+        since: int | None,
     ) -> PrototypeIndex | None:
         try:
             data = path.read_bytes()
@@ -358,7 +372,7 @@ class PrototypeIndex:
             return None
         try:
             header = _split(data)
-            if expected is not None and header.stamp != expected:
+            if expected is not None and not _acceptable(header.stamp, expected, since):
                 log.info(
                     "prototype index %s is stale (built for %s, gallery is at %s); rebuilding it",
                     path,
@@ -469,12 +483,22 @@ class PrototypeIndex:
             raise ValueError("duplicate ids in one upsert")
         if id_arr.size == 0:
             return
-        self._drop(id_arr)  # not remove(): a re-layout in between would be wasted
+        held = id_arr if id_arr.size > _HELD_CHECK_MAX else id_arr[[self._holds(i) for i in id_arr]]
+        if held.size:  # a removal rebuilds the id map, O(count): skipped for new people
+            self._drop(held)  # not remove(): a re-layout in between would be wasted
         self._exact.add_with_ids(vec, id_arr)
         if self._ivf is not None:
             self._ivf.add_with_ids(vec, id_arr)
         self._gpu = None
         self.apply_policy(self._policy)
+
+    def _holds(self, identity_id: int) -> bool:
+        """Whether a vector is held under `identity_id` (the id map's lookup, O(1))."""
+        try:
+            self._exact.reconstruct(int(identity_id))
+        except RuntimeError:
+            return False
+        return True
 
     def remove(self, ids: npt.ArrayLike) -> None:
         """Drop the vectors held under `ids`; ids not present are ignored."""
@@ -592,6 +616,18 @@ if TYPE_CHECKING:
 
     def _satisfies_protocol(index: PrototypeIndex) -> VectorSearch:
         return index
+
+
+def _acceptable(found: IndexStamp, expected: IndexStamp, since: int | None) -> bool:
+    """`found` is `expected`, or (with `since`) the same model and dimension at a revision in between."""
+    if found == expected:
+        return True
+    return (
+        since is not None
+        and since <= found.revision <= expected.revision
+        and (found.model_name, found.model_sha256, found.dim)
+        == (expected.model_name, expected.model_sha256, expected.dim)
+    )
 
 
 def _checked(

@@ -18,13 +18,15 @@ ENV_INDEX = "FACEREC_INDEX"
 class IndexKind(StrEnum):
     """Which FAISS structure holds the prototypes; AUTO picks by gallery size.
 
-    On PostgreSQL the index is pgvector's HNSW in the database: `auto` uses it,
-    `exact` scans every prototype instead, and `ivf` (a FAISS layout) is refused.
+    The same on SQLite and PostgreSQL (a FAISS cache over the database). HNSW,
+    PostgreSQL only, searches with pgvector's HNSW index in the database
+    instead of a cache (approximate, and slower at scale: docs/search.md).
     """
 
     AUTO = "auto"
     EXACT = "exact"
     IVF = "ivf"
+    HNSW = "hnsw"
 
 
 def index_kind_from_env() -> IndexKind:

@@ -1,27 +1,28 @@
-"""Prototype search on PostgreSQL: pgvector's cosine distance over an HNSW index, in the database.
+"""Prototype search on PostgreSQL with `--index hnsw`: pgvector's HNSW index, in the database.
 
-Nothing is cached outside the database: each search is one read transaction
-over the committed `prototypes` rows, so any number of processes on any
-number of machines answer from the same gallery, and a write is seen by the
-next search everywhere.
+Not the default: a FAISS cache over the rows (`facerec.gallery.faiss_search`)
+is, because on face embeddings this index neither keeps recall@1 at 0.99 nor
+stays fast beyond about 100,000 people (docs/search.md has the figures).
+It remains an option for a gallery whose processes must hold nothing in
+memory: each search is one read transaction over the committed rows, so a
+write is seen by the next search everywhere.
 
 The `vector` column has no fixed dimension (a gallery can be re-embedded by
 a model of another size), and pgvector can only index a fixed dimension. The
 index is therefore built on the expression `(vector::vector(D))` for the
-gallery's pinned dimension D, in the very transaction that pins it, and
-dropped and rebuilt by `reembed` when D changes. A search orders by the same
-expression, which is what lets the planner use the index.
+gallery's pinned dimension D: when a gallery is opened with `--index hnsw`
+(`ensure_index`), and in the very transaction that pins a new dimension. A
+process searching through the FAISS cache drops it when the dimension
+changes (it could not index the new vectors). A search orders by the same
+expression, which is what lets the planner use the index; without the index
+the same query is an exact scan.
 
 HNSW is approximate, and face embeddings are a hard case for it: a query
 sits far from its own prototype (cosine ~0.6-0.7) compared with strangers
-(~0.1), so the graph walk must keep many candidates. `scripts/bench_search.py`
-measured recall@1 against exact search on 100,000 face-like prototypes of
-0.94 at `hnsw.ef_search` 200 and 0.99 at 800. Every search therefore runs
-at pgvector's maximum, `EF_SEARCH` = 1000 (the price: tens of milliseconds
-per query at 100,000 people); `--index exact` (`Gallery.open(index=EXACT)`)
-or k above that maximum orders by an expression the index does not serve,
-an exact scan. Scores are cosine similarities (1 - cosine distance), the
-same numbers FAISS gives on SQLite.
+(~0.1), so the graph walk must keep many candidates. Every search therefore
+runs at pgvector's maximum, `EF_SEARCH` = 1000; k above that maximum orders
+by an expression the index does not serve, an exact scan. Scores are cosine
+similarities (1 - cosine distance), the same numbers FAISS gives.
 """
 
 from __future__ import annotations
@@ -48,9 +49,20 @@ class PgvectorSearch:
     """Cosine search in the database of one PostgreSQL gallery."""
 
     def __init__(self, database: Database, *, exact: bool = False) -> None:
-        """`exact`: scan every prototype instead of the HNSW index (`--index exact`)."""
+        """`exact`: scan every prototype instead of the HNSW index."""
         self._db = database
         self._exact = exact
+
+    def ensure_index(self) -> None:
+        """Build the HNSW index for the pinned dimension if it is missing (minutes at 1M people)."""
+        with self._db.read() as s:
+            dim = read_state(s).dim
+            present = s.scalar(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": HNSW_INDEX})
+        if dim is not None and not present:
+            with self._db.write() as s:
+                dim = read_state(s).dim
+                if dim is not None:
+                    s.execute(text(create_index_sql(dim, if_not_exists=True)))
 
     def close(self) -> None:
         """Nothing held outside the database."""
@@ -80,12 +92,7 @@ class PgvectorSearch:
         """(Re)build the HNSW index for `dim` in the pinning transaction; None: drop it."""
         s.execute(text(f"DROP INDEX IF EXISTS {HNSW_INDEX}"))
         if dim is not None:
-            s.execute(
-                text(
-                    f"CREATE INDEX {HNSW_INDEX} ON prototypes "
-                    f"USING hnsw (({_cast('vector', dim)}) vector_cosine_ops)"
-                )
-            )
+            s.execute(text(create_index_sql(dim)))
 
     def forgetting(self) -> None:
         """Nothing: no copy of a prototype lives outside the database."""
@@ -94,6 +101,21 @@ class PgvectorSearch:
         self, old_revision: int, after: GalleryState, change: PrototypeChange | None
     ) -> None:
         """Nothing: the index is part of the committed transaction."""
+
+
+def create_index_sql(dim: int, *, if_not_exists: bool = False) -> str:
+    """The HNSW index for `dim`, partial on rows of that dimension.
+
+    Partial because an index build also reads row versions that only older
+    transactions still see: a `reembed` to another dimension builds the new
+    index in the transaction that rewrote every prototype, beside their old
+    versions, which the cast could not take.
+    """
+    return (
+        f"CREATE INDEX {'IF NOT EXISTS ' if if_not_exists else ''}{HNSW_INDEX} ON prototypes "
+        f"USING hnsw (({_cast('vector', dim)}) vector_cosine_ops) "
+        f"WHERE vector_dims(vector) = {int(dim)}"
+    )
 
 
 def nearest_query(dim: int, *, exact: bool = False) -> TextClause:
@@ -108,10 +130,11 @@ def nearest_query(dim: int, *, exact: bool = False) -> TextClause:
         if exact
         else f"{_cast('p.vector', dim)} <=> {_cast(':q', dim)}"
     )
+    where = "" if exact else f"WHERE vector_dims(p.vector) = {int(dim)} "  # the index's predicate
     return text(
         f"SELECT i.name, {distance} AS distance "
         "FROM prototypes AS p JOIN identities AS i ON i.id = p.identity_id "
-        f"ORDER BY {distance} LIMIT :k"
+        f"{where}ORDER BY {distance} LIMIT :k"
     ).bindparams(bindparam("q", type_=Embedding()))
 
 

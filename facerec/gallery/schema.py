@@ -16,7 +16,7 @@ from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, Text
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from facerec.storage.types import NAMING_CONVENTION, Base, Embedding, UTCDateTime
@@ -27,12 +27,14 @@ __all__ = [
     "META_MODEL_NAME",
     "META_MODEL_SHA256",
     "META_REVISION",
+    "META_TOMBSTONES_FROM",
     "NAMING_CONVENTION",
     "PROTOTYPE_HNSW_INDEX",
     "Base",
     "Identity",
     "Meta",
     "Prototype",
+    "PrototypeTombstone",
     "Sample",
     "Threshold",
     "UTCDateTime",
@@ -51,6 +53,9 @@ META_EMBEDDING_DIM = "embedding_dim"
 #: The detector whose landmarks cut the enrolled faces (absent in galleries made
 #: before it was recorded: those were MTCNN's, the only default there was).
 META_DETECTOR = "detector"
+#: From which gallery revision on every deleted prototype has its tombstone (migration 0011):
+#: a search cache stamped earlier cannot patch itself and rebuilds.
+META_TOMBSTONES_FROM = "tombstones_from"
 
 
 class Meta(Base):
@@ -109,7 +114,12 @@ class Sample(Base):
 
 
 class Prototype(Base):
-    """A person's prototype: the normalised mean of their normalised sample embeddings."""
+    """A person's prototype: the normalised mean of their normalised sample embeddings.
+
+    `revision` is the gallery revision of the write that last changed the row,
+    set by a trigger (migration 0011) so that no writer can forget it: a search
+    cache at revision r catches up by reading the rows above r.
+    """
 
     __tablename__ = "prototypes"
 
@@ -119,3 +129,18 @@ class Prototype(Base):
     vector: Mapped[npt.NDArray[np.float32]] = mapped_column(Embedding)
     n_samples: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime]
+    revision: Mapped[int] = mapped_column(Integer, index=True, server_default=text("0"))
+
+
+class PrototypeTombstone(Base):
+    """A deleted prototype: whose (identity id) and at which gallery revision; never a vector.
+
+    Written by a trigger on every deletion from `prototypes` (a cascade from
+    `identities` included), so a search cache elsewhere drops the person when
+    it catches up. Identity ids are never reused, so one row per id suffices.
+    """
+
+    __tablename__ = "prototype_tombstones"
+
+    identity_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(Integer, index=True)

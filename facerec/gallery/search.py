@@ -1,20 +1,20 @@
 """1:N search over the prototypes: one Protocol, two homes for the index.
 
 The `Gallery` owns the truth (the `prototypes` table) and asks a
-`PrototypeSearch` for the nearest people. Where the index lives depends on
-the database:
+`PrototypeSearch` for the nearest people:
 
-* SQLite: `FaissSearch` (`facerec.gallery.faiss_search`), a FAISS index in
-  memory and in a file beside the database, a disposable cache stamped with
-  the gallery revision it reflects and rebuilt whenever it is behind.
-* PostgreSQL: `PgvectorSearch` (`facerec.gallery.pgvector_search`), an HNSW
-  index inside the database. Every process on every machine searches the
-  same committed rows, so there is no cache to keep in step.
+* `FaissSearch` (`facerec.gallery.faiss_search`), the default on both
+  databases: a FAISS cache stamped with the gallery revision it reflects,
+  caught up (patched from the rows and tombstones written since, else
+  rebuilt) at the start of every search. Beside a SQLite file it is also
+  saved to disk; over PostgreSQL it lives in each process's memory.
+* `PgvectorSearch` (`facerec.gallery.pgvector_search`), PostgreSQL with
+  `--index hnsw`: pgvector's HNSW index inside the database, no cache.
 
 Besides answering queries, a search is told about writes, because each
 design needs a different moment: pgvector builds its index inside the
 transaction that pins the dimension, FAISS drops its file before a deletion
-and patches or rebuilds its cache after a commit.
+and patches its cache after a commit.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from facerec.gallery.schema import (
     META_MODEL_NAME,
     META_MODEL_SHA256,
     META_REVISION,
+    META_TOMBSTONES_FROM,
     Meta,
 )
 from facerec.models.base import ModelIdentity
@@ -37,6 +38,7 @@ class GalleryState:
     model: ModelIdentity | None
     dim: int | None
     detector: str | None = None  # see META_DETECTOR; "mtcnn" for older galleries with a model
+    tombstones_from: int = 0  # see META_TOMBSTONES_FROM: a cache older than this rebuilds
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -59,6 +61,7 @@ def read_state(s: Session) -> GalleryState:
         model=ModelIdentity(name, sha) if name is not None and sha is not None else None,
         dim=int(dim) if dim is not None else None,
         detector=meta.get(META_DETECTOR, LEGACY_DETECTOR if name is not None else None),
+        tombstones_from=int(meta.get(META_TOMBSTONES_FROM, "0")),
     )
 
 

@@ -1,8 +1,9 @@
 """The gallery: enrolled people in the database (the truth) and a search over their prototypes.
 
 `Gallery` owns the gallery's tables in one `facerec.storage.Database`
-(a SQLite file or PostgreSQL) and one `PrototypeSearch`: a FAISS cache beside
-a SQLite file (`faiss_search`), or pgvector inside PostgreSQL
+(a SQLite file or PostgreSQL) and one `PrototypeSearch`: a FAISS cache
+(`faiss_search`; beside a SQLite file, in memory over PostgreSQL), or, with
+`--index hnsw` on PostgreSQL, pgvector inside the database
 (`pgvector_search`). Every write changes the tables and bumps the
 `meta.revision` counter in ONE transaction, queued behind every other
 facerec writer (see `facerec.storage.database`), then tells the search what
@@ -70,9 +71,11 @@ from facerec.gallery.schema import (
     META_MODEL_NAME,
     META_MODEL_SHA256,
     META_REVISION,
+    META_TOMBSTONES_FROM,
     Identity,
     Meta,
     Prototype,
+    PrototypeTombstone,
     Sample,
     Threshold,
 )
@@ -87,6 +90,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Writes whose deletions keep their tombstones: a search cache further behind rebuilds.
+TOMBSTONES_KEPT = 100_000
+#: Tombstones are pruned on every this many-th write.
+TOMBSTONE_PRUNE_EVERY = 1_000
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -121,18 +128,32 @@ class Gallery:
     ) -> None:
         """Use `Gallery.open`. `database` must be migrated; it is closed with the gallery if owned.
 
-        `index_path`: where a SQLite gallery keeps its FAISS index (default:
-        beside the database, `gallery.db.faiss`). A PostgreSQL gallery
-        searches in the database and takes no index file.
-        `index`: the FAISS layout on SQLite (`auto`: exact, then IVF from
-        `facerec.gallery.index.EXACT_BELOW` people); on PostgreSQL `auto` is
-        pgvector's HNSW index and `exact` a full scan.
+        `index_path`: where a SQLite gallery keeps its FAISS cache (default:
+        beside the database, `gallery.db.faiss`). A PostgreSQL gallery keeps
+        its cache in memory only and takes no index file.
+        `index`: the FAISS layout (`auto`: exact, then IVF from
+        `facerec.gallery.index.EXACT_BELOW` people); `hnsw`, PostgreSQL only,
+        searches with pgvector's HNSW index in the database instead.
         """
         self._db = database
         self._owns_db = owns_database
         self._search: PrototypeSearch
         self._index_path: Path | None = None
-        if database.path is not None:
+        if index is IndexKind.HNSW:
+            if database.path is not None:
+                raise GalleryError(
+                    f"{database.display}: --index hnsw is pgvector's index, for PostgreSQL "
+                    "galleries; a SQLite gallery searches with FAISS (auto, exact or ivf)"
+                )
+            if index_path is not None:
+                raise ValueError(
+                    f"{database.display}: --index hnsw searches in the database; "
+                    "it has no index file"
+                )
+            hnsw = PgvectorSearch(database)
+            hnsw.ensure_index()
+            self._search = hnsw
+        elif database.path is not None:
             self._index_path = (
                 Path(index_path).expanduser().absolute()
                 if index_path is not None
@@ -142,15 +163,10 @@ class Gallery:
         else:
             if index_path is not None:
                 raise ValueError(
-                    f"{database.display}: a PostgreSQL gallery searches in the database; "
-                    "it has no index file"
+                    f"{database.display}: a PostgreSQL gallery keeps its search cache in "
+                    "memory; it has no index file"
                 )
-            if index is IndexKind.IVF:
-                raise GalleryError(
-                    f"{database.display}: --index ivf is a FAISS layout for SQLite galleries; "
-                    "a PostgreSQL gallery searches with pgvector's HNSW index (auto) or exactly"
-                )
-            self._search = PgvectorSearch(database, exact=index is IndexKind.EXACT)
+            self._search = FaissSearch(database, None, IndexPolicy(kind=index))
         self._lock = threading.RLock()
         self._closed = False
 
@@ -225,7 +241,7 @@ class Gallery:
 
     @property
     def index_path(self) -> Path | None:
-        """The FAISS index file of a SQLite gallery; None on PostgreSQL (the index is in the database)."""
+        """The FAISS index file of a SQLite gallery; None on PostgreSQL (the cache is in memory)."""
         return self._index_path
 
     @property
@@ -358,10 +374,11 @@ class Gallery:
         like them; if it raises, nothing is deleted. Returns the number of
         samples deleted and what `erase` returned.
 
-        A FAISS index file holds their prototype: it is deleted before the
-        transaction and rebuilt after it, so a process killed at any point
-        leaves no copy of the prototype beside a committed deletion (and a
-        failed one costs only a rebuild). On SQLite deleted rows are
+        A FAISS index file (SQLite) holds their prototype: it is deleted
+        before the transaction and written again, without them, after it, so
+        a process killed at any point leaves no copy of the prototype beside a
+        committed deletion (and a failed one costs only a rebuild). Every
+        other process's cache drops them at its next search (the tombstone). On SQLite deleted rows are
         overwritten with zeros (`secure_delete`); `compact` says what is left
         elsewhere (the write-ahead log; PostgreSQL's dead tuples).
         """
@@ -679,6 +696,7 @@ class Gallery:
                 _set_meta(s, META_REVISION, str(before.revision + 1))
                 result, change = work(s, before)
                 s.flush()
+                _prune_tombstones(s, before.revision + 1, before.tombstones_from)
                 after = read_state(s)
             self._search.committed(before.revision, after, change)
             return result
@@ -687,6 +705,20 @@ class Gallery:
 # -- helpers ----------------------------------------------------------------------------------------
 def _nothing_else(s: Session, target: ForgetTarget) -> None:
     """`Gallery.remove`: the enrolment only."""
+
+
+def _prune_tombstones(s: Session, revision: int, tombstones_from: int) -> None:
+    """Every `TOMBSTONE_PRUNE_EVERY` writes, forget tombstones older than `TOMBSTONES_KEPT` writes.
+
+    A tombstone holds no face, only an id; they are pruned so the table stays
+    small on a gallery that turns over. A cache further behind than that
+    rebuilds (`meta.tombstones_from` says so).
+    """
+    cut = revision - TOMBSTONES_KEPT
+    if revision % TOMBSTONE_PRUNE_EVERY or cut <= tombstones_from:
+        return
+    s.execute(delete(PrototypeTombstone).where(PrototypeTombstone.revision <= cut))
+    _set_meta(s, META_TOMBSTONES_FROM, str(cut))
 
 
 def _version(s: Session, identity: Identity | None) -> PersonVersion:

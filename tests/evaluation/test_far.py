@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facerec.decisions.operating import CurveProvenance, clopper_pearson
-from facerec.evaluation.far import pair_counts, prototype_counts
+from facerec.evaluation.far import cross_counts, pair_counts, prototype_counts
 
 
 def unit(angle_deg: float) -> list[float]:
@@ -104,3 +104,24 @@ def test_prototype_counts_against_brute_force() -> None:
         assert c.at(t).tar == pytest.approx(np.mean([s >= t for s in gen]))
     with pytest.raises(ValueError, match="more than 6"):
         prototype_counts(e, labels, enrol=6)
+
+
+def test_cross_counts_count_every_probe_against_every_gallery_photo() -> None:
+    rng = np.random.default_rng(3)
+    g = rng.normal(size=(30, 8))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    p = np.vstack([g[:5], rng.normal(size=(4, 8))])  # five copies of gallery photos, four new
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    yg = np.arange(30) % 7
+    yp = np.concatenate([yg[:5], [0, 1, 2, 3]])
+    copy = np.zeros((9, 30), dtype=bool)
+    copy[np.arange(5), np.arange(5)] = True
+    counts = cross_counts(p, yp, g, yg, same_photo=copy)
+    sims = p @ g.T
+    same = yp[:, None] == yg[None, :]
+    assert counts.impostor_pairs == int((~same).sum())
+    assert counts.genuine_pairs == int((same & ~copy).sum())  # a copy is no genuine pair
+    for t in (-0.2, 0.0, 0.3):
+        point = counts.at(t)
+        assert point.false_accepts == int(((sims >= t) & ~same).sum())
+        assert point.tar == pytest.approx(((sims >= t) & same & ~copy).sum() / (same & ~copy).sum())

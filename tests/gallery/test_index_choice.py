@@ -1,8 +1,9 @@
 """`--index` / $FACEREC_INDEX / `Gallery.open(index=...)`: the 1:N structure a gallery searches with.
 
 On SQLite the choice is the FAISS file's layout (read back from its header,
-not from the code that wrote it); on PostgreSQL `exact` must give the same
-answers as pgvector's HNSW index and `ivf` is refused by name.
+not from the code that wrote it); on PostgreSQL every kind (the in-memory
+cache's exact and IVF layouts, pgvector's HNSW) must give the same answers,
+and `hnsw` is refused by name on SQLite.
 """
 
 from __future__ import annotations
@@ -63,24 +64,36 @@ def test_sqlite_index_file_has_the_layout_asked_for(
         assert layout_of(g.index_path) == other.value  # type: ignore[arg-type]
 
 
-def test_postgres_exact_scan_agrees_with_hnsw_and_ivf_is_refused(postgres_url: str) -> None:
+def test_postgres_layouts_all_agree_and_hnsw_is_postgres_only(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "IVF_MIN", 50)
     db_url = postgres_url
     rng = np.random.default_rng(4)
     with Gallery.open(db_url) as g:
         embs = fill(g, rng, 60)
-        hnsw = [[(h.name, round(h.similarity, 5)) for h in row] for row in g.search(embs, 3)]
-    with Gallery.open(db_url, index=IndexKind.EXACT) as g:
-        exact = [[(h.name, round(h.similarity, 5)) for h in row] for row in g.search(embs, 3)]
-    assert exact == hnsw
-    with pytest.raises(GalleryError, match="ivf"):
-        Gallery.open(db_url, index=IndexKind.IVF)
+    answers, sims = {}, {}
+    for kind in IndexKind:
+        with Gallery.open(db_url, index=kind) as g:
+            hits = g.search(embs, 3)
+            answers[kind] = [[h.name for h in row] for row in hits]
+            sims[kind] = np.array([h[0].similarity for h in hits])
+    exact = answers[IndexKind.EXACT]
+    assert [row[0] for row in exact] == [f"p{i:05d}" for i in range(60)]
+    assert answers[IndexKind.AUTO] == exact and answers[IndexKind.HNSW] == exact
+    # IVF is approximate below the top answer, which it re-scores exactly.
+    assert [row[0] for row in answers[IndexKind.IVF]] == [row[0] for row in exact]
+    for kind in IndexKind:
+        np.testing.assert_allclose(sims[kind], sims[IndexKind.EXACT], atol=1e-5)
+    with pytest.raises(GalleryError, match="hnsw"):
+        Gallery.open(tmp_path / "g.db", index=IndexKind.HNSW)
 
 
 def test_cli_takes_index_from_option_and_environment_and_names_a_bad_value(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "g.db"
-    env = {**os.environ, "FACEREC_INDEX": "hnsw"}
+    env = {**os.environ, "FACEREC_INDEX": "annoy"}
     run = subprocess.run(
         [sys.executable, "-m", "facerec", "identify", "--db", str(db), str(tmp_path / "x.jpg")],
         capture_output=True,
@@ -89,7 +102,7 @@ def test_cli_takes_index_from_option_and_environment_and_names_a_bad_value(
         timeout=120,
     )
     assert run.returncode == 2
-    assert "hnsw" in run.stderr and "exact" in run.stderr
+    assert "annoy" in run.stderr and "exact" in run.stderr
     from facerec.api import FaceRec
     from facerec.config import Settings
 

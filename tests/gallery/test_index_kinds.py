@@ -269,7 +269,7 @@ def test_policy_refuses_nonsense() -> None:
     with pytest.raises(TypeError):
         IndexPolicy(kind="ivf")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        IndexKind("hnsw")
+        IndexKind("annoy")
     for bad in ({"nprobe": 0}, {"nlist": -3}, {"rerank": True}, {"exact_below": 0}):
         with pytest.raises(ValueError, match="positive integer"):
             IndexPolicy(**bad)  # type: ignore[arg-type]

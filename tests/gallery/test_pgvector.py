@@ -1,4 +1,4 @@
-"""PostgreSQL's search: in the database, on an HNSW index of the pinned dimension, as exact as FAISS."""
+"""PostgreSQL's `--index hnsw`: in the database, on an HNSW index of the pinned dimension, as exact as FAISS."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from facerec.errors import GalleryError
 from facerec.gallery import Gallery
+from facerec.gallery.index_kind import IndexKind
 from facerec.gallery.pgvector_search import HNSW_INDEX, nearest_query
 from facerec.gallery.schema import Identity, Prototype
 from facerec.storage import Embedding
@@ -24,7 +25,7 @@ from .test_store import DIM, MODEL, OTHER, sample, unit
 
 @pytest.fixture()
 def gallery(postgres_url: str) -> Iterator[Gallery]:
-    with Gallery.open(postgres_url) as g:
+    with Gallery.open(postgres_url, index=IndexKind.HNSW) as g:
         yield g
 
 
@@ -68,7 +69,7 @@ def test_search_agrees_with_exact_cosine(postgres_url: str) -> None:
     """
     name = make_url(postgres_url).database
     execute(postgres_url, f'ALTER DATABASE "{name}" SET enable_seqscan = off')
-    with Gallery.open(postgres_url) as gallery:
+    with Gallery.open(postgres_url, index=IndexKind.HNSW) as gallery:
         _agrees_with_exact_cosine(gallery)
 
 
@@ -101,8 +102,9 @@ def _agrees_with_exact_cosine(gallery: Gallery) -> None:
 
 
 def test_no_index_file_and_no_path(postgres_url: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no index file"):
-        Gallery.open(postgres_url, index_path=tmp_path / "g.faiss")
+    for kind in (IndexKind.AUTO, IndexKind.HNSW):
+        with pytest.raises(ValueError, match="no index file"):
+            Gallery.open(postgres_url, index_path=tmp_path / "g.faiss", index=kind)
     with Gallery.open(postgres_url) as g:
         assert g.index_path is None and g.info().index_path is None
         with pytest.raises(GalleryError, match="has no file"):
@@ -110,3 +112,14 @@ def test_no_index_file_and_no_path(postgres_url: str, tmp_path: Path) -> None:
         g.enroll("alice", [sample(np.random.default_rng(1))], MODEL)
         g.search(np.stack([unit(np.random.default_rng(2))]), 1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_opening_with_hnsw_builds_the_index_the_default_does_not_keep(postgres_url: str) -> None:
+    rng = np.random.default_rng(5)
+    with Gallery.open(postgres_url) as g:  # the default: a FAISS cache, no index in the database
+        g.enroll("alice", [sample(rng)], MODEL)
+    assert index_definitions(postgres_url) == []
+    with Gallery.open(postgres_url, index=IndexKind.HNSW) as g:
+        (definition,) = index_definitions(postgres_url)
+        assert f"vector({DIM})" in definition and "WHERE" in definition
+        assert g.search(np.stack([g.prototype("alice")]), 1)[0][0].name == "alice"
