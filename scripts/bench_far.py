@@ -32,6 +32,14 @@ more than k photos from their first k (k = 1, 3, 5) and scores every photo of
 everyone else against those prototypes (genuine: their own other photos), at
 the same thresholds, and gives the threshold that holds FAR <= 1e-4 there.
 
+Strangers at a door are people the curve never saw. So LFW's people are also
+split into three disjoint folds (by a hash of the name) and counted within
+each fold; the shipped curves carry those counts, and a threshold is shipped
+only where every fold's exact 95% upper bound is within the target
+(`facerec.decisions.operating`). The "unseen people" table checks it: for each
+fold, the threshold the same rule picks from the *other* two folds, and the
+false accepts it lets through on this fold's strangers, pooled over the three.
+
 `--write-package-data` also writes facerec/models/operating_points/<model>.json
 (the LFW curve `facerec.decisions.operating` ships), stamped with the weights' SHA-256,
 the pair counts, the date and this command.
@@ -69,6 +77,7 @@ from facerec.decisions.operating import (
     MIN_FALSE_ACCEPTS,
     CurveProvenance,
     OperatingPoint,
+    clopper_pearson,
     curve_file,
     curve_for,
 )
@@ -76,7 +85,15 @@ from facerec.detectors import DEFAULT_DETECTOR, Detector, DetectorKind
 from facerec.errors import ModelError
 from facerec.evaluation.cache import EvaluationCache
 from facerec.evaluation.embed import embed_set
-from facerec.evaluation.far import PairCounts, pair_counts, prototype_counts
+from facerec.evaluation.far import (
+    PairCounts,
+    held_out,
+    pair_counts,
+    person_fold,
+    prototype_counts,
+    shipped_rule,
+    within_folds,
+)
 from facerec.evaluation.pairs import folder_identities
 from facerec.faces.embedding import Embedder
 from facerec.faces.pipeline import Pipeline
@@ -91,6 +108,8 @@ TARGETS = (1e-3, 1e-4, 1e-5)
 GALLERY_SIZES = (10, 100, 1000)
 #: Enrolment photos per prototype in the prototype table.
 ENROL = (1, 2, 3, 5)
+#: A set needs this many people to be split into folds of strangers (LFW: 3,550; AT&T: 40).
+MIN_PEOPLE_FOR_FOLDS = 500
 PACKAGE_DATA = ROOT / "facerec" / "models" / "operating_points"
 
 log = logging.getLogger("bench_far")
@@ -140,6 +159,65 @@ def fmt_point(label: str, p: OperatingPoint) -> str:
         f"  {label:<24}{star}{p.threshold:>9.4f}{format_rate(p.far):>10} {ci:<22}"
         f"{p.false_accepts:>9,} / {p.impostor_pairs:<12,}{p.tar * 100:>8.2f}%"
     )
+
+
+def unseen_people(
+    name: str,
+    folds: list[PairCounts],
+    shipped: dict[str, tuple[float, float]],
+) -> dict[str, object]:
+    """Print and return the cross-person check of one set (see the module docstring).
+
+    `shipped` maps a label to (threshold, the FAR it is stated for).
+    """
+    print(
+        f"  unseen people: {len(folds)} disjoint folds of people, "
+        f"{sum(f.impostor_pairs for f in folds):,} within-fold impostor pairs; "
+        "threshold chosen on the other folds, FAR counted on the held-out fold"
+    )
+    print(
+        f"  {'stated FAR':<14}{'held-out FAR':>13} {'95% CI':<22}"
+        f"{'false accepts / pairs':>24}{'TAR':>9}  {'holds':<6}"
+    )
+    out: dict[str, object] = {}
+    for target in TARGETS:
+        rows = held_out(folds, target)
+        fa = sum(r.false_accepts for r in rows)
+        n = sum(r.impostor_pairs for r in rows)
+        lo, hi = clopper_pearson(fa, n)
+        tar = float(np.mean([r.tar for r in rows]))
+        holds = fa / n <= target
+        ci = f"[{format_rate(lo, 3)}, {format_rate(hi, 3)}]"
+        print(
+            f"  {format_rate(target):<14}{format_rate(fa / n):>13} {ci:<22}"
+            f"{fa:>9,} / {n:<12,}{tar * 100:>8.2f}%  {'yes' if holds else 'NO':<6}"
+        )
+        out[f"{target:.0e}"] = {
+            "false_accepts": fa,
+            "impostor_pairs": n,
+            "far": fa / n,
+            "far_low": lo,
+            "far_high": hi,
+            "tar": tar,
+            "holds": holds,
+            "folds": [dataclasses.asdict(r) for r in rows],
+        }
+    at: dict[str, object] = {}
+    for label, (threshold, stated) in shipped.items():
+        points = [f.at(threshold) for f in folds]
+        worst = max(p.far_high for p in points)
+        print(
+            f"  {label} {threshold:.4f} (stated {format_rate(stated)}): FAR per fold "
+            + ", ".join(format_rate(p.far) for p in points)
+            + f"; largest upper 95% bound {format_rate(worst, 3)}"
+        )
+        at[label] = {
+            "threshold": threshold,
+            "stated_far": stated,
+            "far_per_fold": [p.far for p in points],
+            "largest_far_high": worst,
+        }
+    return {"held_out": out, "at_shipped_thresholds": at, "set": name}
 
 
 def main() -> int:
@@ -198,6 +276,8 @@ def main() -> int:
     lfw_counts: PairCounts | None = None
     lfw_shape = (0, 0)
     lfw_protos: dict[int, PairCounts] = {}
+    lfw_folds: list[PairCounts] = []
+    lfw_proto_folds: dict[int, list[PairCounts]] = {}
     for key in args.sets:
         root = args.data / SETS[key]
         if not root.is_dir():
@@ -230,9 +310,18 @@ def main() -> int:
             f"  {'operating point':<25}{'threshold':>9}{'FAR':>10} {'95% CI':<22}"
             f"{'false accepts / pairs':>24}{'TAR':>9}"
         )
+        folds: list[PairCounts] = []
+        person_folds = np.array([person_fold(n) for n in names])[labels]
+        if len(names) >= MIN_PEOPLE_FOR_FOLDS:
+            folds = within_folds(embedded.embeddings, labels, person_folds, pair_counts)
         points = {f"{t:.0e}": counts.for_far(t) for t in TARGETS}
         for label, p in points.items():
             print(fmt_point(f"FAR <= {format_rate(float(label))}", p))
+        unseen_points = (
+            {f"{t:.0e}": shipped_rule(counts, folds, t) for t in TARGETS} if folds else {}
+        )
+        for label, p in unseen_points.items():
+            print(fmt_point(f"unseen FAR <= {format_rate(float(label))}", p))
         at_shipped = {f"model default {spec.threshold:g}": counts.at(spec.threshold)}
         if shipped is not None:
             door = shipped.for_far(DOOR_FAR)
@@ -245,16 +334,36 @@ def main() -> int:
         thresholds = {
             k: p.threshold for k, p in at_shipped.items() if not k.startswith("shipped 1:N")
         }
+        unseen: dict[str, object] = {}
+        if folds:
+            stated: dict[str, tuple[float, float]] = {}
+            if shipped is not None:
+                door = shipped.for_far(DOOR_FAR)
+                stated["shipped door"] = (door.threshold, DOOR_FAR)
+                for n in GALLERY_SIZES:
+                    far = min(DOOR_FAR, DEFAULT_FPIR / n)
+                    stated[f"shipped 1:N, N={n}"] = (shipped.for_far(far).threshold, far)
+            unseen = unseen_people(NAMES[key], folds, stated)
         protos: dict[str, dict[str, object]] = {}
         proto_counts: dict[int, PairCounts] = {}
+        proto_folds: dict[int, list[PairCounts]] = {}
         for k in ENROL:
             try:
                 pc = prototype_counts(embedded.embeddings, labels, k)
             except ValueError:
                 continue
+            if folds:
+                proto_folds[k] = within_folds(
+                    embedded.embeddings,
+                    labels,
+                    person_folds,
+                    lambda e, y, k=k: prototype_counts(e, y, k),  # type: ignore[misc]
+                )
             rows = {"FAR <= 1e-4": pc.for_far(1e-4)} | {
                 label: pc.at(t) for label, t in thresholds.items()
             }
+            if k in proto_folds:
+                rows["unseen FAR <= 1e-4"] = shipped_rule(pc, proto_folds[k], 1e-4)
             print(
                 f"  probe vs prototype of {k} photo(s): {pc.impostor_pairs:,} impostor and "
                 f"{pc.genuine_pairs:,} genuine comparisons"
@@ -276,12 +385,15 @@ def main() -> int:
             "genuine_pairs": counts.genuine_pairs,
             "resolution": counts.resolution,
             "at_target_far": {k: point_row(p) for k, p in points.items()},
+            "unseen_people": unseen
+            | {"at_target_far": {k: point_row(p) for k, p in unseen_points.items()}},
             "at_shipped_thresholds": {k: point_row(p) for k, p in at_shipped.items()},
             "probe_vs_prototype": protos,
         }
         if key == "lfw":
             lfw_counts, lfw_shape = counts, (len(paths), len(names))
             lfw_protos = proto_counts
+            lfw_folds, lfw_proto_folds = folds, proto_folds
 
     out = args.json or ROOT / "bench-results" / f"far_{identity.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +408,8 @@ def main() -> int:
                 f"every pair of all {lfw_shape[0]:,} photos of all {lfw_shape[1]:,} people in "
                 "lfw/images (including the people of pairs_dev.txt's folds: not a held-out "
                 f"fold); production pipeline with default settings, {pipeline.detector.kind} "
-                "landmarks"
+                f"landmarks; also counted within {len(lfw_folds)} disjoint folds of people, "
+                "so each threshold holds its FAR's upper 95% bound in every fold"
             ),
             photos=lfw_shape[0],
             people=lfw_shape[1],
@@ -308,7 +421,12 @@ def main() -> int:
         detector = str(pipeline.detector.kind)
         curves = [
             lfw_counts.curve(
-                identity.name, identity.weights_sha256, provenance, flip=flip, detector=detector
+                identity.name,
+                identity.weights_sha256,
+                provenance,
+                flip=flip,
+                detector=detector,
+                folds=lfw_folds,
             )
         ]
         for k, pc in sorted(lfw_protos.items()):
@@ -333,6 +451,7 @@ def main() -> int:
                     flip=flip,
                     enrolled=k,
                     detector=detector,
+                    folds=lfw_proto_folds.get(k, []),
                 )
             )
         for curve in curves:
@@ -380,10 +499,11 @@ def models_table() -> str:
     detector = DEFAULT_DETECTOR.value
     first = curve_for(HEADLINE[0][0], None, detector=detector)
     assert first is not None
-    p = first.provenance
+    prov = first.provenance
     rows = [
         f"Door thresholds from the operating curves the package ships (every pair of "
-        f"{p.dataset}'s {p.photos:,} photos: {p.genuine_pairs:,} genuine, {p.impostor_pairs:,} "
+        f"{prov.dataset}'s {prov.photos:,} photos: {prov.genuine_pairs:,} genuine, "
+        f"{prov.impostor_pairs:,} "
         f"impostor pairs; {dict(DETECTORS)[detector]} landmarks, the shipped defaults), written "
         "by `python scripts/bench_far.py --write-docs`:",
         "",

@@ -22,6 +22,7 @@ from facerec.decisions.operating import (
     DOOR_FAR,
     MIN_FALSE_ACCEPTS,
     CurveProvenance,
+    FoldCounts,
     OperatingCurve,
     clopper_pearson,
     curve_file,
@@ -110,6 +111,95 @@ def make_curve(
         false_accepts=false_accepts,
         true_accepts=true_accepts,
     )
+
+
+# -- cross-person folds ------------------------------------------------------------------------
+
+
+def with_folds(*folds: tuple[int, ...], pairs: int = 200_000) -> OperatingCurve:
+    import dataclasses
+
+    return dataclasses.replace(make_curve(), folds=tuple(FoldCounts(pairs, f) for f in folds))
+
+
+def test_every_fold_must_vouch_for_the_target() -> None:
+    """A fold of strangers the pooled count hides moves the threshold up."""
+    # Pooled: 100 of 1e6 at 0.9003 meets 1e-4. With folds of 200,000 pairs each, 1e-4 allows
+    # at most the k whose exact upper bound is <= 1e-4 (k = 10: upper 9.2e-5; 11: 9.8e-5).
+    even = (18_000, 1_000, 200, 8, 5, 2, 0, 0)
+    assert with_folds(even, even).for_far(1e-4).threshold == pytest.approx(0.9003)
+    skewed = (18_000, 1_000, 200, 40, 5, 2, 0, 0)  # one fold of strangers at 2e-4
+    point = with_folds(even, skewed).for_far(1e-4)
+    assert point.threshold == pytest.approx(0.9004)
+    assert point.unseen_far_high == pytest.approx(clopper_pearson(5, 200_000)[1])
+    assert point.unseen_far_high is not None and point.unseen_far_high <= 1e-4
+    # Without folds the pooled rule alone, as before.
+    assert make_curve().for_far(1e-4).unseen_far_high is None
+
+
+def test_max_false_accepts_is_the_largest_count_whose_bound_complies() -> None:
+    from facerec.decisions.operating import max_false_accepts
+
+    for n, target in ((200_000, 1e-4), (1_000_000, 1e-5), (4_800_000, 1e-4), (1_000, 1e-4)):
+        k = max_false_accepts(n, target)
+        if k >= 0:
+            assert clopper_pearson(k, n)[1] <= target
+        assert clopper_pearson(k + 1, n)[1] > target
+
+
+def test_folds_raise_the_smallest_vouchable_far(caplog: pytest.LogCaptureFixture) -> None:
+    curve = with_folds((0,) * 8, (0,) * 8)
+    assert curve.min_far == pytest.approx(clopper_pearson(2, 200_000)[1])
+    with caplog.at_level(logging.WARNING):
+        assert curve.for_far(1e-6).clamped
+
+
+def test_a_stray_pair_in_one_fold_does_not_set_a_strict_threshold() -> None:
+    """Below what the folds vouch for, a fold may keep FOLD_TOLERANCE false accepts: one
+    near-identical photo under two names must not push a 1:N threshold to the top."""
+    stray = (18_000, 1_000, 200, 8, 5, 1, 1, 0)
+    point = with_folds(stray, stray).for_far(1e-6)
+    assert point.clamped and point.threshold == pytest.approx(0.9005)  # pooled 10, the stray kept
+
+
+@pytest.mark.parametrize("enrolled", [1, 2, 3, 5])
+def test_a_smaller_target_never_gets_a_looser_threshold(enrolled: int) -> None:
+    curve = curve_for(DEFAULT_MODEL, None, enrolled=enrolled, detector="yunet")
+    assert curve is not None and curve.cross_person
+    targets = [1e-3, 3e-4, 1e-4, 4e-5, 1e-5, 3e-6, 1e-6, 1e-7]
+    thresholds = [curve.for_far(t).threshold for t in targets]
+    assert thresholds == sorted(thresholds)
+
+
+def test_folds_round_trip_and_must_follow_the_grid() -> None:
+    curve = with_folds((18_000, 1_000, 200, 8, 5, 2, 0, 0))
+    again = OperatingCurve.from_json(json.loads(json.dumps(curve.to_json())))
+    assert again.folds == curve.folds and again.cross_person
+    assert "unseen people" in again.evidence
+    with pytest.raises(ValueError, match="fold"):
+        with_folds((5, 1, 0))  # not the grid's length
+    with pytest.raises(ValueError, match="fold"):
+        with_folds((0, 1, 0, 0, 0, 0, 0, 0))  # rising
+
+
+def test_held_out_check_counts_on_strangers_the_threshold_never_saw() -> None:
+    from facerec.evaluation.far import held_out, pair_counts, person_fold
+
+    rng = np.random.default_rng(0)
+    people, per = 300, 4
+    centres = rng.normal(size=(people, 32))
+    e = np.repeat(centres, per, axis=0) + 0.6 * rng.normal(size=(people * per, 32))
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(people), per)
+    folds = np.array([person_fold(f"person {i}", 3) for i in labels])
+    from facerec.evaluation.far import within_folds
+
+    counts = within_folds(e, labels, folds, pair_counts)
+    rows = held_out(counts, 1e-3)
+    assert [r.fold for r in rows] == [0, 1, 2]
+    for r, fold in zip(rows, counts, strict=True):
+        assert r.impostor_pairs == fold.impostor_pairs
+        assert r.false_accepts == fold.at(r.threshold).false_accepts
 
 
 def test_for_far_takes_the_smallest_complying_threshold() -> None:

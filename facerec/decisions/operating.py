@@ -30,6 +30,18 @@ probes against prototypes of k photos (`enrolled` = k; package data
 photos reads the curve of the smallest measured k >= n (the stricter side;
 past the largest measured k, the largest).
 
+Strangers at a real door are people the curve never saw, and a threshold
+read off the very pairs it is judged on flatters itself: LFW's other half gave
+1.28e-4 at the threshold its shipped half set for 1e-4. So a curve also
+carries its people split into `PEOPLE_FOLDS` disjoint folds (by a hash of the
+name), each with the false accepts of its own impostor pairs, and when it has
+them `for_far` picks the smallest threshold at which *every* fold's exact 95%
+upper bound is within the target: each fold stands for a fresh set of
+strangers, so the stated FAR is an upper bound for people outside the set,
+not an average over the people inside it. `scripts/bench_far.py` checks it
+the other way round (threshold chosen on the other folds, FAR counted on the
+held-out one).
+
 Thresholds resolve in one order everywhere (`resolve_threshold`): explicit,
 calibrated on the user's data (`facerec calibrate`), the shipped operating
 point, the model's registry default.
@@ -65,6 +77,11 @@ DEFAULT_CURVE_DETECTOR = "mtcnn"
 #: A FAR is "measured" when the set holds at least this many false accepts at it;
 #: with 10 the 95% interval spans about 0.5x to 1.8x the estimate.
 MIN_FALSE_ACCEPTS = 10
+#: Disjoint folds of people a curve's cross-person bound is measured on.
+PEOPLE_FOLDS = 3
+#: False accepts a fold may hold at the strictest rate it vouches for: LFW holds a few
+#: near-identical photos under two names, and one of them must not set a 1:N threshold.
+FOLD_TOLERANCE = 2
 #: Bumped when the package data file's layout changes.
 CURVE_FORMAT = 1
 
@@ -125,6 +142,49 @@ class OperatingPoint:
     tar: float
     target_far: float | None = None
     clamped: bool = False
+    #: The largest exact 95% upper bound of the FAR over the curve's people folds: what
+    #: the threshold promises strangers it never saw (None: the curve has no folds).
+    unseen_far_high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FoldCounts:
+    """One fold of people: its own impostor pairs and how many each grid row accepts."""
+
+    impostor_pairs: int
+    false_accepts: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def max_false_accepts(impostor_pairs: int, target: float) -> int:
+    """The most false accepts among `impostor_pairs` whose exact 95% upper bound is <= target.
+
+    -1 when even none is too many (the pairs are too few to vouch for the target).
+    """
+    lo, hi = -1, math.floor(target * impostor_pairs)
+    while lo < hi:  # the upper bound grows with k: the largest k that complies
+        mid = (lo + hi + 1) // 2
+        if clopper_pearson(mid, impostor_pairs)[1] <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_clamped(target: float, evidence: str, min_far: float, folds: bool) -> None:
+    """Say once per curve and target (not at every decision) that a target was clamped."""
+    why = (
+        "an upper bound in every fold of people" if folds else f"{MIN_FALSE_ACCEPTS} false accepts"
+    )
+    log.warning(
+        "target FAR %s is below what %s can vouch for (%s, %s); using %s",
+        f"{target:.2g}",
+        evidence,
+        f"{min_far:.2g}",
+        why,
+        f"{min_far:.2g}",
+    )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -152,6 +212,8 @@ class OperatingCurve:
     #: The detector whose landmarks cut the chips (`DetectorKind` value): another
     #: detector's landmarks give other scores and other error rates.
     detector: str = DEFAULT_CURVE_DETECTOR
+    #: The same grid counted within each disjoint fold of people (empty: not measured).
+    folds: tuple[FoldCounts, ...] = ()
 
     def __post_init__(self) -> None:
         fa, ta = self.false_accepts, self.true_accepts
@@ -176,6 +238,15 @@ class OperatingCurve:
                 b > a for a, b in itertools.pairwise(counts)
             ):
                 raise ValueError(f"{name} accept counts must fall from at most {total} to >= 0")
+        for fold in self.folds:
+            counts = fold.false_accepts
+            if (
+                len(counts) != len(fa)
+                or not 0 < fold.impostor_pairs <= p.impostor_pairs
+                or any(c < 0 or c > fold.impostor_pairs for c in counts)
+                or any(b > a for a, b in itertools.pairwise(counts))
+            ):
+                raise ValueError("a fold's counts must follow the grid and fall within its pairs")
 
     # -- reading the table -----------------------------------------------------------------
     def threshold(self, i: int) -> float:
@@ -190,21 +261,48 @@ class OperatingCurve:
     def evidence(self) -> str:
         """What the rates rest on, for messages: the set, prototype size and pair count."""
         p = self.provenance
-        if self.enrolled == 1:
-            return p.evidence
-        return (
-            f"{p.dataset}, prototypes of {self.enrolled} photos "
-            f"({p.impostor_pairs:,} impostor comparisons)"
+        text = (
+            p.evidence
+            if self.enrolled == 1
+            else (
+                f"{p.dataset}, prototypes of {self.enrolled} photos "
+                f"({p.impostor_pairs:,} impostor comparisons)"
+            )
         )
+        if self.folds:
+            text += f", an upper bound for unseen people ({len(self.folds)} folds of people)"
+        return text
 
     @property
     def min_far(self) -> float:
-        """The smallest FAR the set measures (MIN_FALSE_ACCEPTS false accepts)."""
-        return MIN_FALSE_ACCEPTS / self.impostor_pairs
+        """The smallest FAR the set can vouch for.
+
+        MIN_FALSE_ACCEPTS false accepts over all pairs; with folds, also the
+        upper bound of a fold with FOLD_TOLERANCE of them (a smaller target
+        could not be shown to hold for unseen people).
+        """
+        pooled = MIN_FALSE_ACCEPTS / self.impostor_pairs
+        return max(pooled, self._fold_floor) if self.folds else pooled
+
+    @property
+    def _fold_floor(self) -> float:
+        """The smallest rate every fold can vouch for while tolerating FOLD_TOLERANCE false
+        accepts (a stray label error must not decide a threshold on its own)."""
+        return max(clopper_pearson(FOLD_TOLERANCE, f.impostor_pairs)[1] for f in self.folds)
+
+    @property
+    def cross_person(self) -> bool:
+        """Whether thresholds are chosen for strangers outside the set (see the module docstring)."""
+        return bool(self.folds)
 
     def _point(self, i: int, target: float | None = None, clamped: bool = False) -> OperatingPoint:
         k, n = self.false_accepts[i], self.impostor_pairs
         lo, hi = clopper_pearson(k, n)
+        unseen = (
+            max(clopper_pearson(f.false_accepts[i], f.impostor_pairs)[1] for f in self.folds)
+            if self.folds
+            else None
+        )
         return OperatingPoint(
             threshold=self.threshold(i),
             false_accepts=k,
@@ -215,6 +313,7 @@ class OperatingCurve:
             tar=self.true_accepts[i] / self.provenance.genuine_pairs,
             target_far=target,
             clamped=clamped,
+            unseen_far_high=unseen,
         )
 
     def point_at(self, threshold: float) -> OperatingPoint | None:
@@ -231,8 +330,12 @@ class OperatingCurve:
     def for_far(self, target: float) -> OperatingPoint:
         """The smallest threshold whose measured FAR <= target (the most lenient that complies).
 
-        A target below `min_far` cannot be verified on this set: it is
-        clamped to `min_far`, with a warning, and the point says so.
+        With folds, also every fold's exact 95% upper bound <= target (the
+        module docstring says why). A target below `min_far` cannot be
+        verified on this set: the pooled count and the folds are then each
+        held to the strictest rate they can vouch for (`min_far`), the
+        stricter threshold wins, with a warning, and the point says it was
+        clamped.
         """
         if not 0 < target <= self.ceiling:
             raise ValueError(
@@ -240,18 +343,25 @@ class OperatingCurve:
             )
         clamped = target < self.min_far
         if clamped:
-            log.warning(
-                "target FAR %s is below what %s measures (%s, %d false accepts); using %s",
-                f"{target:.2g}",
-                self.evidence,
-                f"{self.min_far:.2g}",
-                MIN_FALSE_ACCEPTS,
-                f"{self.min_far:.2g}",
+            _warn_clamped(target, self.evidence, self.min_far, bool(self.folds))
+        # The pooled count and the folds each hold the target, or where they are too few to
+        # vouch for it, the strictest rate they can; the stricter threshold of the two wins, so
+        # a smaller target never gets a looser threshold.
+        pooled = max(target, MIN_FALSE_ACCEPTS / self.impostor_pairs) * self.impostor_pairs
+        i = next(i for i, k in enumerate(self.false_accepts) if k <= pooled)
+        if self.folds:
+            rate = max(target, self._fold_floor)
+            limits = [
+                (f.false_accepts, max_false_accepts(f.impostor_pairs, rate)) for f in self.folds
+            ]
+            i = max(
+                i,
+                next(
+                    j
+                    for j in range(len(self.false_accepts))
+                    if all(counts[j] <= most for counts, most in limits)
+                ),
             )
-        allowed = max(target, self.min_far) * self.impostor_pairs
-        # Counts fall along the grid and the row before the first exceeds the ceiling,
-        # so the first complying row is the smallest complying threshold.
-        i = next(i for i, k in enumerate(self.false_accepts) if k <= allowed)
         return self._point(i, target, clamped)
 
     def for_gallery(
@@ -286,7 +396,16 @@ class OperatingCurve:
             "true_accepts": list(self.true_accepts),
             "enrolled": self.enrolled,
             "detector": self.detector,
-        }
+        } | (
+            {
+                "people_folds": [
+                    {"impostor_pairs": f.impostor_pairs, "false_accepts": list(f.false_accepts)}
+                    for f in self.folds
+                ]
+            }
+            if self.folds
+            else {}
+        )
 
     @classmethod
     def from_json(cls, data: Any) -> OperatingCurve:
@@ -317,6 +436,10 @@ class OperatingCurve:
                 true_accepts=json_ints(data["true_accepts"]),
                 enrolled=json_int(data.get("enrolled", 1)),
                 detector=json_str(data.get("detector", DEFAULT_CURVE_DETECTOR)),
+                folds=tuple(
+                    FoldCounts(json_int(f["impostor_pairs"]), json_ints(f["false_accepts"]))
+                    for f in data.get("people_folds", ())
+                ),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"missing or mistyped field ({exc})") from None

@@ -95,12 +95,15 @@ class YuNetConfig:
     most (blurred background behind a close portrait). `nms_iou` is the
     overlap above which the lower-scored of two boxes is dropped. `max_side`
     bounds the work (YuNet's time grows with the pixels): a larger image is
-    shrunk for detection and the results mapped back.
+    shrunk for detection and the results mapped back. `refine_face` is the
+    width, in detection pixels, at which each face's five points are measured
+    again (`facerec.detectors.yunet`; 0 keeps the first pass's points).
     """
 
     min_score: float = 0.7
     nms_iou: float = 0.3
     max_side: int = 1600
+    refine_face: int = 160
 
 
 @dataclass(frozen=True, slots=True)

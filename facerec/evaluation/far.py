@@ -22,8 +22,10 @@ it is more similar to strangers as well as to its own person;
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +33,9 @@ import numpy.typing as npt
 
 from facerec.decisions.operating import (
     DEFAULT_CURVE_DETECTOR,
+    PEOPLE_FOLDS,
     CurveProvenance,
+    FoldCounts,
     OperatingCurve,
     OperatingPoint,
     clopper_pearson,
@@ -117,9 +121,10 @@ class PairCounts:
         flip: bool = False,
         enrolled: int = 1,
         detector: str = DEFAULT_CURVE_DETECTOR,
+        folds: Sequence[PairCounts] = (),
     ) -> OperatingCurve:
         """The shippable table: from the first threshold with FAR <= `ceiling` to the first
-        threshold no impostor pair reaches."""
+        threshold no impostor pair reaches; `folds` (`within_folds`) on the same rows."""
         if provenance.impostor_pairs != self.impostor_pairs or (
             provenance.genuine_pairs != self.genuine_pairs
         ):
@@ -145,6 +150,13 @@ class PairCounts:
             true_accepts=tuple(int(x) for x in ta[first : last + 1]),
             enrolled=enrolled,
             detector=str(detector),
+            folds=tuple(
+                FoldCounts(
+                    f.impostor_pairs,
+                    tuple(int(x) for x in np.cumsum(f.impostor[::-1])[::-1][first : last + 1]),
+                )
+                for f in folds
+            ),
         )
 
 
@@ -271,3 +283,81 @@ def cross_counts(
         impostor += np.bincount(idx[~same], minlength=bins)
         genuine += np.bincount(idx[same & ~skip[a : a + chunk]], minlength=bins)
     return PairCounts(resolution, impostor, genuine)
+
+
+def person_fold(name: str, folds: int = PEOPLE_FOLDS) -> int:
+    """A person's fold, from the name alone: every model and every run splits people alike."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % folds
+
+
+Counter = Callable[[npt.NDArray[np.float64], npt.NDArray[np.int64]], PairCounts]
+
+
+def within_folds(
+    embeddings: npt.ArrayLike, labels: npt.ArrayLike, folds: npt.ArrayLike, counter: Counter
+) -> list[PairCounts]:
+    """`counter` (e.g. `pair_counts`) run on each fold's photos alone, fold 0 first.
+
+    `folds` gives each photo its person's fold, so no pair crosses folds and
+    each fold's counts are a set of strangers of their own.
+    """
+    e = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(labels)
+    f = np.asarray(folds)
+    return [counter(e[f == k], y[f == k]) for k in np.unique(f)]
+
+
+def merged(counts: Sequence[PairCounts]) -> PairCounts:
+    """The histograms of several disjoint sets of pairs added up."""
+    if not counts or len({c.resolution for c in counts}) != 1:
+        raise ValueError("need one or more counts on the same grid")
+    return PairCounts(
+        counts[0].resolution,
+        np.sum([c.impostor for c in counts], axis=0),
+        np.sum([c.genuine for c in counts], axis=0),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOut:
+    """One fold's FAR at the threshold chosen, by the shipped rule, on the other folds alone."""
+
+    fold: int
+    threshold: float
+    false_accepts: int
+    impostor_pairs: int
+    tar: float
+
+
+def held_out(folds: Sequence[PairCounts], target: float) -> list[HeldOut]:
+    """For each fold: the threshold `OperatingCurve.for_far` picks from the other folds'
+    counts (folds included), then what it accepts on this fold's strangers.
+
+    The check of a cross-person curve: a shipped threshold promises a FAR to
+    people it never saw, and here it is chosen without the people it is
+    counted on.
+    """
+    out = []
+    for k, fold in enumerate(folds):
+        others = [f for j, f in enumerate(folds) if j != k]
+        threshold = shipped_rule(merged(others), others, target).threshold
+        point = fold.at(threshold)
+        out.append(HeldOut(k, threshold, point.false_accepts, point.impostor_pairs, point.tar))
+    return out
+
+
+def shipped_rule(counts: PairCounts, folds: Sequence[PairCounts], target: float) -> OperatingPoint:
+    """The point a curve of `counts` with these `folds` ships for `target`
+    (`OperatingCurve.for_far`, so the check and the product share one rule)."""
+    provenance = CurveProvenance(
+        dataset="counts",
+        description="",
+        photos=0,
+        people=0,
+        impostor_pairs=counts.impostor_pairs,
+        genuine_pairs=counts.genuine_pairs,
+        date="",
+        command="",
+    )
+    curve = counts.curve("counts", "", provenance, ceiling=max(0.1, 2 * target), folds=folds)
+    return curve.for_far(target)

@@ -201,3 +201,51 @@ def test_cli_detector_option_and_environment(
     assert names.count("Barack Obama") == 1
     r = facerec(["verify", "Barack Obama", str(obama)], {**cli_env, "FACEREC_DETECTOR": "nope"}, db)
     assert r.returncode == 2 and "'mtcnn', 'yunet'" in r.stderr
+
+
+LFW_FACES = [
+    "lfw/images/Colin_Powell/Colin_Powell_0001.jpg",
+    "lfw/images/Colin_Powell/Colin_Powell_0002.jpg",
+    "lfw/images/Tony_Blair/Tony_Blair_0001.jpg",
+    "lfw/images/Tony_Blair/Tony_Blair_0002.jpg",
+    "lfw/images/Hugo_Chavez/Hugo_Chavez_0001.jpg",
+    "lfw/images/Hugo_Chavez/Hugo_Chavez_0002.jpg",
+]
+
+
+def _points(detector: Detector, image: np.ndarray) -> np.ndarray:
+    faces = detector.detect(image)
+    h, w = image.shape[:2]
+    central = min(
+        faces, key=lambda f: ((f.box[0] + f.box[2] - w) ** 2 + (f.box[1] + f.box[3] - h) ** 2)
+    )
+    return central.landmarks_array()
+
+
+def test_refined_points_agree_with_the_mirror_image_and_keep_the_face(shared: Path) -> None:
+    """The refined five points of a photo and of its mirror image (mapped back) agree far
+    better than one pass's, and stay on the same face: eyes as far apart on average, no
+    point moved by a quarter of the eye distance."""
+    refined = Detector(YUNET)
+    single = Detector(
+        DetectorConfig(kind=DetectorKind.YUNET, yunet=YuNetConfig(refine_face=0))
+    )
+    gaps: dict[str, list[float]] = {"refined": [], "single": []}
+    ratios, moves = [], []
+    for rel in LFW_FACES:
+        image = load_image(shared_file(shared, rel)).pixels
+        mirror = np.ascontiguousarray(image[:, ::-1])
+        w = image.shape[1]
+        for name, det in (("refined", refined), ("single", single)):
+            a = _points(det, image)
+            b = _points(det, mirror)[list(yunet.MIRRORED_ORDER)]
+            b[:, 0] = w - 1 - b[:, 0]
+            iod = np.linalg.norm(a[1] - a[0])
+            gaps[name].append(np.linalg.norm(a - b, axis=1).mean() / iod)
+        one, both = _points(single, image), _points(refined, image)
+        iod = np.linalg.norm(one[1] - one[0])
+        ratios.append(np.linalg.norm(both[1] - both[0]) / iod)
+        moves.append(np.linalg.norm(both - one, axis=1).max() / iod)
+    assert np.mean(ratios) == pytest.approx(1.0, abs=0.08)
+    assert max(moves) < 0.25
+    assert np.mean(gaps["refined"]) < 0.5 * np.mean(gaps["single"])
