@@ -171,6 +171,13 @@ def max_false_accepts(impostor_pairs: int, target: float) -> int:
     return lo
 
 
+@functools.lru_cache(maxsize=1024)
+def _for_far(curve: OperatingCurve, target: float) -> OperatingPoint:
+    """`OperatingCurve.for_far`, once per curve and target (curves hash by identity, and
+    the shipped ones live as long as the process)."""
+    return curve._for_far(target)
+
+
 @functools.lru_cache(maxsize=64)
 def _warn_clamped(target: float, evidence: str, min_far: float, folds: bool) -> None:
     """Say once per curve and target (not at every decision) that a target was clamped."""
@@ -341,6 +348,9 @@ class OperatingCurve:
             raise ValueError(
                 f"a target FAR must lie in (0, {self.ceiling:g}] (the curve's range), got {target:g}"
             )
+        return _for_far(self, target)  # cached: a camera asks at every frame
+
+    def _for_far(self, target: float) -> OperatingPoint:
         clamped = target < self.min_far
         if clamped:
             _warn_clamped(target, self.evidence, self.min_far, bool(self.folds))
