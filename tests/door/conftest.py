@@ -113,13 +113,24 @@ class Reader:
         )
         self.client.reconnect_delay_set(0.2, 1)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self._subscribed = threading.Event()
+        self._pending: set[int] = set()
 
     def _on_connect(self, client: mqtt.Client, *args: Any) -> None:
-        for t in self.topics:
-            client.subscribe(t, qos=1)
-        self._subscribed.set()
+        with self._cond:
+            for t in self.topics:
+                _, mid = client.subscribe(t, qos=1)
+                self._pending.add(mid)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, *args: Any) -> None:
+        # Only once the broker has acknowledged every subscription does a persistent session
+        # hold them: a broker stopped before that would forget them.
+        with self._cond:
+            self._pending.discard(mid)
+            if not self._pending:
+                self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         text = msg.payload.decode("utf-8")
@@ -134,8 +145,7 @@ class Reader:
     def start(self) -> Reader:
         self.client.connect_async("127.0.0.1", self.port)
         self.client.loop_start()
-        assert self._subscribed.wait(10), "the reader did not connect"
-        time.sleep(0.3)  # the SUBACK
+        assert self._subscribed.wait(10), "the reader did not subscribe"
         return self
 
     def stop(self) -> None:
