@@ -63,7 +63,7 @@ class Broker:
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {folder}/\nlog_dest stderr\n"
+            f"persistence_location {folder}/\nlog_dest stderr\nlog_type all\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -75,6 +75,13 @@ class Broker:
             stderr=open(self.folder / "mosquitto.log", "ab"),  # noqa: SIM115
         )
         wait_port(self.port)
+
+    def published(self, topic: str) -> int:
+        """How many PUBLISH packets the broker has received on `topic` (from its own log)."""
+        log = (self.folder / "mosquitto.log").read_text(errors="replace")
+        return sum(
+            1 for line in log.splitlines() if "Received PUBLISH" in line and f"'{topic}'" in line
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -201,6 +208,13 @@ class RtspServer:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "ready"
+
+    def published(self, topic: str) -> int:
+        """How many PUBLISH packets the broker has received on `topic` (from its own log)."""
+        log = (self.folder / "mosquitto.log").read_text(errors="replace")
+        return sum(
+            1 for line in log.splitlines() if "Received PUBLISH" in line and f"'{topic}'" in line
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
