@@ -160,6 +160,13 @@ class PairCounts:
         )
 
 
+def _bin_of(sims: npt.NDArray[np.float64], resolution: float, bins: int) -> npt.NDArray[np.int64]:
+    """Each cosine's histogram bin (bin k starts at -1 + k * resolution; 1.0 in the last)."""
+    idx = np.floor((np.clip(sims, -1.0, 1.0) + 1.0) / resolution).astype(np.int64)
+    np.clip(idx, 0, bins - 1, out=idx)
+    return idx
+
+
 def _decimals(resolution: float) -> int:
     return max(0, -math.floor(math.log10(resolution))) + 2
 
@@ -190,8 +197,7 @@ def pair_counts(
         cols = np.arange(a, n)[None, :]
         upper = cols > rows  # each unordered pair once, no self-pairs
         same = y[a:b, None] == y[None, a:]
-        idx = np.floor((np.clip(sims, -1.0, 1.0) + 1.0) / resolution).astype(np.int64)
-        np.clip(idx, 0, bins - 1, out=idx)
+        idx = _bin_of(sims, resolution, bins)
         impostor += np.bincount(idx[upper & ~same], minlength=bins)
         genuine += np.bincount(idx[upper & same], minlength=bins)
     return PairCounts(resolution, impostor, genuine)
@@ -238,8 +244,7 @@ def prototype_counts(
     for a in range(0, len(p), chunk):
         sims = p[a : a + chunk] @ e.T
         same = owner[a : a + chunk, None] == y[None, :]
-        idx = np.floor((np.clip(sims, -1.0, 1.0) + 1.0) / resolution).astype(np.int64)
-        np.clip(idx, 0, bins - 1, out=idx)
+        idx = _bin_of(sims, resolution, bins)
         impostor += np.bincount(idx[~same], minlength=bins)
         genuine += np.bincount(idx[same & ~enrolled[None, :]], minlength=bins)
     return PairCounts(resolution, impostor, genuine)
@@ -278,8 +283,7 @@ def cross_counts(
     for a in range(0, len(p), chunk):
         sims = p[a : a + chunk] @ g.T
         same = yp[a : a + chunk, None] == yg[None, :]
-        idx = np.floor((np.clip(sims, -1.0, 1.0) + 1.0) / resolution).astype(np.int64)
-        np.clip(idx, 0, bins - 1, out=idx)
+        idx = _bin_of(sims, resolution, bins)
         impostor += np.bincount(idx[~same], minlength=bins)
         genuine += np.bincount(idx[same & ~skip[a : a + chunk]], minlength=bins)
     return PairCounts(resolution, impostor, genuine)
