@@ -128,3 +128,7 @@ def click_and_wait(driver: Any, element: Any) -> None:
     old = driver.find_element("css selector", "html")
     element.click()
     WebDriverWait(driver, 60).until(ec.staleness_of(old))
+    # Stale means the next page has started, not finished: wait for it to be whole.
+    WebDriverWait(driver, 60).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )

@@ -57,6 +57,11 @@ class Site:
         old = self.css("html")
         act()
         WebDriverWait(self.b, 60).until(ec.staleness_of(old))
+        # The old page is gone once the new one starts loading; an element read before the
+        # new one has finished can belong to a document that is then replaced.
+        WebDriverWait(self.b, 60).until(
+            lambda b: b.execute_script("return document.readyState") == "complete"
+        )
 
     def all(self, selector: str) -> list[Any]:
         from selenium.webdriver.common.by import By
