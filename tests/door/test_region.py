@@ -8,24 +8,28 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-from facerec.camera.region import MARGIN, Region
+from facerec.camera.region import MARGIN, Region, faces_in_region
 from facerec.door.config import ConfigError, parse
+from facerec.faces.images import LoadedImage
 from facerec.liveness import replay
 
 from ..conftest import shared_file
 from .conftest import Broker, Door, door_toml
-from .test_service import EX, OBAMA, gallery
+from .test_service import EX, HAMILTON, OBAMA, gallery
 
 #: The door's side of the frame, below the top 30 % (frame fractions).
 DOOR_ROI = [0.5, 0.3, 1.0, 1.0]
 #: Where each photo is pasted in the 640x480 frame (pixels: x1, y1, x2, y2).
 STREET, DOOR = (120, 40, 440, 480), (330, 150, 630, 470)
 SECONDS, FPS = 3.0, 10
+#: Where Lin-Manuel Miranda moves in `HAMILTON` (640x360), away from the others at its end.
+LIVE_ROI = [0.2, 0.0, 0.65, 0.6]
 
 
 def paste(frame: np.ndarray, photo: np.ndarray, box: tuple[int, int, int, int]) -> None:
@@ -38,19 +42,25 @@ def paste(frame: np.ndarray, photo: np.ndarray, box: tuple[int, int, int, int]) 
     frame[y : y + small.shape[0], x : x + small.shape[1]] = small
 
 
+def scene(shared: Path, *who: str) -> np.ndarray:
+    """The wall with the stranger on the street side and/or Obama at the door (BGR)."""
+    photos = {"biden": ("biden.jpg", STREET), "obama": ("obama2.jpg", DOOR)}
+    frame = replay.room(0)
+    for name in who:
+        file, box = photos[name]
+        paste(frame, replay.read_bgr(shared_file(shared, f"{EX}/{file}")), box)
+    return frame
+
+
 def street_and_door(shared: Path, path: Path) -> Path:
     """3 s of the stranger alone on the street side, 3 s of both (faces of similar size: without
     a region, no clear subject), 3 s of Obama alone at the door."""
-    biden = replay.read_bgr(shared_file(shared, f"{EX}/biden.jpg"))
-    obama = replay.read_bgr(shared_file(shared, f"{EX}/obama2.jpg"))
     rng = np.random.default_rng(0)
     frames = []
-    for photos in ([(biden, STREET)], [(biden, STREET), (obama, DOOR)], [(obama, DOOR)]):
-        scene = replay.room(0)
-        for photo, box in photos:
-            paste(scene, photo, box)
+    for who in (("biden",), ("biden", "obama"), ("obama",)):
+        still = scene(shared, *who)
         n = round(SECONDS * FPS)
-        frames += [replay.recompress(replay.sensor_noise(scene, rng), 85) for _ in range(n)]
+        frames += [replay.recompress(replay.sensor_noise(still, rng), 85) for _ in range(n)]
     return replay.write_mp4(path, frames, FPS)
 
 
@@ -67,14 +77,17 @@ def test_a_passer_by_outside_the_region_is_not_seen_and_boxes_stay_in_the_frame(
     """The same clip on two cameras. Without a region: the stranger alone is an `unknown`, the
     two faces together are no clear subject, Obama alone is `known`. With the region over the
     door: one `known`, decided while the stranger was still in the frame (he is no rival there,
-    and no vote), and its box in the whole frame's pixels, where the other camera found him."""
+    and no vote), and its box in the whole frame's pixels, where the other camera found him.
+    A real recording of a live stranger (liveness on) through a region: `unknown`, judged live
+    (the liveness cues get the face where it is in the frame)."""
     db = gallery(cli_env, tmp_path / "g.db", OBAMA, shared_file(shared, f"{EX}/obama.jpg"))
     clip = street_and_door(shared, tmp_path / "street.mp4")
     config = tmp_path / "door.toml"
     config.write_text(door_toml(broker.port, [
         {"name": "whole", "source": str(clip), "liveness": False},
         {"name": "door", "source": str(clip), "liveness": False, "roi": DOOR_ROI},
-    ]))  # fmt: skip
+        {"name": "live", "source": str(shared_file(shared, HAMILTON)), "roi": LIVE_ROI},
+    ], weights=shared / "models" / "antispoof"))  # fmt: skip
     door = Door(config, db, cli_env)
     try:
         assert door.wait(300) == 0, door.stderr()
@@ -82,11 +95,16 @@ def test_a_passer_by_outside_the_region_is_not_seen_and_boxes_stay_in_the_frame(
         door.terminate()
     events = door.events()
     by_camera = {c: [(e["type"], e["name"]) for e in events if e["camera"] == c]
-                 for c in ("whole", "door")}  # fmt: skip
+                 for c in ("whole", "door", "live")}  # fmt: skip
     assert by_camera == {
         "whole": [("unknown", None), ("known", OBAMA)],
         "door": [("known", OBAMA)],
+        "live": [("unknown", None)],
     }, events
+    # The liveness cues read the whole frame at the face's frame coordinates: a live stranger.
+    (live,) = [e for e in events if e["camera"] == "live"]
+    assert live["liveness"]["verdict"] == "live", live
+    assert Region(*LIVE_ROI).contains(tuple(live["box"]), 640, 360), live
     log = door.stderr()
     assert "camera door: only faces centred in the region [0.5, 0.3, 1.0, 1.0]" in log
     # While both stood there: no subject for the whole frame, Obama for the door's region.
@@ -106,6 +124,26 @@ def test_a_passer_by_outside_the_region_is_not_seen_and_boxes_stay_in_the_frame(
     x1, y1, x2, y2 = known["box"]
     assert DOOR[0] <= x1 < x2 <= DOOR[2] and DOOR[1] <= y1 < y2 <= DOOR[3]
     assert Region(*DOOR_ROI).contains((x1, y1, x2, y2), 640, 480)
+
+
+def test_faces_found_in_the_region_are_where_the_whole_frame_has_them(
+    shared: Path, pipeline: Any
+) -> None:
+    """Detected on the region's crop, a face's box and five points come back in the frame's
+    pixels (the liveness cues and snapshots read the frame there); the stranger, his face in
+    the crop's margin but centred outside the region, is left out."""
+    pixels = cv2.cvtColor(scene(shared, "biden", "obama"), cv2.COLOR_BGR2RGB)
+    image = LoadedImage(source="scene", pixels=pixels, sha256="")
+    whole = pipeline.faces(image)
+    assert len(whole) == 2
+    (inside,) = faces_in_region(image, Region(*DOOR_ROI), pipeline.faces)
+    (same,) = [f for f in whole if f.detection.box[0] > DOOR[0]]
+    assert np.allclose(inside.detection.box, same.detection.box, atol=4)
+    assert np.allclose(inside.detection.landmarks, same.detection.landmarks, atol=4)
+    # The stranger's face lies in the detected crop (its margin), centred outside the region.
+    (stranger,) = [f for f in whole if f is not same]
+    left = Region(*DOOR_ROI).crop(640, 480)[0]
+    assert left <= stranger.detection.box[0] and stranger.detection.box[2] > DOOR_ROI[0] * 640
 
 
 def test_a_region_is_detected_with_a_margin_and_judged_by_the_face_centre() -> None:
