@@ -5,6 +5,7 @@ and the door (Barack Obama, enrolled) on the right, as photos on a wall (livenes
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,24 @@ def street_and_door(shared: Path, path: Path) -> Path:
         n = round(SECONDS * FPS)
         frames += [replay.recompress(replay.sensor_noise(still, rng), 85) for _ in range(n)]
     return replay.write_mp4(path, frames, FPS)
+
+
+def snapshot(db: Path, audit_id: int) -> np.ndarray:
+    """An event's snapshot (JPEG in the audit table), decoded."""
+    con = sqlite3.connect(db)
+    try:
+        (jpeg,) = con.execute("SELECT image FROM audit_events WHERE id = ?", (audit_id,)).fetchone()
+    finally:
+        con.close()
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return np.asarray(image)
+
+
+def unlike(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two pictures, `b` scaled to `a`'s size (0-255)."""
+    b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
 
 
 def voted(log: str, camera: str, start: float, end: float) -> list[str]:
@@ -124,6 +143,9 @@ def test_a_passer_by_outside_the_region_is_not_seen_and_boxes_stay_in_the_frame(
     x1, y1, x2, y2 = known["box"]
     assert DOOR[0] <= x1 < x2 <= DOOR[2] and DOOR[1] <= y1 < y2 <= DOOR[3]
     assert Region(*DOOR_ROI).contains((x1, y1, x2, y2), 640, 480)
+    # Its snapshot is cut from the frame there: his face, as the other camera's snapshot shows it.
+    pictures = {e["audit_id"]: snapshot(db, e["audit_id"]) for e in events}
+    assert unlike(pictures[known["audit_id"]], pictures[reference["audit_id"]]) < 30
 
 
 def test_faces_found_in_the_region_are_where_the_whole_frame_has_them(
