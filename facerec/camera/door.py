@@ -4,7 +4,9 @@ Per frame, the pipeline finds every face; the one voted on is the frame's
 clear subject (`pipeline.select_subject`: the person at the door is the one
 closest to the camera, a face cut off by the frame edge is a passer-by, and a
 blurred or turned-away main face is no evidence either way, nor is a frame
-with two people of similar size). Its
+with two people of similar size). With a region of interest
+(`facerec.camera.region`) only the faces whose centre lies in it are seen at
+all: a passer-by outside it is no rival, no vote and no event. The subject's
 embedding is compared with the claimed person's prototype (claim mode, 1:1,
 `FaceRec.claim`) or searched in the gallery (watch mode, 1:N,
 `FaceRec.identify_embeddings`, with unknown rejection): the very decisions
@@ -58,6 +60,7 @@ from facerec.camera.events import (
     FrameLatency,
 )
 from facerec.camera.liveness import LivenessTracker
+from facerec.camera.region import Region, faces_in_region
 from facerec.camera.strangers import DEFAULT_UNKNOWN_COOLDOWN_S, RecentStrangers
 from facerec.camera.stream import Frame
 from facerec.camera.window import (
@@ -116,9 +119,14 @@ class DoorCamera:
         save_images: bool = False,
         cooldown_s: float = DEFAULT_COOLDOWN_S,
         unknown_cooldown_s: float = DEFAULT_UNKNOWN_COOLDOWN_S,
+        region: Region | None = None,
     ) -> None:
-        """Loads the model and checks the gallery up front, so a bad setup fails before any frame."""
+        """Loads the model and checks the gallery up front, so a bad setup fails before any frame.
+
+        With a `region`, only the faces whose centre lies inside it are seen at all.
+        """
         self.source = source
+        self.region = region
         self.rule = rule or WindowRule()
         self.save_images = save_images
         self.claim = name_key(claim) if claim is not None else None
@@ -178,14 +186,14 @@ class DoorCamera:
         """Process one frame; the event if this frame completed a decision."""
         start = time.perf_counter()
         image = LoadedImage(source=f"{self.source}@{frame.t:.3f}s", pixels=frame.pixels, sha256="")
-        faces = self._fr.faces(image)
+        faces = self._faces(image)
         vote: Vote | None = None
         reason: str | None = None
         best: Face | None = None
         try:
             best = select_subject(faces, image).face
         except (NoFaceError, MultipleFacesError) as exc:  # no face, or no clear subject
-            reason = exc.reason if faces else "no face"
+            reason = exc.reason if faces else "no face" + (" in the region" if self.region else "")
         else:
             label, score = self._judge(best)
             vote = Vote(frame.t, label, score, frame.index)
@@ -245,6 +253,12 @@ class DoorCamera:
             self._reset()  # still the same appearance: nothing to announce
             return result, None
         return result, self._decide(decided, frame.t, liveness)
+
+    def _faces(self, image: LoadedImage) -> list[Face]:
+        """The frame's faces; with a region, only those whose centre is in it (frame pixels)."""
+        if self.region is None:
+            return self._fr.faces(image)
+        return faces_in_region(image, self.region, self._fr.faces)
 
     def _key_of(self, vote: Vote, face: Face) -> str:
         """Whom a vote is about: the name, or (watch) which stranger; claims have one subject."""

@@ -70,6 +70,8 @@ class CameraConfig:
     realtime: bool = False
     #: A program (argument list) run with the unlock order on stdin for each live `known` face.
     command: tuple[str, ...] = ()
+    #: Region of interest (x1, y1, x2, y2) in frame fractions; None: the whole frame.
+    roi: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +244,26 @@ def _camera(raw: Any, where: str) -> CameraConfig:
         max_side=int(_number(raw, "max_side", d.max_side, where, low=0)),
         realtime=realtime,
         command=tuple(command),
+        roi=_roi(raw.get("roi"), where),
     )
+
+
+def _roi(value: Any, where: str) -> tuple[float, float, float, float] | None:
+    """A region of interest: `[x1, y1, x2, y2]` in frame fractions, a rectangle with an area."""
+    if value is None:
+        return None
+    what = f"{where}: roi must be [x1, y1, x2, y2] in fractions of the frame (0 to 1)"
+    if not isinstance(value, list) or len(value) != 4:
+        raise ConfigError(f"{what}, got {value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ConfigError(f"{what}; {v!r} is not a finite number")
+        if not 0 <= v <= 1:
+            raise ConfigError(f"{what}; {v!r} is outside 0..1")
+    x1, y1, x2, y2 = (float(v) for v in value)
+    if not (x1 < x2 and y1 < y2):
+        raise ConfigError(f"{what}, with x1 < x2 and y1 < y2 (an area), got {value!r}")
+    return x1, y1, x2, y2
 
 
 def _substitute(value: Any, env: Mapping[str, str], where: str) -> Any:

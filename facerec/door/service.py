@@ -38,6 +38,7 @@ from facerec.camera.audit import AuditLog
 from facerec.camera.door import DoorCamera, threshold_far
 from facerec.camera.events import IDENTIFIED, UNKNOWN, DecisionEvent
 from facerec.camera.liveness import LivenessTracker
+from facerec.camera.region import Region
 from facerec.camera.stream import Frame, FrameSource, StreamError, describe, is_live, parse_source
 from facerec.camera.window import WindowRule
 from facerec.door.command import run_command
@@ -102,7 +103,8 @@ class DoorService:
         rule = WindowRule(k=cam.k, n=cam.n, window_s=cam.window_s)
         door = DoorCamera(self.fr, cam.name, claim=cam.claim, rule=rule,
                           save_images=self.config.snapshot_days > 0, cooldown_s=cam.cooldown_s,
-                          unknown_cooldown_s=cam.unknown_cooldown_s)  # fmt: skip
+                          unknown_cooldown_s=cam.unknown_cooldown_s,
+                          region=Region(*cam.roi) if cam.roi else None)  # fmt: skip
         if cam.liveness:
             from facerec.liveness.policy import LivenessPolicy
 
@@ -114,6 +116,9 @@ class DoorService:
         log.info("camera %s: %s, %s, threshold %.4f (%s)", cam.name, describe(cam.source),
                  f"claim {cam.claim!r}" if cam.claim else "watching", door.threshold,
                  door.decision_threshold.describe())  # fmt: skip
+        if cam.roi:
+            log.info("camera %s: only faces centred in the region %s (frame fractions)", cam.name,
+                     list(cam.roi))  # fmt: skip
         return door
 
     def _antispoof(self):  # type: ignore[no-untyped-def]  # imported only when liveness is on

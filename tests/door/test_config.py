@@ -47,6 +47,7 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     front, garage, office = config.cameras
     assert front.name == "front_door" and "viewer:s3cret-pw@" in front.source
     assert front.liveness and not garage.liveness and garage.unknown_cooldown_s == 120
+    assert front.roi == (0.4, 0.1, 1.0, 1.0) and garage.roi is None and office.roi is None
     assert (office.mode, office.claim) == ("claim", "Alice")
     assert config.frigate is not None and config.frigate.cameras == ("driveway",)
     assert config.frigate.url == "http://frigate.local:5000" and config.frigate.sub_label
