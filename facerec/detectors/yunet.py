@@ -9,14 +9,16 @@ SHA-256 and loaded from the very bytes that were checked.
 
 The five points of one pass are noisy: measured again on the same face at
 another scale, or on its mirror image, they move by several per cent of the
-eye distance, and the chip an embedding network sees moves with them. So
-each face found is cut out again from the full-resolution image at a fixed
-size (`refine_face` wide, the face centred in a square twice its size), and
-its points are measured there and on the mirror image of that crop, and
-averaged: two looks at the same face whose errors partly cancel, at a size
-YuNet sees well, whatever the photo's resolution or the shrink the search
-used. `scripts/bench_landmarks.py` measures what it does to
-accuracy and speed.
+eye distance, and the chip an embedding network sees moves with them. Much
+of that error is a bias between the two sides of the face, which the mirror
+image turns around. So each face found is cut out again from the
+full-resolution image at a fixed size (`refine_face` wide, the face centred
+in a square `REFINE_MARGIN` times its size), the points are measured on the
+mirror image of that crop, mapped back, and averaged with the first pass's:
+two looks whose errors partly cancel, the second at a size YuNet sees well,
+for one small extra pass per face. Measuring the unmirrored crop as well, or
+on a wider crop, costs two to three times more for no measurable gain.
+`scripts/bench_landmarks.py` measures what it does to accuracy and speed.
 
 YuNet's five points are the subject's right eye, left eye, nose tip, right
 and left mouth corner. The subject's right eye is on the image's left in an
@@ -56,7 +58,9 @@ OVERLAP = 0.8
 #: shrunk to 20 px, 43 % at 12 px (`scripts/bench_detectors.py --small-faces`).
 SMALLEST_FACE = 20
 #: The refinement crop is this many face widths on a side (the face centred in it).
-REFINE_MARGIN = 2.0
+REFINE_MARGIN = 1.5
+#: What the refinement does, for caches of landmarks: a change of method is a change of points.
+REFINE_METHOD = f"first pass + mirrored crop, margin {REFINE_MARGIN}"
 
 
 def model_bytes() -> bytes:
@@ -157,19 +161,20 @@ class YuNetDetector:
         return [self.detect(img) for img in images]
 
     def _refined(self, image: RGBImage, face: DetectedFace) -> DetectedFace:
-        """`face` with its five points measured again on a crop and its mirror, averaged.
+        """`face` with its five points averaged with those found on a mirrored crop of it.
 
-        The box and score stay the first pass's. Where neither look finds the
-        face again (a crop cut by the image border, a doubtful detection), the
-        first pass's points stay too.
+        The box and score stay the first pass's. Where the mirrored crop does
+        not show the face again (a crop cut by the image border, a doubtful
+        detection), the first pass's points stay too.
         """
         target = self.config.yunet.refine_face
         side = round(target * REFINE_MARGIN)
         scale = target / max(face.width, face.height, 1.0)
         x1, y1, x2, y2 = face.box
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        # Source pixels to the mirrored crop in one warp: x is flipped about the crop's middle.
         to_crop = np.array(
-            [[scale, 0.0, side / 2 - scale * cx], [0.0, scale, side / 2 - scale * cy]]
+            [[-scale, 0.0, side - 1 - (side / 2 - scale * cx)], [0.0, scale, side / 2 - scale * cy]]
         )
         crop = cv2.warpAffine(
             image,
@@ -178,28 +183,19 @@ class YuNetDetector:
             flags=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
-        looks = []
-        for mirrored in (False, True):
-            view = np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop
-            found = _central(self._run(view, side, side), side)
-            if found is None:
-                continue
-            points = found.landmarks_array()
-            if mirrored:  # back to the unmirrored crop: x flips, left and right swap
-                points[:, 0] = side - 1 - points[:, 0]
-                points = points[list(MIRRORED_ORDER)]
-            looks.append(points)
-        if not looks:
+        found = _central(self._run(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), side, side), side)
+        if found is None:
             return face
-        mean = np.mean(looks, axis=0)
+        # Back to the source: invert the warp; left and right swap in a mirror image.
+        points = found.landmarks_array()[list(MIRRORED_ORDER)]
         source = np.column_stack(
-            ((mean[:, 0] - to_crop[0, 2]) / scale, (mean[:, 1] - to_crop[1, 2]) / scale)
+            ((points[:, 0] - to_crop[0, 2]) / -scale, (points[:, 1] - to_crop[1, 2]) / scale)
         )
+        mean = (source + face.landmarks_array()) / 2
         return DetectedFace(
             box=face.box,
             score=face.score,
-            landmarks=tuple((float(x), float(y)) for x, y in source),  # type: ignore[arg-type]
+            landmarks=tuple((float(x), float(y)) for x, y in mean),  # type: ignore[arg-type]
         )
 
     def _run(self, bgr: np.ndarray, width: int, height: int) -> list[DetectedFace]:

@@ -73,13 +73,14 @@ def detector_key(config: DetectorConfig) -> str:
     if config.resolved_kind is not DetectorKind.MTCNN:
         import cv2
 
-        from facerec.detectors.yunet import SMALLEST_FACE
+        from facerec.detectors.yunet import REFINE_METHOD, SMALLEST_FACE
 
         desc: dict[str, object] = {
             "version": CACHE_VERSION,
             "detector": str(config.resolved_kind),
             "opencv": cv2.__version__,
             "settings": dataclasses.asdict(config.yunet),
+            "refinement": REFINE_METHOD if config.yunet.refine_face else None,
             "min_face_size": config.min_face_size,
             "rule": FACE_RULE,
         }
