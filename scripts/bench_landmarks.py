@@ -1,9 +1,9 @@
 """YuNet's landmark refinement: what it gives in accuracy and what it costs in time.
 
-The default detector measures each face's five points a second time, on a
-crop where the face is `refine_face` pixels wide and on that crop's mirror
-image (`facerec.detectors.yunet`). This script runs the production pipeline
-with the refinement off (`refine_face 0`, one pass, as before) and at each
+The default detector measures each face's five points a second time, on the
+mirror image of a crop where the face is `refine_face` pixels wide, and averages
+them with the first pass's (`facerec.detectors.yunet`). This script runs the
+production pipeline with the refinement off (`refine_face 0`, one pass, as before) and at each
 width asked for, side by side:
 
 - accuracy: LFW `pairs_dev.txt` 5-fold accuracy (the LFW protocol), and the
@@ -174,7 +174,7 @@ def main() -> int:
         album_ms, door_ms = times["album"][r], times["door"][r]
         ratio = "" if r == 0 else f" ({album_ms / times['album'][0]:.2f}x)"
         door_ratio = "" if r == 0 else f" ({door_ms / times['door'][0]:.2f}x)"
-        name = "off (one pass)" if r == 0 else f"{r} px, crop + mirror"
+        name = "off (one pass)" if r == 0 else f"{r} px, first pass + mirrored crop"
         print(
             f"| {name} | " + " | ".join(cells) + f" | {album_ms:.1f}{ratio} | {door_ms:.1f}"
             f"{door_ratio} |"

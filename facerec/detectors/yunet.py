@@ -16,8 +16,9 @@ full-resolution image at a fixed size (`refine_face` wide, the face centred
 in a square `REFINE_MARGIN` times its size), the points are measured on the
 mirror image of that crop, mapped back, and averaged with the first pass's:
 two looks whose errors partly cancel, the second at a size YuNet sees well,
-for one small extra pass per face. Measuring the unmirrored crop as well, or
-on a wider crop, costs two to three times more for no measurable gain.
+for one small extra pass per face (the crop holds little more than the face).
+Measuring the unmirrored crop as well, or on a wider crop, costs two to five
+times more for no measurable gain.
 `scripts/bench_landmarks.py` measures what it does to accuracy and speed.
 
 YuNet's five points are the subject's right eye, left eye, nose tip, right
@@ -58,7 +59,7 @@ OVERLAP = 0.8
 #: shrunk to 20 px, 43 % at 12 px (`scripts/bench_detectors.py --small-faces`).
 SMALLEST_FACE = 20
 #: The refinement crop is this many face widths on a side (the face centred in it).
-REFINE_MARGIN = 1.5
+REFINE_MARGIN = 1.25
 #: What the refinement does, for caches of landmarks: a change of method is a change of points.
 REFINE_METHOD = f"first pass + mirrored crop, margin {REFINE_MARGIN}"
 
