@@ -53,6 +53,7 @@ from facerec.liveness.verdict import DEFAULT_MIN_REAL
 
 if TYPE_CHECKING:  # torch-heavy: imported when a camera actually runs
     from facerec.camera.door import DoorCamera
+    from facerec.camera.region import Region
     from facerec.liveness.challenge import Turn
     from facerec.liveness.passive import AntiSpoof
     from facerec.liveness.policy import LivenessPolicy
@@ -122,6 +123,14 @@ def camera(
         bool,
         typer.Option("--save-images", help="Keep a JPEG of the best face in the audit table."),
     ] = False,
+    roi: Annotated[
+        str | None,
+        typer.Option(
+            "--roi",
+            help="Only faces centred in this region count: x1,y1,x2,y2 in fractions of the "
+            "frame (0,0 the top left corner), e.g. 0.4,0.1,1,1.",
+        ),
+    ] = None,
     cooldown_s: Annotated[
         float,
         typer.Option(
@@ -192,6 +201,7 @@ def camera(
         policy = _liveness_policy(
             claim, liveness, challenge, liveness_threshold, require_motion, liveness_weights
         )
+        region = parse_region(roi) if roi is not None else None
     except ValueError as exc:
         fail(str(exc), as_json=as_json, kind="UsageError")
     if claim is not None and timeout_s is None:
@@ -213,7 +223,13 @@ def camera(
             FrameSource(parse_source(source), fps=fps, realtime=realtime or None, max_side=max_side)
         )
         door = DoorCamera(
-            fr, frames.name, claim=claim, rule=rule, save_images=save_images, cooldown_s=cooldown_s
+            fr,
+            frames.name,
+            claim=claim,
+            rule=rule,
+            save_images=save_images,
+            cooldown_s=cooldown_s,
+            region=region,
         )
         _guard_liveness(door, policy, liveness_weights, claim)
         audit = AuditLog(fr.database)
@@ -241,6 +257,23 @@ def camera(
         raise typer.Exit(EXIT_OK)
     decided = events[-1].decision if events else None
     raise typer.Exit(EXIT_OK if decided in POSITIVE else EXIT_REJECTED)
+
+
+def parse_region(text: str) -> Region:
+    """`--roi x1,y1,x2,y2` as a region; ValueError, naming the option, for anything else."""
+    from facerec.camera.region import Region  # numpy and the pipeline: not for `--help`
+
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+        if len(values) != 4:
+            raise ValueError(f"{len(values)} numbers")
+        return Region(*values)
+    except ValueError as exc:
+        raise ValueError(
+            f"--roi must be x1,y1,x2,y2 in fractions of the frame (0 <= x1 < x2 <= 1, "
+            f"0 <= y1 < y2 <= 1), got {text!r}: {exc}"
+        ) from None
 
 
 def _liveness_policy(

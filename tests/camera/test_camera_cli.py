@@ -178,6 +178,27 @@ def test_watch_reports_each_person_and_unknown_faces(
     assert rows[1]["identity_id"] is None and all(r["mode"] == "watch" for r in rows)
 
 
+def test_a_region_of_interest_leaves_out_faces_centred_outside_it(
+    photos: dict[str, Path], db: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """The photos are centred in the frame: a region over its left edge sees none of them,
+    one over its middle sees all three people, as the whole frame does."""
+    video = write_video(
+        tmp_path / "lobby.mp4",
+        [(photos["biden"], 0.6), (photos["stranger"], 0.6), (photos["obama2"], 0.6)],
+    )
+    args = ["--source", str(video), "--watch", "--no-liveness", "--json"]
+    edge = camera([*args, "--roi", "0,0,0.25,1"], cli_env, db)
+    assert edge.returncode == 0, edge.stdout + edge.stderr
+    assert events(edge) == [] and audit_rows(db) == []
+    middle = camera([*args, "--roi", "0.25,0,0.75,1"], cli_env, db)
+    got = [(e["decision"], e["name"]) for e in events(middle)]
+    assert got == [("identified", BIDEN), ("unknown", None), ("identified", OBAMA)]
+    for event in events(middle):  # boxes in the frame's pixels, centred in the region
+        x1, _, x2, _ = event["box"]  # type: ignore[misc]
+        assert 160 <= (x1 + x2) / 2 <= 480, event
+
+
 def test_watch_reports_each_appearance_once_with_its_own_frames(
     photos: dict[str, Path],
     db: Path,
@@ -226,6 +247,9 @@ def test_no_face_until_the_stream_ends_is_a_timeout(
         (["--claim", "Nobody"], "no person named 'Nobody'"),
         (["--claim", OBAMA, "--watch"], "exactly one of"),
         (["--claim", OBAMA, "--k", "6"], "k <= n"),
+        (["--watch", "--roi", "0.5,0,0.2,1"], "--roi must be x1,y1,x2,y2"),
+        (["--watch", "--roi", "0,0,1"], "--roi must be x1,y1,x2,y2"),
+        (["--watch", "--roi", "nan,0,1,1"], "--roi must be x1,y1,x2,y2"),
     ],
 )
 def test_errors_exit_2(
