@@ -47,6 +47,7 @@ import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps
 
@@ -123,19 +124,32 @@ def build_album(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
 def decode_rate(paths: list[Path], workers: int) -> dict[str, float]:
     """Photos/s of the scan's reader (read + hash + decode + shrink), threads vs processes."""
-    from facerec.album.scan import Fetcher, PhotoFile
+    from facerec.album.scan import PhotoFile
 
     files = [PhotoFile(p, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-    fetch = Fetcher(frozenset(), max_side=MAX_SIDE)
     out = {}
     for kind, pool_type in (("threads", ThreadPoolExecutor), ("processes", ProcessPoolExecutor)):
         with pool_type(workers) as pool:
-            list(pool.map(fetch, files[: workers * 2]))  # warm up (process start, imports)
+            list(pool.map(fetch_one, files[: workers * 2]))  # warm up (process start, imports)
             start = time.perf_counter()
-            for _ in pool.map(fetch, files, chunksize=1):
+            for _ in pool.map(fetch_one, files, chunksize=1):
                 pass
             out[kind] = len(files) / (time.perf_counter() - start)
     return out
+
+
+_FETCHER: Any = None
+
+
+def fetch_one(file: Any) -> Any:
+    """The scan's reader, one per process: its decode budget holds a lock, which no process
+    can be sent, so each process makes its own (threads share the first)."""
+    global _FETCHER
+    if _FETCHER is None:
+        from facerec.album.scan import Fetcher
+
+        _FETCHER = Fetcher(frozenset(), max_side=MAX_SIDE)
+    return _FETCHER(file)
 
 
 # The RSS run's child: the real CLI, with the scan's per-batch `release_memory` traced so the

@@ -17,7 +17,7 @@ in a square `REFINE_MARGIN` times its size), the points are measured on the
 mirror image of that crop, mapped back, and averaged with the first pass's:
 two looks whose errors partly cancel, the second at a size YuNet sees well,
 for one small extra pass per face (the crop holds little more than the face).
-Measuring the unmirrored crop as well, or on a wider crop, costs two to five
+Measuring the unmirrored crop as well, or on a wider crop, costs two to three
 times more for no measurable gain.
 `scripts/bench_landmarks.py` measures what it does to accuracy and speed.
 
