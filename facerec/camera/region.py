@@ -43,11 +43,16 @@ class Region:
     y2: float
 
     def __post_init__(self) -> None:
+        """Every way of writing a region (a TOML list, `--roi`) is checked here, with the
+        reason a user can act on."""
         values = (self.x1, self.y1, self.x2, self.y2)
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values) or not (
-            0 <= self.x1 < self.x2 <= 1 and 0 <= self.y1 < self.y2 <= 1
-        ):
-            raise ValueError(f"a region needs 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1: {values}")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"{v!r} is not a finite number")
+            if not 0 <= v <= 1:
+                raise ValueError(f"{v!r} is outside 0..1")
+        if not (self.x1 < self.x2 and self.y1 < self.y2):
+            raise ValueError(f"it needs x1 < x2 and y1 < y2 (an area), got {list(values)}")
 
     def pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
         """The region in the pixels of a `width` x `height` frame."""

@@ -249,21 +249,19 @@ def _camera(raw: Any, where: str) -> CameraConfig:
 
 
 def _roi(value: Any, where: str) -> tuple[float, float, float, float] | None:
-    """A region of interest: `[x1, y1, x2, y2]` in frame fractions, a rectangle with an area."""
+    """A region of interest: `[x1, y1, x2, y2]` in frame fractions, checked by `Region`."""
     if value is None:
         return None
+    from facerec.camera.region import Region  # numpy and the pipeline: only for a region
+
     what = f"{where}: roi must be [x1, y1, x2, y2] in fractions of the frame (0 to 1)"
     if not isinstance(value, list) or len(value) != 4:
         raise ConfigError(f"{what}, got {value!r}")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise ConfigError(f"{what}; {v!r} is not a finite number")
-        if not 0 <= v <= 1:
-            raise ConfigError(f"{what}; {v!r} is outside 0..1")
-    x1, y1, x2, y2 = (float(v) for v in value)
-    if not (x1 < x2 and y1 < y2):
-        raise ConfigError(f"{what}, with x1 < x2 and y1 < y2 (an area), got {value!r}")
-    return x1, y1, x2, y2
+    try:
+        region = Region(*value)
+    except ValueError as exc:
+        raise ConfigError(f"{what}; {exc}") from None
+    return float(region.x1), float(region.y1), float(region.x2), float(region.y2)
 
 
 def _substitute(value: Any, env: Mapping[str, str], where: str) -> Any:

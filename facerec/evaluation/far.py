@@ -237,17 +237,11 @@ def prototype_counts(
     if not protos:
         raise ValueError(f"no person has more than {enrol} photos")
     p = np.stack(protos)
-    owner = np.asarray(owners)
-    bins = round(2.0 / resolution) + 1
-    impostor = np.zeros(bins, dtype=np.int64)
-    genuine = np.zeros(bins, dtype=np.int64)
-    for a in range(0, len(p), chunk):
-        sims = p[a : a + chunk] @ e.T
-        same = owner[a : a + chunk, None] == y[None, :]
-        idx = _bin_of(sims, resolution, bins)
-        impostor += np.bincount(idx[~same], minlength=bins)
-        genuine += np.bincount(idx[same & ~enrolled[None, :]], minlength=bins)
-    return PairCounts(resolution, impostor, genuine)
+    # A prototype against the photos it was made of is no genuine comparison (a view, not a copy).
+    made_of = np.broadcast_to(enrolled, (len(p), len(e)))
+    return cross_counts(
+        p, np.asarray(owners), e, y, same_photo=made_of, resolution=resolution, chunk=chunk
+    )
 
 
 def cross_counts(
