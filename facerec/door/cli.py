@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -28,18 +27,13 @@ from facerec.cli_common import (
     reported_errors,
     session,
 )
+from facerec.door.events import EventType
 from facerec.runtime import ENV_THREADS
 
 door_app = typer.Typer(
     invoke_without_command=True,
     help="The door service: IP cameras (RTSP, HTTP MJPEG, files), events over MQTT, Home Assistant.",
 )
-
-
-class EventType(StrEnum):
-    KNOWN = "known"
-    UNKNOWN = "unknown"
-    ATTACK = "attack"
 
 
 @door_app.callback()

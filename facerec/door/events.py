@@ -15,6 +15,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from facerec.camera.events import (
@@ -29,6 +30,14 @@ from facerec.camera.events import (
 
 KNOWN = "known"
 TYPES = (KNOWN, UNKNOWN, ATTACK)
+
+
+class EventType(StrEnum):
+    """The three types, for filters that take one (`facerec door events --type`, the HTTP API)."""
+
+    KNOWN = KNOWN
+    UNKNOWN = UNKNOWN
+    ATTACK = ATTACK
 
 
 @dataclass(frozen=True, slots=True)

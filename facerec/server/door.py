@@ -10,7 +10,6 @@ or re-encoded here.
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query
@@ -20,17 +19,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from facerec.camera.audit import AuditLog
+from facerec.door.events import EventType
 from facerec.door.history import MAX_LIMIT, DoorRecord, door_events
 from facerec.server.schemas import ErrorOut
 from facerec.server.service import FaceService
 
 SNAPSHOT_PATH = "/v1/door/events/{event_id}/snapshot"
-
-
-class DoorEventType(StrEnum):
-    KNOWN = "known"
-    UNKNOWN = "unknown"
-    ATTACK = "attack"
 
 
 class DoorEventOut(BaseModel):
@@ -73,7 +67,7 @@ def mount(app: FastAPI, service: Callable[..., FaceService], authorised: Sequenc
         camera: Annotated[str | None, Query(description="Only this camera.")] = None,
         person: Annotated[str | None, Query(description="Only about this person.")] = None,
         kind: Annotated[
-            DoorEventType | None, Query(alias="type", description="Only this type.")
+            EventType | None, Query(alias="type", description="Only this type.")
         ] = None,
         since: Annotated[
             datetime | None,
